@@ -1,0 +1,3 @@
+//! Attach to a running Nest node and administer it.
+
+fn main() {}

@@ -1,0 +1,183 @@
+//! Hold Ed25519 keys and compute the hashes and signatures the node uses.
+//!
+//! Key files hold the hex of a PKCS#8 document and are written with mode `0600`.
+
+use nest_sdk::{Hash32, PublicKey, Signature};
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use std::{fs, io::Write, os::unix::fs::OpenOptionsExt, path::Path};
+
+/// A key file could not be read, written or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The key file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file does not hold an Ed25519 key in the expected form.
+    #[error("{path}: not an Ed25519 key file ({reason})")]
+    Invalid {
+        /// The key file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Key generation failed (no system randomness).
+    #[error("key generation failed: {0}")]
+    Generate(String),
+}
+
+/// An Ed25519 key pair: a node key, an account key or a vendor key.
+pub struct SecretKey {
+    pair: Ed25519KeyPair,
+    pkcs8: Vec<u8>,
+}
+
+impl SecretKey {
+    /// A fresh random key.
+    pub fn generate() -> Result<Self, KeyError> {
+        let rng = ring::rand::SystemRandom::new();
+        let document =
+            Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| KeyError::Generate(e.to_string()))?;
+        Self::from_pkcs8(document.as_ref()).map_err(KeyError::Generate)
+    }
+
+    /// A key derived from a 32-byte seed (deterministic; for tests and benchmarks).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        let pair =
+            Ed25519KeyPair::from_seed_unchecked(&seed).expect("any 32 bytes are an Ed25519 seed");
+        // PKCS#8 v1 wrapper for a raw Ed25519 seed (RFC 8410).
+        let mut pkcs8 = hex::decode("302e020100300506032b657004220420").expect("constant hex");
+        pkcs8.extend_from_slice(&seed);
+        Self { pair, pkcs8 }
+    }
+
+    /// Parses a PKCS#8 document.
+    pub fn from_pkcs8(document: &[u8]) -> Result<Self, String> {
+        let pair =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(document).map_err(|e| e.to_string())?;
+        Ok(Self {
+            pair,
+            pkcs8: document.to_vec(),
+        })
+    }
+
+    /// Reads a key file written by [`SecretKey::write`].
+    pub fn read(path: &Path) -> Result<Self, KeyError> {
+        let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let invalid = |reason: String| KeyError::Invalid {
+            path: path.display().to_string(),
+            reason,
+        };
+        let document = hex::decode(text.trim()).map_err(|e| invalid(format!("not hex: {e}")))?;
+        Self::from_pkcs8(&document).map_err(invalid)
+    }
+
+    /// Writes the key to a new file readable only by its owner; refuses to overwrite.
+    pub fn write(&self, path: &Path) -> Result<(), KeyError> {
+        let io = |source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        writeln!(file, "{}", hex::encode(&self.pkcs8)).map_err(io)?;
+        file.sync_all().map_err(io)
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> PublicKey {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.pair.public_key().as_ref());
+        PublicKey(out)
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.pair.sign(message).as_ref());
+        Signature(out)
+    }
+}
+
+/// Checks an Ed25519 signature.
+pub fn verify(key: &PublicKey, message: &[u8], signature: &Signature) -> bool {
+    UnparsedPublicKey::new(&ED25519, key.0)
+        .verify(message, &signature.0)
+        .is_ok()
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Hash32 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    Hash32(out)
+}
+
+/// SHA-256 over several parts, fed in order (no copying into one buffer).
+pub fn sha256_parts(parts: &[&[u8]]) -> Hash32 {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in parts {
+        context.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    Hash32(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_round_trips_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let key = SecretKey::generate().unwrap();
+        key.write(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        let back = SecretKey::read(&path).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
+        assert!(
+            key.write(&path).is_err(),
+            "an existing key file must not be overwritten"
+        );
+    }
+
+    #[test]
+    fn seeded_key_signs_and_verifies() {
+        let key = SecretKey::from_seed([7; 32]);
+        let signature = key.sign(b"hello");
+        assert!(verify(&key.public_key(), b"hello", &signature));
+        assert!(!verify(&key.public_key(), b"hellO", &signature));
+        let reparsed = SecretKey::from_pkcs8(&key.pkcs8).unwrap();
+        assert_eq!(reparsed.public_key(), key.public_key());
+    }
+
+    #[test]
+    fn garbage_key_file_is_rejected_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.key");
+        fs::write(&path, "zz").unwrap();
+        let error = SecretKey::read(&path).err().unwrap().to_string();
+        assert!(
+            error.contains("bad.key") && error.contains("not hex"),
+            "{error}"
+        );
+    }
+}

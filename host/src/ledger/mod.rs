@@ -1,0 +1,1 @@
+//! Keep accounts, verify and apply transactions, compute state digests.

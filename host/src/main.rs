@@ -1,0 +1,3 @@
+//! Run the `nestd` command line.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Read, write, sign and verify plugin packages (`plugin.toml`, library, `plugin.sig`).

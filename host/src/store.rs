@@ -1,0 +1,1 @@
+//! Persist blocks, ledger state and consensus data in fjall.

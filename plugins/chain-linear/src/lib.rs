@@ -1,0 +1,1 @@
+//! A main chain: units linked to their parent, longest chain wins, final at a fixed depth.

@@ -1,0 +1,1 @@
+//! Proof of authority: a fixed, ordered list of authorities signs blocks in turn.

@@ -1,0 +1,197 @@
+//! Consensus engines: agree on which unit comes next.
+//!
+//! An engine is a state machine driven by [`Input`]s; each call returns [`Effect`]s that
+//! the host executes (send, set a timer, ask the chain type for a proposal, commit).
+//! Engines never read the clock: time arrives as [`Input::Tick`].
+
+use crate::{
+    config::ConfigError,
+    error::PluginError,
+    export::guard,
+    host::Host,
+    types::{Hash32, PublicKey},
+};
+use abi_stable::{
+    StableAbi, sabi_trait,
+    std_types::{RBox, RResult, RSlice, RString, RVec},
+};
+use serde::de::DeserializeOwned;
+
+/// The last unit the node committed before (re)starting.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct LastCommit {
+    /// Its height (0 for genesis).
+    pub height: u64,
+    /// Its hash.
+    pub unit_hash: Hash32,
+    /// Its timestamp in milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+/// What the host tells a consensus engine.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The node starts or restarts at `last_commit`.
+    Start {
+        /// The head of the committed chain.
+        last_commit: LastCommit,
+        /// Wall-clock time in milliseconds since the Unix epoch.
+        now_ms: u64,
+    },
+    /// Time has passed (a timer fired, or the host's periodic tick).
+    Tick {
+        /// Wall-clock time in milliseconds since the Unix epoch.
+        now_ms: u64,
+    },
+    /// A consensus message from a peer.
+    Message {
+        /// The sending peer's node key.
+        from: PublicKey,
+        /// The message, in the engine's own encoding.
+        bytes: RVec<u8>,
+    },
+    /// The chain type built the unit asked for with [`Effect::RequestProposal`].
+    Proposal {
+        /// Height of the unit.
+        height: u64,
+        /// The unit, in the chain type's encoding.
+        unit_bytes: RVec<u8>,
+    },
+    /// The host finished checking a unit asked for with [`Effect::Verify`].
+    Verified {
+        /// Hash of the unit.
+        unit_hash: Hash32,
+        /// Whether the unit is valid (structure, parent, transactions, state digest).
+        ok: bool,
+    },
+    /// The host committed a unit (own or received) at `height`.
+    Committed {
+        /// The new head of the committed chain.
+        last_commit: LastCommit,
+    },
+}
+
+/// What a consensus engine asks the host to do.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Effect {
+    /// Send to every peer of the chain.
+    Broadcast {
+        /// The message.
+        bytes: RVec<u8>,
+    },
+    /// Send to one peer.
+    Send {
+        /// The peer's node key.
+        to: PublicKey,
+        /// The message.
+        bytes: RVec<u8>,
+    },
+    /// Deliver a [`Input::Tick`] no later than `at_ms`.
+    TimerAt {
+        /// Wall-clock milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Ask the chain type to build a unit on `parent`; the answer comes as [`Input::Proposal`].
+    RequestProposal {
+        /// Height of the unit to build.
+        height: u64,
+        /// Hash of its parent.
+        parent: Hash32,
+        /// Timestamp to put in the unit.
+        timestamp_ms: u64,
+    },
+    /// Ask the host to validate a unit; the answer comes as [`Input::Verified`].
+    Verify {
+        /// The unit, in the chain type's encoding.
+        unit_bytes: RVec<u8>,
+    },
+    /// Store `bytes` under `key` durably before any later effect of this call is executed.
+    Persist {
+        /// Engine-chosen key.
+        key: RVec<u8>,
+        /// Value.
+        bytes: RVec<u8>,
+    },
+    /// Consensus accepts this unit: the host inserts it into the chain type and applies
+    /// what becomes final.
+    Commit {
+        /// Height of the unit.
+        height: u64,
+        /// The unit, in the chain type's encoding.
+        unit_bytes: RVec<u8>,
+        /// Engine-specific proof of agreement (a signature, a quorum certificate).
+        certificate: RVec<u8>,
+    },
+    /// A peer broke the rules (for example equivocated); `bytes` proves it.
+    Evidence {
+        /// The offender's key.
+        offender: PublicKey,
+        /// What happened, for operators.
+        reason: RString,
+        /// The proof, in the engine's encoding.
+        bytes: RVec<u8>,
+    },
+}
+
+/// A consensus engine, as a vendor writes it.
+pub trait ConsensusEngine: Send + Sized + 'static {
+    /// The engine's configuration, parsed from its table in the node manifest.
+    type Config: DeserializeOwned;
+
+    /// Checks a parsed configuration beyond its types (ranges, non-empty lists).
+    fn check_config(_config: &Self::Config) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// Builds an instance.
+    fn new(config: Self::Config, host: Host) -> Result<Self, PluginError>;
+
+    /// Handles one input and returns the effects for the host to execute, in order.
+    fn handle(&mut self, input: Input) -> Result<Vec<Effect>, PluginError>;
+
+    /// Serializes the engine's state for a hot upgrade.
+    fn snapshot(&self) -> Result<Vec<u8>, PluginError> {
+        Ok(Vec::new())
+    }
+
+    /// Restores state produced by [`ConsensusEngine::snapshot`] of an earlier version.
+    fn restore(&mut self, _bytes: &[u8]) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// The FFI face of a consensus engine instance.
+#[sabi_trait]
+pub trait ConsensusFfi: Send {
+    /// See [`ConsensusEngine::handle`].
+    fn handle(&mut self, input: Input) -> RResult<RVec<Effect>, PluginError>;
+    /// See [`ConsensusEngine::snapshot`].
+    fn snapshot(&self) -> RResult<RVec<u8>, PluginError>;
+    /// See [`ConsensusEngine::restore`].
+    #[sabi(last_prefix_field)]
+    fn restore(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError>;
+}
+
+/// An owned consensus engine instance behind the boundary.
+pub type ConsensusBox = ConsensusFfi_TO<'static, RBox<()>>;
+
+/// Adapts a [`ConsensusEngine`] to [`ConsensusFfi`], catching panics.
+pub struct ConsensusAdapter<E>(pub E);
+
+impl<E: ConsensusEngine> ConsensusFfi for ConsensusAdapter<E> {
+    fn handle(&mut self, input: Input) -> RResult<RVec<Effect>, PluginError> {
+        guard(|| self.0.handle(input).map(RVec::from))
+    }
+
+    fn snapshot(&self) -> RResult<RVec<u8>, PluginError> {
+        guard(|| self.0.snapshot().map(RVec::from))
+    }
+
+    fn restore(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError> {
+        guard(|| self.0.restore(bytes.as_slice()))
+    }
+}

@@ -1,0 +1,52 @@
+//! Define the stable boundary between the `nestd` host and its plugins.
+//!
+//! A plugin is a `cdylib` that depends on this crate only. It implements one or more
+//! of the four plugin kinds as plain Rust traits — [`ConsensusEngine`],
+//! [`ChainType`], [`RadioDriver`], [`MarketPolicy`] — and exports them with one
+//! [`export_plugin!`] line. The macro builds the abi_stable root module and wraps every
+//! entry point so that a panic inside the plugin becomes [`PluginError::Panicked`]
+//! instead of unwinding into the host.
+//!
+//! **Plugins are synchronous, sans-IO state machines.** The host owns time, randomness,
+//! keys, network, storage and threads: a plugin receives inputs and returns effects.
+//! Radio drivers are the one exception and run their own threads.
+//!
+//! Opaque payloads (units, consensus messages) cross the boundary as bytes; inside a
+//! plugin, encode them with [`borsh`], the canonical encoding of Nest.
+
+// abi_stable's `#[sabi_trait]` expands to impls inside a const block.
+#![allow(non_local_definitions)]
+
+pub mod chain;
+pub mod config;
+pub mod consensus;
+pub mod error;
+#[doc(hidden)]
+pub mod export;
+pub mod host;
+pub mod market;
+pub mod radio;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod types;
+
+pub use abi_stable;
+pub use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
+pub use borsh;
+pub use chain::{BuildRequest, ChainType, InsertReport, UnitRef, UnitView};
+pub use config::ConfigError;
+pub use consensus::{ConsensusEngine, Effect, Input, LastCommit};
+pub use error::PluginError;
+pub use export::{PluginInfo, PluginKind, PluginModule, PluginModuleRef};
+pub use host::{Host, HostServices, LogLevel};
+pub use market::{MarketPolicy, Match, Order, Quote, QuoteRequest, Usage};
+pub use radio::{FrameSink, RadioDriver, RadioFrame, RadioInfo, SinkStatus};
+pub use serde;
+pub use types::{Hash32, PublicKey, Signature};
+
+/// Version of the plugin ABI defined by this crate.
+///
+/// Written into every package's `plugin.toml` as `sdk_abi`; the host refuses a package
+/// whose number differs from its own before it opens the library. Bumped whenever a
+/// type that crosses the boundary changes.
+pub const ABI_VERSION: u32 = 1;
