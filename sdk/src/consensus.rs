@@ -61,8 +61,9 @@ pub enum Input {
     },
     /// The host finished checking a unit asked for with [`Effect::Verify`].
     Verified {
-        /// Hash of the unit.
-        unit_hash: Hash32,
+        /// SHA-256 of the exact `unit_bytes` given in [`Effect::Verify`] (engines do not
+        /// know the chain type's unit format, so this is not the unit's own hash).
+        unit_digest: Hash32,
         /// Whether the unit is valid (structure, parent, transactions, state digest).
         ok: bool,
     },
@@ -119,8 +120,6 @@ pub enum Effect {
     /// Consensus accepts this unit: the host inserts it into the chain type and applies
     /// what becomes final.
     Commit {
-        /// Height of the unit.
-        height: u64,
         /// The unit, in the chain type's encoding.
         unit_bytes: RVec<u8>,
         /// Engine-specific proof of agreement (a signature, a quorum certificate).
