@@ -5,5 +5,6 @@
 pub mod crypto;
 pub mod ledger;
 pub mod loader;
+pub mod manifest;
 pub mod package;
 pub mod store;

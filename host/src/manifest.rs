@@ -1,0 +1,591 @@
+//! Parse a node manifest and resolve its relative paths.
+//!
+//! The manifest is TOML. Structural errors (unknown keys, wrong types) come from the
+//! TOML parser with line and column; every later check names the file, the table and
+//! the key, e.g. `single.toml: [[chain]] id="main": consensus.config.block_interval_ms: …`.
+
+use nest_sdk::PublicKey;
+use serde::Deserialize;
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+/// A problem in a manifest, located by file, table and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    /// The manifest file.
+    pub file: String,
+    /// The table, e.g. `[[chain]] id="main"` (empty for the whole file).
+    pub table: String,
+    /// The dotted key inside the table (may be empty).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file)?;
+        if !self.table.is_empty() {
+            write!(f, "{}: ", self.table)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+/// `[node]`: who this node is and where it keeps its data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Human-readable node name.
+    pub name: String,
+    /// Data directory (relative to the manifest's directory).
+    pub data_dir: PathBuf,
+    /// Node key file (relative to the manifest's directory).
+    pub key: PathBuf,
+}
+
+/// `[api]`: the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Address to listen on; loopback unless `allow_non_loopback` is set.
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+    /// Allows a listen address that is not loopback.
+    #[serde(default)]
+    pub allow_non_loopback: bool,
+    /// Largest request body accepted.
+    #[serde(default = "default_body_bytes_max")]
+    pub body_bytes_max: usize,
+    /// Time a request may take before it is cut off.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+            allow_non_loopback: false,
+            body_bytes_max: default_body_bytes_max(),
+            request_timeout_ms: default_request_timeout_ms(),
+        }
+    }
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7300))
+}
+fn default_body_bytes_max() -> usize {
+    16 * 1024 * 1024
+}
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+
+/// One trusted vendor key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorKey {
+    /// Vendor name, for messages.
+    pub name: String,
+    /// Ed25519 public key, hex.
+    pub key: String,
+}
+
+/// `[trust]`: which vendors may sign the plugins this node loads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSection {
+    /// Loads packages without a valid signature (development only; warns at every start).
+    #[serde(default)]
+    pub allow_unsigned: bool,
+    /// Trusted vendor keys.
+    #[serde(default)]
+    pub vendor: Vec<VendorKey>,
+}
+
+/// `[[plugin]]`: a package to load, under a local id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    /// Local id that chains, radios and markets refer to.
+    pub id: String,
+    /// Package directory (relative to the manifest's directory).
+    pub package: PathBuf,
+}
+
+/// A plugin reference with its configuration table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginUse {
+    /// Id of a `[[plugin]]`.
+    pub plugin: String,
+    /// The plugin's own configuration, checked by the plugin.
+    #[serde(default = "empty_table")]
+    pub config: toml::Table,
+}
+
+fn empty_table() -> toml::Table {
+    toml::Table::new()
+}
+
+/// One genesis allocation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allocation {
+    /// Account public key, hex.
+    pub account: String,
+    /// Initial balance.
+    pub balance: u64,
+}
+
+/// A plugin the chain requires, pinned by name, version and optionally library hash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    /// Plugin name as in its `plugin.toml`.
+    pub name: String,
+    /// Exact version.
+    pub version: String,
+    /// SHA-256 of the library, hex.
+    #[serde(default)]
+    pub library_sha256: Option<String>,
+}
+
+/// `[chain.genesis]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisSection {
+    /// Genesis timestamp, milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub timestamp_ms: u64,
+    /// Initial balances.
+    #[serde(default)]
+    pub allocations: Vec<Allocation>,
+    /// Plugins every node of this chain must load (name, version, hash).
+    #[serde(default)]
+    pub require: Vec<Requirement>,
+}
+
+/// `[[chain]]`: a chain this node takes part in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainEntry {
+    /// Chain id, e.g. `main`.
+    pub id: String,
+    /// The chain-type plugin and its config.
+    pub chain_type: PluginUse,
+    /// The consensus plugin and its config.
+    pub consensus: PluginUse,
+    /// Tokens charged per gas unit.
+    #[serde(default = "default_gas_price")]
+    pub gas_price: u64,
+    /// Most transactions in one block.
+    #[serde(default = "default_block_txs_max")]
+    pub block_txs_max: usize,
+    /// Most transactions waiting in the mempool.
+    #[serde(default = "default_mempool_txs_max")]
+    pub mempool_txs_max: usize,
+    /// Genesis state.
+    pub genesis: GenesisSection,
+}
+
+fn default_gas_price() -> u64 {
+    1
+}
+fn default_block_txs_max() -> usize {
+    20_000
+}
+fn default_mempool_txs_max() -> usize {
+    200_000
+}
+
+/// `[[radio]]`: a radio driver instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadioEntry {
+    /// Radio id.
+    pub id: String,
+    /// Id of a `[[plugin]]` of kind radio.
+    pub plugin: String,
+    /// Driver configuration.
+    #[serde(default = "empty_table")]
+    pub config: toml::Table,
+}
+
+/// `[[market]]`: a market policy instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketEntry {
+    /// Market id.
+    pub id: String,
+    /// Id of a `[[plugin]]` of kind market.
+    pub plugin: String,
+    /// Policy configuration.
+    #[serde(default = "empty_table")]
+    pub config: toml::Table,
+}
+
+/// A parsed manifest with paths resolved against its directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// `[node]`.
+    pub node: NodeSection,
+    /// `[api]`.
+    #[serde(default)]
+    pub api: ApiSection,
+    /// `[trust]`.
+    #[serde(default)]
+    pub trust: TrustSection,
+    /// `[[plugin]]`.
+    #[serde(default)]
+    pub plugin: Vec<PluginEntry>,
+    /// `[[chain]]`.
+    #[serde(default)]
+    pub chain: Vec<ChainEntry>,
+    /// `[[radio]]`.
+    #[serde(default)]
+    pub radio: Vec<RadioEntry>,
+    /// `[[market]]`.
+    #[serde(default)]
+    pub market: Vec<MarketEntry>,
+    /// The manifest file, as given.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+impl Manifest {
+    /// Reads and parses a manifest; resolves relative paths against its directory.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+            file: path.display().to_string(),
+            table: String::new(),
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses manifest text that came from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        let mut manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError {
+            file: path.display().to_string(),
+            table: String::new(),
+            key: String::new(),
+            message: one_line(&e),
+        })?;
+        manifest.file = path.to_path_buf();
+        manifest.resolve_paths();
+        manifest.check_structure()?;
+        Ok(manifest)
+    }
+
+    fn base_dir(&self) -> PathBuf {
+        self.file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    fn resolve_paths(&mut self) {
+        let base = self.base_dir();
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.node.data_dir);
+        resolve(&mut self.node.key);
+        for plugin in &mut self.plugin {
+            resolve(&mut plugin.package);
+        }
+    }
+
+    /// An error located in this manifest.
+    pub fn error(
+        &self,
+        table: impl Into<String>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ManifestError {
+        ManifestError {
+            file: self.file.display().to_string(),
+            table: table.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Checks what needs no plugin: unique ids, references, keys, allocations, API address.
+    fn check_structure(&self) -> Result<(), ManifestError> {
+        self.check_unique_ids()?;
+        self.check_api()?;
+        for (index, vendor) in self.trust.vendor.iter().enumerate() {
+            PublicKey::from_hex(&vendor.key).map_err(|e| {
+                self.error(
+                    "[trust]",
+                    format!("vendor[{index}].key"),
+                    format!("{} ({})", e, vendor.name),
+                )
+            })?;
+        }
+        for chain in &self.chain {
+            self.check_chain(chain)?;
+        }
+        for radio in &self.radio {
+            self.check_reference(
+                &format!("[[radio]] id=\"{}\"", radio.id),
+                "plugin",
+                &radio.plugin,
+            )?;
+        }
+        for market in &self.market {
+            self.check_reference(
+                &format!("[[market]] id=\"{}\"", market.id),
+                "plugin",
+                &market.plugin,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn check_unique_ids(&self) -> Result<(), ManifestError> {
+        let groups: [(&str, Vec<&str>); 4] = [
+            (
+                "[[plugin]]",
+                self.plugin.iter().map(|p| p.id.as_str()).collect(),
+            ),
+            (
+                "[[chain]]",
+                self.chain.iter().map(|c| c.id.as_str()).collect(),
+            ),
+            (
+                "[[radio]]",
+                self.radio.iter().map(|r| r.id.as_str()).collect(),
+            ),
+            (
+                "[[market]]",
+                self.market.iter().map(|m| m.id.as_str()).collect(),
+            ),
+        ];
+        for (table, ids) in groups {
+            let mut seen = std::collections::BTreeSet::new();
+            for id in ids {
+                if !valid_id(id) {
+                    return Err(self.error(
+                        format!("{table} id=\"{id}\""),
+                        "id",
+                        "ids use only a-z, 0-9, '-' and '_' (1 to 64 characters)",
+                    ));
+                }
+                if !seen.insert(id) {
+                    return Err(self.error(
+                        format!("{table} id=\"{id}\""),
+                        "id",
+                        format!("duplicate id \"{id}\""),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_api(&self) -> Result<(), ManifestError> {
+        if !self.api.listen.ip().is_loopback() && !self.api.allow_non_loopback {
+            return Err(self.error(
+                "[api]",
+                "listen",
+                format!(
+                    "{} is not a loopback address; set allow_non_loopback = true to expose the API",
+                    self.api.listen
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_reference(
+        &self,
+        table: &str,
+        key: &str,
+        plugin_id: &str,
+    ) -> Result<(), ManifestError> {
+        if self.plugin.iter().any(|p| p.id == plugin_id) {
+            return Ok(());
+        }
+        let known: Vec<&str> = self.plugin.iter().map(|p| p.id.as_str()).collect();
+        Err(self.error(
+            table,
+            key,
+            format!(
+                "unknown plugin \"{plugin_id}\" (declared: {})",
+                list_or_none(&known)
+            ),
+        ))
+    }
+
+    fn check_chain(&self, chain: &ChainEntry) -> Result<(), ManifestError> {
+        let table = chain_table(chain);
+        self.check_reference(&table, "chain_type.plugin", &chain.chain_type.plugin)?;
+        self.check_reference(&table, "consensus.plugin", &chain.consensus.plugin)?;
+        if chain.block_txs_max == 0 || chain.mempool_txs_max == 0 {
+            return Err(self.error(
+                &table,
+                "block_txs_max",
+                "block_txs_max and mempool_txs_max must be at least 1",
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (index, allocation) in chain.genesis.allocations.iter().enumerate() {
+            let key = format!("genesis.allocations[{index}].account");
+            let account = PublicKey::from_hex(&allocation.account)
+                .map_err(|e| self.error(&table, &key, e))?;
+            if !seen.insert(account) {
+                return Err(self.error(
+                    &table,
+                    key,
+                    format!("account {} is allocated twice", allocation.account),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The table label used in messages about a chain.
+pub fn chain_table(chain: &ChainEntry) -> String {
+    format!("[[chain]] id=\"{}\"", chain.id)
+}
+
+/// Converts a plugin's TOML config table to the JSON the SDK expects.
+pub fn config_json(table: &toml::Table) -> String {
+    serde_json::to_string(table).unwrap_or_else(|_| "{}".to_string())
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// Folds the TOML parser's multi-line message (with its source excerpt) into one line.
+fn one_line(error: &toml::de::Error) -> String {
+    let message = error.message().trim().to_string();
+    match error.span() {
+        Some(span) => format!("{message} (at byte {})", span.start),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+name = "n1"
+data_dir = "data"
+key = "node.key"
+
+[[plugin]]
+id = "poa"
+package = "plugins/consensus-poa"
+
+[[plugin]]
+id = "linear"
+package = "plugins/chain-linear"
+
+[[chain]]
+id = "main"
+chain_type = { plugin = "linear" }
+consensus = { plugin = "poa", config = { block_interval_ms = 1000 } }
+genesis = { allocations = [{ account = "0101010101010101010101010101010101010101010101010101010101010101", balance = 5 }] }
+"#;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("/etc/nest/single.toml"))
+    }
+
+    #[test]
+    fn good_manifest_resolves_paths_against_its_directory() {
+        let manifest = parse(GOOD).unwrap();
+        assert_eq!(manifest.node.data_dir, PathBuf::from("/etc/nest/data"));
+        assert_eq!(
+            manifest.plugin[0].package,
+            PathBuf::from("/etc/nest/plugins/consensus-poa")
+        );
+        assert_eq!(
+            config_json(&manifest.chain[0].consensus.config),
+            r#"{"block_interval_ms":1000}"#
+        );
+    }
+
+    #[test]
+    fn duplicate_plugin_id_is_named() {
+        let text = GOOD.replace("id = \"linear\"", "id = \"poa\"");
+        let error = parse(&text).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "/etc/nest/single.toml: [[plugin]] id=\"poa\": id: duplicate id \"poa\""
+        );
+    }
+
+    #[test]
+    fn unknown_plugin_reference_is_named() {
+        let text = GOOD.replace("plugin = \"poa\"", "plugin = \"pbft\"");
+        let error = parse(&text).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "/etc/nest/single.toml: [[chain]] id=\"main\": consensus.plugin: unknown plugin \"pbft\" (declared: poa, linear)"
+        );
+    }
+
+    #[test]
+    fn unknown_key_and_bad_account_are_reported() {
+        let error = parse(&GOOD.replace("name = \"n1\"", "name = \"n1\"\ncolour = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("/etc/nest/single.toml: unknown field `colour`"),
+            "{error}"
+        );
+        let error = parse(&GOOD.replace("\"0101", "\"zz01"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("genesis.allocations[0].account: invalid hex"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn non_loopback_api_needs_explicit_consent() {
+        let text = format!("{GOOD}\n[api]\nlisten = \"0.0.0.0:7300\"\n");
+        let error = parse(&text).unwrap_err().to_string();
+        assert!(
+            error.contains("[api]: listen: 0.0.0.0:7300 is not a loopback address"),
+            "{error}"
+        );
+        let text = format!("{GOOD}\n[api]\nlisten = \"0.0.0.0:7300\"\nallow_non_loopback = true\n");
+        assert!(parse(&text).is_ok());
+    }
+}
