@@ -2,9 +2,17 @@
 //!
 //! The binary `nestd` (see `main.rs`) is a thin command-line front over this library.
 
+pub mod api;
+pub mod bench;
+pub mod check;
+pub mod client;
 pub mod crypto;
+pub mod devnet;
 pub mod ledger;
 pub mod loader;
 pub mod manifest;
+pub mod node;
 pub mod package;
+pub mod run;
 pub mod store;
+pub mod wallet;

@@ -1,3 +1,200 @@
-//! Run the `nestd` command line.
+//! Run the `nestd` command line: node, devnet, checks, keys, plugin packages, benchmark.
 
-fn main() {}
+use clap::{Parser, Subcommand};
+use nest_host::{
+    bench, check,
+    crypto::SecretKey,
+    devnet::{self, DevnetSpec},
+    manifest::Manifest,
+    package, run,
+    wallet::{self, Transfer},
+};
+use nest_sdk::PublicKey;
+use std::{path::PathBuf, process::ExitCode};
+
+/// The Nest node host.
+#[derive(Parser)]
+#[command(name = "nestd", version, about = "Nest node host: loads signed plugins, runs chains, serves the API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node from its manifest until SIGINT or SIGTERM.
+    Run {
+        /// The node manifest (TOML).
+        manifest: PathBuf,
+    },
+    /// Check a manifest without starting the node: plugins, signatures, configs, genesis.
+    Check {
+        /// The node manifest (TOML).
+        manifest: PathBuf,
+    },
+    /// Start a local devnet with the workspace's plugins, signed with a developer key.
+    Up {
+        /// Directory for keys, packages, manifest and data (kept between runs).
+        #[arg(long, default_value = ".devnet")]
+        dir: PathBuf,
+        /// Start from scratch: delete the directory first.
+        #[arg(long)]
+        fresh: bool,
+        /// Block interval of the devnet's PoA chain.
+        #[arg(long, default_value_t = 1000)]
+        block_interval_ms: u64,
+        /// API port.
+        #[arg(long, default_value_t = 7300)]
+        port: u16,
+    },
+    /// Generate an Ed25519 key file (node, account or vendor key).
+    Keygen {
+        /// Where to write the key (mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build, sign and submit transactions.
+    Tx {
+        #[command(subcommand)]
+        command: TxCommand,
+    },
+    /// Vendor tools for plugin packages.
+    Plugin {
+        #[command(subcommand)]
+        command: package::cli::PluginCommand,
+    },
+    /// Measure committed tx/s and commit latency on a local node against this machine's verify ceiling.
+    Bench(bench::BenchOptions),
+}
+
+#[derive(Subcommand)]
+enum TxCommand {
+    /// Transfer tokens from the account of a key file.
+    Transfer {
+        /// Sender's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Recipient account (public key, hex).
+        #[arg(long)]
+        to: String,
+        /// Amount to send.
+        #[arg(long)]
+        amount: u64,
+        /// Fee (default: the chain's minimum).
+        #[arg(long)]
+        fee: Option<u64>,
+        /// Nonce (default: the account's next).
+        #[arg(long)]
+        nonce: Option<u64>,
+        /// Node API URL.
+        #[arg(long, default_value = "http://127.0.0.1:7300")]
+        node: String,
+        /// Chain id.
+        #[arg(long, default_value = "main")]
+        chain: String,
+        /// Wait until the transfer is committed.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NEST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn execute(command: Command) -> Result<(), String> {
+    match command {
+        Command::Run { manifest } => run_manifest(&manifest),
+        Command::Check { manifest } => {
+            let report = check::check(&manifest);
+            print!("{}", report.text);
+            if report.ok { Ok(()) } else { Err(format!("{} is not usable", manifest.display())) }
+        }
+        Command::Up { dir, fresh, block_interval_ms, port } => up(dir, fresh, block_interval_ms, port),
+        Command::Keygen { out } => {
+            let key = SecretKey::generate().map_err(|e| e.to_string())?;
+            key.write(&out).map_err(|e| e.to_string())?;
+            println!("{}", key.public_key());
+            Ok(())
+        }
+        Command::Tx { command: TxCommand::Transfer { key, to, amount, fee, nonce, node, chain, wait } } => {
+            let to = PublicKey::from_hex(&to).map_err(|e| format!("--to: {e}"))?;
+            wallet::transfer(&Transfer { node_url: &node, chain: &chain, key: &key, to, amount, fee, nonce, wait })
+        }
+        Command::Plugin { command } => package::cli::run(command),
+        Command::Bench(options) => bench::run(&options),
+    }
+}
+
+fn run_manifest(path: &std::path::Path) -> Result<(), String> {
+    let manifest = Manifest::load(path).map_err(|e| e.to_string())?;
+    let running = run::start(manifest)?;
+    running.wait_for_signal();
+    running.stop();
+    Ok(())
+}
+
+fn up(dir: PathBuf, fresh: bool, block_interval_ms: u64, port: u16) -> Result<(), String> {
+    if fresh && dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let spec = DevnetSpec { dir, block_interval_ms, api_port: port, allocations: Vec::new(), block_txs_max: 20_000, mempool_txs_max: 200_000 };
+    let net = devnet::write(&spec)?;
+    let manifest = Manifest::load(&net.manifest).map_err(|e| e.to_string())?;
+    let running = run::start(manifest)?;
+    print_summary(&spec, &net, &running);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let status_line = spawn_status_line(running.node().status.clone(), stop.clone());
+    running.wait_for_signal();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = status_line.join();
+    eprintln!();
+    running.stop();
+    Ok(())
+}
+
+fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, running: &run::Running) {
+    let url = format!("http://{}", running.api_addr);
+    let status = running.node().status.read().map(|s| s.clone()).ok();
+    let faucet = SecretKey::read(&net.faucet_key).map(|k| k.public_key().to_hex()).unwrap_or_default();
+    println!("Nest devnet is up ({})", spec.dir.display());
+    println!("  node      node-1  {}", status.as_ref().map(|s| s.public_key.to_hex()).unwrap_or_default());
+    println!("  chain     main: consensus-poa (block every {} ms) + chain-linear", spec.block_interval_ms);
+    println!("  api       {url}/v1/status");
+    println!("  manifest  {}", net.manifest.display());
+    println!("  faucet    {faucet} ({})", net.faucet_key.display());
+    println!("  plugins   signed with {} (trusted by the manifest)", net.vendor_key.display());
+    println!("  logs      this terminal (NEST_LOG=debug for more)");
+    println!("try:");
+    println!("  curl -s {url}/v1/status");
+    println!("  nestd tx transfer --key {} --to <account> --amount 10 --wait", net.faucet_key.display());
+    println!("Ctrl-C stops the devnet.");
+}
+
+fn spawn_status_line(status: nest_host::node::status::SharedStatus, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut last_txs = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let Ok(snapshot) = status.read().map(|s| s.clone()) else { continue };
+            if let Some(chain) = snapshot.chains.first() {
+                let rate = chain.txs_committed.saturating_sub(last_txs);
+                last_txs = chain.txs_committed;
+                eprint!("\rheight {:>6}  head {}…  peers {}  mempool {:>6}  tx/s {:>6}   ", chain.height, &chain.head_hash.to_hex()[..12], snapshot.peers, chain.mempool_txs, rate);
+            }
+        }
+    })
+}

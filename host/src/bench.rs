@@ -1,0 +1,376 @@
+//! Measure a local node: committed transfers per second, commit latency and memory,
+//! against the Ed25519 verification ceiling of this machine measured in the same run.
+//!
+//! The node runs as a separate `nestd run` process on 127.0.0.1 with a fresh devnet;
+//! the transactions are signed before the clock starts, so the figures are the node's.
+
+use crate::api::SubmitAnswer;
+use crate::client::Client;
+use crate::crypto::SecretKey;
+use crate::devnet::{self, DevnetSpec};
+use crate::ledger::tx::{SignedTx, TxBody, UnsignedTx};
+use crate::node::status::NodeStatus;
+use nest_sdk::{Hash32, PublicKey};
+use serde::Serialize;
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// Options of `nestd bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchOptions {
+    /// Transfers to submit.
+    #[arg(long, default_value_t = 100_000)]
+    pub txs: usize,
+    /// Transfers per HTTP request.
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Distinct sending accounts.
+    #[arg(long, default_value_t = 512)]
+    pub senders: usize,
+    /// Block interval of the node's PoA chain.
+    #[arg(long, default_value_t = 500)]
+    pub block_interval_ms: u64,
+    /// Concurrent submitting clients.
+    #[arg(long, default_value_t = 2)]
+    pub clients: usize,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Keep the devnet directory (node log, data) after the run.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// The figures of one run.
+#[derive(Serialize, Debug)]
+pub struct BenchReport {
+    /// Transfers submitted.
+    pub txs_submitted: usize,
+    /// Transfers the node rejected at submission.
+    pub txs_rejected: usize,
+    /// Transfers seen committed.
+    pub txs_committed: usize,
+    /// Seconds from the first submission to the last commit.
+    pub elapsed_s: f64,
+    /// Committed transfers per second.
+    pub committed_tx_per_s: f64,
+    /// Commit latency, median, milliseconds (submission to seen committed).
+    pub commit_latency_p50_ms: f64,
+    /// Commit latency, 99th percentile, milliseconds.
+    pub commit_latency_p99_ms: f64,
+    /// Node RSS before the load.
+    pub idle_rss_mb: f64,
+    /// Node peak RSS.
+    pub peak_rss_mb: f64,
+    /// Ed25519 verifications per second on one core (median of 5 samples).
+    pub verify_per_s_single_core: f64,
+    /// Cores available.
+    pub cores: usize,
+    /// cores × single-core verifications per second.
+    pub verify_ceiling_tx_per_s: f64,
+    /// committed tx/s ÷ ceiling.
+    pub ratio_to_ceiling: f64,
+    /// Block interval used.
+    pub block_interval_ms: u64,
+}
+
+/// Runs the benchmark and prints the report as text and JSON.
+pub fn run(options: &BenchOptions) -> Result<(), String> {
+    if options.txs == 0 || options.batch == 0 || options.senders == 0 || options.clients == 0 {
+        return Err("--txs, --batch, --senders and --clients must be at least 1".into());
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    eprintln!("measuring the Ed25519 verify ceiling on this machine...");
+    let single_core = measure_verify_rate();
+    let dir = tempfile_dir()?;
+    let senders: Vec<SecretKey> = (0..options.senders).map(|i| SecretKey::from_seed(seed(i))).collect();
+    let spec = DevnetSpec {
+        dir: dir.clone(),
+        block_interval_ms: options.block_interval_ms,
+        api_port: 0,
+        allocations: senders.iter().map(|k| (k.public_key(), 1_000_000_000_000)).collect(),
+        block_txs_max: 50_000,
+        mempool_txs_max: options.txs + 1_000,
+    };
+    let net = devnet::write(&spec)?;
+    let mut node = NodeProcess::spawn(&net.manifest, &dir)?;
+    let result = drive(options, &senders, &node, cores, single_core);
+    node.stop();
+    if !options.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("devnet kept in {}", dir.display());
+    }
+    let report = result?;
+    print_report(&report);
+    if let Some(path) = &options.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn seed(index: usize) -> [u8; 32] {
+    let mut seed = [0x5e; 32];
+    seed[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    seed
+}
+
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("nest-bench-{}-{}", std::process::id(), crate::node::now_ms()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Ed25519 verifications per second on one thread: median of 5 samples.
+fn measure_verify_rate() -> f64 {
+    let key = SecretKey::from_seed([9; 32]);
+    let txs: Vec<SignedTx> = (0..512u64)
+        .map(|nonce| UnsignedTx { chain: Hash32::ZERO, from: key.public_key(), nonce, fee: 1, body: TxBody::Transfer { to: PublicKey::default(), amount: 1 } }.sign(&key))
+        .collect();
+    let mut samples: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            let mut verified = 0usize;
+            while start.elapsed() < Duration::from_millis(400) {
+                verified += txs.iter().filter(|tx| tx.verify_signature()).count();
+            }
+            verified as f64 / start.elapsed().as_secs_f64()
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[2]
+}
+
+/// A `nestd run` child process.
+struct NodeProcess {
+    child: Child,
+    url: String,
+}
+
+impl NodeProcess {
+    fn spawn(manifest: &Path, dir: &Path) -> Result<NodeProcess, String> {
+        let log = std::fs::File::create(dir.join("node.log")).map_err(|e| e.to_string())?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let child = Command::new(exe)
+            .arg("run")
+            .arg(manifest)
+            .env("NEST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start nestd run: {e}"))?;
+        let addr_file = manifest.parent().unwrap_or(dir).join("data/api.addr");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+                return Ok(NodeProcess { child, url: format!("http://{}", addr.trim()) });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut process = NodeProcess { child, url: String::new() };
+        process.stop();
+        Err(format!("the node did not start within 30 s; see {}", dir.join("node.log").display()))
+    }
+
+    fn rss_mb(&self, field: &str) -> f64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let kb: f64 = text
+            .lines()
+            .find(|line| line.starts_with(field))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        kb / 1024.0
+    }
+
+    fn stop(&mut self) {
+        // SAFETY: sending SIGTERM to our own child process id.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Signs every transfer up front, spread over the cores.
+fn sign_all(options: &BenchOptions, senders: &[SecretKey], chain: Hash32, fee: u64) -> Vec<SignedTx> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let chunk = options.txs.div_ceil(cores);
+    let mut all = Vec::with_capacity(options.txs);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..cores)
+            .map(|part| {
+                scope.spawn(move || {
+                    let range = part * chunk..((part + 1) * chunk).min(options.txs);
+                    range
+                        .map(|i| {
+                            let sender = &senders[i % senders.len()];
+                            let nonce = (i / senders.len()) as u64;
+                            let to = senders[(i + 1) % senders.len()].public_key();
+                            UnsignedTx { chain, from: sender.public_key(), nonce, fee, body: TxBody::Transfer { to, amount: 1 } }.sign(sender)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            all.extend(handle.join().unwrap_or_default());
+        }
+    });
+    all
+}
+
+struct Shared {
+    submitted_at: Mutex<HashMap<Hash32, Instant>>,
+    rejected: AtomicUsize,
+    first_reason: Mutex<Option<String>>,
+}
+
+fn drive(options: &BenchOptions, senders: &[SecretKey], node: &NodeProcess, cores: usize, single_core: f64) -> Result<BenchReport, String> {
+    let client = Client::new(&node.url);
+    let (chain, fee) = crate::wallet::chain_terms(&client, "main")?;
+    eprintln!("signing {} transfers from {} accounts...", options.txs, options.senders);
+    let txs = sign_all(options, senders, chain, fee);
+    let batches: Vec<(Vec<Hash32>, serde_json::Value)> = txs
+        .chunks(options.batch)
+        .map(|chunk| {
+            let hashes = chunk.iter().map(SignedTx::hash).collect();
+            let hex: Vec<String> = chunk.iter().map(|tx| hex::encode(tx.encode())).collect();
+            (hashes, serde_json::json!({ "txs": hex }))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_rss_mb = node.rss_mb("VmRSS:");
+    let start_height = client.get::<NodeStatus>("/v1/status")?.chains.first().map(|c| c.height).unwrap_or(0);
+    eprintln!("submitting in {} requests of up to {} from {} clients...", batches.len(), options.batch, options.clients);
+    let shared = Arc::new(Shared { submitted_at: Mutex::new(HashMap::new()), rejected: AtomicUsize::new(0), first_reason: Mutex::new(None) });
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let (latencies_ms, last_commit) = std::thread::scope(|scope| {
+        for _ in 0..options.clients {
+            scope.spawn(|| submit_batches(&node.url, &batches, &next, &shared));
+        }
+        watch_commits(&client, start_height, options.txs, &shared)
+    });
+    let rejected = shared.rejected.load(Ordering::Relaxed);
+    if let Some(reason) = shared.first_reason.lock().ok().and_then(|r| r.clone()) {
+        eprintln!("first rejection: {reason}");
+    }
+    let elapsed_s = last_commit.map(|t| t.duration_since(started).as_secs_f64()).unwrap_or(f64::NAN);
+    let committed = latencies_ms.len();
+    let committed_tx_per_s = committed as f64 / elapsed_s;
+    let ceiling = single_core * cores as f64;
+    Ok(BenchReport {
+        txs_submitted: options.txs,
+        txs_rejected: rejected,
+        txs_committed: committed,
+        elapsed_s,
+        committed_tx_per_s,
+        commit_latency_p50_ms: percentile(&latencies_ms, 0.50),
+        commit_latency_p99_ms: percentile(&latencies_ms, 0.99),
+        idle_rss_mb,
+        peak_rss_mb: node.rss_mb("VmHWM:"),
+        verify_per_s_single_core: single_core,
+        cores,
+        verify_ceiling_tx_per_s: ceiling,
+        ratio_to_ceiling: committed_tx_per_s / ceiling,
+        block_interval_ms: options.block_interval_ms,
+    })
+}
+
+fn submit_batches(url: &str, batches: &[(Vec<Hash32>, serde_json::Value)], next: &AtomicUsize, shared: &Shared) {
+    let client = Client::new(url);
+    loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let Some((hashes, body)) = batches.get(index) else { return };
+        let now = Instant::now();
+        if let Ok(mut map) = shared.submitted_at.lock() {
+            map.extend(hashes.iter().map(|h| (*h, now)));
+        }
+        match client.post::<SubmitAnswer>("/v1/chains/main/txs", body) {
+            Ok(answer) => {
+                shared.rejected.fetch_add(answer.rejected, Ordering::Relaxed);
+                if let Some(result) = answer.results.iter().find(|r| r.status != "accepted") {
+                    let mut first = shared.first_reason.lock().unwrap_or_else(|e| e.into_inner());
+                    first.get_or_insert_with(|| result.reason.clone().unwrap_or_default());
+                }
+            }
+            Err(error) => {
+                shared.rejected.fetch_add(hashes.len(), Ordering::Relaxed);
+                let mut first = shared.first_reason.lock().unwrap_or_else(|e| e.into_inner());
+                first.get_or_insert(error);
+            }
+        }
+    }
+}
+
+/// Follows new blocks until every accepted transfer is seen committed (or progress stops).
+fn watch_commits(client: &Client, start_height: u64, total: usize, shared: &Shared) -> (Vec<f64>, Option<Instant>) {
+    let mut latencies = Vec::with_capacity(total);
+    let mut height = start_height;
+    let mut last_commit = None;
+    let mut last_progress = Instant::now();
+    while latencies.len() + shared.rejected.load(Ordering::Relaxed) < total && last_progress.elapsed() < Duration::from_secs(20) {
+        let Ok(status) = client.get::<NodeStatus>("/v1/status") else { continue };
+        let head = status.chains.first().map(|c| c.height).unwrap_or(height);
+        if head == height {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        let seen_at = Instant::now();
+        for h in height + 1..=head {
+            let Ok(block) = client.get::<serde_json::Value>(&format!("/v1/chains/main/blocks/{h}?txs=hashes")) else { continue };
+            let hashes = block.get("tx_hashes").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+            let map = shared.submitted_at.lock().unwrap_or_else(|e| e.into_inner());
+            for hash in hashes.iter().filter_map(|v| v.as_str()).filter_map(|s| Hash32::from_hex(s).ok()) {
+                if let Some(at) = map.get(&hash) {
+                    latencies.push(seen_at.duration_since(*at).as_secs_f64() * 1000.0);
+                    last_commit = Some(seen_at);
+                }
+            }
+        }
+        height = head;
+        last_progress = Instant::now();
+    }
+    (latencies, last_commit)
+}
+
+fn percentile(values: &[f64], quantile: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * quantile).round() as usize]
+}
+
+fn print_report(report: &BenchReport) {
+    println!("nestd bench: single PoA node on 127.0.0.1 (block interval {} ms)", report.block_interval_ms);
+    println!("  committed        {} of {} transfers ({} rejected)", report.txs_committed, report.txs_submitted, report.txs_rejected);
+    println!("  throughput       {:.0} tx/s over {:.2} s", report.committed_tx_per_s, report.elapsed_s);
+    println!("  commit latency   p50 {:.0} ms, p99 {:.0} ms", report.commit_latency_p50_ms, report.commit_latency_p99_ms);
+    println!("  node memory      idle RSS {:.1} MB, peak RSS {:.1} MB", report.idle_rss_mb, report.peak_rss_mb);
+    println!(
+        "  verify ceiling   {:.0} tx/s = {} cores x {:.0} Ed25519 verifications/s",
+        report.verify_ceiling_tx_per_s, report.cores, report.verify_per_s_single_core
+    );
+    println!("  ratio            {:.2} of the ceiling (target >= 0.50)", report.ratio_to_ceiling);
+    println!("{}", serde_json::to_string(report).unwrap_or_default());
+}

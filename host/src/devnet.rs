@@ -1,0 +1,133 @@
+//! Write a local devnet: a developer vendor key, the workspace's plugins packaged and
+//! signed with it, node keys, a funded faucet account and node manifests.
+//!
+//! Everything is written under one directory; keys are created on first use and kept,
+//! so running `nestd up` again resumes the same chain.
+
+use crate::crypto::SecretKey;
+use crate::package;
+use nest_sdk::PublicKey;
+use std::{
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+};
+
+/// The workspace's plugins: manifest id, package name, source `plugin.toml`.
+const WORKSPACE_PLUGINS: [(&str, &str, &str); 2] = [
+    ("poa", "consensus-poa", include_str!("../../plugins/consensus-poa/plugin.toml")),
+    ("linear", "chain-linear", include_str!("../../plugins/chain-linear/plugin.toml")),
+];
+
+/// Balance of the devnet's faucet account.
+pub const FAUCET_BALANCE: u64 = 1_000_000_000_000;
+
+/// What to write.
+pub struct DevnetSpec {
+    /// Directory holding everything.
+    pub dir: PathBuf,
+    /// Block interval of the PoA chain.
+    pub block_interval_ms: u64,
+    /// API port of the node (0: any free port, see `data/api.addr`).
+    pub api_port: u16,
+    /// Extra genesis allocations (beyond the faucet).
+    pub allocations: Vec<(PublicKey, u64)>,
+    /// Most transactions in one block.
+    pub block_txs_max: usize,
+    /// Most transactions waiting in the mempool.
+    pub mempool_txs_max: usize,
+}
+
+/// What was written.
+pub struct Devnet {
+    /// The node's manifest.
+    pub manifest: PathBuf,
+    /// The faucet account's key file.
+    pub faucet_key: PathBuf,
+    /// The developer vendor key file.
+    pub vendor_key: PathBuf,
+}
+
+/// Where the workspace's plugin libraries are: `NEST_PLUGIN_DIR`, else next to this binary.
+pub fn library_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NEST_PLUGIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)).unwrap_or_default()
+}
+
+fn key_at(path: &Path) -> Result<SecretKey, String> {
+    if path.exists() {
+        return SecretKey::read(path).map_err(|e| e.to_string());
+    }
+    let key = SecretKey::generate().map_err(|e| e.to_string())?;
+    key.write(path).map_err(|e| e.to_string())?;
+    Ok(key)
+}
+
+/// Packages and signs the workspace's plugins into `<dir>/packages/`.
+fn package_plugins(dir: &Path, vendor: &SecretKey) -> Result<(), String> {
+    let packages = dir.join("packages");
+    fs::create_dir_all(&packages).map_err(|e| format!("{}: {e}", packages.display()))?;
+    for (_, name, source) in WORKSPACE_PLUGINS {
+        let source_path = packages.join(format!("{name}.source.toml"));
+        fs::write(&source_path, source).map_err(|e| format!("{}: {e}", source_path.display()))?;
+        let library_file = source_library(source).ok_or_else(|| format!("{name}: source plugin.toml names no library"))?;
+        let library = library_dir().join(&library_file);
+        if !library.exists() {
+            return Err(format!("{} is missing: run `cargo build --workspace` first (or set NEST_PLUGIN_DIR)", library.display()));
+        }
+        let out = packages.join(name);
+        if out.exists() {
+            fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        }
+        package::pack(&source_path, &library, &out, vendor).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn source_library(source: &str) -> Option<String> {
+    let table: toml::Table = toml::from_str(source).ok()?;
+    table.get("library")?.as_str().map(str::to_string)
+}
+
+/// Writes (or refreshes) a single-node devnet under `spec.dir`.
+pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
+    let node_dir = spec.dir.join("node-1");
+    fs::create_dir_all(&node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
+    let vendor_key = spec.dir.join("dev-vendor.key");
+    let vendor = key_at(&vendor_key)?;
+    package_plugins(&spec.dir, &vendor)?;
+    let node = key_at(&node_dir.join("node.key"))?;
+    let faucet_key = spec.dir.join("faucet.key");
+    let faucet = key_at(&faucet_key)?;
+    let mut allocations = vec![(faucet.public_key(), FAUCET_BALANCE)];
+    allocations.extend(spec.allocations.iter().copied());
+    let manifest = node_dir.join("manifest.toml");
+    let text = manifest_text(spec, &vendor.public_key(), &node.public_key(), &allocations);
+    fs::write(&manifest, text).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    Ok(Devnet { manifest, faucet_key, vendor_key })
+}
+
+fn manifest_text(spec: &DevnetSpec, vendor: &PublicKey, node: &PublicKey, allocations: &[(PublicKey, u64)]) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "# A single-node Nest devnet written by `nestd up`.\n");
+    let _ = writeln!(text, "[node]\nname = \"node-1\"\ndata_dir = \"data\"\nkey = \"node.key\"\n");
+    let _ = writeln!(text, "[api]\nlisten = \"127.0.0.1:{}\"\n", spec.api_port);
+    let _ = writeln!(text, "# The plugins are signed with this machine's developer key.");
+    let _ = writeln!(text, "[[trust.vendor]]\nname = \"local-developer\"\nkey = \"{vendor}\"\n");
+    for (id, name, _) in WORKSPACE_PLUGINS {
+        let _ = writeln!(text, "[[plugin]]\nid = \"{id}\"\npackage = \"../packages/{name}\"\n");
+    }
+    let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = 1");
+    let _ = writeln!(text, "block_txs_max = {}\nmempool_txs_max = {}", spec.block_txs_max, spec.mempool_txs_max);
+    let _ = writeln!(text, "chain_type = {{ plugin = \"linear\", config = {{ finality_depth = 0 }} }}\n");
+    let _ = writeln!(text, "[chain.consensus]\nplugin = \"poa\"");
+    let _ = writeln!(text, "config = {{ block_interval_ms = {}, authorities = [\"{node}\"] }}\n", spec.block_interval_ms);
+    let _ = writeln!(text, "[chain.genesis]\ntimestamp_ms = 0\nallocations = [");
+    for (account, balance) in allocations {
+        let _ = writeln!(text, "  {{ account = \"{account}\", balance = {balance} }},");
+    }
+    text.push_str("]\n");
+    text
+}

@@ -1,0 +1,522 @@
+//! Drive one chain: feed its consensus engine, execute the effects it returns, build,
+//! check and commit blocks.
+//!
+//! Everything here runs on the node loop's thread, one call at a time. A block is
+//! written to the store (one batch, fsync) before the ledger in memory moves and before
+//! any later effect (such as a broadcast) is executed.
+
+use super::slot::{Slot, SlotError};
+use super::status::{ChainPlugins, ChainStatus};
+use crate::crypto::sha256;
+use crate::ledger::{
+    merkle::merkle_root,
+    mempool::Mempool,
+    state::{BlockOutcome, ChainParams, Ledger},
+    tx::{SignedTx, TxError},
+    verify::{VerifiedCache, verify_batch},
+};
+use crate::store::{ChainHead, Store, StoredBlock};
+use nest_sdk::{
+    BuildRequest, Effect, Hash32, Input, LastCommit, PublicKey, RVec, UnitRef,
+    chain::ChainTypeBox, consensus::ConsensusBox,
+};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Inputs processed in one drive of the engine before the rest is dropped (a loop guard).
+const DRIVE_INPUTS_MAX: usize = 64;
+/// Agreed but not yet final units kept in memory.
+const PENDING_UNITS_MAX: usize = 1024;
+/// Evidence lines kept for the status report.
+const EVIDENCE_KEPT_MAX: usize = 32;
+/// Signatures remembered as verified.
+const VERIFIED_CACHE_TXS: usize = 1 << 20;
+
+/// Limits and prices of one chain, from the manifest.
+pub struct ChainLimits {
+    /// Most transactions in one block.
+    pub block_txs_max: usize,
+    /// Most transactions waiting in the mempool.
+    pub mempool_txs_max: usize,
+    /// Tokens per gas unit.
+    pub gas_price: u64,
+}
+
+/// A unit this node built or checked, waiting to become final.
+struct PendingUnit {
+    bytes: Vec<u8>,
+    certificate: Vec<u8>,
+    view: nest_sdk::UnitView,
+    txs: Vec<SignedTx>,
+    tx_hashes: Vec<Hash32>,
+    /// Outcome of executing `txs` on the ledger whose head was `base`.
+    outcome: BlockOutcome,
+    base: Hash32,
+}
+
+/// One chain's runtime state.
+pub struct ChainRuntime {
+    id: String,
+    consensus: Slot<ConsensusBox>,
+    chain_type: Slot<ChainTypeBox>,
+    ledger: Ledger,
+    params: ChainParams,
+    mempool: Mempool,
+    verified: VerifiedCache,
+    limits: ChainLimits,
+    head: ChainHead,
+    genesis_hash: Hash32,
+    node_key: PublicKey,
+    pending: BTreeMap<Hash32, PendingUnit>,
+    /// Units checked through `Effect::Verify`, by digest of their bytes.
+    checked: BTreeMap<Hash32, Hash32>,
+    next_timer_ms: Option<u64>,
+    txs_committed: u64,
+    blocks_committed: u64,
+    evidence: VecDeque<String>,
+}
+
+/// What the node loop needs to open a chain.
+pub struct ChainParts {
+    /// Chain id.
+    pub id: String,
+    /// The consensus instance.
+    pub consensus: Slot<ConsensusBox>,
+    /// The chain-type instance.
+    pub chain_type: Slot<ChainTypeBox>,
+    /// Limits and prices.
+    pub limits: ChainLimits,
+    /// Genesis allocations.
+    pub allocations: Vec<(PublicKey, u64)>,
+    /// Genesis timestamp.
+    pub genesis_timestamp_ms: u64,
+    /// This node's key.
+    pub node_key: PublicKey,
+}
+
+/// Opening a chain failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// A plugin call failed.
+    #[error("chain {chain}: {error}")]
+    Plugin {
+        /// Chain id.
+        chain: String,
+        /// The failure.
+        error: SlotError,
+    },
+    /// The store failed.
+    #[error("chain {chain}: {error}")]
+    Store {
+        /// Chain id.
+        chain: String,
+        /// The failure.
+        error: crate::store::StoreError,
+    },
+    /// Genesis or stored state is inconsistent.
+    #[error("chain {chain}: {message}")]
+    State {
+        /// Chain id.
+        chain: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Builds the genesis block of a chain in memory: its bytes, view and ledger.
+pub fn build_genesis(
+    chain_type: &mut Slot<ChainTypeBox>,
+    allocations: &[(PublicKey, u64)],
+    timestamp_ms: u64,
+) -> Result<(Vec<u8>, nest_sdk::UnitView, Ledger), String> {
+    let ledger = Ledger::genesis(allocations).map_err(|e| format!("genesis allocations: {e}"))?;
+    let request = BuildRequest {
+        parent: Hash32::ZERO,
+        height: 0,
+        timestamp_ms,
+        proposer: PublicKey::default(),
+        tx_root: merkle_root(&[]),
+        state_digest: ledger.state_digest(),
+        txs: RVec::new(),
+    };
+    let bytes = chain_type.call(|c| c.build(request)).map_err(|e| format!("building genesis: {e}"))?.into_vec();
+    let view = chain_type.call(|c| c.decode(bytes.as_slice().into())).map_err(|e| format!("decoding genesis: {e}"))?;
+    Ok((bytes, view, ledger))
+}
+
+impl ChainRuntime {
+    /// Opens a chain: restores it from the store, or writes its genesis block.
+    pub fn open(mut parts: ChainParts, store: &Store) -> Result<ChainRuntime, ChainError> {
+        let chain = parts.id.clone();
+        let state = |message: String| ChainError::State { chain: chain.clone(), message };
+        let (genesis_bytes, genesis, genesis_ledger) =
+            build_genesis(&mut parts.chain_type, &parts.allocations, parts.genesis_timestamp_ms).map_err(state)?;
+        let store_error = |error| ChainError::Store { chain: chain.clone(), error };
+        let (ledger, head) = match store.head(&chain).map_err(store_error)? {
+            Some(head) => (Self::restore_ledger(store, &chain, &head, &genesis)?, head),
+            None => Self::write_genesis(store, &chain, genesis_bytes, &genesis, genesis_ledger)?,
+        };
+        let params = ChainParams { chain: genesis.hash, gas_price: parts.limits.gas_price };
+        let start = UnitRef { height: head.height, hash: head.hash, timestamp_ms: head.timestamp_ms };
+        parts.chain_type.call(|c| c.start(start)).map_err(|error| ChainError::Plugin { chain: chain.clone(), error })?;
+        Ok(ChainRuntime {
+            mempool: Mempool::new(parts.limits.mempool_txs_max),
+            id: parts.id,
+            consensus: parts.consensus,
+            chain_type: parts.chain_type,
+            ledger,
+            params,
+            verified: VerifiedCache::new(VERIFIED_CACHE_TXS),
+            limits: parts.limits,
+            head,
+            genesis_hash: genesis.hash,
+            node_key: parts.node_key,
+            pending: BTreeMap::new(),
+            checked: BTreeMap::new(),
+            next_timer_ms: None,
+            txs_committed: 0,
+            blocks_committed: 0,
+            evidence: VecDeque::new(),
+        })
+    }
+
+    fn restore_ledger(store: &Store, chain: &str, head: &ChainHead, genesis: &nest_sdk::UnitView) -> Result<Ledger, ChainError> {
+        let state = |message: String| ChainError::State { chain: chain.to_string(), message };
+        let stored_genesis = store
+            .block_by_height(chain, 0)
+            .map_err(|error| ChainError::Store { chain: chain.to_string(), error })?
+            .ok_or_else(|| state("the store has a head but no genesis block".into()))?;
+        if stored_genesis.hash != genesis.hash {
+            return Err(state(format!(
+                "the data directory holds a chain with genesis {}, but the manifest's genesis is {}",
+                stored_genesis.hash, genesis.hash
+            )));
+        }
+        let accounts = store.accounts(chain).map_err(|error| ChainError::Store { chain: chain.to_string(), error })?;
+        let ledger = Ledger::from_accounts(accounts);
+        if ledger.state_digest() != head.state_digest {
+            return Err(state(format!(
+                "stored accounts give state digest {}, but block {} recorded {}",
+                ledger.state_digest(),
+                head.height,
+                head.state_digest
+            )));
+        }
+        Ok(ledger)
+    }
+
+    fn write_genesis(
+        store: &Store,
+        chain: &str,
+        bytes: Vec<u8>,
+        genesis: &nest_sdk::UnitView,
+        ledger: Ledger,
+    ) -> Result<(Ledger, ChainHead), ChainError> {
+        let head = ChainHead { height: 0, hash: genesis.hash, timestamp_ms: genesis.timestamp_ms, state_digest: ledger.state_digest() };
+        let block = StoredBlock { height: 0, hash: genesis.hash, unit: bytes, certificate: Vec::new() };
+        let changes = ledger.accounts_as_changes();
+        store
+            .commit_block(chain, &block, &[], &changes, &head)
+            .map_err(|error| ChainError::Store { chain: chain.to_string(), error })?;
+        Ok((ledger, head))
+    }
+
+    /// Chain id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// When the engine wants its next tick.
+    pub fn next_timer_ms(&self) -> Option<u64> {
+        self.next_timer_ms
+    }
+
+    /// Starts the consensus engine at the committed head.
+    pub fn start(&mut self, store: &Store, now_ms: u64) {
+        let input = Input::Start { last_commit: self.last_commit(), now_ms };
+        self.drive(store, input);
+    }
+
+    /// Delivers a tick if the engine's timer is due (or no timer is set).
+    pub fn tick(&mut self, store: &Store, now_ms: u64) {
+        if self.next_timer_ms.is_none_or(|at| at <= now_ms) {
+            self.next_timer_ms = None;
+            self.drive(store, Input::Tick { now_ms });
+        }
+    }
+
+    fn last_commit(&self) -> LastCommit {
+        LastCommit { height: self.head.height, unit_hash: self.head.hash, timestamp_ms: self.head.timestamp_ms }
+    }
+
+    /// Feeds one input to the engine and executes the effects, following up inputs they produce.
+    fn drive(&mut self, store: &Store, first: Input) {
+        let mut inputs = VecDeque::from([first]);
+        let mut handled = 0;
+        while let Some(input) = inputs.pop_front() {
+            handled += 1;
+            if handled > DRIVE_INPUTS_MAX {
+                tracing::warn!(chain = %self.id, "consensus engine produced more than {DRIVE_INPUTS_MAX} follow-up inputs; dropping the rest");
+                return;
+            }
+            let effects = match self.consensus.call(|engine| engine.handle(input)) {
+                Ok(effects) => effects,
+                Err(error) => {
+                    tracing::warn!(chain = %self.id, %error, "consensus input not handled");
+                    continue;
+                }
+            };
+            for effect in effects {
+                if let Some(next) = self.execute(store, effect) {
+                    inputs.push_back(next);
+                }
+            }
+        }
+    }
+
+    fn execute(&mut self, store: &Store, effect: Effect) -> Option<Input> {
+        match effect {
+            Effect::TimerAt { at_ms } => {
+                self.next_timer_ms = Some(self.next_timer_ms.map_or(at_ms, |t| t.min(at_ms)));
+                None
+            }
+            Effect::RequestProposal { height, parent, timestamp_ms } => self.propose(height, parent, timestamp_ms),
+            Effect::Verify { unit_bytes } => Some(self.verify(unit_bytes.into_vec())),
+            Effect::Commit { unit_bytes, certificate } => self.commit(store, unit_bytes.into_vec(), certificate.into_vec()),
+            Effect::Persist { key, bytes } => {
+                if let Err(error) = store.put_consensus(&self.id, &key, &bytes) {
+                    tracing::error!(chain = %self.id, %error, "consensus state not persisted; disabling the engine");
+                    self.consensus.disable(format!("persist failed: {error}"));
+                }
+                None
+            }
+            Effect::Broadcast { .. } | Effect::Send { .. } => {
+                tracing::trace!(chain = %self.id, "consensus message not sent: this node has no peers");
+                None
+            }
+            Effect::Evidence { offender, reason, .. } => {
+                tracing::warn!(chain = %self.id, %offender, %reason, "consensus evidence");
+                if self.evidence.len() == EVIDENCE_KEPT_MAX {
+                    self.evidence.pop_front();
+                }
+                self.evidence.push_back(format!("{offender}: {reason}"));
+                None
+            }
+        }
+    }
+
+    /// Builds a block on the committed head from the mempool.
+    fn propose(&mut self, height: u64, parent: Hash32, timestamp_ms: u64) -> Option<Input> {
+        if parent != self.head.hash || height != self.head.height + 1 {
+            tracing::warn!(chain = %self.id, height, %parent, "proposal requested on a parent that is not the committed head");
+            return None;
+        }
+        let candidates = self.mempool.select(self.limits.block_txs_max);
+        let outcome = self.ledger.execute(&candidates, &self.node_key, &self.params, false);
+        let rejected: Vec<SignedTx> = outcome.rejected.iter().map(|(index, _)| candidates[*index].clone()).collect();
+        self.mempool.remove_committed(&rejected, &self.ledger);
+        let txs: Vec<SignedTx> = outcome.applied.iter().map(|index| candidates[*index].clone()).collect();
+        let encoded: Vec<Vec<u8>> = txs.iter().map(SignedTx::encode).collect();
+        let tx_hashes: Vec<Hash32> = encoded.iter().map(|bytes| sha256(bytes)).collect();
+        let request = BuildRequest {
+            parent,
+            height,
+            timestamp_ms,
+            proposer: self.node_key,
+            tx_root: merkle_root(&tx_hashes),
+            state_digest: outcome.state_digest,
+            txs: encoded.into_iter().map(RVec::from).collect(),
+        };
+        let bytes = self.chain_type.call(|c| c.build(request)).map_err(|e| self.log_failure("build", e)).ok()?.into_vec();
+        let view = self.chain_type.call(|c| c.decode(bytes.as_slice().into())).map_err(|e| self.log_failure("decode", e)).ok()?;
+        let unit = PendingUnit { bytes: bytes.clone(), certificate: Vec::new(), view, txs, tx_hashes, outcome, base: self.head.hash };
+        self.remember(unit);
+        Some(Input::Proposal { height, unit_bytes: bytes.into() })
+    }
+
+    fn log_failure(&self, what: &str, error: SlotError) {
+        tracing::error!(chain = %self.id, %error, "{what} failed");
+    }
+
+    fn remember(&mut self, unit: PendingUnit) {
+        if self.pending.len() >= PENDING_UNITS_MAX {
+            if let Some(oldest) = self.pending.iter().min_by_key(|(_, u)| u.view.height).map(|(h, _)| *h) {
+                self.pending.remove(&oldest);
+            }
+        }
+        self.pending.insert(unit.view.hash, unit);
+    }
+
+    /// Checks a unit received from a peer; answers the engine.
+    fn verify(&mut self, bytes: Vec<u8>) -> Input {
+        let unit_digest = sha256(&bytes);
+        let ok = match self.check_unit(bytes) {
+            Ok(unit) => {
+                self.checked.insert(unit_digest, unit.view.hash);
+                self.remember(unit);
+                true
+            }
+            Err(reason) => {
+                tracing::warn!(chain = %self.id, %reason, "unit rejected");
+                false
+            }
+        };
+        Input::Verified { unit_digest, ok }
+    }
+
+    /// Full validation: structure and parent (chain type), signatures, tx root, execution, state digest.
+    fn check_unit(&mut self, bytes: Vec<u8>) -> Result<PendingUnit, String> {
+        let view = self.chain_type.call(|c| c.validate(bytes.as_slice().into())).map_err(|e| e.to_string())?;
+        if view.parent != self.head.hash {
+            return Err(format!("unit {} does not extend the committed head {}", view.hash, self.head.hash));
+        }
+        let txs = view.txs.iter().map(|tx| SignedTx::decode(tx)).collect::<Result<Vec<_>, TxError>>().map_err(|e| e.to_string())?;
+        let tx_hashes: Vec<Hash32> = view.txs.iter().map(|tx| sha256(tx)).collect();
+        if merkle_root(&tx_hashes) != view.tx_root {
+            return Err(format!("unit {}: tx root does not match its transactions", view.hash));
+        }
+        self.check_signatures(&txs, &tx_hashes)?;
+        let outcome = self.ledger.execute(&txs, &view.proposer, &self.params, true);
+        if let Some((index, error)) = outcome.rejected.first() {
+            return Err(format!("unit {}: transaction {index}: {error}", view.hash));
+        }
+        if outcome.state_digest != view.state_digest {
+            return Err(format!("unit {}: state digest {} differs from executed {}", view.hash, view.state_digest, outcome.state_digest));
+        }
+        Ok(PendingUnit { bytes, certificate: Vec::new(), view, txs, tx_hashes, outcome, base: self.head.hash })
+    }
+
+    /// Verifies the signatures not already verified on this node (once per transaction).
+    fn check_signatures(&mut self, txs: &[SignedTx], hashes: &[Hash32]) -> Result<(), String> {
+        let unseen: Vec<usize> = (0..txs.len()).filter(|i| !self.verified.contains(&hashes[*i])).collect();
+        let batch: Vec<SignedTx> = unseen.iter().map(|i| txs[*i].clone()).collect();
+        for (position, ok) in verify_batch(&batch).into_iter().enumerate() {
+            let index = unseen[position];
+            if !ok {
+                return Err(format!("transaction {} has a bad signature", hashes[index]));
+            }
+            self.verified.insert(hashes[index]);
+        }
+        Ok(())
+    }
+
+    /// Inserts an agreed unit into the chain type and commits what became final.
+    fn commit(&mut self, store: &Store, bytes: Vec<u8>, certificate: Vec<u8>) -> Option<Input> {
+        let digest = sha256(&bytes);
+        let known = self.checked.remove(&digest).filter(|hash| self.pending.contains_key(hash));
+        let hash = match known {
+            Some(hash) => hash,
+            None => self.adopt(bytes.clone())?,
+        };
+        if let Some(unit) = self.pending.get_mut(&hash) {
+            unit.certificate = certificate.clone();
+        }
+        let report = self
+            .chain_type
+            .call(|c| c.insert(bytes.as_slice().into(), certificate.as_slice().into()))
+            .map_err(|e| self.log_failure("insert", e))
+            .ok()?;
+        let mut committed = false;
+        for unit_ref in report.finalized.iter() {
+            if !self.finalize(store, unit_ref) {
+                break;
+            }
+            committed = true;
+        }
+        committed.then(|| Input::Committed { last_commit: self.last_commit() })
+    }
+
+    /// Checks a unit that was committed without an earlier `Verify` (own proposals are known).
+    fn adopt(&mut self, bytes: Vec<u8>) -> Option<Hash32> {
+        let view = self.chain_type.call(|c| c.decode(bytes.as_slice().into())).map_err(|e| self.log_failure("decode", e)).ok()?;
+        if self.pending.contains_key(&view.hash) {
+            return Some(view.hash);
+        }
+        match self.check_unit(bytes) {
+            Ok(unit) => {
+                let hash = unit.view.hash;
+                self.remember(unit);
+                Some(hash)
+            }
+            Err(reason) => {
+                tracing::warn!(chain = %self.id, %reason, "committed unit rejected");
+                None
+            }
+        }
+    }
+
+    /// Writes a final unit to the store (fsync), then applies it in memory.
+    fn finalize(&mut self, store: &Store, unit_ref: &UnitRef) -> bool {
+        let Some(mut unit) = self.pending.remove(&unit_ref.hash) else {
+            tracing::error!(chain = %self.id, hash = %unit_ref.hash, "chain type finalized a unit this node does not hold");
+            return false;
+        };
+        if unit.base != self.head.hash {
+            unit.outcome = self.ledger.execute(&unit.txs, &unit.view.proposer, &self.params, true);
+        }
+        let head = ChainHead { height: unit.view.height, hash: unit.view.hash, timestamp_ms: unit.view.timestamp_ms, state_digest: unit.outcome.state_digest };
+        let block = StoredBlock { height: head.height, hash: head.hash, unit: unit.bytes, certificate: unit.certificate };
+        if let Err(error) = store.commit_block(&self.id, &block, &unit.tx_hashes, &unit.outcome.changes, &head) {
+            tracing::error!(chain = %self.id, %error, "block not persisted; the chain stops here");
+            self.consensus.disable(format!("store failed: {error}"));
+            return false;
+        }
+        self.ledger.commit(&unit.outcome.changes);
+        self.mempool.remove_committed(&unit.txs, &self.ledger);
+        self.txs_committed += unit.txs.len() as u64;
+        self.blocks_committed += 1;
+        tracing::info!(chain = %self.id, height = head.height, hash = %head.hash, txs = unit.txs.len(), "block committed");
+        self.head = head;
+        true
+    }
+
+    /// Admits transactions whose signatures the caller verified.
+    pub fn admit(&mut self, txs: Vec<(Hash32, SignedTx)>) -> Vec<Result<(), TxError>> {
+        txs.into_iter()
+            .map(|(hash, tx)| {
+                let result = self.mempool.admit(hash, tx, &self.ledger, &self.params);
+                if result.is_ok() {
+                    self.verified.insert(hash);
+                }
+                result
+            })
+            .collect()
+    }
+
+    /// The ledger (for account queries).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The chain type instance (for decoding stored blocks).
+    pub fn chain_type(&mut self) -> &mut Slot<ChainTypeBox> {
+        &mut self.chain_type
+    }
+
+    /// Pending transactions of `account` in the mempool.
+    pub fn pending_nonce(&self, account: &PublicKey) -> u64 {
+        self.ledger.account(account).nonce + self.mempool.pending_count(account) as u64
+    }
+
+    /// Whether a transaction is waiting in the mempool.
+    pub fn is_pending(&self, hash: &Hash32) -> bool {
+        self.mempool.contains(hash)
+    }
+
+    /// The chain's status line.
+    pub fn status(&self) -> ChainStatus {
+        ChainStatus {
+            id: self.id.clone(),
+            height: self.head.height,
+            head_hash: self.head.hash,
+            state_digest: self.head.state_digest,
+            head_timestamp_ms: self.head.timestamp_ms,
+            genesis_hash: self.genesis_hash,
+            gas_price: self.params.gas_price,
+            mempool_txs: self.mempool.len(),
+            txs_committed: self.txs_committed,
+            blocks_committed: self.blocks_committed,
+            evidence: self.evidence.iter().cloned().collect(),
+            plugins: ChainPlugins { chain_type: self.chain_type.status().clone(), consensus: self.consensus.status().clone() },
+        }
+    }
+}

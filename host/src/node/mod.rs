@@ -1,0 +1,644 @@
+//! Assemble a node from its manifest and run its loop.
+//!
+//! [`prepare`] loads and verifies every plugin and builds the plugin instances (this is
+//! also what `nestd check` runs). [`Node::start`] opens the store, opens each chain and
+//! starts the node loop on its own thread: one thread owns every chain and plugin
+//! instance and handles a closed set of [`Request`]s, one at a time, so plugin calls
+//! never re-enter. The HTTP API talks to the loop through a bounded channel.
+
+pub mod chain;
+pub mod services;
+pub mod slot;
+pub mod status;
+
+use crate::crypto::SecretKey;
+use crate::ledger::tx::{SignedTx, TxError};
+use crate::loader::{self, LoadOptions, LoadedLibrary, TrustStore};
+use crate::manifest::{ChainEntry, Manifest, chain_table, config_json};
+use crate::store::Store;
+use chain::{ChainLimits, ChainParts, ChainRuntime};
+use nest_sdk::{
+    Hash32, PluginKind, PublicKey, RadioFrame, SinkStatus,
+    market::MarketBox,
+    radio::{FrameSinkFfi, RadioBox},
+};
+use serde::Serialize;
+use services::NodeServices;
+use slot::Slot;
+use status::{MarketStatus, NodeStatus, PackageStatus, RadioStatus, SharedStatus};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock, mpsc},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+use tokio::sync::oneshot;
+
+/// Requests waiting for the node loop; senders see "busy" beyond this.
+pub const REQUESTS_QUEUED_MAX: usize = 1024;
+/// Longest the loop sleeps without ticking its chains.
+const TICK_FALLBACK_MS: u64 = 1000;
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A plugin package loaded under its manifest id.
+pub struct Package {
+    /// Manifest id.
+    pub id: String,
+    /// The loaded library.
+    pub library: Arc<LoadedLibrary>,
+}
+
+/// A radio driver instance and its manifest id.
+pub struct RadioPart {
+    /// Radio id.
+    pub id: String,
+    /// The driver.
+    pub slot: Slot<RadioBox>,
+}
+
+/// A market policy instance and its manifest id.
+pub struct MarketPart {
+    /// Market id.
+    pub id: String,
+    /// The policy.
+    pub slot: Slot<MarketBox>,
+}
+
+/// Everything built from a manifest, before any state is opened.
+pub struct Prepared {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The node key.
+    pub key: Arc<SecretKey>,
+    /// Loaded packages, in manifest order.
+    pub packages: Vec<Package>,
+    /// Chains, ready to open.
+    pub chains: Vec<ChainParts>,
+    /// Radio drivers, not yet started.
+    pub radios: Vec<RadioPart>,
+    /// Market policies.
+    pub markets: Vec<MarketPart>,
+}
+
+/// Loads and verifies every plugin, validates every plugin config through its plugin,
+/// and builds the instances. Returns every problem found, each located in the manifest.
+pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
+    let mut errors = Vec::new();
+    let key = match SecretKey::read(&manifest.node.key) {
+        Ok(key) => Some(Arc::new(key)),
+        Err(error) => {
+            errors.push(manifest.error("[node]", "key", error.to_string()).to_string());
+            None
+        }
+    };
+    let packages = load_packages(&manifest, &mut errors);
+    let Some(key) = key else { return Err(errors) };
+    let libraries: BTreeMap<&str, &Arc<LoadedLibrary>> = packages.iter().map(|p| (p.id.as_str(), &p.library)).collect();
+    let mut chains = Vec::new();
+    for entry in &manifest.chain {
+        match prepare_chain(&manifest, entry, &libraries, &key) {
+            Ok(parts) => chains.push(parts),
+            Err(mut chain_errors) => errors.append(&mut chain_errors),
+        }
+    }
+    let radios = prepare_radios(&manifest, &libraries, &key, &mut errors);
+    let markets = prepare_markets(&manifest, &libraries, &key, &mut errors);
+    if errors.is_empty() { Ok(Prepared { manifest, key, packages, chains, radios, markets }) } else { Err(errors) }
+}
+
+fn load_packages(manifest: &Manifest, errors: &mut Vec<String>) -> Vec<Package> {
+    let mut trust = TrustStore::new();
+    for vendor in &manifest.trust.vendor {
+        if let Ok(key) = PublicKey::from_hex(&vendor.key) {
+            trust.add(&vendor.name, key);
+        }
+    }
+    let options = LoadOptions { trust, allow_unsigned: manifest.trust.allow_unsigned };
+    let mut packages = Vec::new();
+    for entry in &manifest.plugin {
+        let table = format!("[[plugin]] id=\"{}\"", entry.id);
+        match loader::load(&entry.package, &options) {
+            Ok(library) => packages.push(Package { id: entry.id.clone(), library: Arc::new(library) }),
+            Err(error) => errors.push(manifest.error(table, "package", error.to_string()).to_string()),
+        }
+    }
+    packages
+}
+
+/// Finds a package by id and checks it provides `kind` and accepts `config`.
+fn resolve<'a>(
+    manifest: &Manifest,
+    libraries: &BTreeMap<&str, &'a Arc<LoadedLibrary>>,
+    table: &str,
+    key_prefix: &str,
+    plugin_id: &str,
+    kind: PluginKind,
+    config: &toml::Table,
+) -> Result<&'a Arc<LoadedLibrary>, String> {
+    let plugin_key = if key_prefix.is_empty() { "plugin".to_string() } else { format!("{key_prefix}.plugin") };
+    let Some(library) = libraries.get(plugin_id).copied() else {
+        return Err(manifest.error(table, plugin_key, format!("plugin \"{plugin_id}\" did not load")).to_string());
+    };
+    if !library.kinds().contains(&kind) {
+        let provides: Vec<&str> = library.kinds().iter().map(|k| k.name()).collect();
+        let message = format!("plugin \"{plugin_id}\" is not a {kind} plugin (it provides {})", provides.join(", "));
+        return Err(manifest.error(table, plugin_key, message).to_string());
+    }
+    library.check_config(kind, &config_json(config)).map_err(|error| config_error(manifest, table, key_prefix, error))?;
+    Ok(library)
+}
+
+fn config_error(manifest: &Manifest, table: &str, key_prefix: &str, error: nest_sdk::PluginError) -> String {
+    let config_key = if key_prefix.is_empty() { "config".to_string() } else { format!("{key_prefix}.config") };
+    match error {
+        nest_sdk::PluginError::InvalidConfig { path, message } => {
+            let key = if path.is_empty() { config_key } else { format!("{config_key}.{path}") };
+            manifest.error(table, key, message.to_string()).to_string()
+        }
+        other => manifest.error(table, config_key, other.to_string()).to_string(),
+    }
+}
+
+fn prepare_chain(
+    manifest: &Manifest,
+    entry: &ChainEntry,
+    libraries: &BTreeMap<&str, &Arc<LoadedLibrary>>,
+    key: &Arc<SecretKey>,
+) -> Result<ChainParts, Vec<String>> {
+    let table = chain_table(entry);
+    let chain_type_use = &entry.chain_type;
+    let consensus_use = &entry.consensus;
+    let chain_type_lib = resolve(manifest, libraries, &table, "chain_type", &chain_type_use.plugin, PluginKind::ChainType, &chain_type_use.config);
+    let consensus_lib = resolve(manifest, libraries, &table, "consensus", &consensus_use.plugin, PluginKind::Consensus, &consensus_use.config);
+    let (chain_type_lib, consensus_lib) = match (chain_type_lib, consensus_lib) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => return Err([a.err(), b.err()].into_iter().flatten().collect()),
+    };
+    check_requirements(manifest, entry, &[chain_type_lib, consensus_lib]).map_err(|e| vec![e])?;
+    let label = |role: &str| format!("{}/{role}", entry.id);
+    let instance_error = |key: &str, error: nest_sdk::PluginError| vec![manifest.error(&table, key, error.to_string()).to_string()];
+    let chain_type = chain_type_lib
+        .new_chain_type(&config_json(&chain_type_use.config), &NodeServices::host(key.clone(), &label("chain_type")))
+        .map_err(|e| instance_error("chain_type", e))?;
+    let consensus = consensus_lib
+        .new_consensus(&config_json(&consensus_use.config), &NodeServices::host(key.clone(), &label("consensus")))
+        .map_err(|e| instance_error("consensus", e))?;
+    let allocations = entry
+        .genesis
+        .allocations
+        .iter()
+        .filter_map(|a| PublicKey::from_hex(&a.account).ok().map(|account| (account, a.balance)))
+        .collect();
+    let info = |lib: &LoadedLibrary| (lib.info.name.to_string(), lib.info.version.to_string());
+    let (ct_name, ct_version) = info(chain_type_lib);
+    let (cs_name, cs_version) = info(consensus_lib);
+    Ok(ChainParts {
+        id: entry.id.clone(),
+        consensus: Slot::new(consensus, &consensus_use.plugin, &cs_name, &cs_version),
+        chain_type: Slot::new(chain_type, &chain_type_use.plugin, &ct_name, &ct_version),
+        limits: ChainLimits { block_txs_max: entry.block_txs_max, mempool_txs_max: entry.mempool_txs_max, gas_price: entry.gas_price },
+        allocations,
+        genesis_timestamp_ms: entry.genesis.timestamp_ms,
+        node_key: key.public_key(),
+    })
+}
+
+/// Checks the plugins a chain's genesis pins (name, version, library hash).
+fn check_requirements(manifest: &Manifest, entry: &ChainEntry, loaded: &[&Arc<LoadedLibrary>]) -> Result<(), String> {
+    let table = chain_table(entry);
+    for (index, requirement) in entry.genesis.require.iter().enumerate() {
+        let key = format!("genesis.require[{index}]");
+        let Some(library) = loaded.iter().find(|l| l.info.name.as_str() == requirement.name) else {
+            return Err(manifest.error(&table, key, format!("the chain requires plugin {} but its chain type and consensus are other plugins", requirement.name)).to_string());
+        };
+        if library.info.version.as_str() != requirement.version {
+            let message = format!("the chain requires {} {} but {} is loaded", requirement.name, requirement.version, library.info.version);
+            return Err(manifest.error(&table, key, message).to_string());
+        }
+        if let Some(hash) = &requirement.library_sha256 {
+            if !hash.eq_ignore_ascii_case(&library.library_sha256.to_hex()) {
+                let message = format!("the chain requires {} with library sha256 {hash}, loaded {}", requirement.name, library.library_sha256);
+                return Err(manifest.error(&table, key, message).to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn prepare_radios(
+    manifest: &Manifest,
+    libraries: &BTreeMap<&str, &Arc<LoadedLibrary>>,
+    key: &Arc<SecretKey>,
+    errors: &mut Vec<String>,
+) -> Vec<RadioPart> {
+    let mut radios = Vec::new();
+    for entry in &manifest.radio {
+        let table = format!("[[radio]] id=\"{}\"", entry.id);
+        let built = resolve(manifest, libraries, &table, "", &entry.plugin, PluginKind::Radio, &entry.config).and_then(|lib| {
+            let host = NodeServices::host(key.clone(), &format!("radio/{}", entry.id));
+            let radio = lib.new_radio(&config_json(&entry.config), &host).map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
+            Ok(Slot::new(radio, &entry.plugin, &lib.info.name, &lib.info.version))
+        });
+        match built {
+            Ok(slot) => radios.push(RadioPart { id: entry.id.clone(), slot }),
+            Err(error) => errors.push(error),
+        }
+    }
+    radios
+}
+
+fn prepare_markets(
+    manifest: &Manifest,
+    libraries: &BTreeMap<&str, &Arc<LoadedLibrary>>,
+    key: &Arc<SecretKey>,
+    errors: &mut Vec<String>,
+) -> Vec<MarketPart> {
+    let mut markets = Vec::new();
+    for entry in &manifest.market {
+        let table = format!("[[market]] id=\"{}\"", entry.id);
+        let built = resolve(manifest, libraries, &table, "", &entry.plugin, PluginKind::Market, &entry.config).and_then(|lib| {
+            let host = NodeServices::host(key.clone(), &format!("market/{}", entry.id));
+            let market = lib.new_market(&config_json(&entry.config), &host).map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
+            Ok(Slot::new(market, &entry.plugin, &lib.info.name, &lib.info.version))
+        });
+        match built {
+            Ok(slot) => markets.push(MarketPart { id: entry.id.clone(), slot }),
+            Err(error) => errors.push(error),
+        }
+    }
+    markets
+}
+
+/// An account as the API shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct AccountView {
+    /// Account key.
+    pub account: PublicKey,
+    /// Committed balance.
+    pub balance: u64,
+    /// Committed nonce (the next transaction's nonce when nothing is pending).
+    pub nonce: u64,
+    /// Nonce for the next transaction, counting those waiting in the mempool.
+    pub next_nonce: u64,
+}
+
+/// A transaction's place.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Waiting in the mempool.
+    Pending,
+    /// In a committed block.
+    Committed {
+        /// Block height.
+        height: u64,
+        /// Position in the block.
+        index: u32,
+    },
+}
+
+/// A block as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockView {
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub hash: Hash32,
+    /// Parent hash.
+    pub parent: Hash32,
+    /// Timestamp, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Proposer's node key.
+    pub proposer: PublicKey,
+    /// Merkle root of the transactions.
+    pub tx_root: Hash32,
+    /// State digest after the block.
+    pub state_digest: Hash32,
+    /// Consensus certificate, hex.
+    pub certificate: String,
+    /// Number of transactions.
+    pub tx_count: usize,
+    /// Transactions with their hashes.
+    pub txs: Vec<TxView>,
+}
+
+/// A transaction inside a block.
+#[derive(Debug, Clone, Serialize)]
+pub struct TxView {
+    /// Transaction hash.
+    pub hash: Hash32,
+    /// The signed transaction.
+    #[serde(flatten)]
+    pub tx: SignedTx,
+}
+
+/// Why a query failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueryError {
+    /// No such chain, block or transaction.
+    #[error("{0}")]
+    NotFound(String),
+    /// The node could not answer.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Results of admitting a batch of transactions, in order.
+pub type AdmitResults = Vec<Result<(), TxError>>;
+
+/// What the API (or a radio) asks of the node loop.
+pub enum Request {
+    /// Admit signature-verified transactions into a chain's mempool.
+    Submit {
+        /// Chain id.
+        chain: String,
+        /// Transactions with their hashes; signatures already verified.
+        txs: Vec<(Hash32, SignedTx)>,
+        /// Per-transaction results.
+        reply: oneshot::Sender<Result<AdmitResults, QueryError>>,
+    },
+    /// Read an account.
+    Account {
+        /// Chain id.
+        chain: String,
+        /// The account.
+        account: PublicKey,
+        /// The answer.
+        reply: oneshot::Sender<Result<AccountView, QueryError>>,
+    },
+    /// Read a committed block.
+    Block {
+        /// Chain id.
+        chain: String,
+        /// Height.
+        height: u64,
+        /// The answer.
+        reply: oneshot::Sender<Result<BlockView, QueryError>>,
+    },
+    /// Where a transaction is.
+    Tx {
+        /// Chain id.
+        chain: String,
+        /// Transaction hash.
+        hash: Hash32,
+        /// The answer.
+        reply: oneshot::Sender<Result<TxStatus, QueryError>>,
+    },
+    /// A radio delivered a frame.
+    Frame {
+        /// Index of the radio.
+        radio: usize,
+        /// The frame.
+        frame: RadioFrame,
+    },
+    /// Stop the loop.
+    Shutdown,
+}
+
+/// Delivers a radio driver's frames to the node loop without blocking the driver.
+#[derive(Clone)]
+struct LoopSink {
+    radio: usize,
+    requests: mpsc::SyncSender<Request>,
+}
+
+impl FrameSinkFfi for LoopSink {
+    fn deliver(&self, frame: RadioFrame) -> SinkStatus {
+        match self.requests.try_send(Request::Frame { radio: self.radio, frame }) {
+            Ok(()) => SinkStatus::Accepted,
+            Err(mpsc::TrySendError::Full(_)) => SinkStatus::Full,
+            Err(mpsc::TrySendError::Disconnected(_)) => SinkStatus::Closed,
+        }
+    }
+}
+
+/// A running node loop.
+pub struct Node {
+    /// Where to send requests.
+    pub requests: mpsc::SyncSender<Request>,
+    /// The latest status.
+    pub status: SharedStatus,
+    /// The running manifest.
+    pub manifest: Manifest,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starting the node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The manifest or its plugins are not usable.
+    #[error("{}", .0.join("\n"))]
+    Prepare(Vec<String>),
+    /// The data directory could not be opened.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    /// A chain could not be opened.
+    #[error("{0}")]
+    Chain(#[from] chain::ChainError),
+}
+
+struct LoopState {
+    store: Store,
+    chains: Vec<ChainRuntime>,
+    radios: Vec<(RadioPart, RadioStatus)>,
+    markets: Vec<MarketPart>,
+    status: SharedStatus,
+    base_status: NodeStatus,
+}
+
+impl Node {
+    /// Prepares the manifest, opens the store and every chain, and starts the loop thread.
+    pub fn start(manifest: Manifest) -> Result<Node, StartError> {
+        if manifest.trust.allow_unsigned {
+            tracing::warn!(manifest = %manifest.file.display(), "allow_unsigned = true: plugins are loaded without signature checks");
+        }
+        let prepared = prepare(manifest).map_err(StartError::Prepare)?;
+        std::fs::create_dir_all(&prepared.manifest.node.data_dir).map_err(|e| {
+            StartError::Prepare(vec![prepared.manifest.error("[node]", "data_dir", e.to_string()).to_string()])
+        })?;
+        let store = Store::open(&prepared.manifest.node.data_dir.join("store"))?;
+        let base_status = base_status(&prepared);
+        let manifest = prepared.manifest.clone();
+        let chains = prepared.chains.into_iter().map(|parts| ChainRuntime::open(parts, &store)).collect::<Result<Vec<_>, _>>()?;
+        let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
+        let radios = start_radios(prepared.radios, &requests);
+        let status = Arc::new(RwLock::new(base_status.clone()));
+        let mut state = LoopState { store, chains, radios, markets: prepared.markets, status: status.clone(), base_status };
+        let thread = std::thread::Builder::new()
+            .name("nest-node-loop".into())
+            .spawn(move || state.run(receiver))
+            .map_err(|e| StartError::Prepare(vec![format!("cannot start the node loop: {e}")]))?;
+        Ok(Node { requests, status, manifest, thread: Some(thread) })
+    }
+
+    /// Stops the loop and waits for it (drivers stopped, store closed).
+    pub fn stop(mut self) {
+        let _ = self.requests.send(Request::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn base_status(prepared: &Prepared) -> NodeStatus {
+    let plugins = prepared
+        .packages
+        .iter()
+        .map(|p| PackageStatus {
+            id: p.id.clone(),
+            name: p.library.info.name.to_string(),
+            version: p.library.info.version.to_string(),
+            kinds: p.library.kinds().iter().map(|k| k.name().to_string()).collect(),
+            library_sha256: p.library.library_sha256,
+            signed_by: p.library.signed_by.clone(),
+        })
+        .collect();
+    NodeStatus {
+        name: prepared.manifest.node.name.clone(),
+        public_key: prepared.key.public_key(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        peers: 0,
+        chains: Vec::new(),
+        plugins,
+        radios: Vec::new(),
+        markets: Vec::new(),
+    }
+}
+
+fn start_radios(radios: Vec<RadioPart>, requests: &mpsc::SyncSender<Request>) -> Vec<(RadioPart, RadioStatus)> {
+    let mut started = Vec::new();
+    for (index, mut part) in radios.into_iter().enumerate() {
+        let info = part.slot.call(|r| r.info()).ok();
+        let sink = nest_sdk::FrameSink::new(LoopSink { radio: index, requests: requests.clone() });
+        if let Err(error) = part.slot.call(|r| r.start(sink.to_box())) {
+            tracing::error!(radio = %part.id, %error, "radio driver did not start");
+        }
+        let status = RadioStatus {
+            id: part.id.clone(),
+            technology: info.as_ref().map(|i| i.technology.to_string()).unwrap_or_default(),
+            mtu_bytes: info.map(|i| i.mtu_bytes).unwrap_or(0),
+            frames_received: 0,
+            plugin: part.slot.status().clone(),
+        };
+        started.push((part, status));
+    }
+    started
+}
+
+impl LoopState {
+    fn run(&mut self, receiver: mpsc::Receiver<Request>) {
+        let now = now_ms();
+        for chain in &mut self.chains {
+            chain.start(&self.store, now);
+        }
+        self.publish();
+        loop {
+            let now = now_ms();
+            let deadline = self.chains.iter().filter_map(ChainRuntime::next_timer_ms).min().unwrap_or(u64::MAX).min(now + TICK_FALLBACK_MS);
+            match receiver.recv_timeout(Duration::from_millis(deadline.saturating_sub(now))) {
+                Ok(Request::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(request) => self.handle(request),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let now = now_ms();
+            for chain in &mut self.chains {
+                chain.tick(&self.store, now);
+            }
+            self.publish();
+        }
+        self.stop_radios();
+    }
+
+    fn stop_radios(&mut self) {
+        for (part, _) in &mut self.radios {
+            if let Err(error) = part.slot.call(|r| r.stop()) {
+                tracing::warn!(radio = %part.id, %error, "radio driver did not stop cleanly");
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let mut status = self.base_status.clone();
+        status.chains = self.chains.iter().map(ChainRuntime::status).collect();
+        status.radios = self.radios.iter().map(|(part, s)| RadioStatus { plugin: part.slot.status().clone(), ..s.clone() }).collect();
+        status.markets = self.markets.iter().map(|m| MarketStatus { id: m.id.clone(), plugin: m.slot.status().clone() }).collect();
+        if let Ok(mut shared) = self.status.write() {
+            *shared = status;
+        }
+    }
+
+    fn chain(&mut self, id: &str) -> Result<&mut ChainRuntime, QueryError> {
+        self.chains.iter_mut().find(|c| c.id() == id).ok_or_else(|| QueryError::NotFound(format!("no chain \"{id}\" on this node")))
+    }
+
+    fn handle(&mut self, request: Request) {
+        match request {
+            Request::Submit { chain, txs, reply } => {
+                let _ = reply.send(self.chain(&chain).map(|c| c.admit(txs)));
+            }
+            Request::Account { chain, account, reply } => {
+                let _ = reply.send(self.chain(&chain).map(|c| {
+                    let committed = c.ledger().account(&account);
+                    AccountView { account, balance: committed.balance, nonce: committed.nonce, next_nonce: c.pending_nonce(&account) }
+                }));
+            }
+            Request::Block { chain, height, reply } => {
+                let _ = reply.send(self.block(&chain, height));
+            }
+            Request::Tx { chain, hash, reply } => {
+                let _ = reply.send(self.tx_status(&chain, hash));
+            }
+            Request::Frame { radio, frame } => {
+                if let Some((_, status)) = self.radios.get_mut(radio) {
+                    status.frames_received += 1;
+                    tracing::debug!(radio = %status.id, from = %frame.link_address, bytes = frame.payload.len(), "radio frame");
+                }
+            }
+            Request::Shutdown => {}
+        }
+    }
+
+    fn block(&mut self, chain_id: &str, height: u64) -> Result<BlockView, QueryError> {
+        let stored = self
+            .store
+            .block_by_height(chain_id, height)
+            .map_err(|e| QueryError::Failed(e.to_string()))?
+            .ok_or_else(|| QueryError::NotFound(format!("chain \"{chain_id}\" has no block at height {height}")))?;
+        let chain = self.chain(chain_id)?;
+        let view = chain
+            .chain_type()
+            .call(|c| c.decode(stored.unit.as_slice().into()))
+            .map_err(|e| QueryError::Failed(e.to_string()))?;
+        let txs = view
+            .txs
+            .iter()
+            .map(|bytes| SignedTx::decode(bytes).map(|tx| TxView { hash: crate::crypto::sha256(bytes), tx }))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| QueryError::Failed(format!("stored block {height}: {e}")))?;
+        Ok(BlockView {
+            height: view.height,
+            hash: view.hash,
+            parent: view.parent,
+            timestamp_ms: view.timestamp_ms,
+            proposer: view.proposer,
+            tx_root: view.tx_root,
+            state_digest: view.state_digest,
+            certificate: hex::encode(&stored.certificate),
+            tx_count: txs.len(),
+            txs,
+        })
+    }
+
+    fn tx_status(&mut self, chain_id: &str, hash: Hash32) -> Result<TxStatus, QueryError> {
+        if self.chain(chain_id)?.is_pending(&hash) {
+            return Ok(TxStatus::Pending);
+        }
+        match self.store.tx_location(chain_id, &hash).map_err(|e| QueryError::Failed(e.to_string()))? {
+            Some((height, index)) => Ok(TxStatus::Committed { height, index }),
+            None => Err(QueryError::NotFound(format!("transaction {hash} is neither pending nor committed on chain \"{chain_id}\""))),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Lend the node's key, hashing and logging to plugin instances.
+
+use crate::crypto::{self, SecretKey};
+use nest_sdk::{
+    Hash32, Host, HostServices, LogLevel, PublicKey, Signature,
+    abi_stable::std_types::{RResult, RSlice, RStr, RString},
+};
+use std::sync::Arc;
+
+/// Host services for one plugin instance; log lines are tagged with `label`.
+#[derive(Clone)]
+pub struct NodeServices {
+    key: Arc<SecretKey>,
+    label: Arc<str>,
+}
+
+impl NodeServices {
+    /// Services signing with `key`, logging as `label` (e.g. `main/consensus`).
+    pub fn host(key: Arc<SecretKey>, label: &str) -> Host {
+        Host::new(NodeServices { key, label: Arc::from(label) })
+    }
+}
+
+impl HostServices for NodeServices {
+    fn public_key(&self) -> PublicKey {
+        self.key.public_key()
+    }
+
+    fn sign(&self, message: RSlice<'_, u8>) -> Signature {
+        self.key.sign(message.as_slice())
+    }
+
+    fn verify(&self, key: &PublicKey, message: RSlice<'_, u8>, signature: &Signature) -> bool {
+        crypto::verify(key, message.as_slice(), signature)
+    }
+
+    fn hash(&self, bytes: RSlice<'_, u8>) -> Hash32 {
+        crypto::sha256(bytes.as_slice())
+    }
+
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let plugin = &*self.label;
+        match level {
+            LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            LogLevel::Info => tracing::info!(plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn price(&self, strategy: RStr<'_>, _context_json: RStr<'_>) -> RResult<u64, RString> {
+        RResult::RErr(format!("no pricing strategy named `{strategy}` is installed on this node").into())
+    }
+}

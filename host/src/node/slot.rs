@@ -1,0 +1,92 @@
+//! Hold one plugin instance and disable it when it panics.
+//!
+//! A panic inside a plugin is caught by the SDK's adapter and arrives here as
+//! `PluginError::Panicked`; the slot then refuses every later call, so the node keeps
+//! running without the plugin instead of aborting.
+
+use nest_sdk::{PluginError, RResult};
+use serde::{Deserialize, Serialize};
+
+/// Identity and state of a plugin instance, as the API reports it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SlotStatus {
+    /// Manifest id of the plugin package.
+    pub id: String,
+    /// Plugin name from its package.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// `running` or `disabled`.
+    pub state: String,
+    /// Why it was disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Why a call through a slot did not produce a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlotError {
+    /// The instance is disabled; nothing was called.
+    #[error("plugin {id} is disabled: {reason}")]
+    Disabled {
+        /// Plugin id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The call returned an error (the instance may have been disabled by it).
+    #[error("plugin {id}: {error}")]
+    Plugin {
+        /// Plugin id.
+        id: String,
+        /// The plugin's error.
+        error: PluginError,
+    },
+}
+
+/// A plugin instance with its kill switch.
+pub struct Slot<T> {
+    instance: T,
+    status: SlotStatus,
+}
+
+impl<T> Slot<T> {
+    /// Wraps a running instance.
+    pub fn new(instance: T, id: &str, name: &str, version: &str) -> Self {
+        let status = SlotStatus { id: id.into(), name: name.into(), version: version.into(), state: "running".into(), reason: None };
+        Self { instance, status }
+    }
+
+    /// Calls the instance unless it is disabled; disables it if the call panicked.
+    pub fn call<R>(&mut self, f: impl FnOnce(&mut T) -> RResult<R, PluginError>) -> Result<R, SlotError> {
+        if let Some(reason) = &self.status.reason {
+            return Err(SlotError::Disabled { id: self.status.id.clone(), reason: reason.clone() });
+        }
+        match f(&mut self.instance).into_result() {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                if error.is_fatal() {
+                    self.disable(error.to_string());
+                }
+                Err(SlotError::Plugin { id: self.status.id.clone(), error })
+            }
+        }
+    }
+
+    /// Stops calling the instance.
+    pub fn disable(&mut self, reason: String) {
+        tracing::error!(plugin = %self.status.id, %reason, "plugin disabled; the node keeps running without it");
+        self.status.state = "disabled".into();
+        self.status.reason = Some(reason);
+    }
+
+    /// Whether the instance still runs.
+    pub fn is_running(&self) -> bool {
+        self.status.reason.is_none()
+    }
+
+    /// Identity and state.
+    pub fn status(&self) -> &SlotStatus {
+        &self.status
+    }
+}

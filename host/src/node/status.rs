@@ -1,0 +1,109 @@
+//! Describe the node's state for the API: a snapshot the node loop publishes.
+
+use super::slot::SlotStatus;
+use nest_sdk::{Hash32, PublicKey};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, RwLock};
+
+/// A loaded plugin package.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PackageStatus {
+    /// Manifest id.
+    pub id: String,
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// Kinds the library provides.
+    pub kinds: Vec<String>,
+    /// SHA-256 of the library that was loaded.
+    pub library_sha256: Hash32,
+    /// Vendor whose key signed it; absent when loaded unsigned.
+    pub signed_by: Option<String>,
+}
+
+/// The chain's plugin instances.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChainPlugins {
+    /// The chain-type instance.
+    pub chain_type: SlotStatus,
+    /// The consensus instance.
+    pub consensus: SlotStatus,
+}
+
+/// One chain.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChainStatus {
+    /// Chain id.
+    pub id: String,
+    /// Height of the last committed block.
+    pub height: u64,
+    /// Hash of the last committed block.
+    pub head_hash: Hash32,
+    /// Ledger state digest at that height.
+    pub state_digest: Hash32,
+    /// Timestamp of the head, milliseconds since the Unix epoch.
+    pub head_timestamp_ms: u64,
+    /// Hash of the genesis block (the chain's identity in transactions).
+    pub genesis_hash: Hash32,
+    /// Tokens charged per gas unit.
+    pub gas_price: u64,
+    /// Transactions waiting in the mempool.
+    pub mempool_txs: usize,
+    /// Transactions committed since this process started.
+    pub txs_committed: u64,
+    /// Blocks committed since this process started.
+    pub blocks_committed: u64,
+    /// Equivocations and other misbehaviour the consensus engine reported.
+    pub evidence: Vec<String>,
+    /// Plugin instances.
+    pub plugins: ChainPlugins,
+}
+
+/// One radio driver instance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RadioStatus {
+    /// Radio id.
+    pub id: String,
+    /// Technology reported by the driver.
+    pub technology: String,
+    /// MTU reported by the driver.
+    pub mtu_bytes: u32,
+    /// Frames the driver delivered.
+    pub frames_received: u64,
+    /// The driver instance.
+    pub plugin: SlotStatus,
+}
+
+/// One market policy instance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MarketStatus {
+    /// Market id.
+    pub id: String,
+    /// The policy instance.
+    pub plugin: SlotStatus,
+}
+
+/// The whole node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Node name.
+    pub name: String,
+    /// Node public key.
+    pub public_key: PublicKey,
+    /// nestd version.
+    pub version: String,
+    /// Connected peers (networking comes with the p2p layer).
+    pub peers: usize,
+    /// Chains.
+    pub chains: Vec<ChainStatus>,
+    /// Loaded packages.
+    pub plugins: Vec<PackageStatus>,
+    /// Radio drivers.
+    pub radios: Vec<RadioStatus>,
+    /// Market policies.
+    pub markets: Vec<MarketStatus>,
+}
+
+/// The status shared between the node loop (writer) and the API (readers).
+pub type SharedStatus = Arc<RwLock<NodeStatus>>;

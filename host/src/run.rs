@@ -1,0 +1,91 @@
+//! Run a node with its HTTP API until SIGINT or SIGTERM.
+
+use crate::api::{self, ApiLimits, ApiState};
+use crate::manifest::Manifest;
+use crate::node::Node;
+use std::{net::SocketAddr, path::PathBuf};
+use tokio::sync::oneshot;
+
+/// A node with its API being served.
+pub struct Running {
+    node: Option<Node>,
+    runtime: tokio::runtime::Runtime,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// File holding the API address (in the data directory).
+    pub api_addr_file: PathBuf,
+}
+
+/// Starts the node loop and the API. The API address is also written to
+/// `<data_dir>/api.addr`, so tools find a node that listens on port 0.
+pub fn start(manifest: Manifest) -> Result<Running, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("nest-api")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let listen = manifest.api.listen;
+    let limits = ApiLimits { body_bytes_max: manifest.api.body_bytes_max, request_timeout_ms: manifest.api.request_timeout_ms };
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .map_err(|e| format!("{}: [api]: listen: cannot listen on {listen}: {e}", manifest.file.display()))?;
+    let api_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let node = Node::start(manifest).map_err(|e| e.to_string())?;
+    let api_addr_file = node.manifest.node.data_dir.join("api.addr");
+    std::fs::write(&api_addr_file, format!("{api_addr}\n")).map_err(|e| format!("{}: {e}", api_addr_file.display()))?;
+    let router = api::router(ApiState { requests: node.requests.clone(), status: node.status.clone() }, &limits);
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = runtime.spawn(async move {
+        let served = axum::serve(listener, router).with_graceful_shutdown(async {
+            let _ = stop.await;
+        });
+        if let Err(error) = served.await {
+            tracing::error!(%error, "API server stopped");
+        }
+    });
+    tracing::info!(node = %node.manifest.node.name, api = %format!("http://{api_addr}"), "node running");
+    Ok(Running { node: Some(node), runtime, shutdown: Some(shutdown), server: Some(server), api_addr, api_addr_file })
+}
+
+impl Running {
+    /// The node (status and request channel).
+    pub fn node(&self) -> &Node {
+        self.node.as_ref().expect("node present until stop")
+    }
+
+    /// Blocks until SIGINT or SIGTERM.
+    pub fn wait_for_signal(&self) {
+        self.runtime.block_on(async {
+            let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGTERM; stop with Ctrl-C");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        });
+    }
+
+    /// Stops the API, then the node loop (which closes the store).
+    pub fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = self.runtime.block_on(server);
+        }
+        if let Some(node) = self.node.take() {
+            node.stop();
+        }
+        let _ = std::fs::remove_file(&self.api_addr_file);
+        tracing::info!("node stopped");
+    }
+}
