@@ -319,7 +319,6 @@ macro_rules! export_plugin {
         }
 
         /// The plugin's root module, as the host loads it.
-        #[$crate::abi_stable::export_root_module]
         pub fn __nest_root_module() -> $crate::PluginModuleRef {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait;
             $crate::PluginModule {
@@ -334,6 +333,24 @@ macro_rules! export_plugin {
             }
             .leak_into_prefix()
         }
+
+        /// The library header abi_stable looks up when the host opens this plugin
+        /// (the symbol name is abi_stable 0.11's `ROOT_MODULE_LOADER_NAME`).
+        #[unsafe(no_mangle)]
+        #[allow(non_upper_case_globals)]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi_stable::library::LibHeader = {
+            extern "C" fn __nest_erased_module() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(__nest_root_module)
+            }
+            // SAFETY: the constructor returns this crate's `PluginModuleRef`, the type named
+            // here, and abi_stable checks its layout against the host's before using it.
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModuleRef>(
+                    __nest_erased_module,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
     };
 }
 
@@ -366,3 +383,15 @@ macro_rules! __nest_constructor {
         $crate::export::new_market::<$t>
     };
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_module_symbol_matches_abi_stable() {
+        assert_eq!(super::ROOT_MODULE_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
+    }
+}
+
+/// Name of the symbol abi_stable 0.11 looks up in a library (checked by a test).
+#[doc(hidden)]
+pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
