@@ -1,0 +1,180 @@
+//! The chain's view: the final unit and the tree of agreed units above it.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use nest_sdk::{Hash32, PluginError, UnitRef};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the view keeps of a unit: its position and its parent link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Node {
+    /// Unit hash.
+    pub hash: Hash32,
+    /// Parent hash.
+    pub parent: Hash32,
+    /// Height.
+    pub height: u64,
+    /// Timestamp, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+impl Node {
+    /// The SDK's position of this unit.
+    pub fn to_ref(self) -> UnitRef {
+        UnitRef {
+            height: self.height,
+            hash: self.hash,
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+
+    /// Fork choice order: greater height wins, then the lower hash.
+    fn beats(&self, other: &Node) -> bool {
+        (self.height, std::cmp::Reverse(self.hash)) > (other.height, std::cmp::Reverse(other.hash))
+    }
+}
+
+/// The final unit and every agreed, not yet final unit that descends from it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct View {
+    /// The newest final unit.
+    pub final_unit: Node,
+    /// Units above the final unit, keyed by hash; all descend from `final_unit`.
+    pub pending: BTreeMap<Hash32, Node>,
+}
+
+impl View {
+    /// A view whose only unit is `final_unit`.
+    pub fn new(final_unit: UnitRef) -> Self {
+        Self {
+            final_unit: Node {
+                hash: final_unit.hash,
+                parent: Hash32::ZERO,
+                height: final_unit.height,
+                timestamp_ms: final_unit.timestamp_ms,
+            },
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// The final unit or a pending unit with this hash.
+    pub fn get(&self, hash: &Hash32) -> Option<&Node> {
+        if *hash == self.final_unit.hash {
+            Some(&self.final_unit)
+        } else {
+            self.pending.get(hash)
+        }
+    }
+
+    /// The head chosen by fork choice among the final and pending units.
+    pub fn head(&self) -> Node {
+        self.pending.values().fold(self.final_unit, |best, node| {
+            if node.beats(&best) { *node } else { best }
+        })
+    }
+
+    /// Checks that `node` extends a known unit: parent, height, timestamp.
+    pub fn check_extends(&self, node: &Node) -> Result<(), PluginError> {
+        let parent = self.get(&node.parent).ok_or_else(|| {
+            PluginError::rejected(format!(
+                "parent {} of unit at height {} is neither the final unit nor a pending unit",
+                node.parent, node.height
+            ))
+        })?;
+        if Some(node.height) != parent.height.checked_add(1) {
+            return Err(PluginError::rejected(format!(
+                "unit height {} does not follow its parent's height {}",
+                node.height, parent.height
+            )));
+        }
+        if node.timestamp_ms <= parent.timestamp_ms {
+            return Err(PluginError::rejected(format!(
+                "unit timestamp {} ms is not after its parent's timestamp {} ms",
+                node.timestamp_ms, parent.timestamp_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// Finalizes the units on `head`'s branch that are at least `depth` below it;
+    /// returns them in ascending height order and prunes what no longer descends
+    /// from the new final unit.
+    pub fn advance_finality(&mut self, head: Node, depth: u32) -> Result<Vec<Node>, PluginError> {
+        let Some(target_height) = head.height.checked_sub(u64::from(depth)) else {
+            return Ok(Vec::new());
+        };
+        if target_height <= self.final_unit.height {
+            return Ok(Vec::new());
+        }
+        let mut finalized = Vec::new();
+        let mut cursor = head;
+        while cursor.hash != self.final_unit.hash {
+            if cursor.height <= target_height {
+                finalized.push(cursor);
+            }
+            cursor = *self.get(&cursor.parent).ok_or_else(|| {
+                PluginError::failed(format!("pending unit {} lost its parent", cursor.hash))
+            })?;
+        }
+        finalized.reverse();
+        if let Some(last) = finalized.last() {
+            self.final_unit = *last;
+        }
+        self.prune();
+        Ok(finalized)
+    }
+
+    /// Keeps only the pending units that descend from the final unit.
+    fn prune(&mut self) {
+        let kept = self.descendants_of_final();
+        self.pending.retain(|hash, _| kept.contains(hash));
+    }
+
+    /// Hashes of the pending units that descend from the final unit.
+    fn descendants_of_final(&self) -> BTreeSet<Hash32> {
+        let mut by_height: Vec<&Node> = self.pending.values().collect();
+        by_height.sort_by_key(|node| (node.height, node.hash));
+        let mut kept = BTreeSet::from([self.final_unit.hash]);
+        for node in by_height {
+            if node.height > self.final_unit.height && kept.contains(&node.parent) {
+                kept.insert(node.hash);
+            }
+        }
+        kept.remove(&self.final_unit.hash);
+        kept
+    }
+
+    /// Checks a view read from a snapshot: bounded, keyed by hash, a tree over the final unit.
+    pub fn check(&self, max_pending_units: u32) -> Result<(), PluginError> {
+        if self.pending.len() > max_pending_units as usize {
+            return Err(PluginError::rejected(format!(
+                "snapshot holds {} pending units, more than max_pending_units = {max_pending_units}",
+                self.pending.len()
+            )));
+        }
+        if let Some((key, node)) = self.pending.iter().find(|(key, node)| **key != node.hash) {
+            return Err(PluginError::rejected(format!(
+                "snapshot keys pending unit {} under {key}",
+                node.hash
+            )));
+        }
+        if self.pending.contains_key(&self.final_unit.hash) {
+            return Err(PluginError::rejected(
+                "snapshot lists the final unit as pending",
+            ));
+        }
+        let kept = self.descendants_of_final();
+        if let Some(node) = self
+            .pending
+            .values()
+            .find(|node| !kept.contains(&node.hash))
+        {
+            return Err(PluginError::rejected(format!(
+                "snapshot pending unit {} does not descend from the final unit",
+                node.hash
+            )));
+        }
+        self.pending
+            .values()
+            .try_for_each(|node| self.check_extends(node))
+    }
+}

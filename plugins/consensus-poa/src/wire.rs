@@ -1,0 +1,79 @@
+//! What the engine puts on the wire and in certificates and evidence (all borsh).
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use nest_sdk::{Hash32, Host, PublicKey, Signature};
+
+/// Domain prefix of the message a slot leader signs to seal a unit.
+pub const SEAL_DOMAIN: &[u8] = b"nest/poa/seal/v1";
+
+/// A consensus message between PoA nodes.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum PoaMessage {
+    /// A unit sealed by the leader of `slot`.
+    Block {
+        /// The slot the unit was proposed in.
+        slot: u64,
+        /// The unit, in the chain type's encoding.
+        unit: Vec<u8>,
+        /// The leader's seal over `slot` and the unit's digest ([`seal_message`]).
+        signature: Signature,
+    },
+}
+
+/// The certificate of a committed unit: who sealed it, for which slot.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Seal {
+    /// The slot the unit was proposed in.
+    pub slot: u64,
+    /// The slot leader.
+    pub signer: PublicKey,
+    /// The signature over [`seal_message`].
+    pub signature: Signature,
+}
+
+/// A seal and the digest (`host.hash(unit bytes)`) it covers.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SealedDigest {
+    /// The seal.
+    pub seal: Seal,
+    /// SHA-256 of the unit bytes.
+    pub unit_digest: Hash32,
+}
+
+/// Proof that a leader sealed two different units for one slot: the bytes of
+/// [`nest_sdk::Effect::Evidence`].
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct EquivocationProof {
+    /// The seal seen first.
+    pub first: SealedDigest,
+    /// The conflicting seal.
+    pub second: SealedDigest,
+}
+
+/// The bytes a leader signs: `b"nest/poa/seal/v1" ++ slot (u64 LE) ++ unit_digest`.
+pub fn seal_message(slot: u64, unit_digest: &Hash32) -> Vec<u8> {
+    let mut message = Vec::with_capacity(SEAL_DOMAIN.len() + 8 + Hash32::LEN);
+    message.extend_from_slice(SEAL_DOMAIN);
+    message.extend_from_slice(&slot.to_le_bytes());
+    message.extend_from_slice(unit_digest.as_bytes());
+    message
+}
+
+impl SealedDigest {
+    /// Whether the seal's signature verifies over its slot and digest.
+    pub fn verifies(&self, host: &Host) -> bool {
+        let message = seal_message(self.seal.slot, &self.unit_digest);
+        host.verify(&self.seal.signer, &message, &self.seal.signature)
+    }
+}
+
+impl EquivocationProof {
+    /// Whether the proof holds: one signer, one slot, two digests, both seals valid.
+    pub fn verifies(&self, host: &Host) -> bool {
+        self.first.seal.signer == self.second.seal.signer
+            && self.first.seal.slot == self.second.seal.slot
+            && self.first.unit_digest != self.second.unit_digest
+            && self.first.verifies(host)
+            && self.second.verifies(host)
+    }
+}
