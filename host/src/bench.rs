@@ -87,16 +87,23 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
     if options.txs == 0 || options.batch == 0 || options.senders == 0 || options.clients == 0 {
         return Err("--txs, --batch, --senders and --clients must be at least 1".into());
     }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     eprintln!("measuring the Ed25519 verify ceiling on this machine...");
     let single_core = measure_verify_rate();
     let dir = tempfile_dir()?;
-    let senders: Vec<SecretKey> = (0..options.senders).map(|i| SecretKey::from_seed(seed(i))).collect();
+    let senders: Vec<SecretKey> = (0..options.senders)
+        .map(|i| SecretKey::from_seed(seed(i)))
+        .collect();
     let spec = DevnetSpec {
         dir: dir.clone(),
         block_interval_ms: options.block_interval_ms,
         api_port: 0,
-        allocations: senders.iter().map(|k| (k.public_key(), 1_000_000_000_000)).collect(),
+        allocations: senders
+            .iter()
+            .map(|k| (k.public_key(), 1_000_000_000_000))
+            .collect(),
         block_txs_max: 50_000,
         mempool_txs_max: options.txs + 1_000,
     };
@@ -125,7 +132,11 @@ fn seed(index: usize) -> [u8; 32] {
 }
 
 fn tempfile_dir() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("nest-bench-{}-{}", std::process::id(), crate::node::now_ms()));
+    let dir = std::env::temp_dir().join(format!(
+        "nest-bench-{}-{}",
+        std::process::id(),
+        crate::node::now_ms()
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir)
 }
@@ -134,7 +145,19 @@ fn tempfile_dir() -> Result<PathBuf, String> {
 fn measure_verify_rate() -> f64 {
     let key = SecretKey::from_seed([9; 32]);
     let txs: Vec<SignedTx> = (0..512u64)
-        .map(|nonce| UnsignedTx { chain: Hash32::ZERO, from: key.public_key(), nonce, fee: 1, body: TxBody::Transfer { to: PublicKey::default(), amount: 1 } }.sign(&key))
+        .map(|nonce| {
+            UnsignedTx {
+                chain: Hash32::ZERO,
+                from: key.public_key(),
+                nonce,
+                fee: 1,
+                body: TxBody::Transfer {
+                    to: PublicKey::default(),
+                    amount: 1,
+                },
+            }
+            .sign(&key)
+        })
         .collect();
     let mut samples: Vec<f64> = (0..5)
         .map(|_| {
@@ -172,17 +195,27 @@ impl NodeProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(addr) = std::fs::read_to_string(&addr_file) {
-                return Ok(NodeProcess { child, url: format!("http://{}", addr.trim()) });
+                return Ok(NodeProcess {
+                    child,
+                    url: format!("http://{}", addr.trim()),
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let mut process = NodeProcess { child, url: String::new() };
+        let mut process = NodeProcess {
+            child,
+            url: String::new(),
+        };
         process.stop();
-        Err(format!("the node did not start within 30 s; see {}", dir.join("node.log").display()))
+        Err(format!(
+            "the node did not start within 30 s; see {}",
+            dir.join("node.log").display()
+        ))
     }
 
     fn rss_mb(&self, field: &str) -> f64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         let kb: f64 = text
             .lines()
             .find(|line| line.starts_with(field))
@@ -210,8 +243,15 @@ impl NodeProcess {
 }
 
 /// Signs every transfer up front, spread over the cores.
-fn sign_all(options: &BenchOptions, senders: &[SecretKey], chain: Hash32, fee: u64) -> Vec<SignedTx> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+fn sign_all(
+    options: &BenchOptions,
+    senders: &[SecretKey],
+    chain: Hash32,
+    fee: u64,
+) -> Vec<SignedTx> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let chunk = options.txs.div_ceil(cores);
     let mut all = Vec::with_capacity(options.txs);
     std::thread::scope(|scope| {
@@ -224,7 +264,14 @@ fn sign_all(options: &BenchOptions, senders: &[SecretKey], chain: Hash32, fee: u
                             let sender = &senders[i % senders.len()];
                             let nonce = (i / senders.len()) as u64;
                             let to = senders[(i + 1) % senders.len()].public_key();
-                            UnsignedTx { chain, from: sender.public_key(), nonce, fee, body: TxBody::Transfer { to, amount: 1 } }.sign(sender)
+                            UnsignedTx {
+                                chain,
+                                from: sender.public_key(),
+                                nonce,
+                                fee,
+                                body: TxBody::Transfer { to, amount: 1 },
+                            }
+                            .sign(sender)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -243,10 +290,19 @@ struct Shared {
     first_reason: Mutex<Option<String>>,
 }
 
-fn drive(options: &BenchOptions, senders: &[SecretKey], node: &NodeProcess, cores: usize, single_core: f64) -> Result<BenchReport, String> {
+fn drive(
+    options: &BenchOptions,
+    senders: &[SecretKey],
+    node: &NodeProcess,
+    cores: usize,
+    single_core: f64,
+) -> Result<BenchReport, String> {
     let client = Client::new(&node.url);
     let (chain, fee) = crate::wallet::chain_terms(&client, "main")?;
-    eprintln!("signing {} transfers from {} accounts...", options.txs, options.senders);
+    eprintln!(
+        "signing {} transfers from {} accounts...",
+        options.txs, options.senders
+    );
     let txs = sign_all(options, senders, chain, fee);
     let batches: Vec<(Vec<Hash32>, serde_json::Value)> = txs
         .chunks(options.batch)
@@ -258,9 +314,23 @@ fn drive(options: &BenchOptions, senders: &[SecretKey], node: &NodeProcess, core
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss_mb = node.rss_mb("VmRSS:");
-    let start_height = client.get::<NodeStatus>("/v1/status")?.chains.first().map(|c| c.height).unwrap_or(0);
-    eprintln!("submitting in {} requests of up to {} from {} clients...", batches.len(), options.batch, options.clients);
-    let shared = Arc::new(Shared { submitted_at: Mutex::new(HashMap::new()), rejected: AtomicUsize::new(0), first_reason: Mutex::new(None) });
+    let start_height = client
+        .get::<NodeStatus>("/v1/status")?
+        .chains
+        .first()
+        .map(|c| c.height)
+        .unwrap_or(0);
+    eprintln!(
+        "submitting in {} requests of up to {} from {} clients...",
+        batches.len(),
+        options.batch,
+        options.clients
+    );
+    let shared = Arc::new(Shared {
+        submitted_at: Mutex::new(HashMap::new()),
+        rejected: AtomicUsize::new(0),
+        first_reason: Mutex::new(None),
+    });
     let started = Instant::now();
     let next = AtomicUsize::new(0);
     let (latencies_ms, last_commit) = std::thread::scope(|scope| {
@@ -273,7 +343,9 @@ fn drive(options: &BenchOptions, senders: &[SecretKey], node: &NodeProcess, core
     if let Some(reason) = shared.first_reason.lock().ok().and_then(|r| r.clone()) {
         eprintln!("first rejection: {reason}");
     }
-    let elapsed_s = last_commit.map(|t| t.duration_since(started).as_secs_f64()).unwrap_or(f64::NAN);
+    let elapsed_s = last_commit
+        .map(|t| t.duration_since(started).as_secs_f64())
+        .unwrap_or(f64::NAN);
     let committed = latencies_ms.len();
     let committed_tx_per_s = committed as f64 / elapsed_s;
     let ceiling = single_core * cores as f64;
@@ -295,26 +367,41 @@ fn drive(options: &BenchOptions, senders: &[SecretKey], node: &NodeProcess, core
     })
 }
 
-fn submit_batches(url: &str, batches: &[(Vec<Hash32>, serde_json::Value)], next: &AtomicUsize, shared: &Shared) {
+fn submit_batches(
+    url: &str,
+    batches: &[(Vec<Hash32>, serde_json::Value)],
+    next: &AtomicUsize,
+    shared: &Shared,
+) {
     let client = Client::new(url);
     loop {
         let index = next.fetch_add(1, Ordering::Relaxed);
-        let Some((hashes, body)) = batches.get(index) else { return };
+        let Some((hashes, body)) = batches.get(index) else {
+            return;
+        };
         let now = Instant::now();
         if let Ok(mut map) = shared.submitted_at.lock() {
             map.extend(hashes.iter().map(|h| (*h, now)));
         }
         match client.post::<SubmitAnswer>("/v1/chains/main/txs", body) {
             Ok(answer) => {
-                shared.rejected.fetch_add(answer.rejected, Ordering::Relaxed);
+                shared
+                    .rejected
+                    .fetch_add(answer.rejected, Ordering::Relaxed);
                 if let Some(result) = answer.results.iter().find(|r| r.status != "accepted") {
-                    let mut first = shared.first_reason.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut first = shared
+                        .first_reason
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
                     first.get_or_insert_with(|| result.reason.clone().unwrap_or_default());
                 }
             }
             Err(error) => {
                 shared.rejected.fetch_add(hashes.len(), Ordering::Relaxed);
-                let mut first = shared.first_reason.lock().unwrap_or_else(|e| e.into_inner());
+                let mut first = shared
+                    .first_reason
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 first.get_or_insert(error);
             }
         }
@@ -322,13 +409,22 @@ fn submit_batches(url: &str, batches: &[(Vec<Hash32>, serde_json::Value)], next:
 }
 
 /// Follows new blocks until every accepted transfer is seen committed (or progress stops).
-fn watch_commits(client: &Client, start_height: u64, total: usize, shared: &Shared) -> (Vec<f64>, Option<Instant>) {
+fn watch_commits(
+    client: &Client,
+    start_height: u64,
+    total: usize,
+    shared: &Shared,
+) -> (Vec<f64>, Option<Instant>) {
     let mut latencies = Vec::with_capacity(total);
     let mut height = start_height;
     let mut last_commit = None;
     let mut last_progress = Instant::now();
-    while latencies.len() + shared.rejected.load(Ordering::Relaxed) < total && last_progress.elapsed() < Duration::from_secs(20) {
-        let Ok(status) = client.get::<NodeStatus>("/v1/status") else { continue };
+    while latencies.len() + shared.rejected.load(Ordering::Relaxed) < total
+        && last_progress.elapsed() < Duration::from_secs(20)
+    {
+        let Ok(status) = client.get::<NodeStatus>("/v1/status") else {
+            continue;
+        };
         let head = status.chains.first().map(|c| c.height).unwrap_or(height);
         if head == height {
             std::thread::sleep(Duration::from_millis(10));
@@ -336,10 +432,25 @@ fn watch_commits(client: &Client, start_height: u64, total: usize, shared: &Shar
         }
         let seen_at = Instant::now();
         for h in height + 1..=head {
-            let Ok(block) = client.get::<serde_json::Value>(&format!("/v1/chains/main/blocks/{h}?txs=hashes")) else { continue };
-            let hashes = block.get("tx_hashes").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-            let map = shared.submitted_at.lock().unwrap_or_else(|e| e.into_inner());
-            for hash in hashes.iter().filter_map(|v| v.as_str()).filter_map(|s| Hash32::from_hex(s).ok()) {
+            let Ok(block) =
+                client.get::<serde_json::Value>(&format!("/v1/chains/main/blocks/{h}?txs=hashes"))
+            else {
+                continue;
+            };
+            let hashes = block
+                .get("tx_hashes")
+                .and_then(|v| v.as_array())
+                .cloned()
+                .unwrap_or_default();
+            let map = shared
+                .submitted_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for hash in hashes
+                .iter()
+                .filter_map(|v| v.as_str())
+                .filter_map(|s| Hash32::from_hex(s).ok())
+            {
                 if let Some(at) = map.get(&hash) {
                     latencies.push(seen_at.duration_since(*at).as_secs_f64() * 1000.0);
                     last_commit = Some(seen_at);
@@ -362,15 +473,33 @@ fn percentile(values: &[f64], quantile: f64) -> f64 {
 }
 
 fn print_report(report: &BenchReport) {
-    println!("nestd bench: single PoA node on 127.0.0.1 (block interval {} ms)", report.block_interval_ms);
-    println!("  committed        {} of {} transfers ({} rejected)", report.txs_committed, report.txs_submitted, report.txs_rejected);
-    println!("  throughput       {:.0} tx/s over {:.2} s", report.committed_tx_per_s, report.elapsed_s);
-    println!("  commit latency   p50 {:.0} ms, p99 {:.0} ms", report.commit_latency_p50_ms, report.commit_latency_p99_ms);
-    println!("  node memory      idle RSS {:.1} MB, peak RSS {:.1} MB", report.idle_rss_mb, report.peak_rss_mb);
+    println!(
+        "nestd bench: single PoA node on 127.0.0.1 (block interval {} ms)",
+        report.block_interval_ms
+    );
+    println!(
+        "  committed        {} of {} transfers ({} rejected)",
+        report.txs_committed, report.txs_submitted, report.txs_rejected
+    );
+    println!(
+        "  throughput       {:.0} tx/s over {:.2} s",
+        report.committed_tx_per_s, report.elapsed_s
+    );
+    println!(
+        "  commit latency   p50 {:.0} ms, p99 {:.0} ms",
+        report.commit_latency_p50_ms, report.commit_latency_p99_ms
+    );
+    println!(
+        "  node memory      idle RSS {:.1} MB, peak RSS {:.1} MB",
+        report.idle_rss_mb, report.peak_rss_mb
+    );
     println!(
         "  verify ceiling   {:.0} tx/s = {} cores x {:.0} Ed25519 verifications/s",
         report.verify_ceiling_tx_per_s, report.cores, report.verify_per_s_single_core
     );
-    println!("  ratio            {:.2} of the ceiling (target >= 0.50)", report.ratio_to_ceiling);
+    println!(
+        "  ratio            {:.2} of the ceiling (target >= 0.50)",
+        report.ratio_to_ceiling
+    );
     println!("{}", serde_json::to_string(report).unwrap_or_default());
 }

@@ -26,14 +26,38 @@ pub fn check(path: &Path) -> CheckReport {
     let mut text = String::new();
     let manifest = &prepared.manifest;
     let _ = writeln!(text, "manifest  {}", manifest.file.display());
-    let _ = writeln!(text, "node      {}  key {}  data {}", manifest.node.name, prepared.key.public_key(), manifest.node.data_dir.display());
-    let trust = if manifest.trust.allow_unsigned { "UNSIGNED PLUGINS ALLOWED (development only)" } else { "unsigned plugins refused" };
-    let vendors: Vec<String> = manifest.trust.vendor.iter().map(|v| format!("{} {}…", v.name, &v.key[..12.min(v.key.len())])).collect();
-    let _ = writeln!(text, "trust     {} vendor key(s) [{}]; {trust}", vendors.len(), vendors.join(", "));
+    let _ = writeln!(
+        text,
+        "node      {}  key {}  data {}",
+        manifest.node.name,
+        prepared.key.public_key(),
+        manifest.node.data_dir.display()
+    );
+    let trust = if manifest.trust.allow_unsigned {
+        "UNSIGNED PLUGINS ALLOWED (development only)"
+    } else {
+        "unsigned plugins refused"
+    };
+    let vendors: Vec<String> = manifest
+        .trust
+        .vendor
+        .iter()
+        .map(|v| format!("{} {}…", v.name, &v.key[..12.min(v.key.len())]))
+        .collect();
+    let _ = writeln!(
+        text,
+        "trust     {} vendor key(s) [{}]; {trust}",
+        vendors.len(),
+        vendors.join(", ")
+    );
     for package in &prepared.packages {
         let info = &package.library.info;
         let kinds: Vec<&str> = package.library.kinds().iter().map(|k| k.name()).collect();
-        let signer = package.library.signed_by.clone().map_or("UNSIGNED".to_string(), |v| format!("signed by {v}"));
+        let signer = package
+            .library
+            .signed_by
+            .clone()
+            .map_or("UNSIGNED".to_string(), |v| format!("signed by {v}"));
         let _ = writeln!(
             text,
             "plugin    {:<10} {} {}  [{}]  {signer}  sha256 {}…",
@@ -46,7 +70,11 @@ pub fn check(path: &Path) -> CheckReport {
     }
     let mut errors = Vec::new();
     for parts in &mut prepared.chains {
-        match build_genesis(&mut parts.chain_type, &parts.allocations, parts.genesis_timestamp_ms) {
+        match build_genesis(
+            &mut parts.chain_type,
+            &parts.allocations,
+            parts.genesis_timestamp_ms,
+        ) {
             Ok((_, view, ledger)) => {
                 let _ = writeln!(
                     text,
@@ -59,14 +87,28 @@ pub fn check(path: &Path) -> CheckReport {
                     ledger.total_supply()
                 );
             }
-            Err(error) => errors.push(format!("{}: [[chain]] id=\"{}\": genesis: {error}", manifest.file.display(), parts.id)),
+            Err(error) => errors.push(format!(
+                "{}: [[chain]] id=\"{}\": genesis: {error}",
+                manifest.file.display(),
+                parts.id
+            )),
         }
     }
     for radio in &prepared.radios {
-        let _ = writeln!(text, "radio     {:<10} {}", radio.id, radio.slot.status().name);
+        let _ = writeln!(
+            text,
+            "radio     {:<10} {}",
+            radio.id,
+            radio.slot.status().name
+        );
     }
     for market in &prepared.markets {
-        let _ = writeln!(text, "market    {:<10} {}", market.id, market.slot.status().name);
+        let _ = writeln!(
+            text,
+            "market    {:<10} {}",
+            market.id,
+            market.slot.status().name
+        );
     }
     if !errors.is_empty() {
         return failed(errors);
@@ -80,6 +122,10 @@ fn failed(errors: Vec<String>) -> CheckReport {
     for error in &errors {
         let _ = writeln!(text, "error: {error}");
     }
-    let _ = writeln!(text, "{} problem(s): the node would not start", errors.len());
+    let _ = writeln!(
+        text,
+        "{} problem(s): the node would not start",
+        errors.len()
+    );
     CheckReport { text, ok: false }
 }

@@ -334,23 +334,30 @@ macro_rules! export_plugin {
             .leak_into_prefix()
         }
 
-        /// The library header abi_stable looks up when the host opens this plugin
-        /// (the symbol name is abi_stable 0.11's `ROOT_MODULE_LOADER_NAME`).
-        #[unsafe(no_mangle)]
-        #[allow(non_upper_case_globals)]
-        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi_stable::library::LibHeader = {
-            extern "C" fn __nest_erased_module() -> $crate::abi_stable::library::RootModuleResult {
-                $crate::abi_stable::library::__call_root_module_loader(__nest_root_module)
-            }
-            // SAFETY: the constructor returns this crate's `PluginModuleRef`, the type named
-            // here, and abi_stable checks its layout against the host's before using it.
-            unsafe {
-                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModuleRef>(
-                    __nest_erased_module,
-                    $crate::abi_stable::library::CheckTypeLayout::Yes,
-                )
-            }
-        };
+        /// The library header abi_stable looks up when the host opens this plugin.
+        ///
+        /// It lives in a module of its own so that its object file is only linked from
+        /// the rlib when something refers to it: tests and simulators can link several
+        /// plugin rlibs into one binary without duplicate symbols.
+        #[doc(hidden)]
+        pub mod __nest_plugin_export {
+            /// The header (its name is abi_stable 0.11's `ROOT_MODULE_LOADER_NAME`).
+            #[unsafe(no_mangle)]
+            #[allow(non_upper_case_globals)]
+            pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi_stable::library::LibHeader = {
+                extern "C" fn __nest_erased_module() -> $crate::abi_stable::library::RootModuleResult {
+                    $crate::abi_stable::library::__call_root_module_loader(super::__nest_root_module)
+                }
+                // SAFETY: the constructor returns the SDK's `PluginModuleRef`, the type named
+                // here, and abi_stable checks its layout against the host's before use.
+                unsafe {
+                    $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModuleRef>(
+                        __nest_erased_module,
+                        $crate::abi_stable::library::CheckTypeLayout::Yes,
+                    )
+                }
+            };
+        }
     };
 }
 
@@ -388,7 +395,10 @@ macro_rules! __nest_constructor {
 mod tests {
     #[test]
     fn root_module_symbol_matches_abi_stable() {
-        assert_eq!(super::ROOT_MODULE_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
+        assert_eq!(
+            super::ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
     }
 }
 

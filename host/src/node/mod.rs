@@ -40,7 +40,10 @@ const TICK_FALLBACK_MS: u64 = 1000;
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A plugin package loaded under its manifest id.
@@ -90,13 +93,20 @@ pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
     let key = match SecretKey::read(&manifest.node.key) {
         Ok(key) => Some(Arc::new(key)),
         Err(error) => {
-            errors.push(manifest.error("[node]", "key", error.to_string()).to_string());
+            errors.push(
+                manifest
+                    .error("[node]", "key", error.to_string())
+                    .to_string(),
+            );
             None
         }
     };
     let packages = load_packages(&manifest, &mut errors);
     let Some(key) = key else { return Err(errors) };
-    let libraries: BTreeMap<&str, &Arc<LoadedLibrary>> = packages.iter().map(|p| (p.id.as_str(), &p.library)).collect();
+    let libraries: BTreeMap<&str, &Arc<LoadedLibrary>> = packages
+        .iter()
+        .map(|p| (p.id.as_str(), &p.library))
+        .collect();
     let mut chains = Vec::new();
     for entry in &manifest.chain {
         match prepare_chain(&manifest, entry, &libraries, &key) {
@@ -106,7 +116,18 @@ pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
     }
     let radios = prepare_radios(&manifest, &libraries, &key, &mut errors);
     let markets = prepare_markets(&manifest, &libraries, &key, &mut errors);
-    if errors.is_empty() { Ok(Prepared { manifest, key, packages, chains, radios, markets }) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(Prepared {
+            manifest,
+            key,
+            packages,
+            chains,
+            radios,
+            markets,
+        })
+    } else {
+        Err(errors)
+    }
 }
 
 fn load_packages(manifest: &Manifest, errors: &mut Vec<String>) -> Vec<Package> {
@@ -116,13 +137,23 @@ fn load_packages(manifest: &Manifest, errors: &mut Vec<String>) -> Vec<Package> 
             trust.add(&vendor.name, key);
         }
     }
-    let options = LoadOptions { trust, allow_unsigned: manifest.trust.allow_unsigned };
+    let options = LoadOptions {
+        trust,
+        allow_unsigned: manifest.trust.allow_unsigned,
+    };
     let mut packages = Vec::new();
     for entry in &manifest.plugin {
         let table = format!("[[plugin]] id=\"{}\"", entry.id);
         match loader::load(&entry.package, &options) {
-            Ok(library) => packages.push(Package { id: entry.id.clone(), library: Arc::new(library) }),
-            Err(error) => errors.push(manifest.error(table, "package", error.to_string()).to_string()),
+            Ok(library) => packages.push(Package {
+                id: entry.id.clone(),
+                library: Arc::new(library),
+            }),
+            Err(error) => errors.push(
+                manifest
+                    .error(table, "package", error.to_string())
+                    .to_string(),
+            ),
         }
     }
     packages
@@ -138,27 +169,57 @@ fn resolve<'a>(
     kind: PluginKind,
     config: &toml::Table,
 ) -> Result<&'a Arc<LoadedLibrary>, String> {
-    let plugin_key = if key_prefix.is_empty() { "plugin".to_string() } else { format!("{key_prefix}.plugin") };
+    let plugin_key = if key_prefix.is_empty() {
+        "plugin".to_string()
+    } else {
+        format!("{key_prefix}.plugin")
+    };
     let Some(library) = libraries.get(plugin_id).copied() else {
-        return Err(manifest.error(table, plugin_key, format!("plugin \"{plugin_id}\" did not load")).to_string());
+        return Err(manifest
+            .error(
+                table,
+                plugin_key,
+                format!("plugin \"{plugin_id}\" did not load"),
+            )
+            .to_string());
     };
     if !library.kinds().contains(&kind) {
         let provides: Vec<&str> = library.kinds().iter().map(|k| k.name()).collect();
-        let message = format!("plugin \"{plugin_id}\" is not a {kind} plugin (it provides {})", provides.join(", "));
+        let message = format!(
+            "plugin \"{plugin_id}\" is not a {kind} plugin (it provides {})",
+            provides.join(", ")
+        );
         return Err(manifest.error(table, plugin_key, message).to_string());
     }
-    library.check_config(kind, &config_json(config)).map_err(|error| config_error(manifest, table, key_prefix, error))?;
+    library
+        .check_config(kind, &config_json(config))
+        .map_err(|error| config_error(manifest, table, key_prefix, error))?;
     Ok(library)
 }
 
-fn config_error(manifest: &Manifest, table: &str, key_prefix: &str, error: nest_sdk::PluginError) -> String {
-    let config_key = if key_prefix.is_empty() { "config".to_string() } else { format!("{key_prefix}.config") };
+fn config_error(
+    manifest: &Manifest,
+    table: &str,
+    key_prefix: &str,
+    error: nest_sdk::PluginError,
+) -> String {
+    let config_key = if key_prefix.is_empty() {
+        "config".to_string()
+    } else {
+        format!("{key_prefix}.config")
+    };
     match error {
         nest_sdk::PluginError::InvalidConfig { path, message } => {
-            let key = if path.is_empty() { config_key } else { format!("{config_key}.{path}") };
+            let key = if path.is_empty() {
+                config_key
+            } else {
+                format!("{config_key}.{path}")
+            };
             manifest.error(table, key, message.to_string()).to_string()
         }
-        other => manifest.error(table, config_key, other.to_string()).to_string(),
+        other => manifest
+            .error(table, config_key, other.to_string())
+            .to_string(),
     }
 }
 
@@ -171,26 +232,54 @@ fn prepare_chain(
     let table = chain_table(entry);
     let chain_type_use = &entry.chain_type;
     let consensus_use = &entry.consensus;
-    let chain_type_lib = resolve(manifest, libraries, &table, "chain_type", &chain_type_use.plugin, PluginKind::ChainType, &chain_type_use.config);
-    let consensus_lib = resolve(manifest, libraries, &table, "consensus", &consensus_use.plugin, PluginKind::Consensus, &consensus_use.config);
+    let chain_type_lib = resolve(
+        manifest,
+        libraries,
+        &table,
+        "chain_type",
+        &chain_type_use.plugin,
+        PluginKind::ChainType,
+        &chain_type_use.config,
+    );
+    let consensus_lib = resolve(
+        manifest,
+        libraries,
+        &table,
+        "consensus",
+        &consensus_use.plugin,
+        PluginKind::Consensus,
+        &consensus_use.config,
+    );
     let (chain_type_lib, consensus_lib) = match (chain_type_lib, consensus_lib) {
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => return Err([a.err(), b.err()].into_iter().flatten().collect()),
     };
     check_requirements(manifest, entry, &[chain_type_lib, consensus_lib]).map_err(|e| vec![e])?;
     let label = |role: &str| format!("{}/{role}", entry.id);
-    let instance_error = |key: &str, error: nest_sdk::PluginError| vec![manifest.error(&table, key, error.to_string()).to_string()];
+    let instance_error = |key: &str, error: nest_sdk::PluginError| {
+        vec![manifest.error(&table, key, error.to_string()).to_string()]
+    };
     let chain_type = chain_type_lib
-        .new_chain_type(&config_json(&chain_type_use.config), &NodeServices::host(key.clone(), &label("chain_type")))
+        .new_chain_type(
+            &config_json(&chain_type_use.config),
+            &NodeServices::host(key.clone(), &label("chain_type")),
+        )
         .map_err(|e| instance_error("chain_type", e))?;
     let consensus = consensus_lib
-        .new_consensus(&config_json(&consensus_use.config), &NodeServices::host(key.clone(), &label("consensus")))
+        .new_consensus(
+            &config_json(&consensus_use.config),
+            &NodeServices::host(key.clone(), &label("consensus")),
+        )
         .map_err(|e| instance_error("consensus", e))?;
     let allocations = entry
         .genesis
         .allocations
         .iter()
-        .filter_map(|a| PublicKey::from_hex(&a.account).ok().map(|account| (account, a.balance)))
+        .filter_map(|a| {
+            PublicKey::from_hex(&a.account)
+                .ok()
+                .map(|account| (account, a.balance))
+        })
         .collect();
     let info = |lib: &LoadedLibrary| (lib.info.name.to_string(), lib.info.version.to_string());
     let (ct_name, ct_version) = info(chain_type_lib);
@@ -199,7 +288,11 @@ fn prepare_chain(
         id: entry.id.clone(),
         consensus: Slot::new(consensus, &consensus_use.plugin, &cs_name, &cs_version),
         chain_type: Slot::new(chain_type, &chain_type_use.plugin, &ct_name, &ct_version),
-        limits: ChainLimits { block_txs_max: entry.block_txs_max, mempool_txs_max: entry.mempool_txs_max, gas_price: entry.gas_price },
+        limits: ChainLimits {
+            block_txs_max: entry.block_txs_max,
+            mempool_txs_max: entry.mempool_txs_max,
+            gas_price: entry.gas_price,
+        },
         allocations,
         genesis_timestamp_ms: entry.genesis.timestamp_ms,
         node_key: key.public_key(),
@@ -207,20 +300,33 @@ fn prepare_chain(
 }
 
 /// Checks the plugins a chain's genesis pins (name, version, library hash).
-fn check_requirements(manifest: &Manifest, entry: &ChainEntry, loaded: &[&Arc<LoadedLibrary>]) -> Result<(), String> {
+fn check_requirements(
+    manifest: &Manifest,
+    entry: &ChainEntry,
+    loaded: &[&Arc<LoadedLibrary>],
+) -> Result<(), String> {
     let table = chain_table(entry);
     for (index, requirement) in entry.genesis.require.iter().enumerate() {
         let key = format!("genesis.require[{index}]");
-        let Some(library) = loaded.iter().find(|l| l.info.name.as_str() == requirement.name) else {
+        let Some(library) = loaded
+            .iter()
+            .find(|l| l.info.name.as_str() == requirement.name)
+        else {
             return Err(manifest.error(&table, key, format!("the chain requires plugin {} but its chain type and consensus are other plugins", requirement.name)).to_string());
         };
         if library.info.version.as_str() != requirement.version {
-            let message = format!("the chain requires {} {} but {} is loaded", requirement.name, requirement.version, library.info.version);
+            let message = format!(
+                "the chain requires {} {} but {} is loaded",
+                requirement.name, requirement.version, library.info.version
+            );
             return Err(manifest.error(&table, key, message).to_string());
         }
         if let Some(hash) = &requirement.library_sha256 {
             if !hash.eq_ignore_ascii_case(&library.library_sha256.to_hex()) {
-                let message = format!("the chain requires {} with library sha256 {hash}, loaded {}", requirement.name, library.library_sha256);
+                let message = format!(
+                    "the chain requires {} with library sha256 {hash}, loaded {}",
+                    requirement.name, library.library_sha256
+                );
                 return Err(manifest.error(&table, key, message).to_string());
             }
         }
@@ -237,13 +343,32 @@ fn prepare_radios(
     let mut radios = Vec::new();
     for entry in &manifest.radio {
         let table = format!("[[radio]] id=\"{}\"", entry.id);
-        let built = resolve(manifest, libraries, &table, "", &entry.plugin, PluginKind::Radio, &entry.config).and_then(|lib| {
+        let built = resolve(
+            manifest,
+            libraries,
+            &table,
+            "",
+            &entry.plugin,
+            PluginKind::Radio,
+            &entry.config,
+        )
+        .and_then(|lib| {
             let host = NodeServices::host(key.clone(), &format!("radio/{}", entry.id));
-            let radio = lib.new_radio(&config_json(&entry.config), &host).map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
-            Ok(Slot::new(radio, &entry.plugin, &lib.info.name, &lib.info.version))
+            let radio = lib
+                .new_radio(&config_json(&entry.config), &host)
+                .map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
+            Ok(Slot::new(
+                radio,
+                &entry.plugin,
+                &lib.info.name,
+                &lib.info.version,
+            ))
         });
         match built {
-            Ok(slot) => radios.push(RadioPart { id: entry.id.clone(), slot }),
+            Ok(slot) => radios.push(RadioPart {
+                id: entry.id.clone(),
+                slot,
+            }),
             Err(error) => errors.push(error),
         }
     }
@@ -259,13 +384,32 @@ fn prepare_markets(
     let mut markets = Vec::new();
     for entry in &manifest.market {
         let table = format!("[[market]] id=\"{}\"", entry.id);
-        let built = resolve(manifest, libraries, &table, "", &entry.plugin, PluginKind::Market, &entry.config).and_then(|lib| {
+        let built = resolve(
+            manifest,
+            libraries,
+            &table,
+            "",
+            &entry.plugin,
+            PluginKind::Market,
+            &entry.config,
+        )
+        .and_then(|lib| {
             let host = NodeServices::host(key.clone(), &format!("market/{}", entry.id));
-            let market = lib.new_market(&config_json(&entry.config), &host).map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
-            Ok(Slot::new(market, &entry.plugin, &lib.info.name, &lib.info.version))
+            let market = lib
+                .new_market(&config_json(&entry.config), &host)
+                .map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
+            Ok(Slot::new(
+                market,
+                &entry.plugin,
+                &lib.info.name,
+                &lib.info.version,
+            ))
         });
         match built {
-            Ok(slot) => markets.push(MarketPart { id: entry.id.clone(), slot }),
+            Ok(slot) => markets.push(MarketPart {
+                id: entry.id.clone(),
+                slot,
+            }),
             Err(error) => errors.push(error),
         }
     }
@@ -407,7 +551,10 @@ struct LoopSink {
 
 impl FrameSinkFfi for LoopSink {
     fn deliver(&self, frame: RadioFrame) -> SinkStatus {
-        match self.requests.try_send(Request::Frame { radio: self.radio, frame }) {
+        match self.requests.try_send(Request::Frame {
+            radio: self.radio,
+            frame,
+        }) {
             Ok(()) => SinkStatus::Accepted,
             Err(mpsc::TrySendError::Full(_)) => SinkStatus::Full,
             Err(mpsc::TrySendError::Disconnected(_)) => SinkStatus::Closed,
@@ -457,21 +604,42 @@ impl Node {
         }
         let prepared = prepare(manifest).map_err(StartError::Prepare)?;
         std::fs::create_dir_all(&prepared.manifest.node.data_dir).map_err(|e| {
-            StartError::Prepare(vec![prepared.manifest.error("[node]", "data_dir", e.to_string()).to_string()])
+            StartError::Prepare(vec![
+                prepared
+                    .manifest
+                    .error("[node]", "data_dir", e.to_string())
+                    .to_string(),
+            ])
         })?;
         let store = Store::open(&prepared.manifest.node.data_dir.join("store"))?;
         let base_status = base_status(&prepared);
         let manifest = prepared.manifest.clone();
-        let chains = prepared.chains.into_iter().map(|parts| ChainRuntime::open(parts, &store)).collect::<Result<Vec<_>, _>>()?;
+        let chains = prepared
+            .chains
+            .into_iter()
+            .map(|parts| ChainRuntime::open(parts, &store))
+            .collect::<Result<Vec<_>, _>>()?;
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
         let radios = start_radios(prepared.radios, &requests);
         let status = Arc::new(RwLock::new(base_status.clone()));
-        let mut state = LoopState { store, chains, radios, markets: prepared.markets, status: status.clone(), base_status };
+        let mut state = LoopState {
+            store,
+            chains,
+            radios,
+            markets: prepared.markets,
+            status: status.clone(),
+            base_status,
+        };
         let thread = std::thread::Builder::new()
             .name("nest-node-loop".into())
             .spawn(move || state.run(receiver))
             .map_err(|e| StartError::Prepare(vec![format!("cannot start the node loop: {e}")]))?;
-        Ok(Node { requests, status, manifest, thread: Some(thread) })
+        Ok(Node {
+            requests,
+            status,
+            manifest,
+            thread: Some(thread),
+        })
     }
 
     /// Stops the loop and waits for it (drivers stopped, store closed).
@@ -491,7 +659,12 @@ fn base_status(prepared: &Prepared) -> NodeStatus {
             id: p.id.clone(),
             name: p.library.info.name.to_string(),
             version: p.library.info.version.to_string(),
-            kinds: p.library.kinds().iter().map(|k| k.name().to_string()).collect(),
+            kinds: p
+                .library
+                .kinds()
+                .iter()
+                .map(|k| k.name().to_string())
+                .collect(),
             library_sha256: p.library.library_sha256,
             signed_by: p.library.signed_by.clone(),
         })
@@ -508,17 +681,26 @@ fn base_status(prepared: &Prepared) -> NodeStatus {
     }
 }
 
-fn start_radios(radios: Vec<RadioPart>, requests: &mpsc::SyncSender<Request>) -> Vec<(RadioPart, RadioStatus)> {
+fn start_radios(
+    radios: Vec<RadioPart>,
+    requests: &mpsc::SyncSender<Request>,
+) -> Vec<(RadioPart, RadioStatus)> {
     let mut started = Vec::new();
     for (index, mut part) in radios.into_iter().enumerate() {
         let info = part.slot.call(|r| r.info()).ok();
-        let sink = nest_sdk::FrameSink::new(LoopSink { radio: index, requests: requests.clone() });
+        let sink = nest_sdk::FrameSink::new(LoopSink {
+            radio: index,
+            requests: requests.clone(),
+        });
         if let Err(error) = part.slot.call(|r| r.start(sink.to_box())) {
             tracing::error!(radio = %part.id, %error, "radio driver did not start");
         }
         let status = RadioStatus {
             id: part.id.clone(),
-            technology: info.as_ref().map(|i| i.technology.to_string()).unwrap_or_default(),
+            technology: info
+                .as_ref()
+                .map(|i| i.technology.to_string())
+                .unwrap_or_default(),
             mtu_bytes: info.map(|i| i.mtu_bytes).unwrap_or(0),
             frames_received: 0,
             plugin: part.slot.status().clone(),
@@ -537,7 +719,13 @@ impl LoopState {
         self.publish();
         loop {
             let now = now_ms();
-            let deadline = self.chains.iter().filter_map(ChainRuntime::next_timer_ms).min().unwrap_or(u64::MAX).min(now + TICK_FALLBACK_MS);
+            let deadline = self
+                .chains
+                .iter()
+                .filter_map(ChainRuntime::next_timer_ms)
+                .min()
+                .unwrap_or(u64::MAX)
+                .min(now + TICK_FALLBACK_MS);
             match receiver.recv_timeout(Duration::from_millis(deadline.saturating_sub(now))) {
                 Ok(Request::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Ok(request) => self.handle(request),
@@ -563,15 +751,32 @@ impl LoopState {
     fn publish(&self) {
         let mut status = self.base_status.clone();
         status.chains = self.chains.iter().map(ChainRuntime::status).collect();
-        status.radios = self.radios.iter().map(|(part, s)| RadioStatus { plugin: part.slot.status().clone(), ..s.clone() }).collect();
-        status.markets = self.markets.iter().map(|m| MarketStatus { id: m.id.clone(), plugin: m.slot.status().clone() }).collect();
+        status.radios = self
+            .radios
+            .iter()
+            .map(|(part, s)| RadioStatus {
+                plugin: part.slot.status().clone(),
+                ..s.clone()
+            })
+            .collect();
+        status.markets = self
+            .markets
+            .iter()
+            .map(|m| MarketStatus {
+                id: m.id.clone(),
+                plugin: m.slot.status().clone(),
+            })
+            .collect();
         if let Ok(mut shared) = self.status.write() {
             *shared = status;
         }
     }
 
     fn chain(&mut self, id: &str) -> Result<&mut ChainRuntime, QueryError> {
-        self.chains.iter_mut().find(|c| c.id() == id).ok_or_else(|| QueryError::NotFound(format!("no chain \"{id}\" on this node")))
+        self.chains
+            .iter_mut()
+            .find(|c| c.id() == id)
+            .ok_or_else(|| QueryError::NotFound(format!("no chain \"{id}\" on this node")))
     }
 
     fn handle(&mut self, request: Request) {
@@ -579,13 +784,26 @@ impl LoopState {
             Request::Submit { chain, txs, reply } => {
                 let _ = reply.send(self.chain(&chain).map(|c| c.admit(txs)));
             }
-            Request::Account { chain, account, reply } => {
+            Request::Account {
+                chain,
+                account,
+                reply,
+            } => {
                 let _ = reply.send(self.chain(&chain).map(|c| {
                     let committed = c.ledger().account(&account);
-                    AccountView { account, balance: committed.balance, nonce: committed.nonce, next_nonce: c.pending_nonce(&account) }
+                    AccountView {
+                        account,
+                        balance: committed.balance,
+                        nonce: committed.nonce,
+                        next_nonce: c.pending_nonce(&account),
+                    }
                 }));
             }
-            Request::Block { chain, height, reply } => {
+            Request::Block {
+                chain,
+                height,
+                reply,
+            } => {
                 let _ = reply.send(self.block(&chain, height));
             }
             Request::Tx { chain, hash, reply } => {
@@ -606,7 +824,11 @@ impl LoopState {
             .store
             .block_by_height(chain_id, height)
             .map_err(|e| QueryError::Failed(e.to_string()))?
-            .ok_or_else(|| QueryError::NotFound(format!("chain \"{chain_id}\" has no block at height {height}")))?;
+            .ok_or_else(|| {
+                QueryError::NotFound(format!(
+                    "chain \"{chain_id}\" has no block at height {height}"
+                ))
+            })?;
         let chain = self.chain(chain_id)?;
         let view = chain
             .chain_type()
@@ -615,7 +837,12 @@ impl LoopState {
         let txs = view
             .txs
             .iter()
-            .map(|bytes| SignedTx::decode(bytes).map(|tx| TxView { hash: crate::crypto::sha256(bytes), tx }))
+            .map(|bytes| {
+                SignedTx::decode(bytes).map(|tx| TxView {
+                    hash: crate::crypto::sha256(bytes),
+                    tx,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| QueryError::Failed(format!("stored block {height}: {e}")))?;
         Ok(BlockView {
@@ -636,9 +863,15 @@ impl LoopState {
         if self.chain(chain_id)?.is_pending(&hash) {
             return Ok(TxStatus::Pending);
         }
-        match self.store.tx_location(chain_id, &hash).map_err(|e| QueryError::Failed(e.to_string()))? {
+        match self
+            .store
+            .tx_location(chain_id, &hash)
+            .map_err(|e| QueryError::Failed(e.to_string()))?
+        {
             Some((height, index)) => Ok(TxStatus::Committed { height, index }),
-            None => Err(QueryError::NotFound(format!("transaction {hash} is neither pending nor committed on chain \"{chain_id}\""))),
+            None => Err(QueryError::NotFound(format!(
+                "transaction {hash} is neither pending nor committed on chain \"{chain_id}\""
+            ))),
         }
     }
 }

@@ -53,14 +53,26 @@ pub struct Slot<T> {
 impl<T> Slot<T> {
     /// Wraps a running instance.
     pub fn new(instance: T, id: &str, name: &str, version: &str) -> Self {
-        let status = SlotStatus { id: id.into(), name: name.into(), version: version.into(), state: "running".into(), reason: None };
+        let status = SlotStatus {
+            id: id.into(),
+            name: name.into(),
+            version: version.into(),
+            state: "running".into(),
+            reason: None,
+        };
         Self { instance, status }
     }
 
     /// Calls the instance unless it is disabled; disables it if the call panicked.
-    pub fn call<R>(&mut self, f: impl FnOnce(&mut T) -> RResult<R, PluginError>) -> Result<R, SlotError> {
+    pub fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut T) -> RResult<R, PluginError>,
+    ) -> Result<R, SlotError> {
         if let Some(reason) = &self.status.reason {
-            return Err(SlotError::Disabled { id: self.status.id.clone(), reason: reason.clone() });
+            return Err(SlotError::Disabled {
+                id: self.status.id.clone(),
+                reason: reason.clone(),
+            });
         }
         match f(&mut self.instance).into_result() {
             Ok(value) => Ok(value),
@@ -68,7 +80,10 @@ impl<T> Slot<T> {
                 if error.is_fatal() {
                     self.disable(error.to_string());
                 }
-                Err(SlotError::Plugin { id: self.status.id.clone(), error })
+                Err(SlotError::Plugin {
+                    id: self.status.id.clone(),
+                    error,
+                })
             }
         }
     }

@@ -29,15 +29,11 @@ use nest_sdk::{
 };
 use view::{Node, View};
 
-/// The library's root module. The macro's generated static carries no doc comment.
-#[allow(missing_docs)]
-mod export {
-    nest_sdk::export_plugin! {
-        name: "chain-linear",
-        vendor: "Nest",
-        description: "A main chain: units linked to their parent, longest chain wins, final at a fixed depth.",
-        chain_type: super::LinearChain,
-    }
+nest_sdk::export_plugin! {
+    name: "chain-linear",
+    vendor: "Nest",
+    description: "A main chain: units linked to their parent, longest chain wins, final at a fixed depth.",
+    chain_type: LinearChain,
 }
 
 /// Format version of [`LinearChain::snapshot`].

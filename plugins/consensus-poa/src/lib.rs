@@ -31,15 +31,11 @@ use nest_sdk::{
 };
 use std::collections::BTreeMap;
 
-/// The library's root module. The macro's generated static carries no doc comment.
-#[allow(missing_docs)]
-mod export {
-    nest_sdk::export_plugin! {
-        name: "consensus-poa",
-        vendor: "Nest",
-        description: "Proof of authority: a fixed, ordered list of authorities signs blocks in turn.",
-        consensus: super::PoaEngine,
-    }
+nest_sdk::export_plugin! {
+    name: "consensus-poa",
+    vendor: "Nest",
+    description: "Proof of authority: a fixed, ordered list of authorities signs blocks in turn.",
+    consensus: PoaEngine,
 }
 
 /// Most received units kept while the host verifies them.
