@@ -60,6 +60,36 @@ fn unsigned_package_is_refused_naming_plugin_sig() {
 }
 
 #[test]
+fn library_outside_the_package_directory_is_refused_naming_the_line() {
+    let key = vendor_key(20);
+    let (_temp, dir) = packed(RADIO_LOOPBACK, &key);
+    let manifest_path = dir.join("plugin.toml");
+    let text = fs::read_to_string(&manifest_path).unwrap();
+    fs::write(
+        &manifest_path,
+        text.replace("library = \"", "library = \"../"),
+    )
+    .unwrap();
+    let (error, message) = refusal(&dir, &options(&key));
+    assert!(matches!(error, LoadError::Manifest { .. }), "{message}");
+    assert!(
+        message.starts_with(&format!("{}:6: library `../", manifest_path.display())),
+        "{message}"
+    );
+    assert!(message.contains("plain file name"), "{message}");
+}
+
+#[test]
+fn missing_library_build_says_to_build_first() {
+    let error = nest_tests::try_library_path("no_such_fixture").unwrap_err();
+    assert!(
+        error.starts_with("run `cargo build --workspace` first: ")
+            && error.ends_with("libno_such_fixture.so is missing"),
+        "{error}"
+    );
+}
+
+#[test]
 fn unknown_vendor_key_is_refused_naming_plugin_toml() {
     let key = vendor_key(2);
     let (_temp, dir) = packed(RADIO_LOOPBACK, &key);

@@ -38,7 +38,7 @@ use std::{
 pub const LIBRARY_BYTES_MAX: u64 = 512 * 1024 * 1024;
 
 /// Lines of abi_stable's layout report kept in [`LoadError::Layout`].
-const LAYOUT_DETAIL_LINES_MAX: usize = 8;
+const LAYOUT_DETAIL_LINES_MAX: usize = 4;
 
 /// The vendors whose packages this node loads: public key to vendor name.
 #[derive(Clone, Debug, Default)]
@@ -606,7 +606,7 @@ fn library_error(error: LibraryError, library_path: &Path, fd_path: &Path) -> Lo
         },
         LibraryError::AbiInstability(detail) => LoadError::Layout {
             path,
-            detail: first_lines(&detail.to_string()),
+            detail: layout_summary(&detail.to_string()),
         },
         LibraryError::InvalidAbiHeader(header) => LoadError::Layout {
             path,
@@ -630,6 +630,51 @@ fn library_error(error: LibraryError, library_path: &Path, fd_path: &Path) -> Lo
     }
 }
 
+/// Picks the verdicts out of abi_stable's layout report (`Error:`, with the expected
+/// and found types after it) and the package the library's type comes from; falls back
+/// to the report's first lines.
+fn layout_summary(report: &str) -> String {
+    let lines: Vec<&str> = report
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let value_after = |start: usize, label: &str| {
+        let offset = lines[start..].iter().position(|line| *line == label)?;
+        lines.get(start + offset + 1).copied()
+    };
+    let mut summary: Vec<String> = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let Some(verdict) = line.strip_prefix("Error:") else {
+            continue;
+        };
+        let expected = value_after(index, "Expected:");
+        let found = value_after(index, "Found:");
+        summary.push(match (expected, found) {
+            (Some(expected), Some(found)) => {
+                format!("{}: expected {expected}, found {found}", verdict.trim())
+            }
+            _ => verdict.trim().to_string(),
+        });
+    }
+    if summary.is_empty() {
+        return first_lines(report);
+    }
+    summary.truncate(LAYOUT_DETAIL_LINES_MAX - 1);
+    let found_package = lines
+        .iter()
+        .position(|line| *line == "Layout of found type:")
+        .and_then(|start| {
+            lines[start..]
+                .iter()
+                .find(|line| line.starts_with("package:"))
+        });
+    if let Some(package) = found_package {
+        summary.push(format!("the library's root module comes from {package}"));
+    }
+    first_lines(&summary.join("\n"))
+}
+
 fn first_lines(text: &str) -> String {
     text.lines()
         .map(str::trim_end)
@@ -638,4 +683,58 @@ fn first_lines(text: &str) -> String {
         .map(|line| format!("  {line}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loaded_library_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<LoadedLibrary>();
+        shareable::<TrustStore>();
+    }
+
+    #[test]
+    fn layout_report_is_cut_to_its_verdicts() {
+        let report = "\nCompared <this>:\n  --- Type Layout ---\n  type:PrefixRef\n\
+                      Layout of found type:\n  type:Other\n  package:'vendor-x' version:'0.2.0'\n\
+                      Error:mismatched type\nExpected:\n  PluginModule\nFound:\n  Other\n";
+        assert_eq!(
+            layout_summary(report),
+            "  mismatched type: expected PluginModule, found Other\n  \
+             the library's root module comes from package:'vendor-x' version:'0.2.0'"
+        );
+        assert_eq!(layout_summary("one\n\ntwo\n"), "  one\n  two");
+    }
+
+    #[test]
+    fn symlinked_or_special_library_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.so");
+        std::fs::write(&real, b"bytes").unwrap();
+        let link = dir.path().join("link.so");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(matches!(
+            read_library(&link),
+            Err(LoadError::Symlink { .. })
+        ));
+        assert!(matches!(
+            read_library(dir.path()),
+            Err(LoadError::NotRegularFile { .. })
+        ));
+        assert_eq!(read_library(&real).unwrap(), b"bytes");
+    }
+
+    #[test]
+    fn sealed_memfd_holds_the_bytes_and_refuses_writes() {
+        let fd = sealed_memfd(b"library bytes", "test").unwrap();
+        let mut file = File::from(fd);
+        assert!(file.write_all(b"more").is_err(), "the memfd is sealed");
+        let mut back = Vec::new();
+        std::io::Seek::rewind(&mut file).unwrap();
+        file.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"library bytes");
+    }
 }
