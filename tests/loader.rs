@@ -560,3 +560,40 @@ fn verify_and_inspect_agree_with_the_loader() {
     assert!(report.contains("matches the library"), "{report}");
     assert!(report.contains("valid, by vendor key"), "{report}");
 }
+
+#[test]
+fn plugin_cli_keygen_pack_verify_and_inspect() {
+    use nest_host::package::cli::{PluginCommand, run};
+    let temp = tempfile::tempdir().unwrap();
+    let key_path = temp.path().join("vendor.key");
+    let dir = temp.path().join("pkg");
+    run(PluginCommand::Keygen {
+        out: key_path.clone(),
+    })
+    .unwrap();
+    let public_hex = fs::read_to_string(temp.path().join("vendor.key.pub")).unwrap();
+    run(PluginCommand::Pack {
+        source: MARKET_FLAT.source_manifest(),
+        library: MARKET_FLAT.library(),
+        out: dir.clone(),
+        key: key_path.clone(),
+    })
+    .unwrap();
+    run(PluginCommand::Verify {
+        dir: dir.clone(),
+        trust: vec![format!("acme={}", public_hex.trim())],
+    })
+    .unwrap();
+    run(PluginCommand::Inspect { dir: dir.clone() }).unwrap();
+    let error = run(PluginCommand::Verify {
+        dir: dir.clone(),
+        trust: vec![vendor_key(21).public_key().to_hex()],
+    })
+    .unwrap_err();
+    assert!(error.contains("is not trusted"), "{error}");
+    run(PluginCommand::Sign {
+        dir: dir.clone(),
+        key: key_path,
+    })
+    .unwrap();
+}

@@ -28,7 +28,7 @@ use std::{
     io::{self, Read, Write},
     os::{
         fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd},
-        unix::fs::{FileTypeExt, OpenOptionsExt},
+        unix::fs::OpenOptionsExt,
     },
     path::{Path, PathBuf},
     sync::{Mutex, PoisonError},
@@ -482,8 +482,7 @@ pub fn read_library(path: &Path) -> Result<Vec<u8>, LoadError> {
             _ => io(source),
         })?;
     let opened = file.metadata().map_err(io)?;
-    let file_type = opened.file_type();
-    if !file_type.is_file() || file_type.is_fifo() {
+    if !opened.file_type().is_file() {
         return Err(LoadError::NotRegularFile {
             path: path.to_path_buf(),
         });
