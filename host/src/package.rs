@@ -1,1 +1,0 @@
-//! Read, write, sign and verify plugin packages (`plugin.toml`, library, `plugin.sig`).
