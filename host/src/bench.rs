@@ -106,6 +106,7 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
             .collect(),
         block_txs_max: 50_000,
         mempool_txs_max: options.txs + 1_000,
+        plugin_dir: devnet::library_dir(),
     };
     let net = devnet::write(&spec)?;
     let mut node = NodeProcess::spawn(&net.manifest, &dir)?;

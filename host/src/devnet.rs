@@ -44,6 +44,8 @@ pub struct DevnetSpec {
     pub block_txs_max: usize,
     /// Most transactions waiting in the mempool.
     pub mempool_txs_max: usize,
+    /// Where the workspace's plugin libraries are (see [`library_dir`]).
+    pub plugin_dir: PathBuf,
 }
 
 /// What was written.
@@ -77,7 +79,7 @@ fn key_at(path: &Path) -> Result<SecretKey, String> {
 }
 
 /// Packages and signs the workspace's plugins into `<dir>/packages/`.
-fn package_plugins(dir: &Path, vendor: &SecretKey) -> Result<(), String> {
+fn package_plugins(dir: &Path, plugin_dir: &Path, vendor: &SecretKey) -> Result<(), String> {
     let packages = dir.join("packages");
     fs::create_dir_all(&packages).map_err(|e| format!("{}: {e}", packages.display()))?;
     for (_, name, source) in WORKSPACE_PLUGINS {
@@ -85,7 +87,7 @@ fn package_plugins(dir: &Path, vendor: &SecretKey) -> Result<(), String> {
         fs::write(&source_path, source).map_err(|e| format!("{}: {e}", source_path.display()))?;
         let library_file = source_library(source)
             .ok_or_else(|| format!("{name}: source plugin.toml names no library"))?;
-        let library = library_dir().join(&library_file);
+        let library = plugin_dir.join(&library_file);
         if !library.exists() {
             return Err(format!(
                 "{} is missing: run `cargo build --workspace` first (or set NEST_PLUGIN_DIR)",
@@ -112,7 +114,7 @@ pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
     fs::create_dir_all(&node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
     let vendor_key = spec.dir.join("dev-vendor.key");
     let vendor = key_at(&vendor_key)?;
-    package_plugins(&spec.dir, &vendor)?;
+    package_plugins(&spec.dir, &spec.plugin_dir, &vendor)?;
     let node = key_at(&node_dir.join("node.key"))?;
     let faucet_key = spec.dir.join("faucet.key");
     let faucet = key_at(&faucet_key)?;

@@ -183,3 +183,5 @@ impl FrameSinkFfi for CollectingSink {
         SinkStatus::Accepted
     }
 }
+
+pub mod node;

@@ -1,0 +1,77 @@
+//! `nestd check` reports on a good manifest and names the file, table and key of
+//! each problem in broken ones; it exits 0 only when the node would start.
+
+use nest_tests::node::{nestd_binary, write_devnet};
+use std::{path::Path, process::Command};
+
+/// Runs `nestd check` on the devnet manifest after `edit`; returns (success, output).
+fn check_edited(edit: impl FnOnce(String) -> String) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = write_devnet(dir.path(), 1000, Vec::new());
+    let text = std::fs::read_to_string(&devnet.manifest).unwrap();
+    std::fs::write(&devnet.manifest, edit(text)).unwrap();
+    run_check(&devnet.manifest)
+}
+
+fn run_check(manifest: &Path) -> (bool, String) {
+    let output = Command::new(nestd_binary()).arg("check").arg(manifest).env("NEST_LOG", "error").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text.replace(&manifest.display().to_string(), "MANIFEST"))
+}
+
+#[test]
+fn good_manifest_is_reported_and_passes() {
+    let (ok, report) = check_edited(|text| text);
+    assert!(ok, "{report}");
+    assert!(report.contains("manifest  MANIFEST"), "{report}");
+    assert!(report.contains("plugin    poa        consensus-poa 0.1.0  [consensus]  signed by local-developer"), "{report}");
+    assert!(report.contains("plugin    linear     chain-linear 0.1.0  [chain-type]  signed by local-developer"), "{report}");
+    assert!(report.contains("chain     main       chain-linear + consensus-poa  genesis "), "{report}");
+    assert!(report.ends_with("ok: the node would start\n"), "{report}");
+}
+
+#[test]
+fn unknown_plugin_is_named_with_its_table_and_key() {
+    let (ok, report) = check_edited(|text| text.replace("plugin = \"poa\"", "plugin = \"pbft\""));
+    assert!(!ok);
+    assert!(report.contains(r#"error: MANIFEST: [[chain]] id="main": consensus.plugin: unknown plugin "pbft" (declared: poa, linear)"#), "{report}");
+}
+
+#[test]
+fn bad_config_value_is_named_down_to_the_plugin_key() {
+    let (ok, report) = check_edited(|text| text.replace("block_interval_ms = 1000", "block_interval_ms = \"fast\""));
+    assert!(!ok);
+    let expected = r#"error: MANIFEST: [[chain]] id="main": consensus.config.block_interval_ms: invalid type: string "fast", expected an integer"#;
+    assert!(report.contains(expected), "{report}");
+    let (ok, report) = check_edited(|text| text.replace("block_interval_ms = 1000", "block_interval_ms = 5"));
+    assert!(!ok);
+    assert!(report.contains(r#"[[chain]] id="main": consensus.config.block_interval_ms: "#), "{report}");
+}
+
+#[test]
+fn missing_trust_key_refuses_every_plugin_it_signed() {
+    let (ok, report) = check_edited(|text| {
+        let start = text.find("[[trust.vendor]]").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        format!("{}{}", &text[..start], &text[end..])
+    });
+    assert!(!ok);
+    assert!(report.contains(r#"error: MANIFEST: [[plugin]] id="poa": package: "#), "{report}");
+    assert!(report.contains("is not trusted by this node"), "{report}");
+    assert!(report.contains(r#"[[plugin]] id="linear": package: "#), "{report}");
+    assert!(report.contains("problem(s): the node would not start"), "{report}");
+}
+
+#[test]
+fn duplicate_plugin_id_is_refused() {
+    let (ok, report) = check_edited(|text| text.replace("id = \"linear\"", "id = \"poa\""));
+    assert!(!ok);
+    assert!(report.contains(r#"error: MANIFEST: [[plugin]] id="poa": id: duplicate id "poa""#), "{report}");
+}
+
+#[test]
+fn unreadable_manifest_is_reported() {
+    let (ok, report) = run_check(Path::new("/nonexistent/manifest.toml"));
+    assert!(!ok);
+    assert!(report.contains("error: /nonexistent/manifest.toml: No such file or directory"), "{report}");
+}

@@ -1,0 +1,151 @@
+//! Run real `nestd` processes on 127.0.0.1 and talk to them over HTTP.
+
+use super::target_dir;
+use nest_host::{
+    client::Client,
+    devnet::{self, Devnet, DevnetSpec},
+    node::status::{ChainStatus, NodeStatus},
+};
+use nest_sdk::PublicKey;
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The `nestd` binary of this build; panics with "build first" when it is missing.
+pub fn nestd_binary() -> PathBuf {
+    let path = target_dir().join("nestd");
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    path
+}
+
+/// Writes a single-node devnet (PoA + linear chain, signed with a developer key) in `dir`.
+pub fn write_devnet(dir: &Path, block_interval_ms: u64, allocations: Vec<(PublicKey, u64)>) -> Devnet {
+    let spec = DevnetSpec {
+        dir: dir.to_path_buf(),
+        block_interval_ms,
+        api_port: 0,
+        allocations,
+        block_txs_max: 20_000,
+        mempool_txs_max: 100_000,
+        plugin_dir: target_dir(),
+    };
+    devnet::write(&spec).unwrap_or_else(|e| panic!("writing the devnet: {e}"))
+}
+
+/// Polls `condition` every 50 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {} s waiting for {what}", timeout.as_secs());
+}
+
+/// A `nestd run` child process; killed when dropped.
+pub struct NodeProcess {
+    child: Child,
+    manifest: PathBuf,
+    log: PathBuf,
+    /// The API base URL.
+    pub url: String,
+}
+
+impl NodeProcess {
+    /// Starts `nestd run <manifest>` and waits until its API answers.
+    pub fn start(manifest: &Path) -> NodeProcess {
+        let dir = manifest.parent().expect("manifest in a directory");
+        let addr_file = dir.join("data/api.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = dir.join(format!("nestd-{}.log", crate::node::unique()));
+        let child = Command::new(nestd_binary())
+            .arg("run")
+            .arg(manifest)
+            .env("NEST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn nestd");
+        let mut node = NodeProcess { child, manifest: manifest.to_path_buf(), log, url: String::new() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+                node.url = format!("http://{}", addr.trim());
+                if node.client().get::<NodeStatus>("/v1/status").is_ok() {
+                    return node;
+                }
+            }
+            if let Ok(Some(exit)) = node.child.try_wait() {
+                panic!("nestd exited with {exit} before serving; log:\n{}", node.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nestd did not serve within 30 s; log:\n{}", node.log_text());
+    }
+
+    /// The node's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An API client.
+    pub fn client(&self) -> Client {
+        Client::new(&self.url)
+    }
+
+    /// The node's status.
+    pub fn status(&self) -> NodeStatus {
+        self.client().get("/v1/status").unwrap_or_else(|e| panic!("status: {e}\nlog:\n{}", self.log_text()))
+    }
+
+    /// The status of chain `main`.
+    pub fn main_chain(&self) -> ChainStatus {
+        self.status().chains.into_iter().find(|c| c.id == "main").expect("chain main")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill9(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.manifest.clone()
+    }
+
+    /// Stops the process with SIGTERM and waits; returns its exit success.
+    pub fn stop(mut self) -> bool {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A number unique within this test process (for file names).
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
