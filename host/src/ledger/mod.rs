@@ -8,9 +8,13 @@
 //!
 //! Everything here is a pure function of its inputs: no I/O, no clock, no randomness.
 
+pub mod mempool;
 pub mod merkle;
 pub mod state;
 pub mod tx;
+pub mod verify;
 
+pub use mempool::Mempool;
 pub use state::{Account, BlockOutcome, ChainParams, Changes, GenesisError, Ledger};
 pub use tx::{SignedTx, TxBody, TxError, UnsignedTx};
+pub use verify::{VerifiedCache, verify_batch};
