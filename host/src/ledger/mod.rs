@@ -1,1 +1,20 @@
 //! Keep accounts, verify and apply transactions, compute state digests.
+//!
+//! - [`tx`]: transactions, their encoding, signing hash, id and rejection reasons.
+//! - [`verify`]: signature checks spread over the cores, and the cache of checked ids.
+//! - [`mempool`]: pending transactions, bounded, ordered by nonce per account.
+//! - [`state`]: accounts, block execution and the incremental state digest.
+//! - [`merkle`]: transaction roots and inclusion proofs for light clients.
+//!
+//! Everything here is a pure function of its inputs: no I/O, no clock, no randomness.
+
+pub mod mempool;
+pub mod merkle;
+pub mod state;
+pub mod tx;
+pub mod verify;
+
+pub use mempool::Mempool;
+pub use state::{Account, BlockOutcome, ChainParams, Changes, GenesisError, Ledger};
+pub use tx::{SignedTx, TxBody, TxError, UnsignedTx};
+pub use verify::{VerifiedCache, verify_batch};

@@ -1,0 +1,234 @@
+use super::*;
+use crate::ledger::state::Account;
+use crate::ledger::tx::{TRANSFER_GAS, TxBody, UnsignedTx};
+use nest_sdk::Signature;
+
+const CHAIN: Hash32 = Hash32([7; 32]);
+const PARAMS: ChainParams = ChainParams {
+    chain: CHAIN,
+    gas_price: 1,
+};
+const FEE: u64 = TRANSFER_GAS;
+
+fn key(byte: u8) -> PublicKey {
+    PublicKey([byte; 32])
+}
+
+fn transfer(from: u8, amount: u64, nonce: u64) -> SignedTx {
+    SignedTx {
+        tx: UnsignedTx {
+            chain: CHAIN,
+            from: key(from),
+            nonce,
+            fee: FEE,
+            body: TxBody::Transfer {
+                to: key(200),
+                amount,
+            },
+        },
+        signature: Signature::default(),
+    }
+}
+
+fn ledger(allocations: &[(u8, u64)]) -> Ledger {
+    let allocations: Vec<_> = allocations.iter().map(|(k, b)| (key(*k), *b)).collect();
+    Ledger::genesis(&allocations).unwrap()
+}
+
+fn admit(pool: &mut Mempool, tx: SignedTx, ledger: &Ledger) -> Result<(), TxError> {
+    pool.admit(tx.hash(), tx, ledger, &PARAMS)
+}
+
+/// (sender byte, nonce) of each selected transaction.
+fn shape(txs: &[SignedTx]) -> Vec<(u8, u64)> {
+    txs.iter()
+        .map(|tx| (tx.tx.from.0[0], tx.tx.nonce))
+        .collect()
+}
+
+#[test]
+fn admits_consecutive_nonces_and_names_the_expected_one() {
+    let ledger = ledger(&[(1, 100_000)]);
+    let mut pool = Mempool::new(10);
+    admit(&mut pool, transfer(1, 1, 0), &ledger).unwrap();
+    admit(&mut pool, transfer(1, 1, 1), &ledger).unwrap();
+    assert_eq!(
+        admit(&mut pool, transfer(1, 1, 5), &ledger),
+        Err(TxError::WrongNonce {
+            expected: 2,
+            got: 5
+        })
+    );
+    assert_eq!(
+        admit(&mut pool, transfer(1, 2, 0), &ledger),
+        Err(TxError::WrongNonce {
+            expected: 2,
+            got: 0
+        })
+    );
+    assert_eq!(pool.len(), 2);
+    assert_eq!(pool.next_nonce(&key(1), &ledger), 2);
+    assert_eq!(pool.next_nonce(&key(9), &ledger), 0);
+}
+
+#[test]
+fn duplicate_id_is_refused() {
+    let ledger = ledger(&[(1, 100_000)]);
+    let mut pool = Mempool::new(10);
+    let tx = transfer(1, 1, 0);
+    admit(&mut pool, tx.clone(), &ledger).unwrap();
+    assert_eq!(
+        admit(&mut pool, tx.clone(), &ledger),
+        Err(TxError::Duplicate)
+    );
+    assert!(pool.contains(&tx.hash()));
+    assert_eq!(pool.get(&tx.hash()), Some(&tx));
+}
+
+#[test]
+fn full_mempool_refuses_and_stays_bounded() {
+    let ledger = ledger(&[(1, 100_000), (2, 100_000)]);
+    let mut pool = Mempool::new(3);
+    for nonce in 0..3 {
+        admit(&mut pool, transfer(1, 1, nonce), &ledger).unwrap();
+    }
+    assert_eq!(
+        admit(&mut pool, transfer(2, 1, 0), &ledger),
+        Err(TxError::MempoolFull)
+    );
+    assert_eq!(pool.len(), pool.txs_max());
+}
+
+#[test]
+fn balance_must_cover_pending_txs_too() {
+    let ledger = ledger(&[(1, 3_000)]);
+    let mut pool = Mempool::new(10);
+    admit(&mut pool, transfer(1, 1_000, 0), &ledger).unwrap();
+    assert_eq!(
+        admit(&mut pool, transfer(1, 1, 1), &ledger),
+        Err(TxError::InsufficientBalance {
+            balance: 3_000,
+            needed: 3_001
+        })
+    );
+    admit(&mut pool, transfer(1, 0, 1), &ledger).unwrap();
+}
+
+#[test]
+fn chain_and_fee_are_checked() {
+    let ledger = ledger(&[(1, 100_000)]);
+    let mut pool = Mempool::new(10);
+    let mut other = transfer(1, 1, 0);
+    other.tx.chain = Hash32([0; 32]);
+    assert_eq!(admit(&mut pool, other, &ledger), Err(TxError::WrongChain));
+    let mut cheap = transfer(1, 1, 0);
+    cheap.tx.fee = 1;
+    assert_eq!(
+        admit(&mut pool, cheap, &ledger),
+        Err(TxError::FeeTooLow {
+            minimum: FEE,
+            got: 1
+        })
+    );
+    assert!(pool.is_empty());
+}
+
+#[test]
+fn select_interleaves_accounts_in_nonce_order_oldest_first() {
+    let ledger = ledger(&[(1, 100_000), (2, 100_000), (3, 100_000)]);
+    let mut pool = Mempool::new(20);
+    // Account 3 arrives first, then 1, then 2.
+    for (from, nonce) in [(3, 0), (1, 0), (1, 1), (1, 2), (2, 0), (3, 1)] {
+        admit(&mut pool, transfer(from, 1, nonce), &ledger).unwrap();
+    }
+    assert_eq!(
+        shape(&pool.select(100)),
+        [(3, 0), (1, 0), (2, 0), (3, 1), (1, 1), (1, 2)]
+    );
+    assert_eq!(shape(&pool.select(4)), [(3, 0), (1, 0), (2, 0), (3, 1)]);
+    assert!(pool.select(0).is_empty());
+    let selected = pool.select(100);
+    let outcome = ledger.execute(&selected, &key(9), &PARAMS, true);
+    assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+}
+
+#[test]
+fn remove_committed_drops_included_and_stale_txs() {
+    let mut ledger = ledger(&[(1, 100_000), (2, 100_000)]);
+    let mut pool = Mempool::new(20);
+    for nonce in 0..3 {
+        admit(&mut pool, transfer(1, 1, nonce), &ledger).unwrap();
+    }
+    admit(&mut pool, transfer(2, 1, 0), &ledger).unwrap();
+    // A block from another proposer includes a different tx with nonce 0 for account 1
+    // and the pool's tx 0 for account 2.
+    let block = [transfer(1, 77, 0), transfer(2, 1, 0)];
+    let outcome = ledger.execute(&block, &key(9), &PARAMS, true);
+    ledger.commit(&outcome.changes);
+    pool.remove_committed(&block, &ledger);
+    assert_eq!(shape(&pool.select(100)), [(1, 1), (1, 2)]);
+    assert_eq!(pool.len(), 2);
+    assert_eq!(pool.next_nonce(&key(1), &ledger), 3);
+    admit(&mut pool, transfer(1, 1, 3), &ledger).unwrap();
+}
+
+#[test]
+fn remove_committed_drops_what_the_sender_can_no_longer_afford() {
+    let mut ledger = ledger(&[(1, 10_000)]);
+    let mut pool = Mempool::new(20);
+    for nonce in 0..3 {
+        admit(&mut pool, transfer(1, 2_000, nonce), &ledger).unwrap();
+    }
+    // Elsewhere, account 1 spent nearly everything with its nonce 0.
+    let block = [transfer(1, 5_000, 0)];
+    ledger.commit(&ledger.execute(&block, &key(9), &PARAMS, true).changes);
+    assert_eq!(
+        ledger.account(&key(1)),
+        Account {
+            balance: 4_000,
+            nonce: 1
+        }
+    );
+    pool.remove_committed(&block, &ledger);
+    assert_eq!(shape(&pool.select(100)), [(1, 1)]);
+    let remaining = pool.select(100);
+    assert!(
+        ledger
+            .execute(&remaining, &key(9), &PARAMS, true)
+            .rejected
+            .is_empty()
+    );
+}
+
+#[test]
+fn admission_catches_up_with_a_ledger_that_moved_on() {
+    let mut ledger = ledger(&[(1, 100_000)]);
+    let mut pool = Mempool::new(20);
+    admit(&mut pool, transfer(1, 1, 0), &ledger).unwrap();
+    admit(&mut pool, transfer(1, 1, 1), &ledger).unwrap();
+    let block = [transfer(1, 1, 0)];
+    ledger.commit(&ledger.execute(&block, &key(9), &PARAMS, true).changes);
+    // remove_committed not called yet: admission still sees the right next nonce.
+    assert_eq!(
+        admit(&mut pool, transfer(1, 1, 3), &ledger),
+        Err(TxError::WrongNonce {
+            expected: 2,
+            got: 3
+        })
+    );
+    admit(&mut pool, transfer(1, 1, 2), &ledger).unwrap();
+    assert_eq!(shape(&pool.select(100)), [(1, 1), (1, 2)]);
+}
+
+#[test]
+fn txs_superseded_by_other_versions_are_dropped() {
+    let mut ledger = ledger(&[(1, 100_000)]);
+    let mut pool = Mempool::new(20);
+    admit(&mut pool, transfer(1, 1, 0), &ledger).unwrap();
+    admit(&mut pool, transfer(1, 1, 1), &ledger).unwrap();
+    // The ledger jumps to nonce 2 through txs this pool never saw.
+    let block = [transfer(1, 5, 0), transfer(1, 5, 1)];
+    ledger.commit(&ledger.execute(&block, &key(9), &PARAMS, true).changes);
+    pool.remove_committed(&block, &ledger);
+    assert!(pool.is_empty());
+}
