@@ -265,7 +265,7 @@ impl ChainRuntime {
             unit: bytes,
             certificate: Vec::new(),
         };
-        let changes = ledger.accounts_as_changes();
+        let changes: crate::ledger::state::Changes = ledger.accounts().map(|(key, account)| (*key, *account)).collect();
         store
             .commit_block(chain, &block, &[], &changes, &head)
             .map_err(|error| ChainError::Store {
@@ -654,9 +654,9 @@ impl ChainRuntime {
         &mut self.chain_type
     }
 
-    /// Pending transactions of `account` in the mempool.
+    /// The nonce of `account`'s next transaction, counting those in the mempool.
     pub fn pending_nonce(&self, account: &PublicKey) -> u64 {
-        self.ledger.account(account).nonce + self.mempool.pending_count(account) as u64
+        self.mempool.next_nonce(account, &self.ledger)
     }
 
     /// Whether a transaction is waiting in the mempool.
