@@ -7,20 +7,17 @@ use nest_host::{
     package::{self, PackageManifest},
 };
 use nest_sdk::{
-    ABI_VERSION, BuildRequest, Effect, Hash32, Input, LastCommit, Order, PluginError, PluginKind,
-    PublicKey, QuoteRequest, UnitRef, Usage, testing::LocalHost,
+    ABI_VERSION, BuildRequest, Effect, Hash32, Input, LastCommit, Order, PluginError, PluginKind, PublicKey,
+    QuoteRequest, UnitRef, Usage, testing::LocalHost,
 };
 use nest_tests::{
-    ABI_MISMATCH, CONSENSUS_PANIC, CollectingSink, MARKET_FLAT, PluginCrate, RADIO_LOOPBACK,
-    pack_crate, package_by_hand, trusting, vendor_key,
+    ABI_MISMATCH, CONSENSUS_PANIC, CollectingSink, MARKET_FLAT, PluginCrate, RADIO_LOOPBACK, pack_crate,
+    package_by_hand, trusting, vendor_key,
 };
 use std::{fs, path::Path};
 
 fn options(key: &SecretKey) -> LoadOptions {
-    LoadOptions {
-        trust: trusting("nest-tests", key),
-        allow_unsigned: false,
-    }
+    LoadOptions { trust: trusting("nest-tests", key), allow_unsigned: false }
 }
 
 /// Packs `plugin` into `<temp>/pkg`, returning the temp dir and the package path.
@@ -52,10 +49,7 @@ fn unsigned_package_is_refused_naming_plugin_sig() {
     fs::remove_file(dir.join("plugin.sig")).unwrap();
     let (error, message) = refusal(&dir, &options(&key));
     assert!(matches!(error, LoadError::Unsigned { .. }), "{message}");
-    let expected = format!(
-        "{}: missing: the package is unsigned",
-        dir.join("plugin.sig").display()
-    );
+    let expected = format!("{}: missing: the package is unsigned", dir.join("plugin.sig").display());
     assert!(message.starts_with(&expected), "{message}");
 }
 
@@ -65,17 +59,10 @@ fn library_outside_the_package_directory_is_refused_naming_the_line() {
     let (_temp, dir) = packed(RADIO_LOOPBACK, &key);
     let manifest_path = dir.join("plugin.toml");
     let text = fs::read_to_string(&manifest_path).unwrap();
-    fs::write(
-        &manifest_path,
-        text.replace("library = \"", "library = \"../"),
-    )
-    .unwrap();
+    fs::write(&manifest_path, text.replace("library = \"", "library = \"../")).unwrap();
     let (error, message) = refusal(&dir, &options(&key));
     assert!(matches!(error, LoadError::Manifest { .. }), "{message}");
-    assert!(
-        message.starts_with(&format!("{}:6: library `../", manifest_path.display())),
-        "{message}"
-    );
+    assert!(message.starts_with(&format!("{}:6: library `../", manifest_path.display())), "{message}");
     assert!(message.contains("plain file name"), "{message}");
 }
 
@@ -94,18 +81,9 @@ fn unknown_vendor_key_is_refused_naming_plugin_toml() {
     let key = vendor_key(2);
     let (_temp, dir) = packed(RADIO_LOOPBACK, &key);
     let (error, message) = refusal(&dir, &options(&vendor_key(3)));
-    assert!(
-        matches!(error, LoadError::UnknownVendor { .. }),
-        "{message}"
-    );
-    assert!(
-        message.starts_with(&dir.join("plugin.toml").display().to_string()),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!("vendor_key {} is not trusted", key.public_key())),
-        "{message}"
-    );
+    assert!(matches!(error, LoadError::UnknownVendor { .. }), "{message}");
+    assert!(message.starts_with(&dir.join("plugin.toml").display().to_string()), "{message}");
+    assert!(message.contains(&format!("vendor_key {} is not trusted", key.public_key())), "{message}");
 }
 
 #[test]
@@ -119,17 +97,9 @@ fn library_changed_by_one_bit_is_refused_with_both_hashes() {
     bytes[middle] ^= 0x01;
     fs::write(&library, &bytes).unwrap();
     let (error, message) = refusal(&dir, &options(&key));
-    let LoadError::HashMismatch { actual, .. } = error else {
-        panic!("{message}")
-    };
-    assert!(
-        message.starts_with(&format!("{}: SHA-256 mismatch", library.display())),
-        "{message}"
-    );
-    assert!(
-        message.contains(&manifest.library_sha256.to_hex()),
-        "{message}"
-    );
+    let LoadError::HashMismatch { actual, .. } = error else { panic!("{message}") };
+    assert!(message.starts_with(&format!("{}: SHA-256 mismatch", library.display())), "{message}");
+    assert!(message.contains(&manifest.library_sha256.to_hex()), "{message}");
     assert!(message.contains(&actual.to_hex()), "{message}");
 }
 
@@ -139,19 +109,12 @@ fn plugin_toml_edited_after_signing_is_refused() {
     let (_temp, dir) = packed(MARKET_FLAT, &key);
     let manifest_path = dir.join("plugin.toml");
     let text = fs::read_to_string(&manifest_path).unwrap();
-    fs::write(
-        &manifest_path,
-        text.replace("version = \"0.1.0\"", "version = \"9.9.9\""),
-    )
-    .unwrap();
+    fs::write(&manifest_path, text.replace("version = \"0.1.0\"", "version = \"9.9.9\"")).unwrap();
     let (error, message) = refusal(&dir, &options(&key));
     assert!(matches!(error, LoadError::BadSignature { .. }), "{message}");
     assert_eq!(
         message,
-        format!(
-            "{}: signature does not match plugin.toml (edited after signing?)",
-            dir.join("plugin.sig").display()
-        )
+        format!("{}: signature does not match plugin.toml (edited after signing?)", dir.join("plugin.sig").display())
     );
 }
 
@@ -166,13 +129,7 @@ fn symlinked_library_is_refused() {
     std::os::unix::fs::symlink(&elsewhere, &library).unwrap();
     let (error, message) = refusal(&dir, &options(&key));
     assert!(matches!(error, LoadError::Symlink { .. }), "{message}");
-    assert_eq!(
-        message,
-        format!(
-            "{}: is a symbolic link; a package library must be a regular file",
-            library.display()
-        )
-    );
+    assert_eq!(message, format!("{}: is a symbolic link; a package library must be a regular file", library.display()));
 }
 
 #[test]
@@ -198,24 +155,16 @@ fn root_module_with_another_layout_is_refused_as_abi_mismatch() {
             dir.join(&manifest.library).display()
         )
     );
-    assert!(
-        message.lines().count() > 1,
-        "abi_stable's detail is kept: {message}"
-    );
+    assert!(message.lines().count() > 1, "abi_stable's detail is kept: {message}");
 }
 
 #[test]
 fn pack_refuses_a_library_whose_layout_does_not_match() {
     let key = vendor_key(8);
     let temp = tempfile::tempdir().unwrap();
-    let error = package::pack(
-        &ABI_MISMATCH.source_manifest(),
-        &ABI_MISMATCH.library(),
-        &temp.path().join("pkg"),
-        &key,
-    )
-    .unwrap_err()
-    .to_string();
+    let error = package::pack(&ABI_MISMATCH.source_manifest(), &ABI_MISMATCH.library(), &temp.path().join("pkg"), &key)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("ABI/layout mismatch"), "{error}");
     assert!(!temp.path().join("pkg").exists(), "nothing is written");
 }
@@ -271,18 +220,9 @@ fn pack_refuses_a_source_manifest_with_the_wrong_kind() {
     let source = temp.path().join("plugin.toml");
     let text = fs::read_to_string(RADIO_LOOPBACK.source_manifest()).unwrap();
     fs::write(&source, text.replace("[\"radio\"]", "[\"market\"]")).unwrap();
-    let error = package::pack(
-        &source,
-        &RADIO_LOOPBACK.library(),
-        &temp.path().join("pkg"),
-        &key,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        error.ends_with("plugin.toml declares [market] but the library provides [radio]"),
-        "{error}"
-    );
+    let error =
+        package::pack(&source, &RADIO_LOOPBACK.library(), &temp.path().join("pkg"), &key).unwrap_err().to_string();
+    assert!(error.ends_with("plugin.toml declares [market] but the library provides [radio]"), "{error}");
 }
 
 #[test]
@@ -290,10 +230,7 @@ fn allow_unsigned_loads_an_unsigned_package_but_still_checks_the_hash() {
     let key = vendor_key(12);
     let (_temp, dir) = packed(RADIO_LOOPBACK, &key);
     fs::remove_file(dir.join("plugin.sig")).unwrap();
-    let development = LoadOptions {
-        allow_unsigned: true,
-        ..LoadOptions::default()
-    };
+    let development = LoadOptions { allow_unsigned: true, ..LoadOptions::default() };
     let library = loader::load(&dir, &development).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(library.signed_by, None);
     assert_eq!(library.kinds(), vec![PluginKind::Radio]);
@@ -312,29 +249,16 @@ fn invalid_plugin_config_is_refused_with_the_key_path() {
     let key = vendor_key(13);
     let (_temp, dir) = packed(MARKET_FLAT, &key);
     let library = load_ok(&dir, &key);
-    let error = library
-        .check_config(PluginKind::Market, r#"{"price_per_unit": "cheap"}"#)
-        .unwrap_err();
+    let error = library.check_config(PluginKind::Market, r#"{"price_per_unit": "cheap"}"#).unwrap_err();
     assert!(
-        error
-            .to_string()
-            .starts_with("price_per_unit: invalid type: string \"cheap\", expected an integer"),
+        error.to_string().starts_with("price_per_unit: invalid type: string \"cheap\", expected an integer"),
         "{error}"
     );
-    let Err(error) = library.new_market(r#"{"price_per_unit": 1, "extra": 2}"#, &host().host())
-    else {
+    let Err(error) = library.new_market(r#"{"price_per_unit": 1, "extra": 2}"#, &host().host()) else {
         panic!("an unknown key must be refused")
     };
-    assert!(
-        error.to_string().contains("unknown field `extra`"),
-        "{error}"
-    );
-    assert_eq!(
-        library.check_config(PluginKind::Radio, "{}"),
-        Err(PluginError::WrongKind {
-            kind: PluginKind::Radio
-        })
-    );
+    assert!(error.to_string().contains("unknown field `extra`"), "{error}");
+    assert_eq!(library.check_config(PluginKind::Radio, "{}"), Err(PluginError::WrongKind { kind: PluginKind::Radio }));
 }
 
 #[test]
@@ -344,9 +268,7 @@ fn radio_loopback_echoes_sent_frames_into_the_sink() {
     let library = load_ok(&dir, &key);
     assert_eq!(library.signed_by.as_deref(), Some("nest-tests"));
     assert_eq!(library.info.name.as_str(), "fixture-radio-loopback");
-    let mut radio = library
-        .new_radio(r#"{"mtu_bytes": 8}"#, &host().host())
-        .unwrap();
+    let mut radio = library.new_radio(r#"{"mtu_bytes": 8}"#, &host().host()).unwrap();
     let info = radio.info().unwrap();
     assert_eq!((info.technology.as_str(), info.mtu_bytes), ("loopback", 8));
 
@@ -358,9 +280,7 @@ fn radio_loopback_echoes_sent_frames_into_the_sink() {
     assert_eq!(frames[0].link_address.as_str(), "dev-1");
     assert_eq!(frames[0].payload.as_slice(), b"hello");
 
-    let error = radio
-        .send("dev-1".into(), b"too long!"[..].into())
-        .unwrap_err();
+    let error = radio.send("dev-1".into(), b"too long!"[..].into()).unwrap_err();
     assert!(
         matches!(&error, PluginError::Rejected { message } if message.contains("exceeds the MTU of 8 bytes")),
         "{error:?}"
@@ -386,47 +306,24 @@ fn market_flat_quotes_matches_and_settles() {
     let key = vendor_key(15);
     let (_temp, dir) = packed(MARKET_FLAT, &key);
     let library = load_ok(&dir, &key);
-    let mut market = library
-        .new_market(r#"{"price_per_unit": 7}"#, &host().host())
-        .unwrap();
-    let request = |units| QuoteRequest {
-        sku: "wifi".into(),
-        units,
-        duration_s: 0,
-        now_ms: 1_000,
-        context_json: "{}".into(),
-    };
+    let mut market = library.new_market(r#"{"price_per_unit": 7}"#, &host().host()).unwrap();
+    let request =
+        |units| QuoteRequest { sku: "wifi".into(), units, duration_s: 0, now_ms: 1_000, context_json: "{}".into() };
     let quote = market.quote(request(3)).unwrap();
     assert_eq!(quote.price, 21);
     assert!(quote.valid_until_ms > 1_000);
-    assert!(matches!(
-        market.quote(request(u64::MAX)).into_result(),
-        Err(PluginError::Rejected { .. })
-    ));
+    assert!(matches!(market.quote(request(u64::MAX)).into_result(), Err(PluginError::Rejected { .. })));
 
     market.bid(order(3, 2, 14)).unwrap();
     market.bid(order(1, 10, 69)).unwrap();
     market.bid(order(2, 1, 100)).unwrap();
     let matches = market.clear(2_000).unwrap();
     let matched: Vec<(u8, u64)> = matches.iter().map(|m| (m.order_id.0[0], m.price)).collect();
-    assert_eq!(
-        matched,
-        vec![(2, 7), (3, 14)],
-        "order-id order; order 1 bids too low"
-    );
-    assert!(
-        market.clear(3_000).unwrap().is_empty(),
-        "order 1 still too low"
-    );
+    assert_eq!(matched, vec![(2, 7), (3, 14)], "order-id order; order 1 bids too low");
+    assert!(market.clear(3_000).unwrap().is_empty(), "order 1 still too low");
 
     let settle = |market: &mut nest_sdk::market::MarketBox, units_used, escrow| {
-        market
-            .settle(Usage {
-                order_id: Hash32([2; 32]),
-                units_used,
-                escrow,
-            })
-            .unwrap()
+        market.settle(Usage { order_id: Hash32([2; 32]), units_used, escrow }).unwrap()
     };
     assert_eq!(settle(&mut market, 2, 100), 14);
     assert_eq!(settle(&mut market, 20, 100), 100);
@@ -437,55 +334,26 @@ fn consensus_panic_sets_timers_and_its_panic_becomes_an_error() {
     let key = vendor_key(16);
     let (_temp, dir) = packed(CONSENSUS_PANIC, &key);
     let library = load_ok(&dir, &key);
-    assert_eq!(
-        library.kinds(),
-        vec![PluginKind::Consensus, PluginKind::ChainType]
-    );
-    let mut engine = library
-        .new_consensus(r#"{"panic_after_ticks": 3}"#, &host().host())
-        .unwrap();
-    let start = Input::Start {
-        last_commit: LastCommit {
-            height: 0,
-            unit_hash: Hash32::ZERO,
-            timestamp_ms: 0,
-        },
-        now_ms: 500,
-    };
-    assert_eq!(
-        engine.handle(start).unwrap().to_vec(),
-        vec![Effect::TimerAt { at_ms: 600 }]
-    );
+    assert_eq!(library.kinds(), vec![PluginKind::Consensus, PluginKind::ChainType]);
+    let mut engine = library.new_consensus(r#"{"panic_after_ticks": 3}"#, &host().host()).unwrap();
+    let start =
+        Input::Start { last_commit: LastCommit { height: 0, unit_hash: Hash32::ZERO, timestamp_ms: 0 }, now_ms: 500 };
+    assert_eq!(engine.handle(start).unwrap().to_vec(), vec![Effect::TimerAt { at_ms: 600 }]);
     for now_ms in [1_000, 2_000] {
         assert_eq!(
             engine.handle(Input::Tick { now_ms }).unwrap().to_vec(),
-            vec![Effect::TimerAt {
-                at_ms: now_ms + 100
-            }]
+            vec![Effect::TimerAt { at_ms: now_ms + 100 }]
         );
     }
     let error = engine.handle(Input::Tick { now_ms: 3_000 }).unwrap_err();
-    assert_eq!(
-        error,
-        PluginError::Panicked {
-            message: "fixture panic after 3 ticks".into()
-        }
-    );
+    assert_eq!(error, PluginError::Panicked { message: "fixture panic after 3 ticks".into() });
     assert!(error.is_fatal());
 
     // The process survives; a fresh instance from the same library works.
-    let mut engine = library
-        .new_consensus(r#"{"panic_after_ticks": 0}"#, &host().host())
-        .unwrap();
-    let message = |bytes: &[u8]| Input::Message {
-        from: PublicKey([1; 32]),
-        bytes: bytes.to_vec().into(),
-    };
+    let mut engine = library.new_consensus(r#"{"panic_after_ticks": 0}"#, &host().host()).unwrap();
+    let message = |bytes: &[u8]| Input::Message { from: PublicKey([1; 32]), bytes: bytes.to_vec().into() };
     assert!(engine.handle(message(b"hello")).unwrap().is_empty());
-    assert!(matches!(
-        engine.handle(message(b"panic")).into_result(),
-        Err(PluginError::Panicked { .. })
-    ));
+    assert!(matches!(engine.handle(message(b"panic")).into_result(), Err(PluginError::Panicked { .. })));
     assert!(engine.handle(Input::Tick { now_ms: 10 }).is_ok());
 }
 
@@ -495,11 +363,7 @@ fn chain_type_builds_decodes_and_inserts_units() {
     let (_temp, dir) = packed(CONSENSUS_PANIC, &key);
     let library = load_ok(&dir, &key);
     let mut chain = library.new_chain_type("{}", &host().host()).unwrap();
-    let genesis = UnitRef {
-        height: 0,
-        hash: Hash32::ZERO,
-        timestamp_ms: 0,
-    };
+    let genesis = UnitRef { height: 0, hash: Hash32::ZERO, timestamp_ms: 0 };
     chain.start(genesis).unwrap();
 
     let mut head = genesis;
@@ -517,16 +381,11 @@ fn chain_type_builds_decodes_and_inserts_units() {
         let view = chain.decode(unit.as_slice().into()).unwrap();
         assert_eq!((view.height, view.parent), (height, head.hash));
         assert_eq!(view.txs, request.txs);
-        let report = chain
-            .insert(unit.as_slice().into(), b"certificate"[..].into())
-            .unwrap();
+        let report = chain.insert(unit.as_slice().into(), b"certificate"[..].into()).unwrap();
         assert_eq!(report.head, view.to_ref());
         assert_eq!(report.finalized.to_vec(), vec![view.to_ref()]);
         head = report.head;
-        assert!(
-            chain.validate(unit.as_slice().into()).is_err(),
-            "a unit cannot extend itself"
-        );
+        assert!(chain.validate(unit.as_slice().into()).is_err(), "a unit cannot extend itself");
     }
     assert_eq!(chain.head().unwrap().height, 3);
 }
@@ -567,10 +426,7 @@ fn plugin_cli_keygen_pack_verify_and_inspect() {
     let temp = tempfile::tempdir().unwrap();
     let key_path = temp.path().join("vendor.key");
     let dir = temp.path().join("pkg");
-    run(PluginCommand::Keygen {
-        out: key_path.clone(),
-    })
-    .unwrap();
+    run(PluginCommand::Keygen { out: key_path.clone() }).unwrap();
     let public_hex = fs::read_to_string(temp.path().join("vendor.key.pub")).unwrap();
     run(PluginCommand::Pack {
         source: MARKET_FLAT.source_manifest(),
@@ -579,21 +435,10 @@ fn plugin_cli_keygen_pack_verify_and_inspect() {
         key: key_path.clone(),
     })
     .unwrap();
-    run(PluginCommand::Verify {
-        dir: dir.clone(),
-        trust: vec![format!("acme={}", public_hex.trim())],
-    })
-    .unwrap();
+    run(PluginCommand::Verify { dir: dir.clone(), trust: vec![format!("acme={}", public_hex.trim())] }).unwrap();
     run(PluginCommand::Inspect { dir: dir.clone() }).unwrap();
-    let error = run(PluginCommand::Verify {
-        dir: dir.clone(),
-        trust: vec![vendor_key(21).public_key().to_hex()],
-    })
-    .unwrap_err();
+    let error =
+        run(PluginCommand::Verify { dir: dir.clone(), trust: vec![vendor_key(21).public_key().to_hex()] }).unwrap_err();
     assert!(error.contains("is not trusted"), "{error}");
-    run(PluginCommand::Sign {
-        dir: dir.clone(),
-        key: key_path,
-    })
-    .unwrap();
+    run(PluginCommand::Sign { dir: dir.clone(), key: key_path }).unwrap();
 }

@@ -11,9 +11,9 @@ use nest_host::{
 };
 use nest_sdk::{Hash32, PublicKey};
 use nest_tests::{
-    CONSENSUS_PANIC, PluginCrate, pack_crate,
+    CONSENSUS_PANIC, PluginCrate,
     node::{NodeProcess, wait_until, write_devnet},
-    vendor_key,
+    pack_crate, vendor_key,
 };
 use std::time::Duration;
 
@@ -35,7 +35,8 @@ fn account(node: &NodeProcess, key: &PublicKey) -> AccountView {
 #[test]
 fn node_produces_blocks_and_applies_transfers_with_reasons_for_rejections() {
     let dir = tempfile::tempdir().unwrap();
-    let (alice, bob, poor) = (SecretKey::from_seed([1; 32]), SecretKey::from_seed([2; 32]), SecretKey::from_seed([3; 32]));
+    let (alice, bob, poor) =
+        (SecretKey::from_seed([1; 32]), SecretKey::from_seed([2; 32]), SecretKey::from_seed([3; 32]));
     let devnet = write_devnet(dir.path(), 200, vec![(alice.public_key(), 1_000_000), (poor.public_key(), 500)]);
     let node = NodeProcess::start(&devnet.manifest);
     wait_until(Duration::from_secs(15), "three blocks", || node.main_chain().height >= 3);
@@ -50,12 +51,16 @@ fn node_produces_blocks_and_applies_transfers_with_reasons_for_rejections() {
     let cheap = transfer(&poor, chain, 0, bob.public_key(), 1, 0);
     let answer = submit(&node, &[first.clone(), second.clone(), forged, gap, broke, cheap]);
 
-    let outcome: Vec<(&str, Option<&str>)> = answer.results.iter().map(|r| (r.status.as_str(), r.reason.as_deref())).collect();
+    let outcome: Vec<(&str, Option<&str>)> =
+        answer.results.iter().map(|r| (r.status.as_str(), r.reason.as_deref())).collect();
     assert_eq!(outcome[0], ("accepted", None));
     assert_eq!(outcome[1], ("accepted", None));
     assert_eq!(outcome[2], ("rejected", Some("bad signature")));
     assert_eq!(outcome[3], ("rejected", Some("wrong nonce: expected 2, got 7")));
-    assert_eq!(outcome[4], ("rejected", Some(format!("insufficient balance: has 500, needs {}", 10_000 + fee).as_str())));
+    assert_eq!(
+        outcome[4],
+        ("rejected", Some(format!("insufficient balance: has 500, needs {}", 10_000 + fee).as_str()))
+    );
     assert_eq!(outcome[5], ("rejected", Some(format!("fee too low: minimum {fee}, got 0").as_str())));
     assert_eq!((answer.accepted, answer.rejected), (2, 4));
 
@@ -82,7 +87,8 @@ fn node_killed_with_sigkill_restarts_at_its_committed_height_and_state_digest() 
     let (chain, fee) = wallet::chain_terms(&node.client(), "main").unwrap();
     for round in 0..4u64 {
         let next = account(&node, &alice.public_key()).next_nonce;
-        let txs: Vec<SignedTx> = (0..50).map(|i| transfer(&alice, chain, next + i, bob.public_key(), 1 + round, fee)).collect();
+        let txs: Vec<SignedTx> =
+            (0..50).map(|i| transfer(&alice, chain, next + i, bob.public_key(), 1 + round, fee)).collect();
         assert_eq!(submit(&node, &txs).accepted, 50);
         std::thread::sleep(Duration::from_millis(120 + 97 * round));
         let before = node.main_chain();
@@ -91,12 +97,24 @@ fn node_killed_with_sigkill_restarts_at_its_committed_height_and_state_digest() 
         let after = node.main_chain();
         assert!(after.height >= before.height, "round {round}: restarted at {} below {}", after.height, before.height);
         let block: serde_json::Value = node.client().get(&format!("/v1/chains/main/blocks/{}", before.height)).unwrap();
-        assert_eq!(block["hash"].as_str().unwrap(), before.head_hash.to_hex(), "round {round}: block {} changed", before.height);
-        assert_eq!(block["state_digest"].as_str().unwrap(), before.state_digest.to_hex(), "round {round}: state digest changed");
+        assert_eq!(
+            block["hash"].as_str().unwrap(),
+            before.head_hash.to_hex(),
+            "round {round}: block {} changed",
+            before.height
+        );
+        assert_eq!(
+            block["state_digest"].as_str().unwrap(),
+            before.state_digest.to_hex(),
+            "round {round}: state digest changed"
+        );
     }
     let accounts = [alice.public_key(), bob.public_key(), node.status().public_key];
     let total: u64 = accounts.iter().map(|key| account(&node, key).balance).sum();
-    assert_eq!(total, 1_000_000_000, "tokens are conserved across crashes: alice's funds are with alice, bob or the proposer");
+    assert_eq!(
+        total, 1_000_000_000,
+        "tokens are conserved across crashes: alice's funds are with alice, bob or the proposer"
+    );
     assert_eq!(account(&node, &faucet(&devnet)).balance, nest_host::devnet::FAUCET_BALANCE);
     wait_until(Duration::from_secs(10), "blocks after the last restart", || node.main_chain().height > 3);
 }
@@ -150,7 +168,9 @@ genesis = {{ allocations = [] }}
 fn consensus_plugin_that_panics_is_disabled_while_the_node_keeps_serving_status() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = NodeProcess::start(&panic_manifest(dir.path(), 3));
-    wait_until(Duration::from_secs(15), "the consensus plugin to be disabled", || node.main_chain().plugins.consensus.state == "disabled");
+    wait_until(Duration::from_secs(15), "the consensus plugin to be disabled", || {
+        node.main_chain().plugins.consensus.state == "disabled"
+    });
     let consensus = node.main_chain().plugins.consensus;
     assert!(consensus.reason.as_deref().unwrap_or_default().contains("fixture panic after 3 ticks"), "{consensus:?}");
     assert_eq!(node.main_chain().plugins.chain_type.state, "running");

@@ -11,21 +11,13 @@ use std::hint::black_box;
 
 const TXS: usize = 1_000;
 const SENDERS: usize = 50;
-const PARAMS: ChainParams = ChainParams {
-    chain: Hash32([7; 32]),
-    gas_price: 1,
-};
+const PARAMS: ChainParams = ChainParams { chain: Hash32([7; 32]), gas_price: 1 };
 
 /// `TXS` signed transfers from `SENDERS` funded accounts, in valid nonce order, and the
 /// ledger they apply to.
 fn workload() -> (Ledger, Vec<SignedTx>) {
-    let keys: Vec<SecretKey> = (0..SENDERS)
-        .map(|i| SecretKey::from_seed([i as u8; 32]))
-        .collect();
-    let allocations: Vec<(PublicKey, u64)> = keys
-        .iter()
-        .map(|k| (k.public_key(), 1_000_000_000))
-        .collect();
+    let keys: Vec<SecretKey> = (0..SENDERS).map(|i| SecretKey::from_seed([i as u8; 32])).collect();
+    let allocations: Vec<(PublicKey, u64)> = keys.iter().map(|k| (k.public_key(), 1_000_000_000)).collect();
     let ledger = Ledger::genesis(&allocations).expect("distinct keys");
     let txs = (0..TXS)
         .map(|i| {
@@ -35,10 +27,7 @@ fn workload() -> (Ledger, Vec<SignedTx>) {
                 from: key.public_key(),
                 nonce: (i / SENDERS) as u64,
                 fee: 1_000,
-                body: TxBody::Transfer {
-                    to: PublicKey([(i % 251) as u8; 32]),
-                    amount: 1,
-                },
+                body: TxBody::Transfer { to: PublicKey([(i % 251) as u8; 32]), amount: 1 },
             }
             .sign(key)
         })
@@ -51,9 +40,7 @@ fn benches(c: &mut Criterion) {
     let proposer = PublicKey([255; 32]);
     let mut group = c.benchmark_group("ledger");
     group.throughput(Throughput::Elements(TXS as u64));
-    group.bench_function("verify_batch_1000", |b| {
-        b.iter(|| verify_batch(black_box(&txs)))
-    });
+    group.bench_function("verify_batch_1000", |b| b.iter(|| verify_batch(black_box(&txs))));
     group.bench_function("execute_1000_transfers", |b| {
         b.iter(|| ledger.execute(black_box(&txs), &proposer, &PARAMS, true))
     });
@@ -70,15 +57,12 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut pool = Mempool::new(TXS);
             for (hash, tx) in hashes.iter().zip(&txs) {
-                pool.admit(*hash, tx.clone(), &ledger, &PARAMS)
-                    .expect("valid workload");
+                pool.admit(*hash, tx.clone(), &ledger, &PARAMS).expect("valid workload");
             }
             pool.select(TXS)
         })
     });
-    group.bench_function("merkle_root_1000", |b| {
-        b.iter(|| merkle_root(black_box(&hashes)))
-    });
+    group.bench_function("merkle_root_1000", |b| b.iter(|| merkle_root(black_box(&hashes))));
     group.finish();
 }
 

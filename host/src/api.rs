@@ -12,7 +12,7 @@ use crate::ledger::{
 use crate::node::{QueryError, Request, status::SharedStatus};
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, Path, State},
+    extract::{DefaultBodyLimit, Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -88,25 +88,15 @@ async fn ask<T>(
     build: impl FnOnce(oneshot::Sender<Result<T, QueryError>>) -> Request,
 ) -> Result<T, ApiError> {
     let (reply, answer) = oneshot::channel();
-    state
-        .requests
-        .try_send(build(reply))
-        .map_err(|error| match error {
-            mpsc::TrySendError::Full(_) => ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "node busy: request queue full, retry later".into(),
-            ),
-            mpsc::TrySendError::Disconnected(_) => ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "node is shutting down".into(),
-            ),
-        })?;
-    let answer = answer.await.map_err(|_| {
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node is shutting down".into(),
-        )
+    state.requests.try_send(build(reply)).map_err(|error| match error {
+        mpsc::TrySendError::Full(_) => {
+            ApiError(StatusCode::SERVICE_UNAVAILABLE, "node busy: request queue full, retry later".into())
+        }
+        mpsc::TrySendError::Disconnected(_) => {
+            ApiError(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down".into())
+        }
     })?;
+    let answer = answer.await.map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down".into()))?;
     Ok(answer?)
 }
 
@@ -114,31 +104,35 @@ async fn status(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let snapshot = state
         .status
         .read()
-        .map_err(|_| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "status unavailable".into(),
-            )
-        })?
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "status unavailable".into()))?
         .clone();
     Ok(Json(snapshot).into_response())
+}
+
+/// `?txs=full` (default) lists each transaction; `?txs=hashes` only their hashes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockQuery {
+    #[serde(default)]
+    txs: Option<String>,
 }
 
 async fn block(
     State(state): State<ApiState>,
     Path((chain, height)): Path<(String, String)>,
+    Query(query): Query<BlockQuery>,
 ) -> Result<Response, ApiError> {
-    let height: u64 = height.parse().map_err(|_| {
-        bad_request(format!(
-            "height must be a non-negative integer, got \"{height}\""
-        ))
-    })?;
-    let view = ask(&state, |reply| Request::Block {
-        chain,
-        height,
-        reply,
-    })
-    .await?;
+    let height: u64 =
+        height.parse().map_err(|_| bad_request(format!("height must be a non-negative integer, got \"{height}\"")))?;
+    let hashes_only = match query.txs.as_deref() {
+        None | Some("full") => false,
+        Some("hashes") => true,
+        Some(other) => return Err(bad_request(format!("txs must be \"full\" or \"hashes\", got \"{other}\""))),
+    };
+    let mut view = ask(&state, |reply| Request::Block { chain, height, reply }).await?;
+    if hashes_only {
+        view.txs.clear();
+    }
     Ok(Json(view).into_response())
 }
 
@@ -146,14 +140,8 @@ async fn account(
     State(state): State<ApiState>,
     Path((chain, account)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let account =
-        PublicKey::from_hex(&account).map_err(|e| bad_request(format!("account: {e}")))?;
-    let view = ask(&state, |reply| Request::Account {
-        chain,
-        account,
-        reply,
-    })
-    .await?;
+    let account = PublicKey::from_hex(&account).map_err(|e| bad_request(format!("account: {e}")))?;
+    let view = ask(&state, |reply| Request::Account { chain, account, reply }).await?;
     Ok(Json(view).into_response())
 }
 
@@ -161,8 +149,7 @@ async fn tx_status(
     State(state): State<ApiState>,
     Path((chain, hash)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let hash =
-        Hash32::from_hex(&hash).map_err(|e| bad_request(format!("transaction hash: {e}")))?;
+    let hash = Hash32::from_hex(&hash).map_err(|e| bad_request(format!("transaction hash: {e}")))?;
     let view = ask(&state, |reply| Request::Tx { chain, hash, reply }).await?;
     Ok(Json(view).into_response())
 }
@@ -211,44 +198,25 @@ async fn submit(
     Path(chain): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let submission: Submission =
-        serde_json::from_slice(&body).map_err(|e| bad_request(format!("body: {e}")))?;
+    let submission: Submission = serde_json::from_slice(&body).map_err(|e| bad_request(format!("body: {e}")))?;
     let texts: Vec<String> = submission.tx.into_iter().chain(submission.txs).collect();
     if texts.is_empty() {
-        return Err(bad_request(
-            "body: give \"tx\" (one hex transaction) or \"txs\" (a list)",
-        ));
+        return Err(bad_request("body: give \"tx\" (one hex transaction) or \"txs\" (a list)"));
     }
     if texts.len() > TXS_PER_REQUEST_MAX {
         return Err(ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} transactions in one request; the limit is {TXS_PER_REQUEST_MAX}",
-                texts.len()
-            ),
+            format!("{} transactions in one request; the limit is {TXS_PER_REQUEST_MAX}", texts.len()),
         ));
     }
     let checked = tokio::task::spawn_blocking(move || decode_and_verify(texts))
         .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "verification task failed".into(),
-            )
-        })?;
-    let admissible: Vec<(Hash32, SignedTx)> = checked
-        .iter()
-        .filter_map(|c| c.as_ref().ok().cloned())
-        .collect();
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "verification task failed".into()))?;
+    let admissible: Vec<(Hash32, SignedTx)> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
     let admitted = if admissible.is_empty() {
         Vec::new()
     } else {
-        ask(&state, |reply| Request::Submit {
-            chain,
-            txs: admissible,
-            reply,
-        })
-        .await?
+        ask(&state, |reply| Request::Submit { chain, txs: admissible, reply }).await?
     };
     Ok(Json(merge_results(checked, admitted)).into_response())
 }
@@ -260,26 +228,18 @@ fn decode_and_verify(texts: Vec<String>) -> Vec<Checked> {
     let decoded: Vec<Result<(Hash32, SignedTx), (Option<Hash32>, TxError)>> = texts
         .iter()
         .map(|text| {
-            let bytes = hex::decode(text.trim())
-                .map_err(|e| (None, TxError::Malformed(format!("not hex: {e}"))))?;
+            let bytes = hex::decode(text.trim()).map_err(|e| (None, TxError::Malformed(format!("not hex: {e}"))))?;
             let tx = SignedTx::decode(&bytes).map_err(|e| (None, e))?;
             Ok((crate::crypto::sha256(&bytes), tx))
         })
         .collect();
-    let to_verify: Vec<SignedTx> = decoded
-        .iter()
-        .filter_map(|d| d.as_ref().ok().map(|(_, tx)| tx.clone()))
-        .collect();
+    let to_verify: Vec<SignedTx> = decoded.iter().filter_map(|d| d.as_ref().ok().map(|(_, tx)| tx.clone())).collect();
     let mut verdicts = verify_batch(&to_verify).into_iter();
     decoded
         .into_iter()
         .map(|entry| {
             let (hash, tx) = entry?;
-            if verdicts.next().unwrap_or(false) {
-                Ok((hash, tx))
-            } else {
-                Err((Some(hash), TxError::BadSignature))
-            }
+            if verdicts.next().unwrap_or(false) { Ok((hash, tx)) } else { Err((Some(hash), TxError::BadSignature)) }
         })
         .collect()
 }
@@ -291,22 +251,13 @@ fn merge_results(checked: Vec<Checked>, admitted: Vec<Result<(), TxError>>) -> S
         .enumerate()
         .map(|(index, entry)| {
             let (hash, outcome) = match entry {
-                Ok((hash, _)) => (
-                    Some(hash),
-                    admitted
-                        .next()
-                        .unwrap_or(Err(TxError::Malformed("not admitted".into()))),
-                ),
+                Ok((hash, _)) => {
+                    (Some(hash), admitted.next().unwrap_or(Err(TxError::Malformed("not admitted".into()))))
+                }
                 Err((hash, error)) => (hash, Err(error)),
             };
             match outcome {
-                Ok(()) => TxResult {
-                    index,
-                    hash,
-                    status: "accepted".into(),
-                    code: None,
-                    reason: None,
-                },
+                Ok(()) => TxResult { index, hash, status: "accepted".into(), code: None, reason: None },
                 Err(error) => TxResult {
                     index,
                     hash,
@@ -318,9 +269,5 @@ fn merge_results(checked: Vec<Checked>, admitted: Vec<Result<(), TxError>>) -> S
         })
         .collect();
     let accepted = results.iter().filter(|r| r.status == "accepted").count();
-    SubmitAnswer {
-        accepted,
-        rejected: results.len() - accepted,
-        results,
-    }
+    SubmitAnswer { accepted, rejected: results.len() - accepted, results }
 }

@@ -87,23 +87,16 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
     if options.txs == 0 || options.batch == 0 || options.senders == 0 || options.clients == 0 {
         return Err("--txs, --batch, --senders and --clients must be at least 1".into());
     }
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     eprintln!("measuring the Ed25519 verify ceiling on this machine...");
     let single_core = measure_verify_rate();
     let dir = tempfile_dir()?;
-    let senders: Vec<SecretKey> = (0..options.senders)
-        .map(|i| SecretKey::from_seed(seed(i)))
-        .collect();
+    let senders: Vec<SecretKey> = (0..options.senders).map(|i| SecretKey::from_seed(seed(i))).collect();
     let spec = DevnetSpec {
         dir: dir.clone(),
         block_interval_ms: options.block_interval_ms,
         api_port: 0,
-        allocations: senders
-            .iter()
-            .map(|k| (k.public_key(), 1_000_000_000_000))
-            .collect(),
+        allocations: senders.iter().map(|k| (k.public_key(), 1_000_000_000_000)).collect(),
         block_txs_max: 50_000,
         mempool_txs_max: options.txs + 1_000,
         plugin_dir: devnet::library_dir(),
@@ -133,11 +126,7 @@ fn seed(index: usize) -> [u8; 32] {
 }
 
 fn tempfile_dir() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!(
-        "nest-bench-{}-{}",
-        std::process::id(),
-        crate::node::now_ms()
-    ));
+    let dir = std::env::temp_dir().join(format!("nest-bench-{}-{}", std::process::id(), crate::node::now_ms()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir)
 }
@@ -152,10 +141,7 @@ fn measure_verify_rate() -> f64 {
                 from: key.public_key(),
                 nonce,
                 fee: 1,
-                body: TxBody::Transfer {
-                    to: PublicKey::default(),
-                    amount: 1,
-                },
+                body: TxBody::Transfer { to: PublicKey::default(), amount: 1 },
             }
             .sign(&key)
         })
@@ -196,27 +182,17 @@ impl NodeProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(addr) = std::fs::read_to_string(&addr_file) {
-                return Ok(NodeProcess {
-                    child,
-                    url: format!("http://{}", addr.trim()),
-                });
+                return Ok(NodeProcess { child, url: format!("http://{}", addr.trim()) });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let mut process = NodeProcess {
-            child,
-            url: String::new(),
-        };
+        let mut process = NodeProcess { child, url: String::new() };
         process.stop();
-        Err(format!(
-            "the node did not start within 30 s; see {}",
-            dir.join("node.log").display()
-        ))
+        Err(format!("the node did not start within 30 s; see {}", dir.join("node.log").display()))
     }
 
     fn rss_mb(&self, field: &str) -> f64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         let kb: f64 = text
             .lines()
             .find(|line| line.starts_with(field))
@@ -244,15 +220,8 @@ impl NodeProcess {
 }
 
 /// Signs every transfer up front, spread over the cores.
-fn sign_all(
-    options: &BenchOptions,
-    senders: &[SecretKey],
-    chain: Hash32,
-    fee: u64,
-) -> Vec<SignedTx> {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+fn sign_all(options: &BenchOptions, senders: &[SecretKey], chain: Hash32, fee: u64) -> Vec<SignedTx> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let chunk = options.txs.div_ceil(cores);
     let mut all = Vec::with_capacity(options.txs);
     std::thread::scope(|scope| {
@@ -300,10 +269,7 @@ fn drive(
 ) -> Result<BenchReport, String> {
     let client = Client::new(&node.url);
     let (chain, fee) = crate::wallet::chain_terms(&client, "main")?;
-    eprintln!(
-        "signing {} transfers from {} accounts...",
-        options.txs, options.senders
-    );
+    eprintln!("signing {} transfers from {} accounts...", options.txs, options.senders);
     let txs = sign_all(options, senders, chain, fee);
     let batches: Vec<(Vec<Hash32>, serde_json::Value)> = txs
         .chunks(options.batch)
@@ -315,12 +281,7 @@ fn drive(
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss_mb = node.rss_mb("VmRSS:");
-    let start_height = client
-        .get::<NodeStatus>("/v1/status")?
-        .chains
-        .first()
-        .map(|c| c.height)
-        .unwrap_or(0);
+    let start_height = client.get::<NodeStatus>("/v1/status")?.chains.first().map(|c| c.height).unwrap_or(0);
     eprintln!(
         "submitting in {} requests of up to {} from {} clients...",
         batches.len(),
@@ -344,9 +305,7 @@ fn drive(
     if let Some(reason) = shared.first_reason.lock().ok().and_then(|r| r.clone()) {
         eprintln!("first rejection: {reason}");
     }
-    let elapsed_s = last_commit
-        .map(|t| t.duration_since(started).as_secs_f64())
-        .unwrap_or(f64::NAN);
+    let elapsed_s = last_commit.map(|t| t.duration_since(started).as_secs_f64()).unwrap_or(f64::NAN);
     let committed = latencies_ms.len();
     let committed_tx_per_s = committed as f64 / elapsed_s;
     let ceiling = single_core * cores as f64;
@@ -368,12 +327,7 @@ fn drive(
     })
 }
 
-fn submit_batches(
-    url: &str,
-    batches: &[(Vec<Hash32>, serde_json::Value)],
-    next: &AtomicUsize,
-    shared: &Shared,
-) {
+fn submit_batches(url: &str, batches: &[(Vec<Hash32>, serde_json::Value)], next: &AtomicUsize, shared: &Shared) {
     let client = Client::new(url);
     loop {
         let index = next.fetch_add(1, Ordering::Relaxed);
@@ -386,23 +340,15 @@ fn submit_batches(
         }
         match client.post::<SubmitAnswer>("/v1/chains/main/txs", body) {
             Ok(answer) => {
-                shared
-                    .rejected
-                    .fetch_add(answer.rejected, Ordering::Relaxed);
+                shared.rejected.fetch_add(answer.rejected, Ordering::Relaxed);
                 if let Some(result) = answer.results.iter().find(|r| r.status != "accepted") {
-                    let mut first = shared
-                        .first_reason
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
+                    let mut first = shared.first_reason.lock().unwrap_or_else(|e| e.into_inner());
                     first.get_or_insert_with(|| result.reason.clone().unwrap_or_default());
                 }
             }
             Err(error) => {
                 shared.rejected.fetch_add(hashes.len(), Ordering::Relaxed);
-                let mut first = shared
-                    .first_reason
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut first = shared.first_reason.lock().unwrap_or_else(|e| e.into_inner());
                 first.get_or_insert(error);
             }
         }
@@ -410,12 +356,7 @@ fn submit_batches(
 }
 
 /// Follows new blocks until every accepted transfer is seen committed (or progress stops).
-fn watch_commits(
-    client: &Client,
-    start_height: u64,
-    total: usize,
-    shared: &Shared,
-) -> (Vec<f64>, Option<Instant>) {
+fn watch_commits(client: &Client, start_height: u64, total: usize, shared: &Shared) -> (Vec<f64>, Option<Instant>) {
     let mut latencies = Vec::with_capacity(total);
     let mut height = start_height;
     let mut last_commit = None;
@@ -433,25 +374,12 @@ fn watch_commits(
         }
         let seen_at = Instant::now();
         for h in height + 1..=head {
-            let Ok(block) =
-                client.get::<serde_json::Value>(&format!("/v1/chains/main/blocks/{h}?txs=hashes"))
-            else {
+            let Ok(block) = client.get::<serde_json::Value>(&format!("/v1/chains/main/blocks/{h}?txs=hashes")) else {
                 continue;
             };
-            let hashes = block
-                .get("tx_hashes")
-                .and_then(|v| v.as_array())
-                .cloned()
-                .unwrap_or_default();
-            let map = shared
-                .submitted_at
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            for hash in hashes
-                .iter()
-                .filter_map(|v| v.as_str())
-                .filter_map(|s| Hash32::from_hex(s).ok())
-            {
+            let hashes = block.get("tx_hashes").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+            let map = shared.submitted_at.lock().unwrap_or_else(|e| e.into_inner());
+            for hash in hashes.iter().filter_map(|v| v.as_str()).filter_map(|s| Hash32::from_hex(s).ok()) {
                 if let Some(at) = map.get(&hash) {
                     latencies.push(seen_at.duration_since(*at).as_secs_f64() * 1000.0);
                     last_commit = Some(seen_at);
@@ -474,33 +402,21 @@ fn percentile(values: &[f64], quantile: f64) -> f64 {
 }
 
 fn print_report(report: &BenchReport) {
-    println!(
-        "nestd bench: single PoA node on 127.0.0.1 (block interval {} ms)",
-        report.block_interval_ms
-    );
+    println!("nestd bench: single PoA node on 127.0.0.1 (block interval {} ms)", report.block_interval_ms);
     println!(
         "  committed        {} of {} transfers ({} rejected)",
         report.txs_committed, report.txs_submitted, report.txs_rejected
     );
-    println!(
-        "  throughput       {:.0} tx/s over {:.2} s",
-        report.committed_tx_per_s, report.elapsed_s
-    );
+    println!("  throughput       {:.0} tx/s over {:.2} s", report.committed_tx_per_s, report.elapsed_s);
     println!(
         "  commit latency   p50 {:.0} ms, p99 {:.0} ms",
         report.commit_latency_p50_ms, report.commit_latency_p99_ms
     );
-    println!(
-        "  node memory      idle RSS {:.1} MB, peak RSS {:.1} MB",
-        report.idle_rss_mb, report.peak_rss_mb
-    );
+    println!("  node memory      idle RSS {:.1} MB, peak RSS {:.1} MB", report.idle_rss_mb, report.peak_rss_mb);
     println!(
         "  verify ceiling   {:.0} tx/s = {} cores x {:.0} Ed25519 verifications/s",
         report.verify_ceiling_tx_per_s, report.cores, report.verify_per_s_single_core
     );
-    println!(
-        "  ratio            {:.2} of the ceiling (target >= 0.50)",
-        report.ratio_to_ceiling
-    );
+    println!("  ratio            {:.2} of the ceiling (target >= 0.50)", report.ratio_to_ceiling);
     println!("{}", serde_json::to_string(report).unwrap_or_default());
 }

@@ -38,26 +38,13 @@ pub fn check(path: &Path) -> CheckReport {
     } else {
         "unsigned plugins refused"
     };
-    let vendors: Vec<String> = manifest
-        .trust
-        .vendor
-        .iter()
-        .map(|v| format!("{} {}…", v.name, &v.key[..12.min(v.key.len())]))
-        .collect();
-    let _ = writeln!(
-        text,
-        "trust     {} vendor key(s) [{}]; {trust}",
-        vendors.len(),
-        vendors.join(", ")
-    );
+    let vendors: Vec<String> =
+        manifest.trust.vendor.iter().map(|v| format!("{} {}…", v.name, &v.key[..12.min(v.key.len())])).collect();
+    let _ = writeln!(text, "trust     {} vendor key(s) [{}]; {trust}", vendors.len(), vendors.join(", "));
     for package in &prepared.packages {
         let info = &package.library.info;
         let kinds: Vec<&str> = package.library.kinds().iter().map(|k| k.name()).collect();
-        let signer = package
-            .library
-            .signed_by
-            .clone()
-            .map_or("UNSIGNED".to_string(), |v| format!("signed by {v}"));
+        let signer = package.library.signed_by.clone().map_or("UNSIGNED".to_string(), |v| format!("signed by {v}"));
         let _ = writeln!(
             text,
             "plugin    {:<10} {} {}  [{}]  {signer}  sha256 {}…",
@@ -70,11 +57,7 @@ pub fn check(path: &Path) -> CheckReport {
     }
     let mut errors = Vec::new();
     for parts in &mut prepared.chains {
-        match build_genesis(
-            &mut parts.chain_type,
-            &parts.allocations,
-            parts.genesis_timestamp_ms,
-        ) {
+        match build_genesis(&mut parts.chain_type, &parts.allocations, parts.genesis_timestamp_ms) {
             Ok((_, view, ledger)) => {
                 let _ = writeln!(
                     text,
@@ -87,28 +70,16 @@ pub fn check(path: &Path) -> CheckReport {
                     ledger.total_supply()
                 );
             }
-            Err(error) => errors.push(format!(
-                "{}: [[chain]] id=\"{}\": genesis: {error}",
-                manifest.file.display(),
-                parts.id
-            )),
+            Err(error) => {
+                errors.push(format!("{}: [[chain]] id=\"{}\": genesis: {error}", manifest.file.display(), parts.id))
+            }
         }
     }
     for radio in &prepared.radios {
-        let _ = writeln!(
-            text,
-            "radio     {:<10} {}",
-            radio.id,
-            radio.slot.status().name
-        );
+        let _ = writeln!(text, "radio     {:<10} {}", radio.id, radio.slot.status().name);
     }
     for market in &prepared.markets {
-        let _ = writeln!(
-            text,
-            "market    {:<10} {}",
-            market.id,
-            market.slot.status().name
-        );
+        let _ = writeln!(text, "market    {:<10} {}", market.id, market.slot.status().name);
     }
     if !errors.is_empty() {
         return failed(errors);
@@ -122,10 +93,6 @@ fn failed(errors: Vec<String>) -> CheckReport {
     for error in &errors {
         let _ = writeln!(text, "error: {error}");
     }
-    let _ = writeln!(
-        text,
-        "{} problem(s): the node would not start",
-        errors.len()
-    );
+    let _ = writeln!(text, "{} problem(s): the node would not start", errors.len());
     CheckReport { text, ok: false }
 }

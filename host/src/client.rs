@@ -12,13 +12,8 @@ pub struct Client {
 impl Client {
     /// A client for `base_url` (e.g. `http://127.0.0.1:7300`).
     pub fn new(base_url: &str) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(30))
-            .build();
-        Self {
-            base_url: base_url.trim_end_matches('/').to_string(),
-            agent,
-        }
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+        Self { base_url: base_url.trim_end_matches('/').to_string(), agent }
     }
 
     /// GET a JSON resource.
@@ -29,17 +24,9 @@ impl Client {
     }
 
     /// POST JSON and read a JSON answer.
-    pub fn post<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> Result<T, String> {
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T, String> {
         let url = format!("{}{path}", self.base_url);
-        let response = self
-            .agent
-            .post(&url)
-            .send_json(body)
-            .map_err(|e| describe(&url, e))?;
+        let response = self.agent.post(&url).send_json(body).map_err(|e| describe(&url, e))?;
         response.into_json().map_err(|e| format!("{url}: {e}"))
     }
 }
@@ -49,11 +36,7 @@ fn describe(url: &str, error: ureq::Error) -> String {
     match error {
         ureq::Error::Status(code, response) => {
             let body: serde_json::Value = response.into_json().unwrap_or_default();
-            let message = body
-                .get("error")
-                .and_then(|e| e.as_str())
-                .unwrap_or("no detail")
-                .to_string();
+            let message = body.get("error").and_then(|e| e.as_str()).unwrap_or("no detail").to_string();
             format!("{url}: HTTP {code}: {message}")
         }
         ureq::Error::Transport(transport) => format!("{url}: {transport}"),

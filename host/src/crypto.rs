@@ -40,15 +40,13 @@ impl SecretKey {
     /// A fresh random key.
     pub fn generate() -> Result<Self, KeyError> {
         let rng = ring::rand::SystemRandom::new();
-        let document =
-            Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| KeyError::Generate(e.to_string()))?;
+        let document = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| KeyError::Generate(e.to_string()))?;
         Self::from_pkcs8(document.as_ref()).map_err(KeyError::Generate)
     }
 
     /// A key derived from a 32-byte seed (deterministic; for tests and benchmarks).
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        let pair =
-            Ed25519KeyPair::from_seed_unchecked(&seed).expect("any 32 bytes are an Ed25519 seed");
+        let pair = Ed25519KeyPair::from_seed_unchecked(&seed).expect("any 32 bytes are an Ed25519 seed");
         // PKCS#8 v1 wrapper for a raw Ed25519 seed (RFC 8410).
         let mut pkcs8 = hex::decode("302e020100300506032b657004220420").expect("constant hex");
         pkcs8.extend_from_slice(&seed);
@@ -57,40 +55,23 @@ impl SecretKey {
 
     /// Parses a PKCS#8 document.
     pub fn from_pkcs8(document: &[u8]) -> Result<Self, String> {
-        let pair =
-            Ed25519KeyPair::from_pkcs8_maybe_unchecked(document).map_err(|e| e.to_string())?;
-        Ok(Self {
-            pair,
-            pkcs8: document.to_vec(),
-        })
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(document).map_err(|e| e.to_string())?;
+        Ok(Self { pair, pkcs8: document.to_vec() })
     }
 
     /// Reads a key file written by [`SecretKey::write`].
     pub fn read(path: &Path) -> Result<Self, KeyError> {
-        let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let invalid = |reason: String| KeyError::Invalid {
-            path: path.display().to_string(),
-            reason,
-        };
+        let text =
+            fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.display().to_string(), source })?;
+        let invalid = |reason: String| KeyError::Invalid { path: path.display().to_string(), reason };
         let document = hex::decode(text.trim()).map_err(|e| invalid(format!("not hex: {e}")))?;
         Self::from_pkcs8(&document).map_err(invalid)
     }
 
     /// Writes the key to a new file readable only by its owner; refuses to overwrite.
     pub fn write(&self, path: &Path) -> Result<(), KeyError> {
-        let io = |source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io)?;
+        let io = |source| KeyError::Io { path: path.display().to_string(), source };
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
         writeln!(file, "{}", hex::encode(&self.pkcs8)).map_err(io)?;
         file.sync_all().map_err(io)
     }
@@ -112,9 +93,7 @@ impl SecretKey {
 
 /// Checks an Ed25519 signature.
 pub fn verify(key: &PublicKey, message: &[u8], signature: &Signature) -> bool {
-    UnparsedPublicKey::new(&ED25519, key.0)
-        .verify(message, &signature.0)
-        .is_ok()
+    UnparsedPublicKey::new(&ED25519, key.0).verify(message, &signature.0).is_ok()
 }
 
 /// SHA-256 of `bytes`.
@@ -147,16 +126,10 @@ mod tests {
         let key = SecretKey::generate().unwrap();
         key.write(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions();
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
-            0o600
-        );
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
         let back = SecretKey::read(&path).unwrap();
         assert_eq!(back.public_key(), key.public_key());
-        assert!(
-            key.write(&path).is_err(),
-            "an existing key file must not be overwritten"
-        );
+        assert!(key.write(&path).is_err(), "an existing key file must not be overwritten");
     }
 
     #[test]
@@ -175,9 +148,6 @@ mod tests {
         let path = dir.path().join("bad.key");
         fs::write(&path, "zz").unwrap();
         let error = SecretKey::read(&path).err().unwrap().to_string();
-        assert!(
-            error.contains("bad.key") && error.contains("not hex"),
-            "{error}"
-        );
+        assert!(error.contains("bad.key") && error.contains("not hex"), "{error}");
     }
 }

@@ -15,16 +15,8 @@ use std::{
 
 /// The workspace's plugins: manifest id, package name, source `plugin.toml`.
 const WORKSPACE_PLUGINS: [(&str, &str, &str); 2] = [
-    (
-        "poa",
-        "consensus-poa",
-        include_str!("../../plugins/consensus-poa/plugin.toml"),
-    ),
-    (
-        "linear",
-        "chain-linear",
-        include_str!("../../plugins/chain-linear/plugin.toml"),
-    ),
+    ("poa", "consensus-poa", include_str!("../../plugins/consensus-poa/plugin.toml")),
+    ("linear", "chain-linear", include_str!("../../plugins/chain-linear/plugin.toml")),
 ];
 
 /// Balance of the devnet's faucet account.
@@ -63,10 +55,7 @@ pub fn library_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("NEST_PLUGIN_DIR") {
         return PathBuf::from(dir);
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
-        .unwrap_or_default()
+    std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)).unwrap_or_default()
 }
 
 fn key_at(path: &Path) -> Result<SecretKey, String> {
@@ -85,8 +74,8 @@ fn package_plugins(dir: &Path, plugin_dir: &Path, vendor: &SecretKey) -> Result<
     for (_, name, source) in WORKSPACE_PLUGINS {
         let source_path = packages.join(format!("{name}.source.toml"));
         fs::write(&source_path, source).map_err(|e| format!("{}: {e}", source_path.display()))?;
-        let library_file = source_library(source)
-            .ok_or_else(|| format!("{name}: source plugin.toml names no library"))?;
+        let library_file =
+            source_library(source).ok_or_else(|| format!("{name}: source plugin.toml names no library"))?;
         let library = plugin_dir.join(&library_file);
         if !library.exists() {
             return Err(format!(
@@ -123,62 +112,28 @@ pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
     let manifest = node_dir.join("manifest.toml");
     let text = manifest_text(spec, &vendor.public_key(), &node.public_key(), &allocations);
     fs::write(&manifest, text).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    Ok(Devnet {
-        manifest,
-        faucet_key,
-        vendor_key,
-    })
+    Ok(Devnet { manifest, faucet_key, vendor_key })
 }
 
-fn manifest_text(
-    spec: &DevnetSpec,
-    vendor: &PublicKey,
-    node: &PublicKey,
-    allocations: &[(PublicKey, u64)],
-) -> String {
+fn manifest_text(spec: &DevnetSpec, vendor: &PublicKey, node: &PublicKey, allocations: &[(PublicKey, u64)]) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "# A single-node Nest devnet written by `nestd up`.\n");
-    let _ = writeln!(
-        text,
-        "[node]\nname = \"node-1\"\ndata_dir = \"data\"\nkey = \"node.key\"\n"
-    );
+    let _ = writeln!(text, "[node]\nname = \"node-1\"\ndata_dir = \"data\"\nkey = \"node.key\"\n");
     let _ = writeln!(text, "[api]\nlisten = \"127.0.0.1:{}\"\n", spec.api_port);
-    let _ = writeln!(
-        text,
-        "# The plugins are signed with this machine's developer key."
-    );
-    let _ = writeln!(
-        text,
-        "[[trust.vendor]]\nname = \"local-developer\"\nkey = \"{vendor}\"\n"
-    );
+    let _ = writeln!(text, "# The plugins are signed with this machine's developer key.");
+    let _ = writeln!(text, "[[trust.vendor]]\nname = \"local-developer\"\nkey = \"{vendor}\"\n");
     for (id, name, _) in WORKSPACE_PLUGINS {
-        let _ = writeln!(
-            text,
-            "[[plugin]]\nid = \"{id}\"\npackage = \"../packages/{name}\"\n"
-        );
+        let _ = writeln!(text, "[[plugin]]\nid = \"{id}\"\npackage = \"../packages/{name}\"\n");
     }
     let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = 1");
-    let _ = writeln!(
-        text,
-        "block_txs_max = {}\nmempool_txs_max = {}",
-        spec.block_txs_max, spec.mempool_txs_max
-    );
-    let _ = writeln!(
-        text,
-        "chain_type = {{ plugin = \"linear\", config = {{ finality_depth = 0 }} }}\n"
-    );
+    let _ = writeln!(text, "block_txs_max = {}\nmempool_txs_max = {}", spec.block_txs_max, spec.mempool_txs_max);
+    let _ = writeln!(text, "chain_type = {{ plugin = \"linear\", config = {{ finality_depth = 0 }} }}\n");
     let _ = writeln!(text, "[chain.consensus]\nplugin = \"poa\"");
-    let _ = writeln!(
-        text,
-        "config = {{ block_interval_ms = {}, authorities = [\"{node}\"] }}\n",
-        spec.block_interval_ms
-    );
+    let _ =
+        writeln!(text, "config = {{ block_interval_ms = {}, authorities = [\"{node}\"] }}\n", spec.block_interval_ms);
     let _ = writeln!(text, "[chain.genesis]\ntimestamp_ms = 0\nallocations = [");
     for (account, balance) in allocations {
-        let _ = writeln!(
-            text,
-            "  {{ account = \"{account}\", balance = {balance} }},"
-        );
+        let _ = writeln!(text, "  {{ account = \"{account}\", balance = {balance} }},");
     }
     text.push_str("]\n");
     text

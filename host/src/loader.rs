@@ -18,8 +18,8 @@ use abi_stable::{
     std_types::RStr,
 };
 use nest_sdk::{
-    Hash32, Host, PluginError, PluginInfo, PluginKind, PluginModuleRef, PublicKey,
-    chain::ChainTypeBox, consensus::ConsensusBox, market::MarketBox, radio::RadioBox,
+    Hash32, Host, PluginError, PluginInfo, PluginKind, PluginModuleRef, PublicKey, chain::ChainTypeBox,
+    consensus::ConsensusBox, market::MarketBox, radio::RadioBox,
 };
 use std::{
     collections::{HashMap, HashSet},
@@ -351,21 +351,13 @@ impl LoadedLibrary {
     }
 
     /// Builds a consensus engine instance.
-    pub fn new_consensus(
-        &self,
-        config_json: &str,
-        host: &Host,
-    ) -> Result<ConsensusBox, PluginError> {
+    pub fn new_consensus(&self, config_json: &str, host: &Host) -> Result<ConsensusBox, PluginError> {
         self.require(PluginKind::Consensus)?;
         (self.module.new_consensus())(RStr::from(config_json), host.to_box()).into_result()
     }
 
     /// Builds a chain type instance.
-    pub fn new_chain_type(
-        &self,
-        config_json: &str,
-        host: &Host,
-    ) -> Result<ChainTypeBox, PluginError> {
+    pub fn new_chain_type(&self, config_json: &str, host: &Host) -> Result<ChainTypeBox, PluginError> {
         self.require(PluginKind::ChainType)?;
         (self.module.new_chain_type())(RStr::from(config_json), host.to_box()).into_result()
     }
@@ -398,10 +390,7 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<LoadedLibrary, LoadErro
     check_module(&module, &verified.manifest, &verified.library_path)?;
     let info = (module.describe())()
         .into_result()
-        .map_err(|error| LoadError::Describe {
-            path: verified.library_path.clone(),
-            error,
-        })?;
+        .map_err(|error| LoadError::Describe { path: verified.library_path.clone(), error })?;
     Ok(LoadedLibrary {
         dir: verified.dir,
         manifest: verified.manifest,
@@ -414,11 +403,7 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<LoadedLibrary, LoadErro
 
 /// Checks that the root module's plain data (`abi_version`, `kinds`) equals the
 /// manifest; runs no plugin code.
-fn check_module(
-    module: &PluginModuleRef,
-    manifest: &PackageManifest,
-    library_path: &Path,
-) -> Result<(), LoadError> {
+fn check_module(module: &PluginModuleRef, manifest: &PackageManifest, library_path: &Path) -> Result<(), LoadError> {
     if module.abi_version() != manifest.sdk_abi {
         return Err(LoadError::ModuleAbi {
             path: library_path.to_path_buf(),
@@ -447,59 +432,36 @@ pub struct ModuleSummary {
 
 /// Loads library bytes (unsigned, unhashed: the caller vouches for them) and reports
 /// what the root module declares. `pack` uses it to catch vendor mistakes.
-pub fn inspect_library(
-    bytes: &[u8],
-    library_path: &Path,
-    label: &str,
-) -> Result<ModuleSummary, LoadError> {
+pub fn inspect_library(bytes: &[u8], library_path: &Path, label: &str) -> Result<ModuleSummary, LoadError> {
     let module = open_module(bytes, library_path, label)?;
-    Ok(ModuleSummary {
-        abi_version: module.abi_version(),
-        kinds: PluginKind::from_mask(module.kinds()),
-    })
+    Ok(ModuleSummary { abi_version: module.abi_version(), kinds: PluginKind::from_mask(module.kinds()) })
 }
 
 /// Reads a library file once: refuses symlinks and anything but a regular file.
 pub fn read_library(path: &Path) -> Result<Vec<u8>, LoadError> {
-    let io = |source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
     let metadata = std::fs::symlink_metadata(path).map_err(io)?;
     if metadata.file_type().is_symlink() {
-        return Err(LoadError::Symlink {
-            path: path.to_path_buf(),
-        });
+        return Err(LoadError::Symlink { path: path.to_path_buf() });
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|source| match source.raw_os_error() {
-            Some(libc::ELOOP) => LoadError::Symlink {
-                path: path.to_path_buf(),
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path).map_err(
+            |source| match source.raw_os_error() {
+                Some(libc::ELOOP) => LoadError::Symlink { path: path.to_path_buf() },
+                _ => io(source),
             },
-            _ => io(source),
-        })?;
+        )?;
     let opened = file.metadata().map_err(io)?;
     if !opened.file_type().is_file() {
-        return Err(LoadError::NotRegularFile {
-            path: path.to_path_buf(),
-        });
+        return Err(LoadError::NotRegularFile { path: path.to_path_buf() });
     }
     if opened.len() > LIBRARY_BYTES_MAX {
-        return Err(LoadError::TooLarge {
-            path: path.to_path_buf(),
-        });
+        return Err(LoadError::TooLarge { path: path.to_path_buf() });
     }
     let mut bytes = Vec::with_capacity(usize::try_from(opened.len()).unwrap_or(0));
-    file.take(LIBRARY_BYTES_MAX + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+    file.take(LIBRARY_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > LIBRARY_BYTES_MAX {
-        return Err(LoadError::TooLarge {
-            path: path.to_path_buf(),
-        });
+        return Err(LoadError::TooLarge { path: path.to_path_buf() });
     }
     Ok(bytes)
 }
@@ -508,24 +470,16 @@ pub fn read_library(path: &Path) -> Result<Vec<u8>, LoadError> {
 /// root module's layout. The memfd stays open for the life of the process: its
 /// `/proc/self/fd/N` name must never be reused, or the dynamic loader would hand back
 /// the library already loaded under that name.
-fn open_module(
-    bytes: &[u8],
-    library_path: &Path,
-    label: &str,
-) -> Result<PluginModuleRef, LoadError> {
-    let memfd = sealed_memfd(bytes, label).map_err(|source| LoadError::Memfd {
-        path: library_path.to_path_buf(),
-        source,
-    })?;
+fn open_module(bytes: &[u8], library_path: &Path, label: &str) -> Result<PluginModuleRef, LoadError> {
+    let memfd =
+        sealed_memfd(bytes, label).map_err(|source| LoadError::Memfd { path: library_path.to_path_buf(), source })?;
     let fd_path = PathBuf::from(format!("/proc/self/fd/{}", memfd.as_raw_fd()));
     // Leak the descriptor: the library is never unloaded, and the name stays unique.
     let _ = memfd.into_raw_fd();
     let readable = |error: LibraryError| library_error(error, library_path, &fd_path);
     let header = lib_header_from_path(&fd_path).map_err(readable)?;
     remember_header(header, library_path)?;
-    header
-        .init_root_module::<PluginModuleRef>()
-        .map_err(readable)
+    header.init_root_module::<PluginModuleRef>().map_err(readable)
 }
 
 /// Refuses a header seen before: the dynamic loader returned an already loaded library.
@@ -543,8 +497,7 @@ fn remember_header(header: &'static LibHeader, library_path: &Path) -> Result<()
 }
 
 fn sealed_memfd(bytes: &[u8], label: &str) -> io::Result<OwnedFd> {
-    let name = CString::new(format!("nest-plugin:{label}"))
-        .unwrap_or_else(|_| CString::from(c"nest-plugin"));
+    let name = CString::new(format!("nest-plugin:{label}")).unwrap_or_else(|_| CString::from(c"nest-plugin"));
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: `name` is a valid NUL-terminated string; the flags are plain bits.
     let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | libc::MFD_EXEC) };
@@ -570,17 +523,9 @@ fn sealed_memfd(bytes: &[u8], label: &str) -> io::Result<OwnedFd> {
 /// Turns abi_stable's multi-line report into one or two lines naming the library.
 fn library_error(error: LibraryError, library_path: &Path, fd_path: &Path) -> LoadError {
     let path = library_path.to_path_buf();
-    let rename = |text: String| {
-        text.replace(
-            &fd_path.display().to_string(),
-            &library_path.display().to_string(),
-        )
-    };
+    let rename = |text: String| text.replace(&fd_path.display().to_string(), &library_path.display().to_string());
     match error {
-        LibraryError::OpenError { err, .. } => LoadError::Open {
-            path,
-            reason: rename(err.to_string()),
-        },
+        LibraryError::OpenError { err, .. } => LoadError::Open { path, reason: rename(err.to_string()) },
         LibraryError::GetSymbolError { symbol, err, .. } => LoadError::NotAPlugin {
             path,
             reason: format!(
@@ -594,37 +539,26 @@ fn library_error(error: LibraryError, library_path: &Path, fd_path: &Path) -> Lo
             host: PluginModuleRef::VERSION_STRINGS.version.to_string(),
             library: format!("an unreadable version ({})", error.to_string().trim()),
         },
-        LibraryError::IncompatibleVersionNumber {
-            expected_version,
-            actual_version,
-            ..
-        } => LoadError::IncompatibleVersion {
-            path,
-            host: expected_version.to_string(),
-            library: actual_version.to_string(),
-        },
-        LibraryError::AbiInstability(detail) => LoadError::Layout {
-            path,
-            detail: layout_summary(&detail.to_string()),
-        },
-        LibraryError::InvalidAbiHeader(header) => LoadError::Layout {
-            path,
-            detail: format!("  the library uses another abi_stable ABI header: {header:?}"),
-        },
-        LibraryError::InvalidCAbi { found, .. } => LoadError::Layout {
-            path,
-            detail: first_lines(&format!("the library's C ABI differs: {found}")),
-        },
-        LibraryError::RootModule { err, .. } => LoadError::RootModule {
-            path,
-            reason: err.to_string().trim().to_string(),
-        },
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
+            LoadError::IncompatibleVersion {
+                path,
+                host: expected_version.to_string(),
+                library: actual_version.to_string(),
+            }
+        }
+        LibraryError::AbiInstability(detail) => LoadError::Layout { path, detail: layout_summary(&detail.to_string()) },
+        LibraryError::InvalidAbiHeader(header) => {
+            LoadError::Layout { path, detail: format!("  the library uses another abi_stable ABI header: {header:?}") }
+        }
+        LibraryError::InvalidCAbi { found, .. } => {
+            LoadError::Layout { path, detail: first_lines(&format!("the library's C ABI differs: {found}")) }
+        }
+        LibraryError::RootModule { err, .. } => {
+            LoadError::RootModule { path, reason: err.to_string().trim().to_string() }
+        }
         LibraryError::Many(errors) => match errors.into_iter().next() {
             Some(first) => library_error(first, library_path, fd_path),
-            None => LoadError::Open {
-                path,
-                reason: "abi_stable reported an empty list of errors".into(),
-            },
+            None => LoadError::Open { path, reason: "abi_stable reported an empty list of errors".into() },
         },
     }
 }
@@ -633,11 +567,7 @@ fn library_error(error: LibraryError, library_path: &Path, fd_path: &Path) -> Lo
 /// and found types after it) and the package the library's type comes from; falls back
 /// to the report's first lines.
 fn layout_summary(report: &str) -> String {
-    let lines: Vec<&str> = report
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect();
+    let lines: Vec<&str> = report.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
     let value_after = |start: usize, label: &str| {
         let offset = lines[start..].iter().position(|line| *line == label)?;
         lines.get(start + offset + 1).copied()
@@ -663,11 +593,7 @@ fn layout_summary(report: &str) -> String {
     let found_package = lines
         .iter()
         .position(|line| *line == "Layout of found type:")
-        .and_then(|start| {
-            lines[start..]
-                .iter()
-                .find(|line| line.starts_with("package:"))
-        });
+        .and_then(|start| lines[start..].iter().find(|line| line.starts_with("package:")));
     if let Some(package) = found_package {
         summary.push(format!("the library's root module comes from {package}"));
     }
@@ -715,14 +641,8 @@ mod tests {
         std::fs::write(&real, b"bytes").unwrap();
         let link = dir.path().join("link.so");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        assert!(matches!(
-            read_library(&link),
-            Err(LoadError::Symlink { .. })
-        ));
-        assert!(matches!(
-            read_library(dir.path()),
-            Err(LoadError::NotRegularFile { .. })
-        ));
+        assert!(matches!(read_library(&link), Err(LoadError::Symlink { .. })));
+        assert!(matches!(read_library(dir.path()), Err(LoadError::NotRegularFile { .. })));
         assert_eq!(read_library(&real).unwrap(), b"bytes");
     }
 

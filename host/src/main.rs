@@ -14,11 +14,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 /// The Nest node host.
 #[derive(Parser)]
-#[command(
-    name = "nestd",
-    version,
-    about = "Nest node host: loads signed plugins, runs chains, serves the API"
-)]
+#[command(name = "nestd", version, about = "Nest node host: loads signed plugins, runs chains, serves the API")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -103,8 +99,9 @@ enum TxCommand {
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // `up` draws a status line: keep the node's per-block lines out of it by default.
+    init_logging(if matches!(cli.command, Command::Up { .. }) { "warn" } else { "info" });
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -114,13 +111,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("NEST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let colour = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).init();
 }
 
 fn execute(command: Command) -> Result<(), String> {
@@ -129,48 +125,18 @@ fn execute(command: Command) -> Result<(), String> {
         Command::Check { manifest } => {
             let report = check::check(&manifest);
             print!("{}", report.text);
-            if report.ok {
-                Ok(())
-            } else {
-                Err(format!("{} is not usable", manifest.display()))
-            }
+            if report.ok { Ok(()) } else { Err(format!("{} is not usable", manifest.display())) }
         }
-        Command::Up {
-            dir,
-            fresh,
-            block_interval_ms,
-            port,
-        } => up(dir, fresh, block_interval_ms, port),
+        Command::Up { dir, fresh, block_interval_ms, port } => up(dir, fresh, block_interval_ms, port),
         Command::Keygen { out } => {
             let key = SecretKey::generate().map_err(|e| e.to_string())?;
             key.write(&out).map_err(|e| e.to_string())?;
             println!("{}", key.public_key());
             Ok(())
         }
-        Command::Tx {
-            command:
-                TxCommand::Transfer {
-                    key,
-                    to,
-                    amount,
-                    fee,
-                    nonce,
-                    node,
-                    chain,
-                    wait,
-                },
-        } => {
+        Command::Tx { command: TxCommand::Transfer { key, to, amount, fee, nonce, node, chain, wait } } => {
             let to = PublicKey::from_hex(&to).map_err(|e| format!("--to: {e}"))?;
-            wallet::transfer(&Transfer {
-                node_url: &node,
-                chain: &chain,
-                key: &key,
-                to,
-                amount,
-                fee,
-                nonce,
-                wait,
-            })
+            wallet::transfer(&Transfer { node_url: &node, chain: &chain, key: &key, to, amount, fee, nonce, wait })
         }
         Command::Plugin { command } => package::cli::run(command),
         Command::Bench(options) => bench::run(&options),
@@ -215,35 +181,18 @@ fn up(dir: PathBuf, fresh: bool, block_interval_ms: u64, port: u16) -> Result<()
 fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, running: &run::Running) {
     let url = format!("http://{}", running.api_addr);
     let status = running.node().status.read().map(|s| s.clone()).ok();
-    let faucet = SecretKey::read(&net.faucet_key)
-        .map(|k| k.public_key().to_hex())
-        .unwrap_or_default();
+    let faucet = SecretKey::read(&net.faucet_key).map(|k| k.public_key().to_hex()).unwrap_or_default();
     println!("Nest devnet is up ({})", spec.dir.display());
-    println!(
-        "  node      node-1  {}",
-        status
-            .as_ref()
-            .map(|s| s.public_key.to_hex())
-            .unwrap_or_default()
-    );
-    println!(
-        "  chain     main: consensus-poa (block every {} ms) + chain-linear",
-        spec.block_interval_ms
-    );
+    println!("  node      node-1  {}", status.as_ref().map(|s| s.public_key.to_hex()).unwrap_or_default());
+    println!("  chain     main: consensus-poa (block every {} ms) + chain-linear", spec.block_interval_ms);
     println!("  api       {url}/v1/status");
     println!("  manifest  {}", net.manifest.display());
     println!("  faucet    {faucet} ({})", net.faucet_key.display());
-    println!(
-        "  plugins   signed with {} (trusted by the manifest)",
-        net.vendor_key.display()
-    );
+    println!("  plugins   signed with {} (trusted by the manifest)", net.vendor_key.display());
     println!("  logs      this terminal (NEST_LOG=debug for more)");
     println!("try:");
     println!("  curl -s {url}/v1/status");
-    println!(
-        "  nestd tx transfer --key {} --to <account> --amount 10 --wait",
-        net.faucet_key.display()
-    );
+    println!("  nestd tx transfer --key {} --to <account> --amount 10 --wait", net.faucet_key.display());
     println!("Ctrl-C stops the devnet.");
 }
 

@@ -291,10 +291,7 @@ impl Manifest {
     }
 
     fn base_dir(&self) -> PathBuf {
-        self.file
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
+        self.file.parent().map(Path::to_path_buf).unwrap_or_default()
     }
 
     fn resolve_paths(&mut self) {
@@ -312,12 +309,7 @@ impl Manifest {
     }
 
     /// An error located in this manifest.
-    pub fn error(
-        &self,
-        table: impl Into<String>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ManifestError {
+    pub fn error(&self, table: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> ManifestError {
         ManifestError {
             file: self.file.display().to_string(),
             table: table.into(),
@@ -332,51 +324,27 @@ impl Manifest {
         self.check_api()?;
         for (index, vendor) in self.trust.vendor.iter().enumerate() {
             PublicKey::from_hex(&vendor.key).map_err(|e| {
-                self.error(
-                    "[trust]",
-                    format!("vendor[{index}].key"),
-                    format!("{} ({})", e, vendor.name),
-                )
+                self.error("[trust]", format!("vendor[{index}].key"), format!("{} ({})", e, vendor.name))
             })?;
         }
         for chain in &self.chain {
             self.check_chain(chain)?;
         }
         for radio in &self.radio {
-            self.check_reference(
-                &format!("[[radio]] id=\"{}\"", radio.id),
-                "plugin",
-                &radio.plugin,
-            )?;
+            self.check_reference(&format!("[[radio]] id=\"{}\"", radio.id), "plugin", &radio.plugin)?;
         }
         for market in &self.market {
-            self.check_reference(
-                &format!("[[market]] id=\"{}\"", market.id),
-                "plugin",
-                &market.plugin,
-            )?;
+            self.check_reference(&format!("[[market]] id=\"{}\"", market.id), "plugin", &market.plugin)?;
         }
         Ok(())
     }
 
     fn check_unique_ids(&self) -> Result<(), ManifestError> {
         let groups: [(&str, Vec<&str>); 4] = [
-            (
-                "[[plugin]]",
-                self.plugin.iter().map(|p| p.id.as_str()).collect(),
-            ),
-            (
-                "[[chain]]",
-                self.chain.iter().map(|c| c.id.as_str()).collect(),
-            ),
-            (
-                "[[radio]]",
-                self.radio.iter().map(|r| r.id.as_str()).collect(),
-            ),
-            (
-                "[[market]]",
-                self.market.iter().map(|m| m.id.as_str()).collect(),
-            ),
+            ("[[plugin]]", self.plugin.iter().map(|p| p.id.as_str()).collect()),
+            ("[[chain]]", self.chain.iter().map(|c| c.id.as_str()).collect()),
+            ("[[radio]]", self.radio.iter().map(|r| r.id.as_str()).collect()),
+            ("[[market]]", self.market.iter().map(|m| m.id.as_str()).collect()),
         ];
         for (table, ids) in groups {
             let mut seen = std::collections::BTreeSet::new();
@@ -389,11 +357,7 @@ impl Manifest {
                     ));
                 }
                 if !seen.insert(id) {
-                    return Err(self.error(
-                        format!("{table} id=\"{id}\""),
-                        "id",
-                        format!("duplicate id \"{id}\""),
-                    ));
+                    return Err(self.error(format!("{table} id=\"{id}\""), "id", format!("duplicate id \"{id}\"")));
                 }
             }
         }
@@ -414,24 +378,12 @@ impl Manifest {
         Ok(())
     }
 
-    fn check_reference(
-        &self,
-        table: &str,
-        key: &str,
-        plugin_id: &str,
-    ) -> Result<(), ManifestError> {
+    fn check_reference(&self, table: &str, key: &str, plugin_id: &str) -> Result<(), ManifestError> {
         if self.plugin.iter().any(|p| p.id == plugin_id) {
             return Ok(());
         }
         let known: Vec<&str> = self.plugin.iter().map(|p| p.id.as_str()).collect();
-        Err(self.error(
-            table,
-            key,
-            format!(
-                "unknown plugin \"{plugin_id}\" (declared: {})",
-                list_or_none(&known)
-            ),
-        ))
+        Err(self.error(table, key, format!("unknown plugin \"{plugin_id}\" (declared: {})", list_or_none(&known))))
     }
 
     fn check_chain(&self, chain: &ChainEntry) -> Result<(), ManifestError> {
@@ -439,23 +391,14 @@ impl Manifest {
         self.check_reference(&table, "chain_type.plugin", &chain.chain_type.plugin)?;
         self.check_reference(&table, "consensus.plugin", &chain.consensus.plugin)?;
         if chain.block_txs_max == 0 || chain.mempool_txs_max == 0 {
-            return Err(self.error(
-                &table,
-                "block_txs_max",
-                "block_txs_max and mempool_txs_max must be at least 1",
-            ));
+            return Err(self.error(&table, "block_txs_max", "block_txs_max and mempool_txs_max must be at least 1"));
         }
         let mut seen = std::collections::BTreeSet::new();
         for (index, allocation) in chain.genesis.allocations.iter().enumerate() {
             let key = format!("genesis.allocations[{index}].account");
-            let account = PublicKey::from_hex(&allocation.account)
-                .map_err(|e| self.error(&table, &key, e))?;
+            let account = PublicKey::from_hex(&allocation.account).map_err(|e| self.error(&table, &key, e))?;
             if !seen.insert(account) {
-                return Err(self.error(
-                    &table,
-                    key,
-                    format!("account {} is allocated twice", allocation.account),
-                ));
+                return Err(self.error(&table, key, format!("account {} is allocated twice", allocation.account)));
             }
         }
         Ok(())
@@ -474,17 +417,11 @@ pub fn config_json(table: &toml::Table) -> String {
 
 fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn list_or_none(items: &[&str]) -> String {
-    if items.is_empty() {
-        "none".to_string()
-    } else {
-        items.join(", ")
-    }
+    if items.is_empty() { "none".to_string() } else { items.join(", ") }
 }
 
 /// Folds the TOML parser's multi-line message (with its source excerpt) into one line.
@@ -529,24 +466,15 @@ genesis = { allocations = [{ account = "0101010101010101010101010101010101010101
     fn good_manifest_resolves_paths_against_its_directory() {
         let manifest = parse(GOOD).unwrap();
         assert_eq!(manifest.node.data_dir, PathBuf::from("/etc/nest/data"));
-        assert_eq!(
-            manifest.plugin[0].package,
-            PathBuf::from("/etc/nest/plugins/consensus-poa")
-        );
-        assert_eq!(
-            config_json(&manifest.chain[0].consensus.config),
-            r#"{"block_interval_ms":1000}"#
-        );
+        assert_eq!(manifest.plugin[0].package, PathBuf::from("/etc/nest/plugins/consensus-poa"));
+        assert_eq!(config_json(&manifest.chain[0].consensus.config), r#"{"block_interval_ms":1000}"#);
     }
 
     #[test]
     fn duplicate_plugin_id_is_named() {
         let text = GOOD.replace("id = \"linear\"", "id = \"poa\"");
         let error = parse(&text).unwrap_err().to_string();
-        assert_eq!(
-            error,
-            "/etc/nest/single.toml: [[plugin]] id=\"poa\": id: duplicate id \"poa\""
-        );
+        assert_eq!(error, "/etc/nest/single.toml: [[plugin]] id=\"poa\": id: duplicate id \"poa\"");
     }
 
     #[test]
@@ -561,30 +489,17 @@ genesis = { allocations = [{ account = "0101010101010101010101010101010101010101
 
     #[test]
     fn unknown_key_and_bad_account_are_reported() {
-        let error = parse(&GOOD.replace("name = \"n1\"", "name = \"n1\"\ncolour = 1"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.starts_with("/etc/nest/single.toml: unknown field `colour`"),
-            "{error}"
-        );
-        let error = parse(&GOOD.replace("\"0101", "\"zz01"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("genesis.allocations[0].account: invalid hex"),
-            "{error}"
-        );
+        let error = parse(&GOOD.replace("name = \"n1\"", "name = \"n1\"\ncolour = 1")).unwrap_err().to_string();
+        assert!(error.starts_with("/etc/nest/single.toml: unknown field `colour`"), "{error}");
+        let error = parse(&GOOD.replace("\"0101", "\"zz01")).unwrap_err().to_string();
+        assert!(error.contains("genesis.allocations[0].account: invalid hex"), "{error}");
     }
 
     #[test]
     fn non_loopback_api_needs_explicit_consent() {
         let text = format!("{GOOD}\n[api]\nlisten = \"0.0.0.0:7300\"\n");
         let error = parse(&text).unwrap_err().to_string();
-        assert!(
-            error.contains("[api]: listen: 0.0.0.0:7300 is not a loopback address"),
-            "{error}"
-        );
+        assert!(error.contains("[api]: listen: 0.0.0.0:7300 is not a loopback address"), "{error}");
         let text = format!("{GOOD}\n[api]\nlisten = \"0.0.0.0:7300\"\nallow_non_loopback = true\n");
         assert!(parse(&text).is_ok());
     }

@@ -28,30 +28,16 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let listen = manifest.api.listen;
-    let limits = ApiLimits {
-        body_bytes_max: manifest.api.body_bytes_max,
-        request_timeout_ms: manifest.api.request_timeout_ms,
-    };
+    let limits =
+        ApiLimits { body_bytes_max: manifest.api.body_bytes_max, request_timeout_ms: manifest.api.request_timeout_ms };
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
-        .map_err(|e| {
-            format!(
-                "{}: [api]: listen: cannot listen on {listen}: {e}",
-                manifest.file.display()
-            )
-        })?;
+        .map_err(|e| format!("{}: [api]: listen: cannot listen on {listen}: {e}", manifest.file.display()))?;
     let api_addr = listener.local_addr().map_err(|e| e.to_string())?;
     let node = Node::start(manifest).map_err(|e| e.to_string())?;
     let api_addr_file = node.manifest.node.data_dir.join("api.addr");
-    std::fs::write(&api_addr_file, format!("{api_addr}\n"))
-        .map_err(|e| format!("{}: {e}", api_addr_file.display()))?;
-    let router = api::router(
-        ApiState {
-            requests: node.requests.clone(),
-            status: node.status.clone(),
-        },
-        &limits,
-    );
+    std::fs::write(&api_addr_file, format!("{api_addr}\n")).map_err(|e| format!("{}: {e}", api_addr_file.display()))?;
+    let router = api::router(ApiState { requests: node.requests.clone(), status: node.status.clone() }, &limits);
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = runtime.spawn(async move {
         let served = axum::serve(listener, router).with_graceful_shutdown(async {
@@ -62,14 +48,7 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
         }
     });
     tracing::info!(node = %node.manifest.node.name, api = %format!("http://{api_addr}"), "node running");
-    Ok(Running {
-        node: Some(node),
-        runtime,
-        shutdown: Some(shutdown),
-        server: Some(server),
-        api_addr,
-        api_addr_file,
-    })
+    Ok(Running { node: Some(node), runtime, shutdown: Some(shutdown), server: Some(server), api_addr, api_addr_file })
 }
 
 impl Running {
@@ -81,15 +60,14 @@ impl Running {
     /// Blocks until SIGINT or SIGTERM.
     pub fn wait_for_signal(&self) {
         self.runtime.block_on(async {
-            let mut terminate =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(signal) => signal,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot watch SIGTERM; stop with Ctrl-C");
-                        let _ = tokio::signal::ctrl_c().await;
-                        return;
-                    }
-                };
+            let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGTERM; stop with Ctrl-C");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = terminate.recv() => {}

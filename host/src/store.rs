@@ -132,10 +132,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let open_error = |source| StoreError::Open {
-            dir: dir.display().to_string(),
-            source,
-        };
+        let open_error = |source| StoreError::Open { dir: dir.display().to_string(), source };
         let db = Database::builder(dir).open().map_err(open_error)?;
         let keyspace = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
         Ok(Store {
@@ -169,26 +166,12 @@ impl Store {
         }
         let prefix = chain_prefix(chain)?;
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
-        batch.insert(
-            &self.blocks,
-            block_key(&prefix, block.height),
-            encode(block),
-        );
-        batch.insert(
-            &self.blocks,
-            tagged(&prefix, TAG_BLOCK_HASH, &block.hash.0),
-            encode(&block.height),
-        );
+        batch.insert(&self.blocks, block_key(&prefix, block.height), encode(block));
+        batch.insert(&self.blocks, tagged(&prefix, TAG_BLOCK_HASH, &block.hash.0), encode(&block.height));
         for (index, tx_hash) in tx_hashes.iter().enumerate() {
-            let index = u32::try_from(index).map_err(|_| StoreError::TooManyTxs {
-                height: block.height,
-                count: tx_hashes.len(),
-            })?;
-            batch.insert(
-                &self.txindex,
-                joined(&prefix, &tx_hash.0),
-                encode(&(block.height, index)),
-            );
+            let index = u32::try_from(index)
+                .map_err(|_| StoreError::TooManyTxs { height: block.height, count: tx_hashes.len() })?;
+            batch.insert(&self.txindex, joined(&prefix, &tx_hash.0), encode(&(block.height, index)));
         }
         for (key, account) in changes {
             let account_key = tagged(&prefix, TAG_ACCOUNT, &key.0);
@@ -199,9 +182,7 @@ impl Store {
             }
         }
         batch.insert(&self.state, tagged(&prefix, TAG_HEAD, &[]), encode(head));
-        batch
-            .commit()
-            .map_err(|source| self.io("commit block", source))
+        batch.commit().map_err(|source| self.io("commit block", source))
     }
 
     /// The chain's latest committed block, if any.
@@ -215,9 +196,7 @@ impl Store {
         let prefix = tagged(&chain_prefix(chain)?, TAG_ACCOUNT, &[]);
         let mut accounts = Vec::new();
         for item in self.state.prefix(&prefix) {
-            let (key, value) = item
-                .into_inner()
-                .map_err(|source| self.io("read accounts", source))?;
+            let (key, value) = item.into_inner().map_err(|source| self.io("read accounts", source))?;
             let public_key = key
                 .get(prefix.len()..)
                 .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
@@ -229,11 +208,7 @@ impl Store {
     }
 
     /// The block at `height`, if stored.
-    pub fn block_by_height(
-        &self,
-        chain: &str,
-        height: u64,
-    ) -> Result<Option<StoredBlock>, StoreError> {
+    pub fn block_by_height(&self, chain: &str, height: u64) -> Result<Option<StoredBlock>, StoreError> {
         let key = block_key(&chain_prefix(chain)?, height);
         let block: Option<StoredBlock> = self.read(&self.blocks, &key, "block")?;
         match block {
@@ -243,11 +218,7 @@ impl Store {
     }
 
     /// The block with `hash`, if stored.
-    pub fn block_by_hash(
-        &self,
-        chain: &str,
-        hash: &Hash32,
-    ) -> Result<Option<StoredBlock>, StoreError> {
+    pub fn block_by_hash(&self, chain: &str, hash: &Hash32) -> Result<Option<StoredBlock>, StoreError> {
         let key = tagged(&chain_prefix(chain)?, TAG_BLOCK_HASH, &hash.0);
         let Some(height) = self.read::<u64>(&self.blocks, &key, "block height")? else {
             return Ok(None);
@@ -259,11 +230,7 @@ impl Store {
     }
 
     /// Where a committed transaction is: block height and index in the block.
-    pub fn tx_location(
-        &self,
-        chain: &str,
-        tx_hash: &Hash32,
-    ) -> Result<Option<(u64, u32)>, StoreError> {
+    pub fn tx_location(&self, chain: &str, tx_hash: &Hash32) -> Result<Option<(u64, u32)>, StoreError> {
         let key = joined(&chain_prefix(chain)?, &tx_hash.0);
         self.read(&self.txindex, &key, "transaction location")
     }
@@ -307,15 +274,8 @@ impl Store {
         batch.commit().map_err(|source| self.io(operation, source))
     }
 
-    fn get_raw(
-        &self,
-        keyspace: &Keyspace,
-        key: &[u8],
-        operation: &'static str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let value = keyspace
-            .get(key)
-            .map_err(|source| self.io(operation, source))?;
+    fn get_raw(&self, keyspace: &Keyspace, key: &[u8], operation: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = keyspace.get(key).map_err(|source| self.io(operation, source))?;
         Ok(value.map(|bytes| bytes.to_vec()))
     }
 
@@ -326,38 +286,22 @@ impl Store {
         key: &[u8],
         what: &'static str,
     ) -> Result<Option<T>, StoreError> {
-        let Some(value) = keyspace
-            .get(key)
-            .map_err(|source| self.io("read", source))?
-        else {
+        let Some(value) = keyspace.get(key).map_err(|source| self.io("read", source))? else {
             return Ok(None);
         };
         self.decode(key, &value, what).map(Some)
     }
 
-    fn decode<T: BorshDeserialize>(
-        &self,
-        key: &[u8],
-        value: &[u8],
-        what: &'static str,
-    ) -> Result<T, StoreError> {
+    fn decode<T: BorshDeserialize>(&self, key: &[u8], value: &[u8], what: &'static str) -> Result<T, StoreError> {
         borsh::from_slice(value).map_err(|_| self.corrupt(what, key))
     }
 
     fn corrupt(&self, what: &'static str, key: &[u8]) -> StoreError {
-        StoreError::Corrupt {
-            dir: self.dir_name(),
-            what,
-            key: hex::encode(key),
-        }
+        StoreError::Corrupt { dir: self.dir_name(), what, key: hex::encode(key) }
     }
 
     fn io(&self, operation: &'static str, source: fjall::Error) -> StoreError {
-        StoreError::Io {
-            dir: self.dir_name(),
-            operation,
-            source,
-        }
+        StoreError::Io { dir: self.dir_name(), operation, source }
     }
 
     fn dir_name(&self) -> String {
@@ -367,10 +311,8 @@ impl Store {
 
 /// The chain id, length-prefixed: `"a"` + `"bc"` never equals `"ab"` + `"c"`.
 fn chain_prefix(chain: &str) -> Result<Vec<u8>, StoreError> {
-    let length = u8::try_from(chain.len()).map_err(|_| StoreError::ChainIdTooLong {
-        size_bytes: chain.len(),
-        max_bytes: CHAIN_ID_BYTES_MAX,
-    })?;
+    let length = u8::try_from(chain.len())
+        .map_err(|_| StoreError::ChainIdTooLong { size_bytes: chain.len(), max_bytes: CHAIN_ID_BYTES_MAX })?;
     let mut prefix = Vec::with_capacity(1 + chain.len());
     prefix.push(length);
     prefix.extend_from_slice(chain.as_bytes());

@@ -34,19 +34,10 @@ pub struct Transfer<'a> {
 /// The chain's identity and minimum fee for a transfer, from the node's status.
 pub fn chain_terms(client: &Client, chain: &str) -> Result<(Hash32, u64), String> {
     let status: NodeStatus = client.get("/v1/status")?;
-    let chain_status = status
-        .chains
-        .iter()
-        .find(|c| c.id == chain)
-        .ok_or_else(|| format!("the node has no chain \"{chain}\""))?;
-    let body = TxBody::Transfer {
-        to: PublicKey::default(),
-        amount: 0,
-    };
-    Ok((
-        chain_status.genesis_hash,
-        gas_of(&body) * chain_status.gas_price,
-    ))
+    let chain_status =
+        status.chains.iter().find(|c| c.id == chain).ok_or_else(|| format!("the node has no chain \"{chain}\""))?;
+    let body = TxBody::Transfer { to: PublicKey::default(), amount: 0 };
+    Ok((chain_status.genesis_hash, gas_of(&body) * chain_status.gas_price))
 }
 
 /// Signs and submits a transfer; prints what happened.
@@ -58,11 +49,7 @@ pub fn transfer(request: &Transfer<'_>) -> Result<(), String> {
         Some(nonce) => nonce,
         None => {
             client
-                .get::<AccountView>(&format!(
-                    "/v1/chains/{}/accounts/{}",
-                    request.chain,
-                    key.public_key()
-                ))?
+                .get::<AccountView>(&format!("/v1/chains/{}/accounts/{}", request.chain, key.public_key()))?
                 .next_nonce
         }
     };
@@ -71,33 +58,17 @@ pub fn transfer(request: &Transfer<'_>) -> Result<(), String> {
         from: key.public_key(),
         nonce,
         fee: request.fee.unwrap_or(minimum_fee),
-        body: TxBody::Transfer {
-            to: request.to,
-            amount: request.amount,
-        },
+        body: TxBody::Transfer { to: request.to, amount: request.amount },
     }
     .sign(&key);
-    let answer: SubmitAnswer = client.post(
-        &format!("/v1/chains/{}/txs", request.chain),
-        &serde_json::json!({ "tx": hex::encode(tx.encode()) }),
-    )?;
-    let result = answer
-        .results
-        .first()
-        .ok_or("the node answered with no result")?;
+    let answer: SubmitAnswer = client
+        .post(&format!("/v1/chains/{}/txs", request.chain), &serde_json::json!({ "tx": hex::encode(tx.encode()) }))?;
+    let result = answer.results.first().ok_or("the node answered with no result")?;
     let hash = result.hash.map(|h| h.to_hex()).unwrap_or_default();
     if result.status != "accepted" {
-        return Err(format!(
-            "rejected: {}",
-            result.reason.clone().unwrap_or_default()
-        ));
+        return Err(format!("rejected: {}", result.reason.clone().unwrap_or_default()));
     }
-    println!(
-        "accepted {hash} (from {} nonce {nonce}, {} to {})",
-        key.public_key(),
-        request.amount,
-        request.to
-    );
+    println!("accepted {hash} (from {} nonce {nonce}, {} to {})", key.public_key(), request.amount, request.to);
     if request.wait {
         let (height, index) = wait_committed(&client, request.chain, &tx, Duration::from_secs(60))?;
         println!("committed at height {height}, index {index}");
@@ -106,12 +77,7 @@ pub fn transfer(request: &Transfer<'_>) -> Result<(), String> {
 }
 
 /// Polls until `tx` is committed; returns its height and index.
-pub fn wait_committed(
-    client: &Client,
-    chain: &str,
-    tx: &SignedTx,
-    timeout: Duration,
-) -> Result<(u64, u32), String> {
+pub fn wait_committed(client: &Client, chain: &str, tx: &SignedTx, timeout: Duration) -> Result<(u64, u32), String> {
     let hash = tx.hash();
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -122,8 +88,5 @@ pub fn wait_committed(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(format!(
-        "transaction {hash} not committed within {} s",
-        timeout.as_secs()
-    ))
+    Err(format!("transaction {hash} not committed within {} s", timeout.as_secs()))
 }

@@ -76,11 +76,7 @@ pub struct UnitView {
 impl UnitView {
     /// The unit's position.
     pub fn to_ref(&self) -> UnitRef {
-        UnitRef {
-            height: self.height,
-            hash: self.hash,
-            timestamp_ms: self.timestamp_ms,
-        }
+        UnitRef { height: self.height, hash: self.hash, timestamp_ms: self.timestamp_ms }
     }
 }
 
@@ -148,11 +144,7 @@ pub trait ChainTypeFfi: Send {
     /// See [`ChainType::validate`].
     fn validate(&self, unit: RSlice<'_, u8>) -> RResult<UnitView, PluginError>;
     /// See [`ChainType::insert`].
-    fn insert(
-        &mut self,
-        unit: RSlice<'_, u8>,
-        certificate: RSlice<'_, u8>,
-    ) -> RResult<InsertReport, PluginError>;
+    fn insert(&mut self, unit: RSlice<'_, u8>, certificate: RSlice<'_, u8>) -> RResult<InsertReport, PluginError>;
     /// See [`ChainType::head`].
     fn head(&self) -> RResult<UnitRef, PluginError>;
     /// See [`ChainType::snapshot`].
@@ -181,11 +173,7 @@ impl<C: ChainType> ChainTypeFfi for ChainTypeAdapter<C> {
     fn validate(&self, unit: RSlice<'_, u8>) -> RResult<UnitView, PluginError> {
         guard(|| self.0.validate(unit.as_slice()))
     }
-    fn insert(
-        &mut self,
-        unit: RSlice<'_, u8>,
-        certificate: RSlice<'_, u8>,
-    ) -> RResult<InsertReport, PluginError> {
+    fn insert(&mut self, unit: RSlice<'_, u8>, certificate: RSlice<'_, u8>) -> RResult<InsertReport, PluginError> {
         guard(|| self.0.insert(unit.as_slice(), certificate.as_slice()))
     }
     fn head(&self) -> RResult<UnitRef, PluginError> {

@@ -21,20 +21,13 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
+        Self { path: path.into(), message: message.into() }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
@@ -72,9 +65,7 @@ fn readable(error: &serde_json::Error) -> String {
         ("expected f64", "expected a number"),
         ("expected a boolean", "expected true or false"),
     ];
-    replacements
-        .iter()
-        .fold(text, |text, (from, to)| text.replace(from, to))
+    replacements.iter().fold(text, |text, (from, to)| text.replace(from, to))
 }
 
 #[cfg(test)]
@@ -91,28 +82,16 @@ mod tests {
 
     #[test]
     fn mistyped_key_is_named_with_operator_wording() {
-        let error =
-            parse::<Sample>(r#"{"block_interval_ms": "fast", "authorities": []}"#).unwrap_err();
+        let error = parse::<Sample>(r#"{"block_interval_ms": "fast", "authorities": []}"#).unwrap_err();
         assert_eq!(error.path, "block_interval_ms");
-        assert!(
-            error
-                .message
-                .starts_with("invalid type: string \"fast\", expected an integer"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.starts_with("invalid type: string \"fast\", expected an integer"), "{}", error.message);
     }
 
     #[test]
     fn missing_and_unknown_keys_are_reported() {
         let missing = parse::<Sample>(r#"{"authorities": []}"#).unwrap_err();
         assert_eq!(missing.message, "missing field `block_interval_ms`");
-        let unknown =
-            parse::<Sample>(r#"{"block_interval_ms": 1, "authorities": [], "x": 1}"#).unwrap_err();
-        assert!(
-            unknown.message.starts_with("unknown field `x`"),
-            "{}",
-            unknown.message
-        );
+        let unknown = parse::<Sample>(r#"{"block_interval_ms": 1, "authorities": [], "x": 1}"#).unwrap_err();
+        assert!(unknown.message.starts_with("unknown field `x`"), "{}", unknown.message);
     }
 }

@@ -40,24 +40,17 @@ pub enum PluginError {
 impl PluginError {
     /// A rejected input.
     pub fn rejected(message: impl Into<String>) -> Self {
-        Self::Rejected {
-            message: RString::from(message.into()),
-        }
+        Self::Rejected { message: RString::from(message.into()) }
     }
 
     /// An internal failure.
     pub fn failed(message: impl Into<String>) -> Self {
-        Self::Failed {
-            message: RString::from(message.into()),
-        }
+        Self::Failed { message: RString::from(message.into()) }
     }
 
     /// An invalid configuration key.
     pub fn invalid_config(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::InvalidConfig {
-            path: RString::from(path.into()),
-            message: RString::from(message.into()),
-        }
+        Self::InvalidConfig { path: RString::from(path.into()), message: RString::from(message.into()) }
     }
 
     /// Whether the host should disable the instance after this error.

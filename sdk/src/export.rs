@@ -60,10 +60,7 @@ impl PluginKind {
 
     /// The kinds whose bits are set in `mask`.
     pub fn from_mask(mask: u32) -> Vec<Self> {
-        Self::ALL
-            .into_iter()
-            .filter(|kind| mask & kind.bit() != 0)
-            .collect()
+        Self::ALL.into_iter().filter(|kind| mask & kind.bit() != 0).collect()
     }
 }
 
@@ -131,9 +128,7 @@ impl RootModule for PluginModuleRef {
 pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
     match std::panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result.into(),
-        Err(payload) => RResult::RErr(PluginError::Panicked {
-            message: panic_message(&payload).into(),
-        }),
+        Err(payload) => RResult::RErr(PluginError::Panicked { message: panic_message(&payload).into() }),
     }
 }
 
@@ -183,81 +178,52 @@ pub extern "C" fn new_consensus<E: ConsensusEngine>(
 ) -> RResult<ConsensusBox, PluginError> {
     guard(|| {
         let engine = E::new(parse_checked(json, E::check_config)?, Host::from_box(host))?;
-        Ok(ConsensusFfi_TO::from_ptr(
-            RBox::new(ConsensusAdapter(engine)),
-            TD_Opaque,
-        ))
+        Ok(ConsensusFfi_TO::from_ptr(RBox::new(ConsensusAdapter(engine)), TD_Opaque))
     })
 }
 
 /// Builds a chain type instance behind the boundary.
-pub extern "C" fn new_chain_type<C: ChainType>(
-    json: RStr<'_>,
-    host: HostBox,
-) -> RResult<ChainTypeBox, PluginError> {
+pub extern "C" fn new_chain_type<C: ChainType>(json: RStr<'_>, host: HostBox) -> RResult<ChainTypeBox, PluginError> {
     guard(|| {
         let chain = C::new(parse_checked(json, C::check_config)?, Host::from_box(host))?;
-        Ok(ChainTypeFfi_TO::from_ptr(
-            RBox::new(ChainTypeAdapter(chain)),
-            TD_Opaque,
-        ))
+        Ok(ChainTypeFfi_TO::from_ptr(RBox::new(ChainTypeAdapter(chain)), TD_Opaque))
     })
 }
 
 /// Builds a radio driver instance behind the boundary.
-pub extern "C" fn new_radio<R: RadioDriver>(
-    json: RStr<'_>,
-    host: HostBox,
-) -> RResult<RadioBox, PluginError> {
+pub extern "C" fn new_radio<R: RadioDriver>(json: RStr<'_>, host: HostBox) -> RResult<RadioBox, PluginError> {
     guard(|| {
         let radio = R::new(parse_checked(json, R::check_config)?, Host::from_box(host))?;
-        Ok(RadioFfi_TO::from_ptr(
-            RBox::new(RadioAdapter(radio)),
-            TD_Opaque,
-        ))
+        Ok(RadioFfi_TO::from_ptr(RBox::new(RadioAdapter(radio)), TD_Opaque))
     })
 }
 
 /// Builds a market policy instance behind the boundary.
-pub extern "C" fn new_market<M: MarketPolicy>(
-    json: RStr<'_>,
-    host: HostBox,
-) -> RResult<MarketBox, PluginError> {
+pub extern "C" fn new_market<M: MarketPolicy>(json: RStr<'_>, host: HostBox) -> RResult<MarketBox, PluginError> {
     guard(|| {
         let market = M::new(parse_checked(json, M::check_config)?, Host::from_box(host))?;
-        Ok(MarketFfi_TO::from_ptr(
-            RBox::new(MarketAdapter(market)),
-            TD_Opaque,
-        ))
+        Ok(MarketFfi_TO::from_ptr(RBox::new(MarketAdapter(market)), TD_Opaque))
     })
 }
 
 /// Answers [`PluginError::WrongKind`] for a kind the library does not provide.
 pub extern "C" fn absent_consensus(_: RStr<'_>, _: HostBox) -> RResult<ConsensusBox, PluginError> {
-    RResult::RErr(PluginError::WrongKind {
-        kind: PluginKind::Consensus,
-    })
+    RResult::RErr(PluginError::WrongKind { kind: PluginKind::Consensus })
 }
 
 /// Answers [`PluginError::WrongKind`] for a kind the library does not provide.
 pub extern "C" fn absent_chain_type(_: RStr<'_>, _: HostBox) -> RResult<ChainTypeBox, PluginError> {
-    RResult::RErr(PluginError::WrongKind {
-        kind: PluginKind::ChainType,
-    })
+    RResult::RErr(PluginError::WrongKind { kind: PluginKind::ChainType })
 }
 
 /// Answers [`PluginError::WrongKind`] for a kind the library does not provide.
 pub extern "C" fn absent_radio(_: RStr<'_>, _: HostBox) -> RResult<RadioBox, PluginError> {
-    RResult::RErr(PluginError::WrongKind {
-        kind: PluginKind::Radio,
-    })
+    RResult::RErr(PluginError::WrongKind { kind: PluginKind::Radio })
 }
 
 /// Answers [`PluginError::WrongKind`] for a kind the library does not provide.
 pub extern "C" fn absent_market(_: RStr<'_>, _: HostBox) -> RResult<MarketBox, PluginError> {
-    RResult::RErr(PluginError::WrongKind {
-        kind: PluginKind::Market,
-    })
+    RResult::RErr(PluginError::WrongKind { kind: PluginKind::Market })
 }
 
 /// Exports a plugin library: builds its root module from the types that implement the
@@ -395,10 +361,7 @@ macro_rules! __nest_constructor {
 mod tests {
     #[test]
     fn root_module_symbol_matches_abi_stable() {
-        assert_eq!(
-            super::ROOT_MODULE_SYMBOL,
-            abi_stable::library::ROOT_MODULE_LOADER_NAME
-        );
+        assert_eq!(super::ROOT_MODULE_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
     }
 }
 

@@ -99,9 +99,6 @@ impl Host {
 
     /// Runs the operator's pricing strategy on a JSON context.
     pub fn price(&self, strategy: &str, context_json: &str) -> Result<u64, String> {
-        self.0
-            .price(strategy.into(), context_json.into())
-            .into_result()
-            .map_err(String::from)
+        self.0.price(strategy.into(), context_json.into()).into_result().map_err(String::from)
     }
 }

@@ -121,8 +121,7 @@ pub trait RadioFfi: Send {
     /// See [`RadioDriver::start`].
     fn start(&mut self, sink: FrameSinkBox) -> RResult<(), PluginError>;
     /// See [`RadioDriver::send`].
-    fn send(&mut self, link_address: RStr<'_>, payload: RSlice<'_, u8>)
-    -> RResult<(), PluginError>;
+    fn send(&mut self, link_address: RStr<'_>, payload: RSlice<'_, u8>) -> RResult<(), PluginError>;
     /// See [`RadioDriver::stop`].
     #[sabi(last_prefix_field)]
     fn stop(&mut self) -> RResult<(), PluginError>;
@@ -141,11 +140,7 @@ impl<R: RadioDriver> RadioFfi for RadioAdapter<R> {
     fn start(&mut self, sink: FrameSinkBox) -> RResult<(), PluginError> {
         guard(|| self.0.start(FrameSink::from_box(sink)))
     }
-    fn send(
-        &mut self,
-        link_address: RStr<'_>,
-        payload: RSlice<'_, u8>,
-    ) -> RResult<(), PluginError> {
+    fn send(&mut self, link_address: RStr<'_>, payload: RSlice<'_, u8>) -> RResult<(), PluginError> {
         guard(|| self.0.send(link_address.as_str(), payload.as_slice()))
     }
     fn stop(&mut self) -> RResult<(), PluginError> {

@@ -19,12 +19,8 @@ pub struct LocalHost {
 impl LocalHost {
     /// A host whose key derives from `seed` (deterministic across runs).
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        let key = Ed25519KeyPair::from_seed_unchecked(&seed)
-            .expect("32-byte seed is a valid Ed25519 seed");
-        Self {
-            key: Arc::new(key),
-            logs: Arc::default(),
-        }
+        let key = Ed25519KeyPair::from_seed_unchecked(&seed).expect("32-byte seed is a valid Ed25519 seed");
+        Self { key: Arc::new(key), logs: Arc::default() }
     }
 
     /// The services as a plugin receives them.
@@ -55,9 +51,7 @@ impl HostServices for LocalHost {
     }
 
     fn verify(&self, key: &PublicKey, message: RSlice<'_, u8>, signature: &Signature) -> bool {
-        UnparsedPublicKey::new(&ED25519, key.0)
-            .verify(message.as_slice(), &signature.0)
-            .is_ok()
+        UnparsedPublicKey::new(&ED25519, key.0).verify(message.as_slice(), &signature.0).is_ok()
     }
 
     fn hash(&self, bytes: RSlice<'_, u8>) -> Hash32 {

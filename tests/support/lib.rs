@@ -30,25 +30,16 @@ pub struct PluginCrate {
 }
 
 /// The loopback radio fixture.
-pub const RADIO_LOOPBACK: PluginCrate = PluginCrate {
-    dir: "tests/fixtures/radio-loopback",
-    lib_name: "fixture_radio_loopback",
-};
+pub const RADIO_LOOPBACK: PluginCrate =
+    PluginCrate { dir: "tests/fixtures/radio-loopback", lib_name: "fixture_radio_loopback" };
 /// The flat-price market fixture.
-pub const MARKET_FLAT: PluginCrate = PluginCrate {
-    dir: "tests/fixtures/market-flat",
-    lib_name: "fixture_market_flat",
-};
+pub const MARKET_FLAT: PluginCrate = PluginCrate { dir: "tests/fixtures/market-flat", lib_name: "fixture_market_flat" };
 /// The panicking consensus engine (and counting chain type) fixture.
-pub const CONSENSUS_PANIC: PluginCrate = PluginCrate {
-    dir: "tests/fixtures/consensus-panic",
-    lib_name: "fixture_consensus_panic",
-};
+pub const CONSENSUS_PANIC: PluginCrate =
+    PluginCrate { dir: "tests/fixtures/consensus-panic", lib_name: "fixture_consensus_panic" };
 /// The fixture whose root module has the wrong layout.
-pub const ABI_MISMATCH: PluginCrate = PluginCrate {
-    dir: "tests/fixtures/abi-mismatch",
-    lib_name: "fixture_abi_mismatch",
-};
+pub const ABI_MISMATCH: PluginCrate =
+    PluginCrate { dir: "tests/fixtures/abi-mismatch", lib_name: "fixture_abi_mismatch" };
 
 impl PluginCrate {
     /// The crate's source `plugin.toml`.
@@ -64,10 +55,7 @@ impl PluginCrate {
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives inside the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate lives inside the workspace").to_path_buf()
 }
 
 /// The debug build directory: `$CARGO_TARGET_DIR/debug` or `<root>/target/debug`.
@@ -87,10 +75,7 @@ pub fn try_library_path(crate_lib_name: &str) -> Result<PathBuf, String> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(format!(
-            "run `cargo build --workspace` first: {} is missing",
-            path.display()
-        ))
+        Err(format!("run `cargo build --workspace` first: {} is missing", path.display()))
     }
 }
 
@@ -113,12 +98,7 @@ pub fn trusting(vendor: &str, key: &SecretKey) -> TrustStore {
 }
 
 /// Packs `library` with `source_manifest` into `out_dir` with the real `pack`.
-pub fn make_package(
-    source_manifest: &Path,
-    library: &Path,
-    out_dir: &Path,
-    key: &SecretKey,
-) -> PackageManifest {
+pub fn make_package(source_manifest: &Path, library: &Path, out_dir: &Path, key: &SecretKey) -> PackageManifest {
     package::pack(source_manifest, library, out_dir, key)
         .unwrap_or_else(|error| panic!("pack {}: {error}", library.display()))
 }
@@ -140,10 +120,7 @@ pub fn package_by_hand(
 ) -> PackageManifest {
     let bytes = fs::read(library).expect("read library");
     fs::create_dir_all(out_dir).expect("create package dir");
-    let file_name = library
-        .file_name()
-        .and_then(|name| name.to_str())
-        .expect("library has a UTF-8 file name");
+    let file_name = library.file_name().and_then(|name| name.to_str()).expect("library has a UTF-8 file name");
     package::write_library(&out_dir.join(file_name), &bytes).expect("copy library");
     let manifest = PackageManifest {
         name: name.into(),

@@ -58,12 +58,7 @@ pub struct Mempool {
 impl Mempool {
     /// An empty mempool holding at most `txs_max` transactions.
     pub fn new(txs_max: usize) -> Mempool {
-        Mempool {
-            txs_max,
-            accounts: BTreeMap::new(),
-            by_hash: HashMap::new(),
-            next_seq: 0,
-        }
+        Mempool { txs_max, accounts: BTreeMap::new(), by_hash: HashMap::new(), next_seq: 0 }
     }
 
     /// Admits a transaction whose signature is already verified; `hash` is its id.
@@ -72,13 +67,7 @@ impl Mempool {
     /// transactions already pending for it (account nonce + pending count), and the
     /// balance must cover amount plus fee of this one and of the pending ones. A known
     /// id is [`TxError::Duplicate`]; a full mempool is [`TxError::MempoolFull`].
-    pub fn admit(
-        &mut self,
-        hash: Hash32,
-        tx: SignedTx,
-        ledger: &Ledger,
-        params: &ChainParams,
-    ) -> Result<(), TxError> {
+    pub fn admit(&mut self, hash: Hash32, tx: SignedTx, ledger: &Ledger, params: &ChainParams) -> Result<(), TxError> {
         if self.by_hash.contains_key(&hash) {
             return Err(TxError::Duplicate);
         }
@@ -89,38 +78,25 @@ impl Mempool {
             return Err(TxError::MempoolFull);
         }
         let account = ledger.account(&from);
-        let (pending_count, pending_cost) = self
-            .accounts
-            .get(&from)
-            .map_or((0, 0), |queue| (queue.txs.len(), queue.cost_total));
+        let (pending_count, pending_cost) =
+            self.accounts.get(&from).map_or((0, 0), |queue| (queue.txs.len(), queue.cost_total));
         let expected = u64::try_from(pending_count)
             .ok()
             .and_then(|count| account.nonce.checked_add(count))
             .ok_or(TxError::Overflow)?;
         if tx.tx.nonce != expected {
-            return Err(TxError::WrongNonce {
-                expected,
-                got: tx.tx.nonce,
-            });
+            return Err(TxError::WrongNonce { expected, got: tx.tx.nonce });
         }
         let cost = tx.tx.cost()?;
         let needed = pending_cost.checked_add(cost).ok_or(TxError::Overflow)?;
         if account.balance < needed {
-            return Err(TxError::InsufficientBalance {
-                balance: account.balance,
-                needed,
-            });
+            return Err(TxError::InsufficientBalance { balance: account.balance, needed });
         }
         let seq = self.next_seq;
         self.next_seq = self.next_seq.saturating_add(1);
         let queue = self.accounts.entry(from).or_default();
         queue.cost_total = needed;
-        let pending = Pending {
-            hash,
-            tx,
-            cost,
-            seq,
-        };
+        let pending = Pending { hash, tx, cost, seq };
         queue.txs.insert(expected, pending);
         self.by_hash.insert(hash, (from, expected));
         Ok(())

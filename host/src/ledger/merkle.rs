@@ -69,15 +69,9 @@ pub fn merkle_proof(leaves: &[Hash32], index: usize) -> Option<Vec<ProofStep>> {
 
 /// Whether `proof` shows that `leaf` is in the tree whose root is `root`.
 pub fn verify_proof(root: &Hash32, leaf: &Hash32, proof: &[ProofStep]) -> bool {
-    let computed = proof
-        .iter()
-        .fold(leaf_hash(leaf), |hash, (sibling, sibling_on_right)| {
-            if *sibling_on_right {
-                node_hash(&hash, sibling)
-            } else {
-                node_hash(sibling, &hash)
-            }
-        });
+    let computed = proof.iter().fold(leaf_hash(leaf), |hash, (sibling, sibling_on_right)| {
+        if *sibling_on_right { node_hash(&hash, sibling) } else { node_hash(sibling, &hash) }
+    });
     computed == *root
 }
 
@@ -100,13 +94,8 @@ mod tests {
         let l: Vec<Hash32> = leaves(5).iter().map(leaf_hash).collect();
         let n01 = node_hash(&l[0], &l[1]);
         let n23 = node_hash(&l[2], &l[3]);
-        let expected = [
-            l[0],
-            n01,
-            node_hash(&n01, &l[2]),
-            node_hash(&n01, &n23),
-            node_hash(&node_hash(&n01, &n23), &l[4]),
-        ];
+        let expected =
+            [l[0], n01, node_hash(&n01, &l[2]), node_hash(&n01, &n23), node_hash(&node_hash(&n01, &n23), &l[4])];
         for (count, root) in (1..=5).zip(expected) {
             assert_eq!(merkle_root(&leaves(count)), root, "{count} leaves");
         }
@@ -122,10 +111,7 @@ mod tests {
             "3b3c0ce45d11517a54300a196b61497c4165150d72b7782a4548e3984da771b2",
             "c51042bb8b9d81dfc115ef99d0e2cecf1954cfc078d70032d187b46615f01b90",
         ];
-        assert_eq!(
-            merkle_root(&[]).to_hex(),
-            "1c4d03c5b36fd17a6df6161bda55c77a1615b18fc1c10626ecffccb304614c0a"
-        );
+        assert_eq!(merkle_root(&[]).to_hex(), "1c4d03c5b36fd17a6df6161bda55c77a1615b18fc1c10626ecffccb304614c0a");
         let computed: Vec<String> = (1..=5).map(|n| merkle_root(&leaves(n)).to_hex()).collect();
         assert_eq!(computed.len(), pinned.len());
         for (count, (got, want)) in computed.iter().zip(pinned).enumerate() {
@@ -142,10 +128,7 @@ mod tests {
         assert_ne!(root, sha256_parts(&[&a.0, &b.0]));
         assert_ne!(root, leaf_hash(&a));
         // An inner node presented as a single leaf gives a different root.
-        assert_ne!(
-            merkle_root(&[node_hash(&leaf_hash(&a), &leaf_hash(&b))]),
-            root
-        );
+        assert_ne!(merkle_root(&[node_hash(&leaf_hash(&a), &leaf_hash(&b))]), root);
     }
 
     #[test]
@@ -155,10 +138,7 @@ mod tests {
             let root = merkle_root(&leaves);
             for (index, leaf) in leaves.iter().enumerate() {
                 let proof = merkle_proof(&leaves, index).unwrap();
-                assert!(
-                    verify_proof(&root, leaf, &proof),
-                    "{count} leaves, #{index}"
-                );
+                assert!(verify_proof(&root, leaf, &proof), "{count} leaves, #{index}");
             }
             assert_eq!(merkle_proof(&leaves, leaves.len()), None);
         }

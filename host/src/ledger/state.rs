@@ -20,9 +20,7 @@ const ACCOUNT_DOMAIN: &[u8] = b"nest/account/v1";
 const STATE_DOMAIN: &[u8] = b"nest/state/v1";
 
 /// The balance and nonce of one account.
-#[derive(
-    BorshSerialize, BorshDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize,
-)]
+#[derive(BorshSerialize, BorshDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Account {
     /// Tokens held.
     pub balance: u64,
@@ -86,22 +84,14 @@ impl Ledger {
             if seen.insert(*key, *balance).is_some() {
                 return Err(GenesisError::DuplicateAccount(*key));
             }
-            total = total
-                .checked_add(*balance)
-                .ok_or(GenesisError::SupplyOverflow)?;
+            total = total.checked_add(*balance).ok_or(GenesisError::SupplyOverflow)?;
         }
-        Ok(Ledger::from_accounts(seen.into_iter().map(
-            |(key, balance)| (key, Account { balance, nonce: 0 }),
-        )))
+        Ok(Ledger::from_accounts(seen.into_iter().map(|(key, balance)| (key, Account { balance, nonce: 0 }))))
     }
 
     /// A ledger restored from stored accounts; default-valued accounts are dropped.
     pub fn from_accounts(accounts: impl IntoIterator<Item = (PublicKey, Account)>) -> Ledger {
-        let mut ledger = Ledger {
-            accounts: BTreeMap::new(),
-            digest_sum: Sum256::ZERO,
-            supply: 0,
-        };
+        let mut ledger = Ledger { accounts: BTreeMap::new(), digest_sum: Sum256::ZERO, supply: 0 };
         for (key, account) in accounts {
             ledger.set(key, account);
         }
@@ -151,24 +141,16 @@ impl Ledger {
     /// `changes` what came before it. Without, invalid transactions are skipped (building
     /// a block). Fees are credited to `proposer`. Signatures are not checked here: they
     /// are checked once, at admission (see `verify.rs`).
-    pub fn execute(
-        &self,
-        txs: &[SignedTx],
-        proposer: &PublicKey,
-        params: &ChainParams,
-        strict: bool,
-    ) -> BlockOutcome {
+    pub fn execute(&self, txs: &[SignedTx], proposer: &PublicKey, params: &ChainParams, strict: bool) -> BlockOutcome {
         let mut overlay = Changes::new();
         let mut applied = Vec::new();
         let mut rejected = Vec::new();
         let mut fees: u64 = 0;
         for (index, tx) in txs.iter().enumerate() {
-            let result =
-                self.apply_one(&overlay, tx, proposer, params)
-                    .and_then(|(touched, fee)| {
-                        let total = fees.checked_add(fee).ok_or(TxError::Overflow)?;
-                        Ok((touched, total))
-                    });
+            let result = self.apply_one(&overlay, tx, proposer, params).and_then(|(touched, fee)| {
+                let total = fees.checked_add(fee).ok_or(TxError::Overflow)?;
+                Ok((touched, total))
+            });
             match result {
                 Ok((touched, total)) => {
                     overlay.extend(touched);
@@ -184,13 +166,7 @@ impl Ledger {
             }
         }
         let state_digest = self.digest_after(&overlay).digest();
-        BlockOutcome {
-            changes: overlay,
-            applied,
-            rejected,
-            state_digest,
-            fees,
-        }
+        BlockOutcome { changes: overlay, applied, rejected, state_digest, fees }
     }
 
     /// Applies the changes of a [`BlockOutcome`] (or changes restored from the store).
@@ -211,11 +187,7 @@ impl Ledger {
     ) -> Result<(Changes, u64), TxError> {
         let mut touched = Changes::new();
         let read = |touched: &Changes, key: &PublicKey| -> Account {
-            touched
-                .get(key)
-                .or_else(|| overlay.get(key))
-                .copied()
-                .unwrap_or_else(|| self.account(key))
+            touched.get(key).or_else(|| overlay.get(key)).copied().unwrap_or_else(|| self.account(key))
         };
         let from = tx.tx.from;
         let mut sender = read(&touched, &from);
@@ -259,16 +231,8 @@ impl Ledger {
 }
 
 /// Adds `amount` to `account` (the current value of `key`) and records it in `touched`.
-fn credit(
-    touched: &mut Changes,
-    mut account: Account,
-    key: &PublicKey,
-    amount: u64,
-) -> Result<(), TxError> {
-    account.balance = account
-        .balance
-        .checked_add(amount)
-        .ok_or(TxError::Overflow)?;
+fn credit(touched: &mut Changes, mut account: Account, key: &PublicKey, amount: u64) -> Result<(), TxError> {
+    account.balance = account.balance.checked_add(amount).ok_or(TxError::Overflow)?;
     touched.insert(*key, account);
     Ok(())
 }
@@ -277,17 +241,11 @@ fn credit(
 fn check_against(account: &Account, tx: &SignedTx, params: &ChainParams) -> Result<(), TxError> {
     check_chain_and_fee(tx, params)?;
     if tx.tx.nonce != account.nonce {
-        return Err(TxError::WrongNonce {
-            expected: account.nonce,
-            got: tx.tx.nonce,
-        });
+        return Err(TxError::WrongNonce { expected: account.nonce, got: tx.tx.nonce });
     }
     let needed = tx.tx.cost()?;
     if account.balance < needed {
-        return Err(TxError::InsufficientBalance {
-            balance: account.balance,
-            needed,
-        });
+        return Err(TxError::InsufficientBalance { balance: account.balance, needed });
     }
     Ok(())
 }
@@ -297,14 +255,9 @@ pub(crate) fn check_chain_and_fee(tx: &SignedTx, params: &ChainParams) -> Result
     if tx.tx.chain != params.chain {
         return Err(TxError::WrongChain);
     }
-    let minimum = gas_of(&tx.tx.body)
-        .checked_mul(params.gas_price)
-        .ok_or(TxError::Overflow)?;
+    let minimum = gas_of(&tx.tx.body).checked_mul(params.gas_price).ok_or(TxError::Overflow)?;
     if tx.tx.fee < minimum {
-        return Err(TxError::FeeTooLow {
-            minimum,
-            got: tx.tx.fee,
-        });
+        return Err(TxError::FeeTooLow { minimum, got: tx.tx.fee });
     }
     Ok(())
 }

@@ -130,19 +130,13 @@ impl TxError {
 impl UnsignedTx {
     /// The hash the sender signs: `sha256(b"nest/tx/v1\0" ++ borsh(self))`.
     pub fn signing_hash(&self) -> Hash32 {
-        crypto::sha256_parts(&[
-            SIGNING_DOMAIN,
-            &borsh::to_vec(self).expect("borsh into a Vec"),
-        ])
+        crypto::sha256_parts(&[SIGNING_DOMAIN, &borsh::to_vec(self).expect("borsh into a Vec")])
     }
 
     /// Signs the transaction with `key` (which should be the key of `from`).
     pub fn sign(self, key: &SecretKey) -> SignedTx {
         let signature = key.sign(&self.signing_hash().0);
-        SignedTx {
-            tx: self,
-            signature,
-        }
+        SignedTx { tx: self, signature }
     }
 
     /// Tokens the sender spends if the transaction applies: amount plus fee.
@@ -164,10 +158,7 @@ impl SignedTx {
     /// exactly one transaction (no trailing bytes).
     pub fn decode(bytes: &[u8]) -> Result<SignedTx, TxError> {
         if bytes.len() > TX_BYTES_MAX {
-            return Err(TxError::TooLarge {
-                size_bytes: bytes.len(),
-                max_bytes: TX_BYTES_MAX,
-            });
+            return Err(TxError::TooLarge { size_bytes: bytes.len(), max_bytes: TX_BYTES_MAX });
         }
         borsh::from_slice(bytes).map_err(|e| TxError::Malformed(e.to_string()))
     }
@@ -201,10 +192,7 @@ mod tests {
             from: key.public_key(),
             nonce: 3,
             fee: 1_000,
-            body: TxBody::Transfer {
-                to: PublicKey([2; 32]),
-                amount: 10,
-            },
+            body: TxBody::Transfer { to: PublicKey([2; 32]), amount: 10 },
         }
         .sign(&key)
     }
@@ -278,10 +266,7 @@ mod tests {
         let bytes = vec![0u8; TX_BYTES_MAX + 1];
         assert_eq!(
             SignedTx::decode(&bytes).unwrap_err(),
-            TxError::TooLarge {
-                size_bytes: TX_BYTES_MAX + 1,
-                max_bytes: TX_BYTES_MAX
-            }
+            TxError::TooLarge { size_bytes: TX_BYTES_MAX + 1, max_bytes: TX_BYTES_MAX }
         );
     }
 
@@ -289,10 +274,7 @@ mod tests {
     fn decode_of_truncated_tx_is_malformed() {
         let bytes = sample(1).encode();
         for cut in [1, 40, bytes.len() - 1] {
-            assert_eq!(
-                SignedTx::decode(&bytes[..cut]).unwrap_err().code(),
-                "malformed"
-            );
+            assert_eq!(SignedTx::decode(&bytes[..cut]).unwrap_err().code(), "malformed");
         }
     }
 
@@ -300,30 +282,13 @@ mod tests {
     fn error_messages_read_as_reasons() {
         let cases = [
             (TxError::BadSignature, "bad signature", "bad_signature"),
+            (TxError::WrongNonce { expected: 3, got: 5 }, "wrong nonce: expected 3, got 5", "wrong_nonce"),
             (
-                TxError::WrongNonce {
-                    expected: 3,
-                    got: 5,
-                },
-                "wrong nonce: expected 3, got 5",
-                "wrong_nonce",
-            ),
-            (
-                TxError::InsufficientBalance {
-                    balance: 10,
-                    needed: 110,
-                },
+                TxError::InsufficientBalance { balance: 10, needed: 110 },
                 "insufficient balance: has 10, needs 110",
                 "insufficient_balance",
             ),
-            (
-                TxError::FeeTooLow {
-                    minimum: 1000,
-                    got: 5,
-                },
-                "fee too low: minimum 1000, got 5",
-                "fee_too_low",
-            ),
+            (TxError::FeeTooLow { minimum: 1000, got: 5 }, "fee too low: minimum 1000, got 5", "fee_too_low"),
             (TxError::WrongChain, "wrong chain", "wrong_chain"),
             (TxError::MempoolFull, "mempool full", "mempool_full"),
             (TxError::Duplicate, "duplicate transaction", "duplicate"),

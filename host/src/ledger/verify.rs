@@ -23,23 +23,9 @@ pub fn verify_batch(txs: &[SignedTx]) -> Vec<bool> {
     std::thread::scope(|scope| {
         let workers: Vec<_> = txs
             .chunks(chunk_len)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(SignedTx::verify_signature)
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|chunk| scope.spawn(move || chunk.iter().map(SignedTx::verify_signature).collect::<Vec<_>>()))
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| {
-                worker
-                    .join()
-                    .expect("signature verification does not panic")
-            })
-            .collect()
+        workers.into_iter().flat_map(|worker| worker.join().expect("signature verification does not panic")).collect()
     })
 }
 
@@ -55,11 +41,7 @@ pub struct VerifiedCache {
 impl VerifiedCache {
     /// An empty cache holding at most `entries_max` ids (0 caches nothing).
     pub fn new(entries_max: usize) -> VerifiedCache {
-        VerifiedCache {
-            entries_max,
-            entries: HashSet::new(),
-            order: VecDeque::new(),
-        }
+        VerifiedCache { entries_max, entries: HashSet::new(), order: VecDeque::new() }
     }
 
     /// Records that `hash` verified; returns whether it was new.
@@ -115,10 +97,7 @@ mod tests {
                     from: key.public_key(),
                     nonce: i as u64,
                     fee: 1_000,
-                    body: TxBody::Transfer {
-                        to: PublicKey([2; 32]),
-                        amount: 1,
-                    },
+                    body: TxBody::Transfer { to: PublicKey([2; 32]), amount: 1 },
                 }
                 .sign(key)
             })

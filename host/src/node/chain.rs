@@ -138,13 +138,8 @@ pub fn build_genesis(
         state_digest: ledger.state_digest(),
         txs: RVec::new(),
     };
-    let bytes = chain_type
-        .call(|c| c.build(request))
-        .map_err(|e| format!("building genesis: {e}"))?
-        .into_vec();
-    let view = chain_type
-        .call(|c| c.decode(bytes.as_slice().into()))
-        .map_err(|e| format!("decoding genesis: {e}"))?;
+    let bytes = chain_type.call(|c| c.build(request)).map_err(|e| format!("building genesis: {e}"))?.into_vec();
+    let view = chain_type.call(|c| c.decode(bytes.as_slice().into())).map_err(|e| format!("decoding genesis: {e}"))?;
     Ok((bytes, view, ledger))
 }
 
@@ -152,40 +147,20 @@ impl ChainRuntime {
     /// Opens a chain: restores it from the store, or writes its genesis block.
     pub fn open(mut parts: ChainParts, store: &Store) -> Result<ChainRuntime, ChainError> {
         let chain = parts.id.clone();
-        let state = |message: String| ChainError::State {
-            chain: chain.clone(),
-            message,
-        };
-        let (genesis_bytes, genesis, genesis_ledger) = build_genesis(
-            &mut parts.chain_type,
-            &parts.allocations,
-            parts.genesis_timestamp_ms,
-        )
-        .map_err(state)?;
-        let store_error = |error| ChainError::Store {
-            chain: chain.clone(),
-            error,
-        };
+        let state = |message: String| ChainError::State { chain: chain.clone(), message };
+        let (genesis_bytes, genesis, genesis_ledger) =
+            build_genesis(&mut parts.chain_type, &parts.allocations, parts.genesis_timestamp_ms).map_err(state)?;
+        let store_error = |error| ChainError::Store { chain: chain.clone(), error };
         let (ledger, head) = match store.head(&chain).map_err(store_error)? {
             Some(head) => (Self::restore_ledger(store, &chain, &head, &genesis)?, head),
             None => Self::write_genesis(store, &chain, genesis_bytes, &genesis, genesis_ledger)?,
         };
-        let params = ChainParams {
-            chain: genesis.hash,
-            gas_price: parts.limits.gas_price,
-        };
-        let start = UnitRef {
-            height: head.height,
-            hash: head.hash,
-            timestamp_ms: head.timestamp_ms,
-        };
+        let params = ChainParams { chain: genesis.hash, gas_price: parts.limits.gas_price };
+        let start = UnitRef { height: head.height, hash: head.hash, timestamp_ms: head.timestamp_ms };
         parts
             .chain_type
             .call(|c| c.start(start))
-            .map_err(|error| ChainError::Plugin {
-                chain: chain.clone(),
-                error,
-            })?;
+            .map_err(|error| ChainError::Plugin { chain: chain.clone(), error })?;
         Ok(ChainRuntime {
             mempool: Mempool::new(parts.limits.mempool_txs_max),
             id: parts.id,
@@ -213,16 +188,10 @@ impl ChainRuntime {
         head: &ChainHead,
         genesis: &nest_sdk::UnitView,
     ) -> Result<Ledger, ChainError> {
-        let state = |message: String| ChainError::State {
-            chain: chain.to_string(),
-            message,
-        };
+        let state = |message: String| ChainError::State { chain: chain.to_string(), message };
         let stored_genesis = store
             .block_by_height(chain, 0)
-            .map_err(|error| ChainError::Store {
-                chain: chain.to_string(),
-                error,
-            })?
+            .map_err(|error| ChainError::Store { chain: chain.to_string(), error })?
             .ok_or_else(|| state("the store has a head but no genesis block".into()))?;
         if stored_genesis.hash != genesis.hash {
             return Err(state(format!(
@@ -230,10 +199,7 @@ impl ChainRuntime {
                 stored_genesis.hash, genesis.hash
             )));
         }
-        let accounts = store.accounts(chain).map_err(|error| ChainError::Store {
-            chain: chain.to_string(),
-            error,
-        })?;
+        let accounts = store.accounts(chain).map_err(|error| ChainError::Store { chain: chain.to_string(), error })?;
         let ledger = Ledger::from_accounts(accounts);
         if ledger.state_digest() != head.state_digest {
             return Err(state(format!(
@@ -259,19 +225,11 @@ impl ChainRuntime {
             timestamp_ms: genesis.timestamp_ms,
             state_digest: ledger.state_digest(),
         };
-        let block = StoredBlock {
-            height: 0,
-            hash: genesis.hash,
-            unit: bytes,
-            certificate: Vec::new(),
-        };
+        let block = StoredBlock { height: 0, hash: genesis.hash, unit: bytes, certificate: Vec::new() };
         let changes: crate::ledger::state::Changes = ledger.accounts().map(|(key, account)| (*key, *account)).collect();
         store
             .commit_block(chain, &block, &[], &changes, &head)
-            .map_err(|error| ChainError::Store {
-                chain: chain.to_string(),
-                error,
-            })?;
+            .map_err(|error| ChainError::Store { chain: chain.to_string(), error })?;
         Ok((ledger, head))
     }
 
@@ -287,10 +245,7 @@ impl ChainRuntime {
 
     /// Starts the consensus engine at the committed head.
     pub fn start(&mut self, store: &Store, now_ms: u64) {
-        let input = Input::Start {
-            last_commit: self.last_commit(),
-            now_ms,
-        };
+        let input = Input::Start { last_commit: self.last_commit(), now_ms };
         self.drive(store, input);
     }
 
@@ -303,11 +258,7 @@ impl ChainRuntime {
     }
 
     fn last_commit(&self) -> LastCommit {
-        LastCommit {
-            height: self.head.height,
-            unit_hash: self.head.hash,
-            timestamp_ms: self.head.timestamp_ms,
-        }
+        LastCommit { height: self.head.height, unit_hash: self.head.hash, timestamp_ms: self.head.timestamp_ms }
     }
 
     /// Feeds one input to the engine and executes the effects, following up inputs they produce.
@@ -341,16 +292,11 @@ impl ChainRuntime {
                 self.next_timer_ms = Some(self.next_timer_ms.map_or(at_ms, |t| t.min(at_ms)));
                 None
             }
-            Effect::RequestProposal {
-                height,
-                parent,
-                timestamp_ms,
-            } => self.propose(height, parent, timestamp_ms),
+            Effect::RequestProposal { height, parent, timestamp_ms } => self.propose(height, parent, timestamp_ms),
             Effect::Verify { unit_bytes } => Some(self.verify(unit_bytes.into_vec())),
-            Effect::Commit {
-                unit_bytes,
-                certificate,
-            } => self.commit(store, unit_bytes.into_vec(), certificate.into_vec()),
+            Effect::Commit { unit_bytes, certificate } => {
+                self.commit(store, unit_bytes.into_vec(), certificate.into_vec())
+            }
             Effect::Persist { key, bytes } => {
                 if let Err(error) = store.put_consensus(&self.id, &key, &bytes) {
                     tracing::error!(chain = %self.id, %error, "consensus state not persisted; disabling the engine");
@@ -362,9 +308,7 @@ impl ChainRuntime {
                 tracing::trace!(chain = %self.id, "consensus message not sent: this node has no peers");
                 None
             }
-            Effect::Evidence {
-                offender, reason, ..
-            } => {
+            Effect::Evidence { offender, reason, .. } => {
                 tracing::warn!(chain = %self.id, %offender, %reason, "consensus evidence");
                 if self.evidence.len() == EVIDENCE_KEPT_MAX {
                     self.evidence.pop_front();
@@ -382,20 +326,10 @@ impl ChainRuntime {
             return None;
         }
         let candidates = self.mempool.select(self.limits.block_txs_max);
-        let outcome = self
-            .ledger
-            .execute(&candidates, &self.node_key, &self.params, false);
-        let rejected: Vec<SignedTx> = outcome
-            .rejected
-            .iter()
-            .map(|(index, _)| candidates[*index].clone())
-            .collect();
+        let outcome = self.ledger.execute(&candidates, &self.node_key, &self.params, false);
+        let rejected: Vec<SignedTx> = outcome.rejected.iter().map(|(index, _)| candidates[*index].clone()).collect();
         self.mempool.remove_committed(&rejected, &self.ledger);
-        let txs: Vec<SignedTx> = outcome
-            .applied
-            .iter()
-            .map(|index| candidates[*index].clone())
-            .collect();
+        let txs: Vec<SignedTx> = outcome.applied.iter().map(|index| candidates[*index].clone()).collect();
         let encoded: Vec<Vec<u8>> = txs.iter().map(SignedTx::encode).collect();
         let tx_hashes: Vec<Hash32> = encoded.iter().map(|bytes| sha256(bytes)).collect();
         let request = BuildRequest {
@@ -407,12 +341,8 @@ impl ChainRuntime {
             state_digest: outcome.state_digest,
             txs: encoded.into_iter().map(RVec::from).collect(),
         };
-        let bytes = self
-            .chain_type
-            .call(|c| c.build(request))
-            .map_err(|e| self.log_failure("build", e))
-            .ok()?
-            .into_vec();
+        let bytes =
+            self.chain_type.call(|c| c.build(request)).map_err(|e| self.log_failure("build", e)).ok()?.into_vec();
         let view = self
             .chain_type
             .call(|c| c.decode(bytes.as_slice().into()))
@@ -428,10 +358,7 @@ impl ChainRuntime {
             base: self.head.hash,
         };
         self.remember(unit);
-        Some(Input::Proposal {
-            height,
-            unit_bytes: bytes.into(),
-        })
+        Some(Input::Proposal { height, unit_bytes: bytes.into() })
     }
 
     fn log_failure(&self, what: &str, error: SlotError) {
@@ -440,12 +367,7 @@ impl ChainRuntime {
 
     fn remember(&mut self, unit: PendingUnit) {
         if self.pending.len() >= PENDING_UNITS_MAX {
-            if let Some(oldest) = self
-                .pending
-                .iter()
-                .min_by_key(|(_, u)| u.view.height)
-                .map(|(h, _)| *h)
-            {
+            if let Some(oldest) = self.pending.iter().min_by_key(|(_, u)| u.view.height).map(|(h, _)| *h) {
                 self.pending.remove(&oldest);
             }
         }
@@ -471,15 +393,9 @@ impl ChainRuntime {
 
     /// Full validation: structure and parent (chain type), signatures, tx root, execution, state digest.
     fn check_unit(&mut self, bytes: Vec<u8>) -> Result<PendingUnit, String> {
-        let view = self
-            .chain_type
-            .call(|c| c.validate(bytes.as_slice().into()))
-            .map_err(|e| e.to_string())?;
+        let view = self.chain_type.call(|c| c.validate(bytes.as_slice().into())).map_err(|e| e.to_string())?;
         if view.parent != self.head.hash {
-            return Err(format!(
-                "unit {} does not extend the committed head {}",
-                view.hash, self.head.hash
-            ));
+            return Err(format!("unit {} does not extend the committed head {}", view.hash, self.head.hash));
         }
         let txs = view
             .txs
@@ -489,15 +405,10 @@ impl ChainRuntime {
             .map_err(|e| e.to_string())?;
         let tx_hashes: Vec<Hash32> = view.txs.iter().map(|tx| sha256(tx)).collect();
         if merkle_root(&tx_hashes) != view.tx_root {
-            return Err(format!(
-                "unit {}: tx root does not match its transactions",
-                view.hash
-            ));
+            return Err(format!("unit {}: tx root does not match its transactions", view.hash));
         }
         self.check_signatures(&txs, &tx_hashes)?;
-        let outcome = self
-            .ledger
-            .execute(&txs, &view.proposer, &self.params, true);
+        let outcome = self.ledger.execute(&txs, &view.proposer, &self.params, true);
         if let Some((index, error)) = outcome.rejected.first() {
             return Err(format!("unit {}: transaction {index}: {error}", view.hash));
         }
@@ -507,22 +418,12 @@ impl ChainRuntime {
                 view.hash, view.state_digest, outcome.state_digest
             ));
         }
-        Ok(PendingUnit {
-            bytes,
-            certificate: Vec::new(),
-            view,
-            txs,
-            tx_hashes,
-            outcome,
-            base: self.head.hash,
-        })
+        Ok(PendingUnit { bytes, certificate: Vec::new(), view, txs, tx_hashes, outcome, base: self.head.hash })
     }
 
     /// Verifies the signatures not already verified on this node (once per transaction).
     fn check_signatures(&mut self, txs: &[SignedTx], hashes: &[Hash32]) -> Result<(), String> {
-        let unseen: Vec<usize> = (0..txs.len())
-            .filter(|i| !self.verified.contains(&hashes[*i]))
-            .collect();
+        let unseen: Vec<usize> = (0..txs.len()).filter(|i| !self.verified.contains(&hashes[*i])).collect();
         let batch: Vec<SignedTx> = unseen.iter().map(|i| txs[*i].clone()).collect();
         for (position, ok) in verify_batch(&batch).into_iter().enumerate() {
             let index = unseen[position];
@@ -537,10 +438,7 @@ impl ChainRuntime {
     /// Inserts an agreed unit into the chain type and commits what became final.
     fn commit(&mut self, store: &Store, bytes: Vec<u8>, certificate: Vec<u8>) -> Option<Input> {
         let digest = sha256(&bytes);
-        let known = self
-            .checked
-            .remove(&digest)
-            .filter(|hash| self.pending.contains_key(hash));
+        let known = self.checked.remove(&digest).filter(|hash| self.pending.contains_key(hash));
         let hash = match known {
             Some(hash) => hash,
             None => self.adopt(bytes.clone())?,
@@ -560,9 +458,7 @@ impl ChainRuntime {
             }
             committed = true;
         }
-        committed.then(|| Input::Committed {
-            last_commit: self.last_commit(),
-        })
+        committed.then(|| Input::Committed { last_commit: self.last_commit() })
     }
 
     /// Checks a unit that was committed without an earlier `Verify` (own proposals are known).
@@ -595,9 +491,7 @@ impl ChainRuntime {
             return false;
         };
         if unit.base != self.head.hash {
-            unit.outcome = self
-                .ledger
-                .execute(&unit.txs, &unit.view.proposer, &self.params, true);
+            unit.outcome = self.ledger.execute(&unit.txs, &unit.view.proposer, &self.params, true);
         }
         let head = ChainHead {
             height: unit.view.height,
@@ -605,19 +499,9 @@ impl ChainRuntime {
             timestamp_ms: unit.view.timestamp_ms,
             state_digest: unit.outcome.state_digest,
         };
-        let block = StoredBlock {
-            height: head.height,
-            hash: head.hash,
-            unit: unit.bytes,
-            certificate: unit.certificate,
-        };
-        if let Err(error) = store.commit_block(
-            &self.id,
-            &block,
-            &unit.tx_hashes,
-            &unit.outcome.changes,
-            &head,
-        ) {
+        let block =
+            StoredBlock { height: head.height, hash: head.hash, unit: unit.bytes, certificate: unit.certificate };
+        if let Err(error) = store.commit_block(&self.id, &block, &unit.tx_hashes, &unit.outcome.changes, &head) {
             tracing::error!(chain = %self.id, %error, "block not persisted; the chain stops here");
             self.consensus.disable(format!("store failed: {error}"));
             return false;

@@ -40,10 +40,7 @@ const TICK_FALLBACK_MS: u64 = 1000;
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A plugin package loaded under its manifest id.
@@ -93,20 +90,13 @@ pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
     let key = match SecretKey::read(&manifest.node.key) {
         Ok(key) => Some(Arc::new(key)),
         Err(error) => {
-            errors.push(
-                manifest
-                    .error("[node]", "key", error.to_string())
-                    .to_string(),
-            );
+            errors.push(manifest.error("[node]", "key", error.to_string()).to_string());
             None
         }
     };
     let packages = load_packages(&manifest, &mut errors);
     let Some(key) = key else { return Err(errors) };
-    let libraries: BTreeMap<&str, &Arc<LoadedLibrary>> = packages
-        .iter()
-        .map(|p| (p.id.as_str(), &p.library))
-        .collect();
+    let libraries: BTreeMap<&str, &Arc<LoadedLibrary>> = packages.iter().map(|p| (p.id.as_str(), &p.library)).collect();
     let mut chains = Vec::new();
     for entry in &manifest.chain {
         match prepare_chain(&manifest, entry, &libraries, &key) {
@@ -116,18 +106,7 @@ pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
     }
     let radios = prepare_radios(&manifest, &libraries, &key, &mut errors);
     let markets = prepare_markets(&manifest, &libraries, &key, &mut errors);
-    if errors.is_empty() {
-        Ok(Prepared {
-            manifest,
-            key,
-            packages,
-            chains,
-            radios,
-            markets,
-        })
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(Prepared { manifest, key, packages, chains, radios, markets }) } else { Err(errors) }
 }
 
 fn load_packages(manifest: &Manifest, errors: &mut Vec<String>) -> Vec<Package> {
@@ -137,23 +116,13 @@ fn load_packages(manifest: &Manifest, errors: &mut Vec<String>) -> Vec<Package> 
             trust.add(&vendor.name, key);
         }
     }
-    let options = LoadOptions {
-        trust,
-        allow_unsigned: manifest.trust.allow_unsigned,
-    };
+    let options = LoadOptions { trust, allow_unsigned: manifest.trust.allow_unsigned };
     let mut packages = Vec::new();
     for entry in &manifest.plugin {
         let table = format!("[[plugin]] id=\"{}\"", entry.id);
         match loader::load(&entry.package, &options) {
-            Ok(library) => packages.push(Package {
-                id: entry.id.clone(),
-                library: Arc::new(library),
-            }),
-            Err(error) => errors.push(
-                manifest
-                    .error(table, "package", error.to_string())
-                    .to_string(),
-            ),
+            Ok(library) => packages.push(Package { id: entry.id.clone(), library: Arc::new(library) }),
+            Err(error) => errors.push(manifest.error(table, "package", error.to_string()).to_string()),
         }
     }
     packages
@@ -169,26 +138,13 @@ fn resolve<'a>(
     kind: PluginKind,
     config: &toml::Table,
 ) -> Result<&'a Arc<LoadedLibrary>, String> {
-    let plugin_key = if key_prefix.is_empty() {
-        "plugin".to_string()
-    } else {
-        format!("{key_prefix}.plugin")
-    };
+    let plugin_key = if key_prefix.is_empty() { "plugin".to_string() } else { format!("{key_prefix}.plugin") };
     let Some(library) = libraries.get(plugin_id).copied() else {
-        return Err(manifest
-            .error(
-                table,
-                plugin_key,
-                format!("plugin \"{plugin_id}\" did not load"),
-            )
-            .to_string());
+        return Err(manifest.error(table, plugin_key, format!("plugin \"{plugin_id}\" did not load")).to_string());
     };
     if !library.kinds().contains(&kind) {
         let provides: Vec<&str> = library.kinds().iter().map(|k| k.name()).collect();
-        let message = format!(
-            "plugin \"{plugin_id}\" is not a {kind} plugin (it provides {})",
-            provides.join(", ")
-        );
+        let message = format!("plugin \"{plugin_id}\" is not a {kind} plugin (it provides {})", provides.join(", "));
         return Err(manifest.error(table, plugin_key, message).to_string());
     }
     library
@@ -197,29 +153,14 @@ fn resolve<'a>(
     Ok(library)
 }
 
-fn config_error(
-    manifest: &Manifest,
-    table: &str,
-    key_prefix: &str,
-    error: nest_sdk::PluginError,
-) -> String {
-    let config_key = if key_prefix.is_empty() {
-        "config".to_string()
-    } else {
-        format!("{key_prefix}.config")
-    };
+fn config_error(manifest: &Manifest, table: &str, key_prefix: &str, error: nest_sdk::PluginError) -> String {
+    let config_key = if key_prefix.is_empty() { "config".to_string() } else { format!("{key_prefix}.config") };
     match error {
         nest_sdk::PluginError::InvalidConfig { path, message } => {
-            let key = if path.is_empty() {
-                config_key
-            } else {
-                format!("{config_key}.{path}")
-            };
+            let key = if path.is_empty() { config_key } else { format!("{config_key}.{path}") };
             manifest.error(table, key, message.to_string()).to_string()
         }
-        other => manifest
-            .error(table, config_key, other.to_string())
-            .to_string(),
+        other => manifest.error(table, config_key, other.to_string()).to_string(),
     }
 }
 
@@ -256,30 +197,19 @@ fn prepare_chain(
     };
     check_requirements(manifest, entry, &[chain_type_lib, consensus_lib]).map_err(|e| vec![e])?;
     let label = |role: &str| format!("{}/{role}", entry.id);
-    let instance_error = |key: &str, error: nest_sdk::PluginError| {
-        vec![manifest.error(&table, key, error.to_string()).to_string()]
-    };
+    let instance_error =
+        |key: &str, error: nest_sdk::PluginError| vec![manifest.error(&table, key, error.to_string()).to_string()];
     let chain_type = chain_type_lib
-        .new_chain_type(
-            &config_json(&chain_type_use.config),
-            &NodeServices::host(key.clone(), &label("chain_type")),
-        )
+        .new_chain_type(&config_json(&chain_type_use.config), &NodeServices::host(key.clone(), &label("chain_type")))
         .map_err(|e| instance_error("chain_type", e))?;
     let consensus = consensus_lib
-        .new_consensus(
-            &config_json(&consensus_use.config),
-            &NodeServices::host(key.clone(), &label("consensus")),
-        )
+        .new_consensus(&config_json(&consensus_use.config), &NodeServices::host(key.clone(), &label("consensus")))
         .map_err(|e| instance_error("consensus", e))?;
     let allocations = entry
         .genesis
         .allocations
         .iter()
-        .filter_map(|a| {
-            PublicKey::from_hex(&a.account)
-                .ok()
-                .map(|account| (account, a.balance))
-        })
+        .filter_map(|a| PublicKey::from_hex(&a.account).ok().map(|account| (account, a.balance)))
         .collect();
     let info = |lib: &LoadedLibrary| (lib.info.name.to_string(), lib.info.version.to_string());
     let (ct_name, ct_version) = info(chain_type_lib);
@@ -300,19 +230,21 @@ fn prepare_chain(
 }
 
 /// Checks the plugins a chain's genesis pins (name, version, library hash).
-fn check_requirements(
-    manifest: &Manifest,
-    entry: &ChainEntry,
-    loaded: &[&Arc<LoadedLibrary>],
-) -> Result<(), String> {
+fn check_requirements(manifest: &Manifest, entry: &ChainEntry, loaded: &[&Arc<LoadedLibrary>]) -> Result<(), String> {
     let table = chain_table(entry);
     for (index, requirement) in entry.genesis.require.iter().enumerate() {
         let key = format!("genesis.require[{index}]");
-        let Some(library) = loaded
-            .iter()
-            .find(|l| l.info.name.as_str() == requirement.name)
-        else {
-            return Err(manifest.error(&table, key, format!("the chain requires plugin {} but its chain type and consensus are other plugins", requirement.name)).to_string());
+        let Some(library) = loaded.iter().find(|l| l.info.name.as_str() == requirement.name) else {
+            return Err(manifest
+                .error(
+                    &table,
+                    key,
+                    format!(
+                        "the chain requires plugin {} but its chain type and consensus are other plugins",
+                        requirement.name
+                    ),
+                )
+                .to_string());
         };
         if library.info.version.as_str() != requirement.version {
             let message = format!(
@@ -343,32 +275,16 @@ fn prepare_radios(
     let mut radios = Vec::new();
     for entry in &manifest.radio {
         let table = format!("[[radio]] id=\"{}\"", entry.id);
-        let built = resolve(
-            manifest,
-            libraries,
-            &table,
-            "",
-            &entry.plugin,
-            PluginKind::Radio,
-            &entry.config,
-        )
-        .and_then(|lib| {
-            let host = NodeServices::host(key.clone(), &format!("radio/{}", entry.id));
-            let radio = lib
-                .new_radio(&config_json(&entry.config), &host)
-                .map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
-            Ok(Slot::new(
-                radio,
-                &entry.plugin,
-                &lib.info.name,
-                &lib.info.version,
-            ))
-        });
+        let built =
+            resolve(manifest, libraries, &table, "", &entry.plugin, PluginKind::Radio, &entry.config).and_then(|lib| {
+                let host = NodeServices::host(key.clone(), &format!("radio/{}", entry.id));
+                let radio = lib
+                    .new_radio(&config_json(&entry.config), &host)
+                    .map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
+                Ok(Slot::new(radio, &entry.plugin, &lib.info.name, &lib.info.version))
+            });
         match built {
-            Ok(slot) => radios.push(RadioPart {
-                id: entry.id.clone(),
-                slot,
-            }),
+            Ok(slot) => radios.push(RadioPart { id: entry.id.clone(), slot }),
             Err(error) => errors.push(error),
         }
     }
@@ -384,32 +300,16 @@ fn prepare_markets(
     let mut markets = Vec::new();
     for entry in &manifest.market {
         let table = format!("[[market]] id=\"{}\"", entry.id);
-        let built = resolve(
-            manifest,
-            libraries,
-            &table,
-            "",
-            &entry.plugin,
-            PluginKind::Market,
-            &entry.config,
-        )
-        .and_then(|lib| {
-            let host = NodeServices::host(key.clone(), &format!("market/{}", entry.id));
-            let market = lib
-                .new_market(&config_json(&entry.config), &host)
-                .map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
-            Ok(Slot::new(
-                market,
-                &entry.plugin,
-                &lib.info.name,
-                &lib.info.version,
-            ))
-        });
+        let built = resolve(manifest, libraries, &table, "", &entry.plugin, PluginKind::Market, &entry.config)
+            .and_then(|lib| {
+                let host = NodeServices::host(key.clone(), &format!("market/{}", entry.id));
+                let market = lib
+                    .new_market(&config_json(&entry.config), &host)
+                    .map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
+                Ok(Slot::new(market, &entry.plugin, &lib.info.name, &lib.info.version))
+            });
         match built {
-            Ok(slot) => markets.push(MarketPart {
-                id: entry.id.clone(),
-                slot,
-            }),
+            Ok(slot) => markets.push(MarketPart { id: entry.id.clone(), slot }),
             Err(error) => errors.push(error),
         }
     }
@@ -465,7 +365,9 @@ pub struct BlockView {
     pub certificate: String,
     /// Number of transactions.
     pub tx_count: usize,
-    /// Transactions with their hashes.
+    /// Hashes of the transactions, in order.
+    pub tx_hashes: Vec<Hash32>,
+    /// Transactions with their hashes (empty with `?txs=hashes`).
     pub txs: Vec<TxView>,
 }
 
@@ -551,10 +453,7 @@ struct LoopSink {
 
 impl FrameSinkFfi for LoopSink {
     fn deliver(&self, frame: RadioFrame) -> SinkStatus {
-        match self.requests.try_send(Request::Frame {
-            radio: self.radio,
-            frame,
-        }) {
+        match self.requests.try_send(Request::Frame { radio: self.radio, frame }) {
             Ok(()) => SinkStatus::Accepted,
             Err(mpsc::TrySendError::Full(_)) => SinkStatus::Full,
             Err(mpsc::TrySendError::Disconnected(_)) => SinkStatus::Closed,
@@ -604,12 +503,7 @@ impl Node {
         }
         let prepared = prepare(manifest).map_err(StartError::Prepare)?;
         std::fs::create_dir_all(&prepared.manifest.node.data_dir).map_err(|e| {
-            StartError::Prepare(vec![
-                prepared
-                    .manifest
-                    .error("[node]", "data_dir", e.to_string())
-                    .to_string(),
-            ])
+            StartError::Prepare(vec![prepared.manifest.error("[node]", "data_dir", e.to_string()).to_string()])
         })?;
         let store = Store::open(&prepared.manifest.node.data_dir.join("store"))?;
         let base_status = base_status(&prepared);
@@ -622,24 +516,13 @@ impl Node {
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
         let radios = start_radios(prepared.radios, &requests);
         let status = Arc::new(RwLock::new(base_status.clone()));
-        let mut state = LoopState {
-            store,
-            chains,
-            radios,
-            markets: prepared.markets,
-            status: status.clone(),
-            base_status,
-        };
+        let mut state =
+            LoopState { store, chains, radios, markets: prepared.markets, status: status.clone(), base_status };
         let thread = std::thread::Builder::new()
             .name("nest-node-loop".into())
             .spawn(move || state.run(receiver))
             .map_err(|e| StartError::Prepare(vec![format!("cannot start the node loop: {e}")]))?;
-        Ok(Node {
-            requests,
-            status,
-            manifest,
-            thread: Some(thread),
-        })
+        Ok(Node { requests, status, manifest, thread: Some(thread) })
     }
 
     /// Stops the loop and waits for it (drivers stopped, store closed).
@@ -659,12 +542,7 @@ fn base_status(prepared: &Prepared) -> NodeStatus {
             id: p.id.clone(),
             name: p.library.info.name.to_string(),
             version: p.library.info.version.to_string(),
-            kinds: p
-                .library
-                .kinds()
-                .iter()
-                .map(|k| k.name().to_string())
-                .collect(),
+            kinds: p.library.kinds().iter().map(|k| k.name().to_string()).collect(),
             library_sha256: p.library.library_sha256,
             signed_by: p.library.signed_by.clone(),
         })
@@ -681,26 +559,17 @@ fn base_status(prepared: &Prepared) -> NodeStatus {
     }
 }
 
-fn start_radios(
-    radios: Vec<RadioPart>,
-    requests: &mpsc::SyncSender<Request>,
-) -> Vec<(RadioPart, RadioStatus)> {
+fn start_radios(radios: Vec<RadioPart>, requests: &mpsc::SyncSender<Request>) -> Vec<(RadioPart, RadioStatus)> {
     let mut started = Vec::new();
     for (index, mut part) in radios.into_iter().enumerate() {
         let info = part.slot.call(|r| r.info()).ok();
-        let sink = nest_sdk::FrameSink::new(LoopSink {
-            radio: index,
-            requests: requests.clone(),
-        });
+        let sink = nest_sdk::FrameSink::new(LoopSink { radio: index, requests: requests.clone() });
         if let Err(error) = part.slot.call(|r| r.start(sink.to_box())) {
             tracing::error!(radio = %part.id, %error, "radio driver did not start");
         }
         let status = RadioStatus {
             id: part.id.clone(),
-            technology: info
-                .as_ref()
-                .map(|i| i.technology.to_string())
-                .unwrap_or_default(),
+            technology: info.as_ref().map(|i| i.technology.to_string()).unwrap_or_default(),
             mtu_bytes: info.map(|i| i.mtu_bytes).unwrap_or(0),
             frames_received: 0,
             plugin: part.slot.status().clone(),
@@ -754,19 +623,10 @@ impl LoopState {
         status.radios = self
             .radios
             .iter()
-            .map(|(part, s)| RadioStatus {
-                plugin: part.slot.status().clone(),
-                ..s.clone()
-            })
+            .map(|(part, s)| RadioStatus { plugin: part.slot.status().clone(), ..s.clone() })
             .collect();
-        status.markets = self
-            .markets
-            .iter()
-            .map(|m| MarketStatus {
-                id: m.id.clone(),
-                plugin: m.slot.status().clone(),
-            })
-            .collect();
+        status.markets =
+            self.markets.iter().map(|m| MarketStatus { id: m.id.clone(), plugin: m.slot.status().clone() }).collect();
         if let Ok(mut shared) = self.status.write() {
             *shared = status;
         }
@@ -784,11 +644,7 @@ impl LoopState {
             Request::Submit { chain, txs, reply } => {
                 let _ = reply.send(self.chain(&chain).map(|c| c.admit(txs)));
             }
-            Request::Account {
-                chain,
-                account,
-                reply,
-            } => {
+            Request::Account { chain, account, reply } => {
                 let _ = reply.send(self.chain(&chain).map(|c| {
                     let committed = c.ledger().account(&account);
                     AccountView {
@@ -799,11 +655,7 @@ impl LoopState {
                     }
                 }));
             }
-            Request::Block {
-                chain,
-                height,
-                reply,
-            } => {
+            Request::Block { chain, height, reply } => {
                 let _ = reply.send(self.block(&chain, height));
             }
             Request::Tx { chain, hash, reply } => {
@@ -824,11 +676,7 @@ impl LoopState {
             .store
             .block_by_height(chain_id, height)
             .map_err(|e| QueryError::Failed(e.to_string()))?
-            .ok_or_else(|| {
-                QueryError::NotFound(format!(
-                    "chain \"{chain_id}\" has no block at height {height}"
-                ))
-            })?;
+            .ok_or_else(|| QueryError::NotFound(format!("chain \"{chain_id}\" has no block at height {height}")))?;
         let chain = self.chain(chain_id)?;
         let view = chain
             .chain_type()
@@ -837,12 +685,7 @@ impl LoopState {
         let txs = view
             .txs
             .iter()
-            .map(|bytes| {
-                SignedTx::decode(bytes).map(|tx| TxView {
-                    hash: crate::crypto::sha256(bytes),
-                    tx,
-                })
-            })
+            .map(|bytes| SignedTx::decode(bytes).map(|tx| TxView { hash: crate::crypto::sha256(bytes), tx }))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| QueryError::Failed(format!("stored block {height}: {e}")))?;
         Ok(BlockView {
@@ -855,6 +698,7 @@ impl LoopState {
             state_digest: view.state_digest,
             certificate: hex::encode(&stored.certificate),
             tx_count: txs.len(),
+            tx_hashes: txs.iter().map(|t| t.hash).collect(),
             txs,
         })
     }
@@ -863,11 +707,7 @@ impl LoopState {
         if self.chain(chain_id)?.is_pending(&hash) {
             return Ok(TxStatus::Pending);
         }
-        match self
-            .store
-            .tx_location(chain_id, &hash)
-            .map_err(|e| QueryError::Failed(e.to_string()))?
-        {
+        match self.store.tx_location(chain_id, &hash).map_err(|e| QueryError::Failed(e.to_string()))? {
             Some((height, index)) => Ok(TxStatus::Committed { height, index }),
             None => Err(QueryError::NotFound(format!(
                 "transaction {hash} is neither pending nor committed on chain \"{chain_id}\""

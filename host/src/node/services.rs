@@ -17,10 +17,7 @@ pub struct NodeServices {
 impl NodeServices {
     /// Services signing with `key`, logging as `label` (e.g. `main/consensus`).
     pub fn host(key: Arc<SecretKey>, label: &str) -> Host {
-        Host::new(NodeServices {
-            key,
-            label: Arc::from(label),
-        })
+        Host::new(NodeServices { key, label: Arc::from(label) })
     }
 }
 
@@ -53,8 +50,6 @@ impl HostServices for NodeServices {
     }
 
     fn price(&self, strategy: RStr<'_>, _context_json: RStr<'_>) -> RResult<u64, RString> {
-        RResult::RErr(
-            format!("no pricing strategy named `{strategy}` is installed on this node").into(),
-        )
+        RResult::RErr(format!("no pricing strategy named `{strategy}` is installed on this node").into())
     }
 }

@@ -64,15 +64,9 @@ impl<T> Slot<T> {
     }
 
     /// Calls the instance unless it is disabled; disables it if the call panicked.
-    pub fn call<R>(
-        &mut self,
-        f: impl FnOnce(&mut T) -> RResult<R, PluginError>,
-    ) -> Result<R, SlotError> {
+    pub fn call<R>(&mut self, f: impl FnOnce(&mut T) -> RResult<R, PluginError>) -> Result<R, SlotError> {
         if let Some(reason) = &self.status.reason {
-            return Err(SlotError::Disabled {
-                id: self.status.id.clone(),
-                reason: reason.clone(),
-            });
+            return Err(SlotError::Disabled { id: self.status.id.clone(), reason: reason.clone() });
         }
         match f(&mut self.instance).into_result() {
             Ok(value) => Ok(value),
@@ -80,10 +74,7 @@ impl<T> Slot<T> {
                 if error.is_fatal() {
                     self.disable(error.to_string());
                 }
-                Err(SlotError::Plugin {
-                    id: self.status.id.clone(),
-                    error,
-                })
+                Err(SlotError::Plugin { id: self.status.id.clone(), error })
             }
         }
     }

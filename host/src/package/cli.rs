@@ -59,15 +59,9 @@ pub fn run(command: PluginCommand) -> Result<(), String> {
             println!("wrote vendor key {}", out.display());
             println!("public key {public_key} (also in {}.pub)", out.display());
         }
-        PluginCommand::Pack {
-            source,
-            library,
-            out,
-            key,
-        } => {
+        PluginCommand::Pack { source, library, out, key } => {
             let key = SecretKey::read(&key).map_err(|e| e.to_string())?;
-            let manifest =
-                package::pack(&source, &library, &out, &key).map_err(|e| e.to_string())?;
+            let manifest = package::pack(&source, &library, &out, &key).map_err(|e| e.to_string())?;
             println!(
                 "packed {} {} into {} (sha256 {}, signed by {})",
                 manifest.name,
@@ -80,11 +74,7 @@ pub fn run(command: PluginCommand) -> Result<(), String> {
         PluginCommand::Sign { dir, key } => {
             let key = SecretKey::read(&key).map_err(|e| e.to_string())?;
             let manifest = package::sign(&dir, &key).map_err(|e| e.to_string())?;
-            println!(
-                "signed {} with vendor key {}",
-                dir.display(),
-                manifest.vendor_key
-            );
+            println!("signed {} with vendor key {}", dir.display(), manifest.vendor_key);
         }
         PluginCommand::Verify { dir, trust } => {
             let trust = parse_trust(&trust)?;
@@ -94,13 +84,7 @@ pub fn run(command: PluginCommand) -> Result<(), String> {
                 dir.display(),
                 verified.manifest.name,
                 verified.manifest.version,
-                verified
-                    .manifest
-                    .kinds
-                    .iter()
-                    .map(|kind| kind.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                verified.manifest.kinds.iter().map(|kind| kind.name()).collect::<Vec<_>>().join(", "),
                 verified.signed_by.unwrap_or_default()
             );
         }
@@ -116,8 +100,7 @@ pub fn parse_trust(entries: &[String]) -> Result<TrustStore, String> {
     let mut trust = TrustStore::new();
     for entry in entries {
         let (name, hex) = entry.split_once('=').unwrap_or((entry, entry));
-        let key = PublicKey::from_hex(hex)
-            .map_err(|reason| format!("--trust {entry}: not a public key: {reason}"))?;
+        let key = PublicKey::from_hex(hex).map_err(|reason| format!("--trust {entry}: not a public key: {reason}"))?;
         trust.add(name, key);
     }
     Ok(trust)
@@ -138,13 +121,7 @@ mod tests {
     fn command_line_is_well_formed_and_parses() {
         Cli::command().debug_assert();
         let cli = Cli::parse_from(["nestd", "verify", "pkg", "--trust", "a=00", "--trust", "01"]);
-        assert_eq!(
-            cli.command,
-            PluginCommand::Verify {
-                dir: "pkg".into(),
-                trust: vec!["a=00".into(), "01".into()],
-            }
-        );
+        assert_eq!(cli.command, PluginCommand::Verify { dir: "pkg".into(), trust: vec!["a=00".into(), "01".into()] });
     }
 
     #[test]
@@ -153,10 +130,7 @@ mod tests {
         let trust = parse_trust(&[format!("acme={hex}")]).unwrap();
         assert_eq!(trust.vendor_name(&PublicKey([0x11; 32])), Some("acme"));
         let trust = parse_trust(std::slice::from_ref(&hex)).unwrap();
-        assert_eq!(
-            trust.vendor_name(&PublicKey([0x11; 32])),
-            Some(hex.as_str())
-        );
+        assert_eq!(trust.vendor_name(&PublicKey([0x11; 32])), Some(hex.as_str()));
         let error = parse_trust(&["acme=zz".into()]).unwrap_err();
         assert!(error.contains("not a public key"), "{error}");
     }

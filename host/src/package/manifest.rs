@@ -67,23 +67,16 @@ impl ManifestError {
     }
 }
 
-fn kinds_from_names<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<PluginKind>, D::Error> {
+fn kinds_from_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PluginKind>, D::Error> {
     let names = Vec::<String>::deserialize(deserializer)?;
     let mut kinds = Vec::with_capacity(names.len());
     for name in &names {
         let kind = PluginKind::from_name(name).ok_or_else(|| {
             let known: Vec<&str> = PluginKind::ALL.iter().map(|kind| kind.name()).collect();
-            D::Error::custom(format!(
-                "unknown plugin kind `{name}` (known: {})",
-                known.join(", ")
-            ))
+            D::Error::custom(format!("unknown plugin kind `{name}` (known: {})", known.join(", ")))
         })?;
         if kinds.contains(&kind) {
-            return Err(D::Error::custom(format!(
-                "plugin kind `{name}` listed twice"
-            )));
+            return Err(D::Error::custom(format!("plugin kind `{name}` listed twice")));
         }
         kinds.push(kind);
     }
@@ -95,19 +88,14 @@ fn kinds_from_names<'de, D: Deserializer<'de>>(
 
 fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ManifestError> {
     toml::from_str(text).map_err(|error| ManifestError {
-        line: error
-            .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+        line: error.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),
         message: error.message().trim().to_string(),
     })
 }
 
 /// Checks that `name` is a plain file name: no directory part, no `..`, not hidden.
 pub fn check_library_name(name: &str) -> Result<(), String> {
-    let plain = !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
-        && name.len() <= 255;
+    let plain = !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0']) && name.len() <= 255;
     if plain {
         Ok(())
     } else {
@@ -120,10 +108,7 @@ pub fn check_library_name(name: &str) -> Result<(), String> {
 }
 
 fn check_text_fields(name: &str, version: &str, library: &str) -> Result<(), ManifestError> {
-    let refuse = |message: String| ManifestError {
-        line: None,
-        message,
-    };
+    let refuse = |message: String| ManifestError { line: None, message };
     if name.is_empty() {
         return Err(refuse("`name` must not be empty".into()));
     }
@@ -137,22 +122,16 @@ impl PackageManifest {
     /// Parses and checks the text of a package's `plugin.toml`.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
         let manifest: Self = parse_toml(text)?;
-        check_text_fields(&manifest.name, &manifest.version, &manifest.library).map_err(
-            |mut error| {
-                error.line = line_of_key(text, "library");
-                error
-            },
-        )?;
+        check_text_fields(&manifest.name, &manifest.version, &manifest.library).map_err(|mut error| {
+            error.line = line_of_key(text, "library");
+            error
+        })?;
         Ok(manifest)
     }
 
     /// The manifest as the vendor signs it: fixed key order, one `key = value` a line.
     pub fn to_canonical_toml(&self) -> String {
-        let kinds: Vec<String> = self
-            .kinds
-            .iter()
-            .map(|kind| toml_string(kind.name()))
-            .collect();
+        let kinds: Vec<String> = self.kinds.iter().map(|kind| toml_string(kind.name())).collect();
         let mut out = String::new();
         let mut line = |key: &str, value: String| {
             let _ = writeln!(out, "{key} = {value}");
@@ -178,23 +157,17 @@ impl SourceManifest {
     /// Parses and checks the text of a crate's source `plugin.toml`.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
         let manifest: Self = parse_toml(text)?;
-        check_text_fields(&manifest.name, &manifest.version, &manifest.library).map_err(
-            |mut error| {
-                error.line = line_of_key(text, "library");
-                error
-            },
-        )?;
+        check_text_fields(&manifest.name, &manifest.version, &manifest.library).map_err(|mut error| {
+            error.line = line_of_key(text, "library");
+            error
+        })?;
         Ok(manifest)
     }
 }
 
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
     text.lines()
-        .position(|line| {
-            line.trim_start()
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
+        .position(|line| line.trim_start().strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')))
         .map(|index| index + 1)
 }
 
@@ -275,9 +248,7 @@ mod tests {
 
     #[test]
     fn parse_errors_give_the_line() {
-        let text = sample()
-            .to_canonical_toml()
-            .replace("sdk_abi = 1", "sdk_abi = \"one\"");
+        let text = sample().to_canonical_toml().replace("sdk_abi = 1", "sdk_abi = \"one\"");
         let error = PackageManifest::parse(&text).unwrap_err();
         assert_eq!(error.line, Some(5), "{error:?}");
         assert!(error.message.contains("invalid type"), "{error:?}");
@@ -292,22 +263,15 @@ mod tests {
         assert!(error.message.contains("unknown field `extra`"), "{error:?}");
         assert_eq!(error.line, Some(9));
 
-        let text = sample()
-            .to_canonical_toml()
-            .replace("\"chain-type\"", "\"dag\"");
+        let text = sample().to_canonical_toml().replace("\"chain-type\"", "\"dag\"");
         let error = PackageManifest::parse(&text).unwrap_err();
-        assert!(
-            error.message.contains("unknown plugin kind `dag`"),
-            "{error:?}"
-        );
+        assert!(error.message.contains("unknown plugin kind `dag`"), "{error:?}");
         assert_eq!(error.line, Some(3));
     }
 
     #[test]
     fn bad_hash_hex_is_refused() {
-        let text = sample()
-            .to_canonical_toml()
-            .replace(&"ab".repeat(32), "abcd");
+        let text = sample().to_canonical_toml().replace(&"ab".repeat(32), "abcd");
         let error = PackageManifest::parse(&text).unwrap_err();
         assert!(error.message.contains("expected 32 bytes"), "{error:?}");
         assert_eq!(error.line, Some(7));
@@ -315,24 +279,13 @@ mod tests {
 
     #[test]
     fn library_name_must_be_a_plain_file_name() {
-        for bad in [
-            "",
-            "../libx.so",
-            "lib/x.so",
-            "/abs.so",
-            "..",
-            ".",
-            ".hidden.so",
-            "a\\b",
-        ] {
+        for bad in ["", "../libx.so", "lib/x.so", "/abs.so", "..", ".", ".hidden.so", "a\\b"] {
             assert!(check_library_name(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["libconsensus_poa.so", "libx-1.2.so", "x"] {
             assert!(check_library_name(good).is_ok(), "{good:?} refused");
         }
-        let text = sample()
-            .to_canonical_toml()
-            .replace("libconsensus_poa.so", "../evil.so");
+        let text = sample().to_canonical_toml().replace("libconsensus_poa.so", "../evil.so");
         let error = PackageManifest::parse(&text).unwrap_err();
         assert_eq!(error.line, Some(6));
         assert!(error.message.contains("plain file name"), "{error:?}");
@@ -345,9 +298,6 @@ mod tests {
         let source = SourceManifest::parse(text).unwrap();
         assert_eq!(source.kinds, vec![PluginKind::Radio]);
         let error = SourceManifest::parse(&format!("{text}sdk_abi = 1\n")).unwrap_err();
-        assert!(
-            error.message.contains("unknown field `sdk_abi`"),
-            "{error:?}"
-        );
+        assert!(error.message.contains("unknown field `sdk_abi`"), "{error:?}");
     }
 }

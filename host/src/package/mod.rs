@@ -11,8 +11,7 @@ pub mod cli;
 mod manifest;
 
 pub use manifest::{
-    MANIFEST_BYTES_MAX, ManifestError, PackageManifest, SourceManifest, check_library_name,
-    toml_string,
+    MANIFEST_BYTES_MAX, ManifestError, PackageManifest, SourceManifest, check_library_name, toml_string,
 };
 
 use crate::{
@@ -72,10 +71,7 @@ pub enum PackageError {
 }
 
 fn write_error(path: &Path) -> impl FnOnce(io::Error) -> PackageError + '_ {
-    move |source| PackageError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| PackageError::Io { path: path.to_path_buf(), source }
 }
 
 /// The message a vendor signs for `manifest`.
@@ -92,21 +88,11 @@ pub fn signature_matches(manifest: &PackageManifest, signature: &Signature) -> b
 
 /// Reads a small text file, refusing more than `max` bytes.
 fn read_small(path: &Path, max: u64) -> Result<String, LoadError> {
-    let io = |source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
     let mut text = String::new();
-    fs::File::open(path)
-        .map_err(io)?
-        .take(max + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
+    fs::File::open(path).map_err(io)?.take(max + 1).read_to_string(&mut text).map_err(io)?;
     if text.len() as u64 > max {
-        return Err(io(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {max} bytes"),
-        )));
+        return Err(io(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {max} bytes"))));
     }
     Ok(text)
 }
@@ -115,19 +101,14 @@ fn read_small(path: &Path, max: u64) -> Result<String, LoadError> {
 pub fn read_manifest(dir: &Path) -> Result<PackageManifest, LoadError> {
     let path = dir.join(MANIFEST_FILE);
     let text = read_small(&path, MANIFEST_BYTES_MAX)?;
-    PackageManifest::parse(&text).map_err(|error| LoadError::Manifest {
-        detail: error.at(&path),
-        path,
-    })
+    PackageManifest::parse(&text).map_err(|error| LoadError::Manifest { detail: error.at(&path), path })
 }
 
 /// Reads and checks a crate's source `plugin.toml`.
 pub fn read_source_manifest(path: &Path) -> Result<SourceManifest, LoadError> {
     let text = read_small(path, MANIFEST_BYTES_MAX)?;
-    SourceManifest::parse(&text).map_err(|error| LoadError::Manifest {
-        detail: error.at(path),
-        path: path.to_path_buf(),
-    })
+    SourceManifest::parse(&text)
+        .map_err(|error| LoadError::Manifest { detail: error.at(path), path: path.to_path_buf() })
 }
 
 /// Writes `manifest` as canonical `plugin.toml` into `dir` (no signature).
@@ -147,14 +128,9 @@ pub fn read_signature(dir: &Path) -> Result<Option<Signature>, LoadError> {
     let text = read_small(&path, SIGNATURE_BYTES_MAX)?;
     let line = text.strip_suffix('\n').unwrap_or(&text);
     if line.contains('\n') {
-        return Err(LoadError::SignatureFile {
-            path,
-            reason: "expected one line of hex".into(),
-        });
+        return Err(LoadError::SignatureFile { path, reason: "expected one line of hex".into() });
     }
-    Signature::from_hex(line)
-        .map(Some)
-        .map_err(|reason| LoadError::SignatureFile { path, reason })
+    Signature::from_hex(line).map(Some).map_err(|reason| LoadError::SignatureFile { path, reason })
 }
 
 /// Writes `signature` as `plugin.sig` into `dir`.
@@ -172,35 +148,18 @@ pub(crate) fn check(
 ) -> Result<(VerifiedPackage, Vec<u8>), LoadError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let manifest = read_manifest(dir)?;
-    let signed_by = if allow_unsigned {
-        None
-    } else {
-        Some(check_signature(dir, &manifest_path, &manifest, trust)?)
-    };
+    let signed_by = if allow_unsigned { None } else { Some(check_signature(dir, &manifest_path, &manifest, trust)?) };
     if manifest.sdk_abi != ABI_VERSION {
-        return Err(LoadError::SdkAbi {
-            path: manifest_path,
-            declared: manifest.sdk_abi,
-            host: ABI_VERSION,
-        });
+        return Err(LoadError::SdkAbi { path: manifest_path, declared: manifest.sdk_abi, host: ABI_VERSION });
     }
     let library_path = dir.join(&manifest.library);
     let bytes = loader::read_library(&library_path)?;
     let actual = crypto::sha256(&bytes);
     if actual != manifest.library_sha256 {
-        return Err(LoadError::HashMismatch {
-            path: library_path,
-            expected: manifest.library_sha256,
-            actual,
-        });
+        return Err(LoadError::HashMismatch { path: library_path, expected: manifest.library_sha256, actual });
     }
-    let verified = VerifiedPackage {
-        dir: dir.to_path_buf(),
-        manifest,
-        library_path,
-        library_sha256: actual,
-        signed_by,
-    };
+    let verified =
+        VerifiedPackage { dir: dir.to_path_buf(), manifest, library_path, library_sha256: actual, signed_by };
     Ok((verified, bytes))
 }
 
@@ -212,20 +171,12 @@ fn check_signature(
     trust: &TrustStore,
 ) -> Result<String, LoadError> {
     let signature_path = dir.join(SIGNATURE_FILE);
-    let signature = read_signature(dir)?.ok_or_else(|| LoadError::Unsigned {
-        path: signature_path.clone(),
-    })?;
-    let vendor =
-        trust
-            .vendor_name(&manifest.vendor_key)
-            .ok_or_else(|| LoadError::UnknownVendor {
-                path: manifest_path.to_path_buf(),
-                key: manifest.vendor_key,
-            })?;
+    let signature = read_signature(dir)?.ok_or_else(|| LoadError::Unsigned { path: signature_path.clone() })?;
+    let vendor = trust
+        .vendor_name(&manifest.vendor_key)
+        .ok_or_else(|| LoadError::UnknownVendor { path: manifest_path.to_path_buf(), key: manifest.vendor_key })?;
     if !signature_matches(manifest, &signature) {
-        return Err(LoadError::BadSignature {
-            path: signature_path,
-        });
+        return Err(LoadError::BadSignature { path: signature_path });
     }
     Ok(vendor.to_string())
 }
@@ -245,8 +196,7 @@ pub fn keygen(out: &Path) -> Result<PublicKey, PackageError> {
     public_path.push(".pub");
     let public_path = PathBuf::from(public_path);
     let public_key = key.public_key();
-    fs::write(&public_path, format!("{}\n", public_key.to_hex()))
-        .map_err(write_error(&public_path))?;
+    fs::write(&public_path, format!("{}\n", public_key.to_hex())).map_err(write_error(&public_path))?;
     Ok(public_key)
 }
 
@@ -296,12 +246,8 @@ pub fn write_library(path: &Path, bytes: &[u8]) -> Result<(), PackageError> {
         }
         _ => {}
     }
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(path)
-        .map_err(write_error(path))?;
+    let mut file =
+        fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(path).map_err(write_error(path))?;
     io::Write::write_all(&mut file, bytes).map_err(write_error(path))
 }
 
@@ -312,12 +258,7 @@ pub fn sign(dir: &Path, key: &SecretKey) -> Result<PackageManifest, PackageError
     let library_path = dir.join(&manifest.library);
     let actual = crypto::sha256(&loader::read_library(&library_path)?);
     if actual != manifest.library_sha256 {
-        return Err(LoadError::HashMismatch {
-            path: library_path,
-            expected: manifest.library_sha256,
-            actual,
-        }
-        .into());
+        return Err(LoadError::HashMismatch { path: library_path, expected: manifest.library_sha256, actual }.into());
     }
     manifest.vendor_key = key.public_key();
     write_manifest(dir, &manifest)?;
@@ -347,14 +288,7 @@ pub fn inspect(dir: &Path) -> Result<String, LoadError> {
     row("description", manifest.description.clone());
     row("sdk_abi", format!("{} ({abi})", manifest.sdk_abi));
     row("library", manifest.library.clone());
-    row(
-        "library_sha256",
-        format!(
-            "{} ({})",
-            manifest.library_sha256,
-            hash_status(dir, &manifest)
-        ),
-    );
+    row("library_sha256", format!("{} ({})", manifest.library_sha256, hash_status(dir, &manifest)));
     row("vendor_key", manifest.vendor_key.to_hex());
     row("signature", signature_status(dir, &manifest));
     Ok(out)
@@ -433,11 +367,7 @@ mod tests {
         let mut message = b"nest/plugin-manifest/v1\n".to_vec();
         message.extend_from_slice(manifest.to_canonical_toml().as_bytes());
         assert!(crypto::verify(&key.public_key(), &message, &signature));
-        assert!(!crypto::verify(
-            &key.public_key(),
-            manifest.to_canonical_toml().as_bytes(),
-            &signature
-        ));
+        assert!(!crypto::verify(&key.public_key(), manifest.to_canonical_toml().as_bytes(), &signature));
     }
 
     #[test]
@@ -475,10 +405,7 @@ mod tests {
         let text = fs::read_to_string(&manifest_path).unwrap();
         fs::write(&manifest_path, text.replace("test package", "test packagE")).unwrap();
         let error = verify(dir.path(), &trusting(&key)).unwrap_err().to_string();
-        assert!(
-            error.contains("plugin.sig") && error.contains("edited after signing"),
-            "{error}"
-        );
+        assert!(error.contains("plugin.sig") && error.contains("edited after signing"), "{error}");
 
         fs::remove_file(dir.path().join(SIGNATURE_FILE)).unwrap();
         let error = verify(dir.path(), &trusting(&key)).unwrap_err().to_string();
@@ -515,10 +442,7 @@ mod tests {
         package_with_library(dir.path(), &key);
         fs::write(dir.path().join("libx.so"), b"changed").unwrap();
         let error = sign(dir.path(), &key).unwrap_err().to_string();
-        assert!(
-            error.contains("libx.so") && error.contains("SHA-256 mismatch"),
-            "{error}"
-        );
+        assert!(error.contains("libx.so") && error.contains("SHA-256 mismatch"), "{error}");
     }
 
     #[test]
@@ -539,10 +463,7 @@ mod tests {
         package_with_library(dir.path(), &key);
         let report = inspect(dir.path()).unwrap();
         assert!(report.contains("matches the library"), "{report}");
-        assert!(
-            report.contains(&format!("valid, by vendor key {}", key.public_key())),
-            "{report}"
-        );
+        assert!(report.contains(&format!("valid, by vendor key {}", key.public_key())), "{report}");
         fs::write(dir.path().join("libx.so"), b"changed").unwrap();
         let report = inspect(dir.path()).unwrap();
         assert!(report.contains("MISMATCH"), "{report}");

@@ -16,12 +16,7 @@ fn block(height: u64) -> StoredBlock {
 }
 
 fn head_of(block: &StoredBlock, state_digest: Hash32) -> ChainHead {
-    ChainHead {
-        height: block.height,
-        hash: block.hash,
-        timestamp_ms: 1_000 * block.height,
-        state_digest,
-    }
+    ChainHead { height: block.height, hash: block.hash, timestamp_ms: 1_000 * block.height, state_digest }
 }
 
 fn transfer(from: u8, to: u8, nonce: u64) -> SignedTx {
@@ -31,10 +26,7 @@ fn transfer(from: u8, to: u8, nonce: u64) -> SignedTx {
             from: key(from),
             nonce,
             fee: 1_000,
-            body: TxBody::Transfer {
-                to: key(to),
-                amount: 250,
-            },
+            body: TxBody::Transfer { to: key(to), amount: 250 },
         },
         signature: Signature::default(),
     }
@@ -43,28 +35,20 @@ fn transfer(from: u8, to: u8, nonce: u64) -> SignedTx {
 #[test]
 fn committed_blocks_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let params = ChainParams {
-        chain: Hash32([7; 32]),
-        gas_price: 1,
-    };
+    let params = ChainParams { chain: Hash32([7; 32]), gas_price: 1 };
     let mut ledger = Ledger::genesis(&[(key(1), 100_000)]).unwrap();
     let mut tx_ids = Vec::new();
     {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.head("main").unwrap(), None);
         for height in 1..=3u64 {
-            let txs = [
-                transfer(1, 2, 2 * (height - 1)),
-                transfer(1, 3, 2 * height - 1),
-            ];
+            let txs = [transfer(1, 2, 2 * (height - 1)), transfer(1, 3, 2 * height - 1)];
             let outcome = ledger.execute(&txs, &key(9), &params, true);
             assert!(outcome.rejected.is_empty());
             let hashes: Vec<Hash32> = txs.iter().map(SignedTx::hash).collect();
             let block = block(height);
             let head = head_of(&block, outcome.state_digest);
-            store
-                .commit_block("main", &block, &hashes, &outcome.changes, &head)
-                .unwrap();
+            store.commit_block("main", &block, &hashes, &outcome.changes, &head).unwrap();
             ledger.commit(&outcome.changes);
             tx_ids.push(hashes);
         }
@@ -76,19 +60,10 @@ fn committed_blocks_survive_reopening() {
     assert_eq!(restored.state_digest(), head.state_digest);
     assert_eq!(restored.account(&key(9)).balance, 6_000);
     for height in 1..=3u64 {
-        assert_eq!(
-            store.block_by_height("main", height).unwrap(),
-            Some(block(height))
-        );
-        assert_eq!(
-            store.block_by_hash("main", &block(height).hash).unwrap(),
-            Some(block(height))
-        );
+        assert_eq!(store.block_by_height("main", height).unwrap(), Some(block(height)));
+        assert_eq!(store.block_by_hash("main", &block(height).hash).unwrap(), Some(block(height)));
         for (index, id) in tx_ids[height as usize - 1].iter().enumerate() {
-            assert_eq!(
-                store.tx_location("main", id).unwrap(),
-                Some((height, index as u32))
-            );
+            assert_eq!(store.tx_location("main", id).unwrap(), Some((height, index as u32)));
         }
     }
     assert_eq!(store.block_by_height("main", 4).unwrap(), None);
@@ -105,10 +80,7 @@ fn consensus_and_meta_values_survive_reopening() {
         store.put_meta("node_id", b"abc").unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(
-        store.get_consensus("main", b"vote/5").unwrap(),
-        Some(b"signed".to_vec())
-    );
+    assert_eq!(store.get_consensus("main", b"vote/5").unwrap(), Some(b"signed".to_vec()));
     assert_eq!(store.get_consensus("main", b"vote/6").unwrap(), None);
     assert_eq!(store.get_meta("node_id").unwrap(), Some(b"abc".to_vec()));
     assert_eq!(store.get_meta("other").unwrap(), None);
@@ -118,24 +90,9 @@ fn consensus_and_meta_values_survive_reopening() {
 fn chains_do_not_see_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let changes: Changes = [(
-        key(1),
-        Account {
-            balance: 5,
-            nonce: 0,
-        },
-    )]
-    .into();
+    let changes: Changes = [(key(1), Account { balance: 5, nonce: 0 })].into();
     let block = block(1);
-    store
-        .commit_block(
-            "a",
-            &block,
-            &[Hash32([3; 32])],
-            &changes,
-            &head_of(&block, Hash32::ZERO),
-        )
-        .unwrap();
+    store.commit_block("a", &block, &[Hash32([3; 32])], &changes, &head_of(&block, Hash32::ZERO)).unwrap();
     assert_eq!(store.head("b").unwrap(), None);
     assert!(store.accounts("b").unwrap().is_empty());
     assert_eq!(store.block_by_height("b", 1).unwrap(), None);
@@ -144,10 +101,7 @@ fn chains_do_not_see_each_other() {
     // Length prefixes keep "a" + "bc" apart from "ab" + "c".
     store.put_consensus("a", b"bc", b"1").unwrap();
     assert_eq!(store.get_consensus("ab", b"c").unwrap(), None);
-    assert_eq!(
-        store.get_consensus("a", b"bc").unwrap(),
-        Some(b"1".to_vec())
-    );
+    assert_eq!(store.get_consensus("a", b"bc").unwrap(), Some(b"1".to_vec()));
 }
 
 #[test]
@@ -158,9 +112,7 @@ fn emptied_account_is_removed() {
         let changes: Changes = [(key(1), Account { balance, nonce: 0 })].into();
         let block = block(height);
         let head = head_of(&block, Hash32::ZERO);
-        store
-            .commit_block("c", &block, &[], &changes, &head)
-            .unwrap();
+        store.commit_block("c", &block, &[], &changes, &head).unwrap();
     }
     assert!(store.accounts("c").unwrap().is_empty());
 }
@@ -170,62 +122,19 @@ fn corrupt_values_give_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let prefix = chain_prefix("main").unwrap();
-    store
-        .state
-        .insert(tagged(&prefix, TAG_HEAD, &[]), b"garbage".to_vec())
-        .unwrap();
+    store.state.insert(tagged(&prefix, TAG_HEAD, &[]), b"garbage".to_vec()).unwrap();
     let error = store.head("main").unwrap_err();
-    assert!(matches!(
-        error,
-        StoreError::Corrupt {
-            what: "chain head",
-            ..
-        }
-    ));
+    assert!(matches!(error, StoreError::Corrupt { what: "chain head", .. }));
     let message = error.to_string();
-    assert!(
-        message.contains(&dir.path().display().to_string())
-            && message.contains("corrupt chain head"),
-        "{message}"
-    );
-    store
-        .state
-        .insert(tagged(&prefix, TAG_ACCOUNT, &[1; 32]), vec![1, 2, 3])
-        .unwrap();
-    assert!(matches!(
-        store.accounts("main").unwrap_err(),
-        StoreError::Corrupt {
-            what: "account",
-            ..
-        }
-    ));
-    store
-        .state
-        .insert(tagged(&prefix, TAG_ACCOUNT, &[1; 5]), vec![0; 16])
-        .unwrap();
-    assert!(matches!(
-        store.accounts("main").unwrap_err(),
-        StoreError::Corrupt {
-            what: "account key",
-            ..
-        }
-    ));
-    store
-        .blocks
-        .insert(block_key(&prefix, 4), encode(&block(5)))
-        .unwrap();
-    assert!(matches!(
-        store.block_by_height("main", 4).unwrap_err(),
-        StoreError::Corrupt { what: "block", .. }
-    ));
-    store
-        .txindex
-        .insert(joined(&prefix, &[2; 32]), vec![0xff; 3])
-        .unwrap();
-    assert!(matches!(
-        store.tx_location("main", &Hash32([2; 32])).unwrap_err(),
-        StoreError::Corrupt { .. }
-    ));
+    assert!(message.contains(&dir.path().display().to_string()) && message.contains("corrupt chain head"), "{message}");
+    store.state.insert(tagged(&prefix, TAG_ACCOUNT, &[1; 32]), vec![1, 2, 3]).unwrap();
+    assert!(matches!(store.accounts("main").unwrap_err(), StoreError::Corrupt { what: "account", .. }));
+    store.state.insert(tagged(&prefix, TAG_ACCOUNT, &[1; 5]), vec![0; 16]).unwrap();
+    assert!(matches!(store.accounts("main").unwrap_err(), StoreError::Corrupt { what: "account key", .. }));
+    store.blocks.insert(block_key(&prefix, 4), encode(&block(5))).unwrap();
+    assert!(matches!(store.block_by_height("main", 4).unwrap_err(), StoreError::Corrupt { what: "block", .. }));
+    store.txindex.insert(joined(&prefix, &[2; 32]), vec![0xff; 3]).unwrap();
+    assert!(matches!(store.tx_location("main", &Hash32([2; 32])).unwrap_err(), StoreError::Corrupt { .. }));
 }
 
 #[test]
@@ -235,20 +144,10 @@ fn mismatched_head_and_long_chain_ids_are_refused() {
     let head = head_of(&block(2), Hash32::ZERO);
     assert!(matches!(
         store.commit_block("main", &block(1), &[], &Changes::new(), &head),
-        Err(StoreError::HeadMismatch {
-            height: 1,
-            head_height: 2,
-            ..
-        })
+        Err(StoreError::HeadMismatch { height: 1, head_height: 2, .. })
     ));
     assert_eq!(store.head("main").unwrap(), None, "nothing written");
     let long = "x".repeat(CHAIN_ID_BYTES_MAX + 1);
-    assert!(matches!(
-        store.head(&long),
-        Err(StoreError::ChainIdTooLong {
-            size_bytes: 256,
-            max_bytes: 255
-        })
-    ));
+    assert!(matches!(store.head(&long), Err(StoreError::ChainIdTooLong { size_bytes: 256, max_bytes: 255 })));
     assert!(store.head(&"x".repeat(CHAIN_ID_BYTES_MAX)).is_ok());
 }

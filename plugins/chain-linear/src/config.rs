@@ -60,16 +60,10 @@ impl LinearConfig {
     /// Checks the ranges that serde cannot express.
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.max_unit_bytes < MIN_MAX_UNIT_BYTES {
-            return Err(ConfigError::new(
-                "max_unit_bytes",
-                format!("must be at least {MIN_MAX_UNIT_BYTES}"),
-            ));
+            return Err(ConfigError::new("max_unit_bytes", format!("must be at least {MIN_MAX_UNIT_BYTES}")));
         }
         if self.finality_depth > MAX_FINALITY_DEPTH {
-            return Err(ConfigError::new(
-                "finality_depth",
-                format!("must be at most {MAX_FINALITY_DEPTH}"),
-            ));
+            return Err(ConfigError::new("finality_depth", format!("must be at most {MAX_FINALITY_DEPTH}")));
         }
         if self.max_txs_per_unit < 1 {
             return Err(ConfigError::new("max_txs_per_unit", "must be at least 1"));

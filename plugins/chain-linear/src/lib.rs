@@ -17,16 +17,13 @@ mod view;
 mod tests;
 
 pub use config::{
-    DEFAULT_MAX_PENDING_UNITS, DEFAULT_MAX_TXS_PER_UNIT, DEFAULT_MAX_UNIT_BYTES, LinearConfig,
-    MAX_FINALITY_DEPTH, MIN_MAX_UNIT_BYTES,
+    DEFAULT_MAX_PENDING_UNITS, DEFAULT_MAX_TXS_PER_UNIT, DEFAULT_MAX_UNIT_BYTES, LinearConfig, MAX_FINALITY_DEPTH,
+    MIN_MAX_UNIT_BYTES,
 };
 pub use unit::{HEADER_BYTES, Header, UNIT_HASH_DOMAIN, UNIT_VERSION, Unit};
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use nest_sdk::{
-    BuildRequest, ChainType, ConfigError, Hash32, Host, InsertReport, PluginError, UnitRef,
-    UnitView,
-};
+use nest_sdk::{BuildRequest, ChainType, ConfigError, Hash32, Host, InsertReport, PluginError, UnitRef, UnitView};
 use view::{Node, View};
 
 nest_sdk::export_plugin! {
@@ -67,9 +64,7 @@ impl LinearChain {
     }
 
     fn view(&self) -> Result<&View, PluginError> {
-        self.view
-            .as_ref()
-            .ok_or_else(|| PluginError::rejected("the chain type has not been started"))
+        self.view.as_ref().ok_or_else(|| PluginError::rejected("the chain type has not been started"))
     }
 
     /// Decodes and checks a unit on its own; returns it with its hash.
@@ -81,8 +76,8 @@ impl LinearChain {
                 self.config.max_unit_bytes
             )));
         }
-        let unit: Unit = borsh::from_slice(bytes)
-            .map_err(|error| PluginError::rejected(format!("malformed unit: {error}")))?;
+        let unit: Unit =
+            borsh::from_slice(bytes).map_err(|error| PluginError::rejected(format!("malformed unit: {error}")))?;
         let header = &unit.header;
         if header.version != UNIT_VERSION {
             return Err(PluginError::rejected(format!(
@@ -134,35 +129,21 @@ fn check_genesis_shape(parent: Hash32, height: u64) -> Result<(), PluginError> {
         (true, false) => Err(PluginError::rejected(format!(
             "unit at height {height} has the zero parent, which only genesis may have"
         ))),
-        (false, true) => Err(PluginError::rejected(
-            "unit at height 0 (genesis) must have the zero parent",
-        )),
+        (false, true) => Err(PluginError::rejected("unit at height 0 (genesis) must have the zero parent")),
         _ => Ok(()),
     }
 }
 
 /// Adds an extending unit to the view, runs fork choice and finality.
-fn insert_node(
-    view: &mut View,
-    node: Node,
-    finality_depth: u32,
-) -> Result<InsertReport, PluginError> {
+fn insert_node(view: &mut View, node: Node, finality_depth: u32) -> Result<InsertReport, PluginError> {
     view.pending.insert(node.hash, node);
     let head = view.head();
     let finalized = view.advance_finality(head, finality_depth)?;
-    Ok(InsertReport {
-        head: head.to_ref(),
-        finalized: finalized.into_iter().map(Node::to_ref).collect(),
-    })
+    Ok(InsertReport { head: head.to_ref(), finalized: finalized.into_iter().map(Node::to_ref).collect() })
 }
 
 fn node_of(header: &Header, hash: Hash32) -> Node {
-    Node {
-        hash,
-        parent: header.parent,
-        height: header.height,
-        timestamp_ms: header.timestamp_ms,
-    }
+    Node { hash, parent: header.parent, height: header.height, timestamp_ms: header.timestamp_ms }
 }
 
 impl ChainType for LinearChain {
@@ -174,11 +155,7 @@ impl ChainType for LinearChain {
 
     fn new(config: LinearConfig, host: Host) -> Result<Self, PluginError> {
         config.check()?;
-        Ok(Self {
-            config,
-            host,
-            view: None,
-        })
+        Ok(Self { config, host, view: None })
     }
 
     fn start(&mut self, finalized: UnitRef) -> Result<(), PluginError> {
@@ -211,8 +188,7 @@ impl ChainType for LinearChain {
             },
             txs: request.txs.into_iter().map(|tx| tx.into_vec()).collect(),
         };
-        borsh::to_vec(&unit)
-            .map_err(|error| PluginError::failed(format!("cannot encode unit: {error}")))
+        borsh::to_vec(&unit).map_err(|error| PluginError::failed(format!("cannot encode unit: {error}")))
     }
 
     fn decode(&self, unit: &[u8]) -> Result<UnitView, PluginError> {
@@ -229,18 +205,12 @@ impl ChainType for LinearChain {
         let (_, hash) = self.decode_unit(unit)?;
         let view = self.view()?;
         if view.get(&hash).is_some() {
-            return Ok(InsertReport {
-                head: view.head().to_ref(),
-                finalized: Vec::new().into(),
-            });
+            return Ok(InsertReport { head: view.head().to_ref(), finalized: Vec::new().into() });
         }
         let (_, node) = self.validate_unit(unit)?;
         let max_pending_units = self.config.max_pending_units as usize;
         let finality_depth = self.config.finality_depth;
-        let view = self
-            .view
-            .as_mut()
-            .ok_or_else(|| PluginError::rejected("the chain type has not been started"))?;
+        let view = self.view.as_mut().ok_or_else(|| PluginError::rejected("the chain type has not been started"))?;
         if view.pending.len() < max_pending_units {
             return insert_node(view, node, finality_depth);
         }
@@ -259,23 +229,16 @@ impl ChainType for LinearChain {
     }
 
     fn head(&self) -> UnitRef {
-        self.view
-            .as_ref()
-            .map(|view| view.head().to_ref())
-            .unwrap_or(UnitRef {
-                height: 0,
-                hash: Hash32::ZERO,
-                timestamp_ms: 0,
-            })
+        self.view.as_ref().map(|view| view.head().to_ref()).unwrap_or(UnitRef {
+            height: 0,
+            hash: Hash32::ZERO,
+            timestamp_ms: 0,
+        })
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, PluginError> {
-        let snapshot = Snapshot {
-            version: SNAPSHOT_VERSION,
-            view: self.view.clone(),
-        };
-        borsh::to_vec(&snapshot)
-            .map_err(|error| PluginError::failed(format!("cannot encode snapshot: {error}")))
+        let snapshot = Snapshot { version: SNAPSHOT_VERSION, view: self.view.clone() };
+        borsh::to_vec(&snapshot).map_err(|error| PluginError::failed(format!("cannot encode snapshot: {error}")))
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
@@ -287,8 +250,8 @@ impl ChainType for LinearChain {
                 self.config.max_pending_units
             )));
         }
-        let snapshot: Snapshot = borsh::from_slice(bytes)
-            .map_err(|error| PluginError::rejected(format!("malformed snapshot: {error}")))?;
+        let snapshot: Snapshot =
+            borsh::from_slice(bytes).map_err(|error| PluginError::rejected(format!("malformed snapshot: {error}")))?;
         if snapshot.version != SNAPSHOT_VERSION {
             return Err(PluginError::rejected(format!(
                 "unsupported snapshot version {}, expected {SNAPSHOT_VERSION}",

@@ -21,9 +21,7 @@ fn request(parent: Hash32, height: u64, timestamp_ms: u64, txs: &[&[u8]]) -> Bui
 /// A started chain and its genesis unit.
 fn started(config: LinearConfig) -> (LinearChain, UnitRef) {
     let mut chain = chain_with(config);
-    let genesis = chain
-        .build(request(Hash32::ZERO, 0, 0, &[]))
-        .expect("genesis");
+    let genesis = chain.build(request(Hash32::ZERO, 0, 0, &[])).expect("genesis");
     let genesis = chain.decode(&genesis).expect("decode genesis").to_ref();
     chain.start(genesis).expect("start");
     (chain, genesis)
@@ -31,14 +29,8 @@ fn started(config: LinearConfig) -> (LinearChain, UnitRef) {
 
 /// Builds a unit on `parent` (height and time follow it) and returns its bytes and position.
 fn child(chain: &mut LinearChain, parent: UnitRef, salt: &[u8]) -> (Vec<u8>, UnitRef) {
-    let bytes = chain
-        .build(request(
-            parent.hash,
-            parent.height + 1,
-            parent.timestamp_ms + 1000,
-            &[salt],
-        ))
-        .expect("build");
+    let bytes =
+        chain.build(request(parent.hash, parent.height + 1, parent.timestamp_ms + 1000, &[salt])).expect("build");
     let unit = chain.decode(&bytes).expect("decode").to_ref();
     (bytes, unit)
 }
@@ -57,9 +49,7 @@ fn heights(report: &InsertReport) -> Vec<u64> {
 #[test]
 fn built_unit_decodes_to_the_request() {
     let (mut chain, genesis) = started(LinearConfig::default());
-    let bytes = chain
-        .build(request(genesis.hash, 1, 5, &[b"tx-a", b"tx-b"]))
-        .expect("build");
+    let bytes = chain.build(request(genesis.hash, 1, 5, &[b"tx-a", b"tx-b"])).expect("build");
     let view = chain.decode(&bytes).expect("decode");
     assert_eq!(view.parent, genesis.hash);
     assert_eq!((view.height, view.timestamp_ms), (1, 5));
@@ -97,14 +87,9 @@ fn validate_accepts_a_child_of_the_final_unit() {
 #[test]
 fn validate_rejects_unknown_parent() {
     let (mut chain, _) = started(LinearConfig::default());
-    let bytes = chain
-        .build(request(Hash32([3; 32]), 1, 10, &[]))
-        .expect("build");
+    let bytes = chain.build(request(Hash32([3; 32]), 1, 10, &[])).expect("build");
     let message = rejection(chain.validate(&bytes));
-    assert!(
-        message.contains("neither the final unit nor a pending unit"),
-        "{message}"
-    );
+    assert!(message.contains("neither the final unit nor a pending unit"), "{message}");
     let message = rejection(chain.insert(&bytes, &[]));
     assert!(message.contains("parent"), "{message}");
 }
@@ -112,9 +97,7 @@ fn validate_rejects_unknown_parent() {
 #[test]
 fn validate_rejects_wrong_height() {
     let (mut chain, genesis) = started(LinearConfig::default());
-    let bytes = chain
-        .build(request(genesis.hash, 2, 10, &[]))
-        .expect("build");
+    let bytes = chain.build(request(genesis.hash, 2, 10, &[])).expect("build");
     let message = rejection(chain.validate(&bytes));
     assert!(message.contains("height 2 does not follow"), "{message}");
 }
@@ -125,9 +108,7 @@ fn validate_rejects_non_increasing_timestamp() {
     let (bytes, unit) = child(&mut chain, genesis, b"a");
     chain.insert(&bytes, &[]).expect("insert");
     for timestamp_ms in [unit.timestamp_ms, unit.timestamp_ms - 1] {
-        let bytes = chain
-            .build(request(unit.hash, 2, timestamp_ms, &[]))
-            .expect("build");
+        let bytes = chain.build(request(unit.hash, 2, timestamp_ms, &[])).expect("build");
         let message = rejection(chain.validate(&bytes));
         assert!(message.contains("is not after its parent"), "{message}");
     }
@@ -136,18 +117,13 @@ fn validate_rejects_non_increasing_timestamp() {
 #[test]
 fn validate_before_start_is_rejected() {
     let mut chain = chain_with(LinearConfig::default());
-    let bytes = chain
-        .build(request(Hash32([1; 32]), 1, 1, &[]))
-        .expect("build");
+    let bytes = chain.build(request(Hash32([1; 32]), 1, 1, &[])).expect("build");
     let message = rejection(chain.validate(&bytes));
     assert!(message.contains("not been started"), "{message}");
 }
 
 fn deep(finality_depth: u32) -> LinearConfig {
-    LinearConfig {
-        finality_depth,
-        ..LinearConfig::default()
-    }
+    LinearConfig { finality_depth, ..LinearConfig::default() }
 }
 
 #[test]
@@ -176,11 +152,7 @@ fn equal_heights_pick_the_lower_hash_whatever_the_insert_order() {
     let (mut builder, genesis) = started(deep(10));
     let (a, a_ref) = child(&mut builder, genesis, b"a");
     let (b, b_ref) = child(&mut builder, genesis, b"b");
-    let lower = if a_ref.hash < b_ref.hash {
-        a_ref
-    } else {
-        b_ref
-    };
+    let lower = if a_ref.hash < b_ref.hash { a_ref } else { b_ref };
     for order in [[&a, &b], [&b, &a]] {
         let (mut chain, _) = started(deep(10));
         chain.insert(order[0], &[]).expect("first");
@@ -197,10 +169,7 @@ fn depth_zero_finalizes_on_insert() {
     assert_eq!(report.head, unit);
     assert_eq!(report.finalized.to_vec(), vec![unit]);
     let (next, next_ref) = child(&mut chain, unit, b"a");
-    assert_eq!(
-        chain.insert(&next, &[]).expect("insert").finalized.to_vec(),
-        vec![next_ref]
-    );
+    assert_eq!(chain.insert(&next, &[]).expect("insert").finalized.to_vec(), vec![next_ref]);
 }
 
 #[test]
@@ -237,10 +206,7 @@ fn finality_reports_several_units_in_ascending_order() {
     for bytes in &units[..3] {
         chain.insert(bytes, &[]).expect("insert");
     }
-    assert_eq!(
-        heights(&chain.insert(&units[3], &[]).expect("insert")),
-        vec![2]
-    );
+    assert_eq!(heights(&chain.insert(&units[3], &[]).expect("insert")), vec![2]);
     let mut shallow = started(deep(0)).0;
     let report = shallow.insert(&units[0], &[]).expect("insert");
     assert_eq!(heights(&report), vec![1]);
@@ -256,13 +222,7 @@ fn inserting_a_known_unit_reports_no_new_finals() {
     assert!(again.finalized.is_empty());
     let (a2, _) = child(&mut chain, a1_ref, b"a");
     assert_eq!(heights(&chain.insert(&a2, &[]).expect("a2")), vec![1]);
-    assert!(
-        chain
-            .insert(&a1, &[])
-            .expect("final again")
-            .finalized
-            .is_empty()
-    );
+    assert!(chain.insert(&a1, &[]).expect("final again").finalized.is_empty());
 }
 
 #[test]
@@ -270,10 +230,7 @@ fn garbage_bytes_are_rejected() {
     let (chain, _) = started(LinearConfig::default());
     for garbage in [&b""[..], &b"\xff"[..], &[0xAB; 300][..]] {
         let message = rejection(chain.decode(garbage));
-        assert!(
-            message.contains("malformed unit") || message.contains("version"),
-            "{message}"
-        );
+        assert!(message.contains("malformed unit") || message.contains("version"), "{message}");
     }
 }
 
@@ -302,19 +259,12 @@ fn wrong_version_and_tx_count_are_rejected() {
     unit.header.version = UNIT_VERSION;
     unit.header.tx_count = 5;
     let message = rejection(chain.decode(&borsh::to_vec(&unit).expect("encode")));
-    assert!(
-        message.contains("says 5 transactions but the unit carries 1"),
-        "{message}"
-    );
+    assert!(message.contains("says 5 transactions but the unit carries 1"), "{message}");
 }
 
 #[test]
 fn oversized_units_are_rejected_when_built_and_when_decoded() {
-    let small = LinearConfig {
-        max_unit_bytes: 1024,
-        max_txs_per_unit: 2,
-        ..LinearConfig::default()
-    };
+    let small = LinearConfig { max_unit_bytes: 1024, max_txs_per_unit: 2, ..LinearConfig::default() };
     let (mut chain, genesis) = started(small);
     let big = vec![0u8; 1024];
     let message = rejection(chain.build(request(genesis.hash, 1, 1, &[&big])));
@@ -323,31 +273,17 @@ fn oversized_units_are_rejected_when_built_and_when_decoded() {
     assert!(message.contains("max_txs_per_unit = 2"), "{message}");
 
     let (mut roomy, genesis) = started(LinearConfig::default());
-    let bytes = roomy
-        .build(request(genesis.hash, 1, 1, &[&big]))
-        .expect("fits the default");
+    let bytes = roomy.build(request(genesis.hash, 1, 1, &[&big])).expect("fits the default");
     let message = rejection(chain.decode(&bytes));
-    assert!(
-        message.contains("exceeds max_unit_bytes = 1024"),
-        "{message}"
-    );
-    let many = roomy
-        .build(request(genesis.hash, 1, 1, &[b"1", b"2", b"3"]))
-        .expect("fits the default");
+    assert!(message.contains("exceeds max_unit_bytes = 1024"), "{message}");
+    let many = roomy.build(request(genesis.hash, 1, 1, &[b"1", b"2", b"3"])).expect("fits the default");
     let message = rejection(chain.insert(&many, &[]));
-    assert!(
-        message.contains("more than max_txs_per_unit = 2"),
-        "{message}"
-    );
+    assert!(message.contains("more than max_txs_per_unit = 2"), "{message}");
 }
 
 #[test]
 fn pending_tree_is_bounded() {
-    let config = LinearConfig {
-        finality_depth: 1,
-        max_pending_units: 2,
-        ..LinearConfig::default()
-    };
+    let config = LinearConfig { finality_depth: 1, max_pending_units: 2, ..LinearConfig::default() };
     let (mut chain, genesis) = started(config);
     for salt in [b"a", b"b"] {
         let (bytes, _) = child(&mut chain, genesis, salt);
@@ -360,9 +296,7 @@ fn pending_tree_is_bounded() {
     let head = chain.head();
     let (next, _) = child(&mut chain, head, b"d");
     assert_eq!(heights(&chain.insert(&next, &[]).expect("insert")), vec![1]);
-    chain
-        .insert(&bytes, &[])
-        .expect_err("c no longer has a known parent");
+    chain.insert(&bytes, &[]).expect_err("c no longer has a known parent");
 }
 
 #[test]
@@ -380,10 +314,7 @@ fn snapshot_restore_round_trip() {
     assert_eq!(restored.head(), a2_ref);
     assert_eq!(restored.snapshot().expect("snapshot"), snapshot);
     let (a3, _) = child(&mut chain, a2_ref, b"a");
-    assert_eq!(
-        chain.insert(&a3, &[]).expect("a3"),
-        restored.insert(&a3, &[]).expect("a3")
-    );
+    assert_eq!(chain.insert(&a3, &[]).expect("a3"), restored.insert(&a3, &[]).expect("a3"));
 }
 
 #[test]
@@ -399,11 +330,7 @@ fn restore_rejects_bad_snapshots() {
     wrong_version[0] = 9;
     let message = rejection(restored.restore(&wrong_version));
     assert!(message.contains("snapshot version 9"), "{message}");
-    let tiny = LinearConfig {
-        finality_depth: 0,
-        max_pending_units: 1,
-        ..LinearConfig::default()
-    };
+    let tiny = LinearConfig { finality_depth: 0, max_pending_units: 1, ..LinearConfig::default() };
     let message = rejection(chain_with(tiny).restore(&vec![0; 4096]));
     assert!(message.contains("larger than"), "{message}");
     // A pending unit whose parent is not in the view.
@@ -415,11 +342,7 @@ fn restore_rejects_bad_snapshots() {
     }
     let message = rejection(restored.restore(&borsh::to_vec(&orphan).expect("encode")));
     assert!(message.contains("does not descend"), "{message}");
-    assert_eq!(
-        restored.head().hash,
-        Hash32::ZERO,
-        "a failed restore changes nothing"
-    );
+    assert_eq!(restored.head().hash, Hash32::ZERO, "a failed restore changes nothing");
 }
 
 #[test]
@@ -428,26 +351,15 @@ fn config_defaults_and_checks() {
     assert_eq!(parsed, LinearConfig::default());
     assert_eq!(parsed.max_unit_bytes, 8 * 1024 * 1024);
     let unknown = nest_sdk::config::parse::<LinearConfig>(r#"{"finality": 1}"#).unwrap_err();
-    assert!(
-        unknown.message.starts_with("unknown field"),
-        "{}",
-        unknown.message
-    );
+    assert!(unknown.message.starts_with("unknown field"), "{}", unknown.message);
     let cases = [
         (r#"{"max_unit_bytes": 1023}"#, "max_unit_bytes"),
         (r#"{"finality_depth": 1001}"#, "finality_depth"),
         (r#"{"max_txs_per_unit": 0}"#, "max_txs_per_unit"),
-        (
-            r#"{"finality_depth": 5, "max_pending_units": 5}"#,
-            "max_pending_units",
-        ),
+        (r#"{"finality_depth": 5, "max_pending_units": 5}"#, "max_pending_units"),
     ];
     for (json, path) in cases {
         let config: LinearConfig = nest_sdk::config::parse(json).expect("parses");
-        assert_eq!(
-            LinearChain::check_config(&config).unwrap_err().path,
-            path,
-            "{json}"
-        );
+        assert_eq!(LinearChain::check_config(&config).unwrap_err().path, path, "{json}");
     }
 }

@@ -50,8 +50,7 @@ impl Header {
     pub fn hash(&self, host: &Host) -> Result<Hash32, PluginError> {
         let mut bytes = Vec::with_capacity(UNIT_HASH_DOMAIN.len() + HEADER_BYTES);
         bytes.extend_from_slice(UNIT_HASH_DOMAIN);
-        self.serialize(&mut bytes)
-            .map_err(|error| PluginError::failed(format!("cannot encode header: {error}")))?;
+        self.serialize(&mut bytes).map_err(|error| PluginError::failed(format!("cannot encode header: {error}")))?;
         Ok(host.hash(&bytes))
     }
 }
@@ -59,12 +58,9 @@ impl Header {
 impl Unit {
     /// Encoded size of a unit carrying `txs`, without encoding it (saturates on overflow).
     pub fn encoded_len(txs: &[impl AsRef<[u8]>]) -> usize {
-        txs.iter()
-            .fold(HEADER_BYTES + LENGTH_PREFIX_BYTES, |total, tx| {
-                total
-                    .saturating_add(LENGTH_PREFIX_BYTES)
-                    .saturating_add(tx.as_ref().len())
-            })
+        txs.iter().fold(HEADER_BYTES + LENGTH_PREFIX_BYTES, |total, tx| {
+            total.saturating_add(LENGTH_PREFIX_BYTES).saturating_add(tx.as_ref().len())
+        })
     }
 
     /// The unit as the SDK's view, with its hash.

@@ -20,11 +20,7 @@ pub struct Node {
 impl Node {
     /// The SDK's position of this unit.
     pub fn to_ref(self) -> UnitRef {
-        UnitRef {
-            height: self.height,
-            hash: self.hash,
-            timestamp_ms: self.timestamp_ms,
-        }
+        UnitRef { height: self.height, hash: self.hash, timestamp_ms: self.timestamp_ms }
     }
 
     /// Fork choice order: greater height wins, then the lower hash.
@@ -58,18 +54,12 @@ impl View {
 
     /// The final unit or a pending unit with this hash.
     pub fn get(&self, hash: &Hash32) -> Option<&Node> {
-        if *hash == self.final_unit.hash {
-            Some(&self.final_unit)
-        } else {
-            self.pending.get(hash)
-        }
+        if *hash == self.final_unit.hash { Some(&self.final_unit) } else { self.pending.get(hash) }
     }
 
     /// The head chosen by fork choice among the final and pending units.
     pub fn head(&self) -> Node {
-        self.pending.values().fold(self.final_unit, |best, node| {
-            if node.beats(&best) { *node } else { best }
-        })
+        self.pending.values().fold(self.final_unit, |best, node| if node.beats(&best) { *node } else { best })
     }
 
     /// Checks that `node` extends a known unit: parent, height, timestamp.
@@ -111,9 +101,9 @@ impl View {
             if cursor.height <= target_height {
                 finalized.push(cursor);
             }
-            cursor = *self.get(&cursor.parent).ok_or_else(|| {
-                PluginError::failed(format!("pending unit {} lost its parent", cursor.hash))
-            })?;
+            cursor = *self
+                .get(&cursor.parent)
+                .ok_or_else(|| PluginError::failed(format!("pending unit {} lost its parent", cursor.hash)))?;
         }
         finalized.reverse();
         if let Some(last) = finalized.last() {
@@ -152,29 +142,18 @@ impl View {
             )));
         }
         if let Some((key, node)) = self.pending.iter().find(|(key, node)| **key != node.hash) {
-            return Err(PluginError::rejected(format!(
-                "snapshot keys pending unit {} under {key}",
-                node.hash
-            )));
+            return Err(PluginError::rejected(format!("snapshot keys pending unit {} under {key}", node.hash)));
         }
         if self.pending.contains_key(&self.final_unit.hash) {
-            return Err(PluginError::rejected(
-                "snapshot lists the final unit as pending",
-            ));
+            return Err(PluginError::rejected("snapshot lists the final unit as pending"));
         }
         let kept = self.descendants_of_final();
-        if let Some(node) = self
-            .pending
-            .values()
-            .find(|node| !kept.contains(&node.hash))
-        {
+        if let Some(node) = self.pending.values().find(|node| !kept.contains(&node.hash)) {
             return Err(PluginError::rejected(format!(
                 "snapshot pending unit {} does not descend from the final unit",
                 node.hash
             )));
         }
-        self.pending
-            .values()
-            .try_for_each(|node| self.check_extends(node))
+        self.pending.values().try_for_each(|node| self.check_extends(node))
     }
 }

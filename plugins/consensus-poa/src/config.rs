@@ -65,32 +65,20 @@ impl PoaConfig {
             ));
         }
         if self.max_clock_drift_ms > MAX_CLOCK_DRIFT_MS_MAX {
-            return Err(ConfigError::new(
-                "max_clock_drift_ms",
-                format!("must be at most {MAX_CLOCK_DRIFT_MS_MAX}"),
-            ));
+            return Err(ConfigError::new("max_clock_drift_ms", format!("must be at most {MAX_CLOCK_DRIFT_MS_MAX}")));
         }
         if self.max_message_bytes < MAX_MESSAGE_BYTES_MIN {
-            return Err(ConfigError::new(
-                "max_message_bytes",
-                format!("must be at least {MAX_MESSAGE_BYTES_MIN}"),
-            ));
+            return Err(ConfigError::new("max_message_bytes", format!("must be at least {MAX_MESSAGE_BYTES_MIN}")));
         }
         Ok(())
     }
 
     fn check_authorities(&self) -> Result<(), ConfigError> {
         if self.authorities.is_empty() {
-            return Err(ConfigError::new(
-                "authorities",
-                "must list at least one authority",
-            ));
+            return Err(ConfigError::new("authorities", "must list at least one authority"));
         }
         if self.authorities.len() > AUTHORITIES_MAX {
-            return Err(ConfigError::new(
-                "authorities",
-                format!("must list at most {AUTHORITIES_MAX} authorities"),
-            ));
+            return Err(ConfigError::new("authorities", format!("must list at most {AUTHORITIES_MAX} authorities")));
         }
         let mut first_index = BTreeMap::new();
         for (index, key) in self.authorities.iter().enumerate() {

@@ -26,8 +26,8 @@ pub use wire::{EquivocationProof, PoaMessage, SEAL_DOMAIN, Seal, SealedDigest, s
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::{
-    ConfigError, ConsensusEngine, Effect, Hash32, Host, Input, LastCommit, LogLevel, PluginError,
-    PublicKey, RVec, Signature,
+    ConfigError, ConsensusEngine, Effect, Hash32, Host, Input, LastCommit, LogLevel, PluginError, PublicKey, RVec,
+    Signature,
 };
 use std::collections::BTreeMap;
 
@@ -58,11 +58,7 @@ struct Head {
 
 impl From<LastCommit> for Head {
     fn from(commit: LastCommit) -> Self {
-        Self {
-            height: commit.height,
-            unit_hash: commit.unit_hash,
-            timestamp_ms: commit.timestamp_ms,
-        }
+        Self { height: commit.height, unit_hash: commit.unit_hash, timestamp_ms: commit.timestamp_ms }
     }
 }
 
@@ -127,11 +123,7 @@ impl PoaEngine {
     pub fn leader(&self, slot: u64) -> PublicKey {
         let count = self.config.authorities.len() as u64;
         let index = usize::try_from(slot % count).unwrap_or(0);
-        self.config
-            .authorities
-            .get(index)
-            .copied()
-            .unwrap_or_default()
+        self.config.authorities.get(index).copied().unwrap_or_default()
     }
 
     /// The slot that contains `time_ms`.
@@ -147,25 +139,17 @@ impl PoaEngine {
     fn head(&self) -> Result<&Head, PluginError> {
         match (&self.state.head, self.state.started) {
             (Some(head), true) => Ok(head),
-            _ => Err(rejected(
-                "the engine has not been started: Input::Start comes first",
-            )),
+            _ => Err(rejected("the engine has not been started: Input::Start comes first")),
         }
     }
 
     fn committed_slot_of(&self, head: &Head) -> u64 {
-        if head.height == 0 {
-            0
-        } else {
-            self.slot_at(head.timestamp_ms)
-        }
+        if head.height == 0 { 0 } else { self.slot_at(head.timestamp_ms) }
     }
 
     fn next_timer(&self, now_ms: u64) -> Effect {
         let next_slot = self.slot_at(now_ms).saturating_add(1);
-        Effect::TimerAt {
-            at_ms: next_slot.saturating_mul(self.config.block_interval_ms),
-        }
+        Effect::TimerAt { at_ms: next_slot.saturating_mul(self.config.block_interval_ms) }
     }
 
     fn on_start(&mut self, last_commit: LastCommit, now_ms: u64) -> Vec<Effect> {
@@ -209,9 +193,7 @@ impl PoaEngine {
     fn on_proposal(&mut self, height: u64, unit: Vec<u8>) -> Result<Vec<Effect>, PluginError> {
         self.head()?;
         let outstanding = self.state.outstanding.clone().ok_or_else(|| {
-            rejected(format!(
-                "proposal for height {height} was not asked for: no proposal is outstanding"
-            ))
+            rejected(format!("proposal for height {height} was not asked for: no proposal is outstanding"))
         })?;
         if height != outstanding.height {
             return Err(rejected(format!(
@@ -232,24 +214,11 @@ impl PoaEngine {
         let unit_digest = self.host.hash(&unit);
         let signature = self.host.sign(&seal_message(slot, &unit_digest));
         self.remember_slot(slot, unit_digest, signature);
-        let certificate = encode(&Seal {
-            slot,
-            signer: self.me,
-            signature,
-        })?;
-        let message = encode(&PoaMessage::Block {
-            slot,
-            unit: unit.clone(),
-            signature,
-        })?;
+        let certificate = encode(&Seal { slot, signer: self.me, signature })?;
+        let message = encode(&PoaMessage::Block { slot, unit: unit.clone(), signature })?;
         Ok(vec![
-            Effect::Commit {
-                unit_bytes: unit.into(),
-                certificate: certificate.into(),
-            },
-            Effect::Broadcast {
-                bytes: message.into(),
-            },
+            Effect::Commit { unit_bytes: unit.into(), certificate: certificate.into() },
+            Effect::Broadcast { bytes: message.into() },
         ])
     }
 
@@ -257,14 +226,7 @@ impl PoaEngine {
         if self.state.seen.len() >= SEEN_SLOTS_MAX {
             self.state.seen.pop_first();
         }
-        self.state.seen.insert(
-            slot,
-            SeenBlock {
-                unit_digest,
-                signature,
-                equivocation_reported: false,
-            },
-        );
+        self.state.seen.insert(slot, SeenBlock { unit_digest, signature, equivocation_reported: false });
     }
 
     fn on_message(&mut self, bytes: &[u8]) -> Result<Vec<Effect>, PluginError> {
@@ -276,20 +238,13 @@ impl PoaEngine {
                 self.config.max_message_bytes
             )));
         }
-        let message: PoaMessage = borsh::from_slice(bytes)
-            .map_err(|error| rejected(format!("malformed PoA message: {error}")))?;
-        let PoaMessage::Block {
-            slot,
-            unit,
-            signature,
-        } = message;
+        let message: PoaMessage =
+            borsh::from_slice(bytes).map_err(|error| rejected(format!("malformed PoA message: {error}")))?;
+        let PoaMessage::Block { slot, unit, signature } = message;
         self.check_slot_time(slot)?;
         let leader = self.leader(slot);
         let unit_digest = self.host.hash(&unit);
-        if !self
-            .host
-            .verify(&leader, &seal_message(slot, &unit_digest), &signature)
-        {
+        if !self.host.verify(&leader, &seal_message(slot, &unit_digest), &signature) {
             return Err(rejected(format!(
                 "seal of the block for slot {slot} does not verify against the slot leader {leader}"
             )));
@@ -307,10 +262,7 @@ impl PoaEngine {
                 self.state.committed_slot
             )));
         }
-        let latest_ms = self
-            .state
-            .now_ms
-            .saturating_add(self.config.max_clock_drift_ms);
+        let latest_ms = self.state.now_ms.saturating_add(self.config.max_clock_drift_ms);
         let starts_ms = slot.checked_mul(self.config.block_interval_ms);
         if starts_ms.is_none_or(|starts_ms| starts_ms > latest_ms) {
             return Err(rejected(format!(
@@ -336,17 +288,8 @@ impl PoaEngine {
         if self.state.pending.contains_key(&unit_digest) {
             return Ok(Vec::new());
         }
-        self.state.pending.insert(
-            unit_digest,
-            PendingUnit {
-                slot,
-                unit: unit.clone(),
-                signature,
-            },
-        );
-        Ok(vec![Effect::Verify {
-            unit_bytes: unit.into(),
-        }])
+        self.state.pending.insert(unit_digest, PendingUnit { slot, unit: unit.clone(), signature });
+        Ok(vec![Effect::Verify { unit_bytes: unit.into() }])
     }
 
     fn on_verified(&mut self, unit_digest: Hash32, ok: bool) -> Result<Vec<Effect>, PluginError> {
@@ -357,15 +300,9 @@ impl PoaEngine {
         if !ok || pending.slot <= self.state.committed_slot {
             return Ok(Vec::new());
         }
-        let certificate = encode(&Seal {
-            slot: pending.slot,
-            signer: self.leader(pending.slot),
-            signature: pending.signature,
-        })?;
-        Ok(vec![Effect::Commit {
-            unit_bytes: pending.unit.into(),
-            certificate: certificate.into(),
-        }])
+        let certificate =
+            encode(&Seal { slot: pending.slot, signer: self.leader(pending.slot), signature: pending.signature })?;
+        Ok(vec![Effect::Commit { unit_bytes: pending.unit.into(), certificate: certificate.into() }])
     }
 
     fn on_committed(&mut self, last_commit: LastCommit) -> Result<Vec<Effect>, PluginError> {
@@ -387,9 +324,7 @@ impl PoaEngine {
     fn prune(&mut self) {
         let committed_slot = self.state.committed_slot;
         self.state.seen.retain(|slot, _| *slot > committed_slot);
-        self.state
-            .pending
-            .retain(|_, pending| pending.slot > committed_slot);
+        self.state.pending.retain(|_, pending| pending.slot > committed_slot);
     }
 
     fn max_snapshot_bytes(&self) -> usize {
@@ -409,9 +344,7 @@ impl PoaEngine {
             )));
         }
         if state.started != state.head.is_some() {
-            return Err(rejected(
-                "snapshot is started without a head, or the reverse",
-            ));
+            return Err(rejected("snapshot is started without a head, or the reverse"));
         }
         for (digest, pending) in &state.pending {
             if self.host.hash(&pending.unit) != *digest {
@@ -443,18 +376,9 @@ fn seen_again(
         return Vec::new();
     }
     seen.equivocation_reported = true;
-    let sealed = |unit_digest, signature| SealedDigest {
-        seal: Seal {
-            slot,
-            signer: leader,
-            signature,
-        },
-        unit_digest,
-    };
-    let proof = EquivocationProof {
-        first: sealed(seen.unit_digest, seen.signature),
-        second: sealed(unit_digest, signature),
-    };
+    let sealed = |unit_digest, signature| SealedDigest { seal: Seal { slot, signer: leader, signature }, unit_digest };
+    let proof =
+        EquivocationProof { first: sealed(seen.unit_digest, seen.signature), second: sealed(unit_digest, signature) };
     match borsh::to_vec(&proof) {
         Ok(bytes) => vec![Effect::Evidence {
             offender: leader,
@@ -485,35 +409,22 @@ impl ConsensusEngine for PoaEngine {
                 &format!("node key {me} is not an authority: this node follows and never proposes"),
             );
         }
-        Ok(Self {
-            config,
-            host,
-            me,
-            state: EngineState::default(),
-        })
+        Ok(Self { config, host, me, state: EngineState::default() })
     }
 
     fn handle(&mut self, input: Input) -> Result<Vec<Effect>, PluginError> {
         match input {
-            Input::Start {
-                last_commit,
-                now_ms,
-            } => Ok(self.on_start(last_commit, now_ms)),
+            Input::Start { last_commit, now_ms } => Ok(self.on_start(last_commit, now_ms)),
             Input::Tick { now_ms } => self.on_tick(now_ms),
             Input::Message { from: _, bytes } => self.on_message(&bytes),
-            Input::Proposal { height, unit_bytes } => {
-                self.on_proposal(height, unit_bytes.into_vec())
-            }
+            Input::Proposal { height, unit_bytes } => self.on_proposal(height, unit_bytes.into_vec()),
             Input::Verified { unit_digest, ok } => self.on_verified(unit_digest, ok),
             Input::Committed { last_commit } => self.on_committed(last_commit),
         }
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, PluginError> {
-        encode(&Snapshot {
-            version: SNAPSHOT_VERSION,
-            state: self.state.clone(),
-        })
+        encode(&Snapshot { version: SNAPSHOT_VERSION, state: self.state.clone() })
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
@@ -524,8 +435,8 @@ impl ConsensusEngine for PoaEngine {
                 bytes.len()
             )));
         }
-        let snapshot: Snapshot = borsh::from_slice(bytes)
-            .map_err(|error| rejected(format!("malformed snapshot: {error}")))?;
+        let snapshot: Snapshot =
+            borsh::from_slice(bytes).map_err(|error| rejected(format!("malformed snapshot: {error}")))?;
         if snapshot.version != SNAPSHOT_VERSION {
             return Err(rejected(format!(
                 "unsupported snapshot version {}, expected {SNAPSHOT_VERSION}",

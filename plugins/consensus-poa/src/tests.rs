@@ -8,36 +8,22 @@ use nest_sdk::{
 const INTERVAL_MS: u64 = 1000;
 
 fn locals(count: u8) -> Vec<LocalHost> {
-    (1..=count)
-        .map(|seed| LocalHost::from_seed([seed; 32]))
-        .collect()
+    (1..=count).map(|seed| LocalHost::from_seed([seed; 32])).collect()
 }
 
 fn keys(locals: &[LocalHost]) -> Vec<PublicKey> {
-    locals
-        .iter()
-        .map(|local| local.host().public_key())
-        .collect()
+    locals.iter().map(|local| local.host().public_key()).collect()
 }
 
 fn genesis() -> LastCommit {
-    LastCommit {
-        height: 0,
-        unit_hash: Hash32([0xAA; 32]),
-        timestamp_ms: 0,
-    }
+    LastCommit { height: 0, unit_hash: Hash32([0xAA; 32]), timestamp_ms: 0 }
 }
 
 /// An engine for `local` among `authorities`, started at genesis at time 0.
 fn started(local: &LocalHost, authorities: &[PublicKey]) -> PoaEngine {
     let config = PoaConfig::new(authorities.to_vec(), INTERVAL_MS);
     let mut engine = PoaEngine::new(config, local.host()).expect("valid config");
-    let effects = engine
-        .handle(Input::Start {
-            last_commit: genesis(),
-            now_ms: 0,
-        })
-        .expect("start");
+    let effects = engine.handle(Input::Start { last_commit: genesis(), now_ms: 0 }).expect("start");
     assert_eq!(effects, vec![Effect::TimerAt { at_ms: INTERVAL_MS }]);
     engine
 }
@@ -50,44 +36,26 @@ fn requests(effects: &[Effect]) -> Vec<(u64, u64)> {
     effects
         .iter()
         .filter_map(|effect| match effect {
-            Effect::RequestProposal {
-                height,
-                timestamp_ms,
-                ..
-            } => Some((*height, *timestamp_ms)),
+            Effect::RequestProposal { height, timestamp_ms, .. } => Some((*height, *timestamp_ms)),
             _ => None,
         })
         .collect()
 }
 
 fn committed(engine: &mut PoaEngine, height: u64, timestamp_ms: u64) {
-    let last_commit = LastCommit {
-        height,
-        unit_hash: Hash32([height as u8; 32]),
-        timestamp_ms,
-    };
-    let effects = engine
-        .handle(Input::Committed { last_commit })
-        .expect("committed");
+    let last_commit = LastCommit { height, unit_hash: Hash32([height as u8; 32]), timestamp_ms };
+    let effects = engine.handle(Input::Committed { last_commit }).expect("committed");
     assert!(effects.is_empty());
 }
 
 /// A block message for `slot` sealed by `signer`.
 fn block(signer: &LocalHost, slot: u64, unit: &[u8]) -> Vec<u8> {
     let signature = signer.host().sign(&seal_message(slot, &sha256(unit)));
-    borsh::to_vec(&PoaMessage::Block {
-        slot,
-        unit: unit.to_vec(),
-        signature,
-    })
-    .expect("encode")
+    borsh::to_vec(&PoaMessage::Block { slot, unit: unit.to_vec(), signature }).expect("encode")
 }
 
 fn deliver(engine: &mut PoaEngine, bytes: Vec<u8>) -> Result<Vec<Effect>, PluginError> {
-    engine.handle(Input::Message {
-        from: PublicKey([0; 32]),
-        bytes: bytes.into(),
-    })
+    engine.handle(Input::Message { from: PublicKey([0; 32]), bytes: bytes.into() })
 }
 
 fn rejection(result: Result<Vec<Effect>, PluginError>) -> String {
@@ -105,34 +73,17 @@ fn single_authority_proposes_on_each_new_slot_and_not_twice_for_one() {
     assert_eq!(
         effects,
         vec![
-            Effect::RequestProposal {
-                height: 1,
-                parent: genesis().unit_hash,
-                timestamp_ms: 1000,
-            },
+            Effect::RequestProposal { height: 1, parent: genesis().unit_hash, timestamp_ms: 1000 },
             Effect::TimerAt { at_ms: 2000 },
         ]
     );
     assert!(requests(&tick(&mut engine, 1500)).is_empty(), "outstanding");
-    let effects = engine
-        .handle(Input::Proposal {
-            height: 1,
-            unit_bytes: b"unit-1".to_vec().into(),
-        })
-        .expect("proposal");
-    assert!(matches!(
-        effects.as_slice(),
-        [Effect::Commit { .. }, Effect::Broadcast { .. }]
-    ));
-    assert!(
-        requests(&tick(&mut engine, 1700)).is_empty(),
-        "slot already proposed"
-    );
+    let effects =
+        engine.handle(Input::Proposal { height: 1, unit_bytes: b"unit-1".to_vec().into() }).expect("proposal");
+    assert!(matches!(effects.as_slice(), [Effect::Commit { .. }, Effect::Broadcast { .. }]));
+    assert!(requests(&tick(&mut engine, 1700)).is_empty(), "slot already proposed");
     committed(&mut engine, 1, 1000);
-    assert!(
-        requests(&tick(&mut engine, 1900)).is_empty(),
-        "slot already committed"
-    );
+    assert!(requests(&tick(&mut engine, 1900)).is_empty(), "slot already committed");
     assert_eq!(requests(&tick(&mut engine, 2000)), vec![(2, 2000)]);
 }
 
@@ -142,57 +93,30 @@ fn proposal_seals_commits_first_then_broadcasts() {
     let me = local.host().public_key();
     let mut engine = started(&local, &[me]);
     let _ = tick(&mut engine, 3000);
-    let effects = engine
-        .handle(Input::Proposal {
-            height: 1,
-            unit_bytes: b"unit".to_vec().into(),
-        })
-        .expect("proposal");
-    let [
-        Effect::Commit {
-            unit_bytes,
-            certificate,
-        },
-        Effect::Broadcast { bytes },
-    ] = effects.as_slice()
-    else {
+    let effects = engine.handle(Input::Proposal { height: 1, unit_bytes: b"unit".to_vec().into() }).expect("proposal");
+    let [Effect::Commit { unit_bytes, certificate }, Effect::Broadcast { bytes }] = effects.as_slice() else {
         panic!("expected Commit then Broadcast, got {effects:?}");
     };
     assert_eq!(unit_bytes.as_slice(), b"unit");
     let seal: Seal = borsh::from_slice(certificate).expect("certificate is a seal");
     assert_eq!((seal.slot, seal.signer), (3, me));
-    let sealed = SealedDigest {
-        seal: seal.clone(),
-        unit_digest: sha256(b"unit"),
-    };
+    let sealed = SealedDigest { seal: seal.clone(), unit_digest: sha256(b"unit") };
     assert!(sealed.verifies(&local.host()));
-    let PoaMessage::Block {
-        slot,
-        unit,
-        signature,
-    } = borsh::from_slice(bytes).expect("block");
-    assert_eq!(
-        (slot, unit.as_slice(), signature),
-        (3, &b"unit"[..], seal.signature)
-    );
+    let PoaMessage::Block { slot, unit, signature } = borsh::from_slice(bytes).expect("block");
+    assert_eq!((slot, unit.as_slice(), signature), (3, &b"unit"[..], seal.signature));
 }
 
 #[test]
 fn only_the_slot_leader_requests_a_proposal_and_leaders_rotate() {
     let locals = locals(3);
     let authorities = keys(&locals);
-    let mut engines: Vec<PoaEngine> = locals
-        .iter()
-        .map(|local| started(local, &authorities))
-        .collect();
+    let mut engines: Vec<PoaEngine> = locals.iter().map(|local| started(local, &authorities)).collect();
     for slot in 1..=6u64 {
         let now_ms = slot * INTERVAL_MS;
         let proposers: Vec<usize> = engines
             .iter_mut()
             .enumerate()
-            .filter_map(|(index, engine)| {
-                (!requests(&tick(engine, now_ms)).is_empty()).then_some(index)
-            })
+            .filter_map(|(index, engine)| (!requests(&tick(engine, now_ms)).is_empty()).then_some(index))
             .collect();
         assert_eq!(proposers, vec![(slot % 3) as usize], "slot {slot}");
         for engine in &mut engines {
@@ -209,12 +133,7 @@ fn non_authority_never_proposes() {
     assert!(!engine.is_authority());
     for slot in 1..=10 {
         let effects = tick(&mut engine, slot * INTERVAL_MS);
-        assert_eq!(
-            effects,
-            vec![Effect::TimerAt {
-                at_ms: (slot + 1) * INTERVAL_MS
-            }]
-        );
+        assert_eq!(effects, vec![Effect::TimerAt { at_ms: (slot + 1) * INTERVAL_MS }]);
     }
 }
 
@@ -225,49 +144,21 @@ fn block_from_the_leader_is_verified_then_committed_on_another_engine() {
     let mut leader = started(&locals[1], &authorities);
     let mut follower = started(&locals[0], &authorities);
     assert_eq!(requests(&tick(&mut leader, 1000)), vec![(1, 1000)]);
-    let effects = leader
-        .handle(Input::Proposal {
-            height: 1,
-            unit_bytes: b"unit-1".to_vec().into(),
-        })
-        .expect("proposal");
-    let [
-        Effect::Commit { certificate, .. },
-        Effect::Broadcast { bytes },
-    ] = effects.as_slice()
-    else {
+    let effects =
+        leader.handle(Input::Proposal { height: 1, unit_bytes: b"unit-1".to_vec().into() }).expect("proposal");
+    let [Effect::Commit { certificate, .. }, Effect::Broadcast { bytes }] = effects.as_slice() else {
         panic!("unexpected {effects:?}");
     };
     let _ = tick(&mut follower, 1000);
     let effects = deliver(&mut follower, bytes.to_vec()).expect("valid block");
+    assert_eq!(effects, vec![Effect::Verify { unit_bytes: b"unit-1".to_vec().into() }]);
+    assert!(deliver(&mut follower, bytes.to_vec()).expect("duplicate").is_empty());
+    let effects = follower.handle(Input::Verified { unit_digest: sha256(b"unit-1"), ok: true }).expect("verified");
     assert_eq!(
         effects,
-        vec![Effect::Verify {
-            unit_bytes: b"unit-1".to_vec().into()
-        }]
+        vec![Effect::Commit { unit_bytes: b"unit-1".to_vec().into(), certificate: certificate.clone() }]
     );
-    assert!(
-        deliver(&mut follower, bytes.to_vec())
-            .expect("duplicate")
-            .is_empty()
-    );
-    let effects = follower
-        .handle(Input::Verified {
-            unit_digest: sha256(b"unit-1"),
-            ok: true,
-        })
-        .expect("verified");
-    assert_eq!(
-        effects,
-        vec![Effect::Commit {
-            unit_bytes: b"unit-1".to_vec().into(),
-            certificate: certificate.clone(),
-        }]
-    );
-    let again = follower.handle(Input::Verified {
-        unit_digest: sha256(b"unit-1"),
-        ok: true,
-    });
+    let again = follower.handle(Input::Verified { unit_digest: sha256(b"unit-1"), ok: true });
     assert!(again.expect("forgotten").is_empty());
 }
 
@@ -277,12 +168,7 @@ fn unit_that_fails_verification_is_not_committed() {
     let mut follower = started(&locals[0], &keys(&locals));
     let _ = tick(&mut follower, 1000);
     let _ = deliver(&mut follower, block(&locals[1], 1, b"bad")).expect("verify");
-    let effects = follower
-        .handle(Input::Verified {
-            unit_digest: sha256(b"bad"),
-            ok: false,
-        })
-        .expect("verified");
+    let effects = follower.handle(Input::Verified { unit_digest: sha256(b"bad"), ok: false }).expect("verified");
     assert!(effects.is_empty());
 }
 
@@ -298,10 +184,7 @@ fn follower_at_slot_one() -> (Vec<LocalHost>, PoaEngine) {
 fn block_signed_by_another_authority_is_rejected() {
     let (locals, mut follower) = follower_at_slot_one();
     let message = rejection(deliver(&mut follower, block(&locals[2], 1, b"unit")));
-    assert!(
-        message.contains("does not verify against the slot leader"),
-        "{message}"
-    );
+    assert!(message.contains("does not verify against the slot leader"), "{message}");
 }
 
 #[test]
@@ -311,10 +194,7 @@ fn block_with_a_bad_signature_is_rejected() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     let message = rejection(deliver(&mut follower, bytes));
-    assert!(
-        message.contains("seal of the block for slot 1"),
-        "{message}"
-    );
+    assert!(message.contains("seal of the block for slot 1"), "{message}");
 }
 
 #[test]
@@ -326,12 +206,7 @@ fn block_from_a_future_slot_is_rejected() {
     assert!(message.contains("from the future"), "{message}");
     // Within max_clock_drift_ms (500 ms) of the slot start it is accepted.
     let _ = tick(&mut follower, 1500);
-    assert_eq!(
-        deliver(&mut follower, block(&locals[2], 2, b"unit"))
-            .expect("ok")
-            .len(),
-        1
-    );
+    assert_eq!(deliver(&mut follower, block(&locals[2], 2, b"unit")).expect("ok").len(), 1);
 }
 
 #[test]
@@ -339,21 +214,13 @@ fn block_for_a_committed_slot_is_rejected() {
     let (locals, mut follower) = follower_at_slot_one();
     committed(&mut follower, 1, 1000);
     let message = rejection(deliver(&mut follower, block(&locals[1], 1, b"unit")));
-    assert!(
-        message.contains("stale: the committed slot is 1"),
-        "{message}"
-    );
+    assert!(message.contains("stale: the committed slot is 1"), "{message}");
 }
 
 #[test]
 fn garbage_and_oversized_messages_are_rejected_and_the_engine_stays_usable() {
     let (locals, mut follower) = follower_at_slot_one();
-    for garbage in [
-        vec![],
-        vec![7],
-        vec![0; 20],
-        block(&locals[1], 1, b"unit")[..40].to_vec(),
-    ] {
+    for garbage in [vec![], vec![7], vec![0; 20], block(&locals[1], 1, b"unit")[..40].to_vec()] {
         let message = rejection(deliver(&mut follower, garbage));
         assert!(message.starts_with("malformed PoA message"), "{message}");
     }
@@ -376,18 +243,12 @@ fn inputs_before_start_and_unrequested_proposals_are_rejected() {
     let message = rejection(engine.handle(Input::Tick { now_ms: 5 }));
     assert!(message.contains("not been started"), "{message}");
     let mut engine = started(&local, &[local.host().public_key()]);
-    let proposal = |height: u64| Input::Proposal {
-        height,
-        unit_bytes: b"unit".to_vec().into(),
-    };
+    let proposal = |height: u64| Input::Proposal { height, unit_bytes: b"unit".to_vec().into() };
     let message = rejection(engine.handle(proposal(1)));
     assert!(message.contains("not asked for"), "{message}");
     let _ = tick(&mut engine, 1000);
     let message = rejection(engine.handle(proposal(7)));
-    assert!(
-        message.contains("outstanding request is for height 1"),
-        "{message}"
-    );
+    assert!(message.contains("outstanding request is for height 1"), "{message}");
     assert_eq!(engine.handle(proposal(1)).expect("asked for").len(), 2);
 }
 
@@ -395,21 +256,9 @@ fn inputs_before_start_and_unrequested_proposals_are_rejected() {
 fn equivocation_produces_evidence_with_a_checkable_proof() {
     let (locals, mut follower) = follower_at_slot_one();
     let leader = locals[1].host().public_key();
-    assert_eq!(
-        deliver(&mut follower, block(&locals[1], 1, b"one"))
-            .expect("first")
-            .len(),
-        1
-    );
+    assert_eq!(deliver(&mut follower, block(&locals[1], 1, b"one")).expect("first").len(), 1);
     let effects = deliver(&mut follower, block(&locals[1], 1, b"two")).expect("second");
-    let [
-        Effect::Evidence {
-            offender,
-            reason,
-            bytes,
-        },
-    ] = effects.as_slice()
-    else {
+    let [Effect::Evidence { offender, reason, bytes }] = effects.as_slice() else {
         panic!("expected evidence, got {effects:?}");
     };
     assert_eq!(*offender, leader);
@@ -418,11 +267,7 @@ fn equivocation_produces_evidence_with_a_checkable_proof() {
     assert_eq!(proof.first.unit_digest, sha256(b"one"));
     assert_eq!(proof.second.unit_digest, sha256(b"two"));
     assert!(proof.verifies(&locals[0].host()));
-    assert!(
-        deliver(&mut follower, block(&locals[1], 1, b"three"))
-            .expect("third")
-            .is_empty()
-    );
+    assert!(deliver(&mut follower, block(&locals[1], 1, b"three")).expect("third").is_empty());
 }
 
 #[test]
@@ -434,18 +279,9 @@ fn snapshot_restore_round_trip() {
     let mut restored = PoaEngine::new(config, locals[0].host()).expect("engine");
     restored.restore(&snapshot).expect("restore");
     assert_eq!(restored.snapshot().expect("snapshot"), snapshot);
-    let effects = restored
-        .handle(Input::Verified {
-            unit_digest: sha256(b"one"),
-            ok: true,
-        })
-        .expect("verified");
+    let effects = restored.handle(Input::Verified { unit_digest: sha256(b"one"), ok: true }).expect("verified");
     assert!(matches!(effects.as_slice(), [Effect::Commit { .. }]));
-    let message = rejection(
-        restored
-            .restore(&snapshot[..snapshot.len() - 1])
-            .map(|()| vec![]),
-    );
+    let message = rejection(restored.restore(&snapshot[..snapshot.len() - 1]).map(|()| vec![]));
     assert!(message.starts_with("malformed snapshot"), "{message}");
     let mut wrong_version = snapshot;
     wrong_version[0] = 9;
@@ -457,42 +293,22 @@ fn snapshot_restore_round_trip() {
 fn config_parses_hex_keys_and_checks_ranges() {
     let locals = locals(3);
     let hex: Vec<String> = keys(&locals).iter().map(PublicKey::to_hex).collect();
-    let json = format!(
-        r#"{{"authorities": ["{}"], "block_interval_ms": 1000}}"#,
-        hex[0]
-    );
+    let json = format!(r#"{{"authorities": ["{}"], "block_interval_ms": 1000}}"#, hex[0]);
     let config: PoaConfig = nest_sdk::config::parse(&json).expect("parses");
     assert_eq!(config, PoaConfig::new(vec![keys(&locals)[0]], 1000));
     let missing = nest_sdk::config::parse::<PoaConfig>(r#"{"authorities": []}"#).unwrap_err();
     assert_eq!(missing.message, "missing field `block_interval_ms`");
-    let bad_key = nest_sdk::config::parse::<PoaConfig>(
-        r#"{"authorities": ["zz"], "block_interval_ms": 1000}"#,
-    )
-    .unwrap_err();
+    let bad_key =
+        nest_sdk::config::parse::<PoaConfig>(r#"{"authorities": ["zz"], "block_interval_ms": 1000}"#).unwrap_err();
     assert_eq!(bad_key.path, "authorities[0]");
-    let duplicate = PoaConfig::new(
-        vec![keys(&locals)[0], keys(&locals)[1], keys(&locals)[0]],
-        1000,
-    );
+    let duplicate = PoaConfig::new(vec![keys(&locals)[0], keys(&locals)[1], keys(&locals)[0]], 1000);
     let error = PoaEngine::check_config(&duplicate).unwrap_err();
-    assert_eq!(
-        (error.path.as_str(), error.message.as_str()),
-        ("authorities[2]", "duplicate of authorities[0]")
-    );
+    assert_eq!((error.path.as_str(), error.message.as_str()), ("authorities[2]", "duplicate of authorities[0]"));
     let cases = [
         (PoaConfig::new(vec![], 1000), "authorities"),
         (PoaConfig::new(keys(&locals), 49), "block_interval_ms"),
-        (
-            PoaConfig::new(keys(&locals), 3_600_001),
-            "block_interval_ms",
-        ),
-        (
-            PoaConfig {
-                max_message_bytes: 10,
-                ..PoaConfig::new(keys(&locals), 1000)
-            },
-            "max_message_bytes",
-        ),
+        (PoaConfig::new(keys(&locals), 3_600_001), "block_interval_ms"),
+        (PoaConfig { max_message_bytes: 10, ..PoaConfig::new(keys(&locals), 1000) }, "max_message_bytes"),
     ];
     for (config, path) in cases {
         assert_eq!(PoaEngine::check_config(&config).unwrap_err().path, path);
@@ -509,24 +325,13 @@ struct Node {
 impl Node {
     fn new(local: &LocalHost, authorities: &[PublicKey]) -> Self {
         let mut chain = LinearChain::new(LinearConfig::default(), local.host()).expect("chain");
-        let genesis = chain
-            .build(build_request(Hash32::ZERO, 0, 0, PublicKey::default()))
-            .expect("genesis");
+        let genesis = chain.build(build_request(Hash32::ZERO, 0, 0, PublicKey::default())).expect("genesis");
         let genesis = chain.decode(&genesis).expect("genesis").to_ref();
         chain.start(genesis).expect("start");
         let config = PoaConfig::new(authorities.to_vec(), INTERVAL_MS);
         let mut engine = PoaEngine::new(config, local.host()).expect("engine");
-        let _ = engine
-            .handle(Input::Start {
-                last_commit: to_commit(genesis),
-                now_ms: 0,
-            })
-            .expect("start");
-        Self {
-            engine,
-            chain,
-            key: local.host().public_key(),
-        }
+        let _ = engine.handle(Input::Start { last_commit: to_commit(genesis), now_ms: 0 }).expect("start");
+        Self { engine, chain, key: local.host().public_key() }
     }
 
     /// Executes effects like the host: builds proposals, verifies, commits; returns
@@ -543,43 +348,19 @@ impl Node {
         (broadcasts, finalized)
     }
 
-    fn execute(
-        &mut self,
-        effect: Effect,
-        broadcasts: &mut Vec<Vec<u8>>,
-        finalized: &mut Vec<u64>,
-    ) -> Vec<Effect> {
+    fn execute(&mut self, effect: Effect, broadcasts: &mut Vec<Vec<u8>>, finalized: &mut Vec<u64>) -> Vec<Effect> {
         let input = match effect {
-            Effect::RequestProposal {
-                height,
-                parent,
-                timestamp_ms,
-            } => {
-                let unit = self
-                    .chain
-                    .build(build_request(parent, height, timestamp_ms, self.key))
-                    .expect("build");
-                Input::Proposal {
-                    height,
-                    unit_bytes: unit.into(),
-                }
+            Effect::RequestProposal { height, parent, timestamp_ms } => {
+                let unit = self.chain.build(build_request(parent, height, timestamp_ms, self.key)).expect("build");
+                Input::Proposal { height, unit_bytes: unit.into() }
             }
-            Effect::Verify { unit_bytes } => Input::Verified {
-                unit_digest: sha256(&unit_bytes),
-                ok: self.chain.validate(&unit_bytes).is_ok(),
-            },
-            Effect::Commit {
-                unit_bytes,
-                certificate,
-            } => {
-                let report = self
-                    .chain
-                    .insert(&unit_bytes, &certificate)
-                    .expect("insert");
+            Effect::Verify { unit_bytes } => {
+                Input::Verified { unit_digest: sha256(&unit_bytes), ok: self.chain.validate(&unit_bytes).is_ok() }
+            }
+            Effect::Commit { unit_bytes, certificate } => {
+                let report = self.chain.insert(&unit_bytes, &certificate).expect("insert");
                 finalized.extend(report.finalized.iter().map(|unit| unit.height));
-                Input::Committed {
-                    last_commit: to_commit(report.head),
-                }
+                Input::Committed { last_commit: to_commit(report.head) }
             }
             Effect::Broadcast { bytes } => {
                 broadcasts.push(bytes.into_vec());
@@ -587,18 +368,11 @@ impl Node {
             }
             _ => return Vec::new(),
         };
-        self.engine
-            .handle(input)
-            .expect("engine accepts the host's answer")
+        self.engine.handle(input).expect("engine accepts the host's answer")
     }
 }
 
-fn build_request(
-    parent: Hash32,
-    height: u64,
-    timestamp_ms: u64,
-    proposer: PublicKey,
-) -> BuildRequest {
+fn build_request(parent: Hash32, height: u64, timestamp_ms: u64, proposer: PublicKey) -> BuildRequest {
     let tx = format!("tx at height {height}").into_bytes();
     BuildRequest {
         parent,
@@ -612,11 +386,7 @@ fn build_request(
 }
 
 fn to_commit(unit: UnitRef) -> LastCommit {
-    LastCommit {
-        height: unit.height,
-        unit_hash: unit.hash,
-        timestamp_ms: unit.timestamp_ms,
-    }
+    LastCommit { height: unit.height, unit_hash: unit.hash, timestamp_ms: unit.timestamp_ms }
 }
 
 #[test]
@@ -638,10 +408,7 @@ fn one_engine_and_one_linear_chain_finalize_ten_blocks() {
 fn three_nodes_agree_on_one_chain() {
     let locals = locals(3);
     let authorities = keys(&locals);
-    let mut nodes: Vec<Node> = locals
-        .iter()
-        .map(|local| Node::new(local, &authorities))
-        .collect();
+    let mut nodes: Vec<Node> = locals.iter().map(|local| Node::new(local, &authorities)).collect();
     for slot in 1..=9 {
         let now_ms = slot * INTERVAL_MS;
         let mut outbox = Vec::new();

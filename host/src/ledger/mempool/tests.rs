@@ -4,10 +4,7 @@ use crate::ledger::tx::{TRANSFER_GAS, TxBody, UnsignedTx};
 use nest_sdk::Signature;
 
 const CHAIN: Hash32 = Hash32([7; 32]);
-const PARAMS: ChainParams = ChainParams {
-    chain: CHAIN,
-    gas_price: 1,
-};
+const PARAMS: ChainParams = ChainParams { chain: CHAIN, gas_price: 1 };
 const FEE: u64 = TRANSFER_GAS;
 
 fn key(byte: u8) -> PublicKey {
@@ -21,10 +18,7 @@ fn transfer(from: u8, amount: u64, nonce: u64) -> SignedTx {
             from: key(from),
             nonce,
             fee: FEE,
-            body: TxBody::Transfer {
-                to: key(200),
-                amount,
-            },
+            body: TxBody::Transfer { to: key(200), amount },
         },
         signature: Signature::default(),
     }
@@ -41,9 +35,7 @@ fn admit(pool: &mut Mempool, tx: SignedTx, ledger: &Ledger) -> Result<(), TxErro
 
 /// (sender byte, nonce) of each selected transaction.
 fn shape(txs: &[SignedTx]) -> Vec<(u8, u64)> {
-    txs.iter()
-        .map(|tx| (tx.tx.from.0[0], tx.tx.nonce))
-        .collect()
+    txs.iter().map(|tx| (tx.tx.from.0[0], tx.tx.nonce)).collect()
 }
 
 #[test]
@@ -52,20 +44,8 @@ fn admits_consecutive_nonces_and_names_the_expected_one() {
     let mut pool = Mempool::new(10);
     admit(&mut pool, transfer(1, 1, 0), &ledger).unwrap();
     admit(&mut pool, transfer(1, 1, 1), &ledger).unwrap();
-    assert_eq!(
-        admit(&mut pool, transfer(1, 1, 5), &ledger),
-        Err(TxError::WrongNonce {
-            expected: 2,
-            got: 5
-        })
-    );
-    assert_eq!(
-        admit(&mut pool, transfer(1, 2, 0), &ledger),
-        Err(TxError::WrongNonce {
-            expected: 2,
-            got: 0
-        })
-    );
+    assert_eq!(admit(&mut pool, transfer(1, 1, 5), &ledger), Err(TxError::WrongNonce { expected: 2, got: 5 }));
+    assert_eq!(admit(&mut pool, transfer(1, 2, 0), &ledger), Err(TxError::WrongNonce { expected: 2, got: 0 }));
     assert_eq!(pool.len(), 2);
     assert_eq!(pool.next_nonce(&key(1), &ledger), 2);
     assert_eq!(pool.next_nonce(&key(9), &ledger), 0);
@@ -77,10 +57,7 @@ fn duplicate_id_is_refused() {
     let mut pool = Mempool::new(10);
     let tx = transfer(1, 1, 0);
     admit(&mut pool, tx.clone(), &ledger).unwrap();
-    assert_eq!(
-        admit(&mut pool, tx.clone(), &ledger),
-        Err(TxError::Duplicate)
-    );
+    assert_eq!(admit(&mut pool, tx.clone(), &ledger), Err(TxError::Duplicate));
     assert!(pool.contains(&tx.hash()));
     assert_eq!(pool.get(&tx.hash()), Some(&tx));
 }
@@ -92,10 +69,7 @@ fn full_mempool_refuses_and_stays_bounded() {
     for nonce in 0..3 {
         admit(&mut pool, transfer(1, 1, nonce), &ledger).unwrap();
     }
-    assert_eq!(
-        admit(&mut pool, transfer(2, 1, 0), &ledger),
-        Err(TxError::MempoolFull)
-    );
+    assert_eq!(admit(&mut pool, transfer(2, 1, 0), &ledger), Err(TxError::MempoolFull));
     assert_eq!(pool.len(), pool.txs_max());
 }
 
@@ -106,10 +80,7 @@ fn balance_must_cover_pending_txs_too() {
     admit(&mut pool, transfer(1, 1_000, 0), &ledger).unwrap();
     assert_eq!(
         admit(&mut pool, transfer(1, 1, 1), &ledger),
-        Err(TxError::InsufficientBalance {
-            balance: 3_000,
-            needed: 3_001
-        })
+        Err(TxError::InsufficientBalance { balance: 3_000, needed: 3_001 })
     );
     admit(&mut pool, transfer(1, 0, 1), &ledger).unwrap();
 }
@@ -123,13 +94,7 @@ fn chain_and_fee_are_checked() {
     assert_eq!(admit(&mut pool, other, &ledger), Err(TxError::WrongChain));
     let mut cheap = transfer(1, 1, 0);
     cheap.tx.fee = 1;
-    assert_eq!(
-        admit(&mut pool, cheap, &ledger),
-        Err(TxError::FeeTooLow {
-            minimum: FEE,
-            got: 1
-        })
-    );
+    assert_eq!(admit(&mut pool, cheap, &ledger), Err(TxError::FeeTooLow { minimum: FEE, got: 1 }));
     assert!(pool.is_empty());
 }
 
@@ -141,10 +106,7 @@ fn select_interleaves_accounts_in_nonce_order_oldest_first() {
     for (from, nonce) in [(3, 0), (1, 0), (1, 1), (1, 2), (2, 0), (3, 1)] {
         admit(&mut pool, transfer(from, 1, nonce), &ledger).unwrap();
     }
-    assert_eq!(
-        shape(&pool.select(100)),
-        [(3, 0), (1, 0), (2, 0), (3, 1), (1, 1), (1, 2)]
-    );
+    assert_eq!(shape(&pool.select(100)), [(3, 0), (1, 0), (2, 0), (3, 1), (1, 1), (1, 2)]);
     assert_eq!(shape(&pool.select(4)), [(3, 0), (1, 0), (2, 0), (3, 1)]);
     assert!(pool.select(0).is_empty());
     let selected = pool.select(100);
@@ -182,22 +144,11 @@ fn remove_committed_drops_what_the_sender_can_no_longer_afford() {
     // Elsewhere, account 1 spent nearly everything with its nonce 0.
     let block = [transfer(1, 5_000, 0)];
     ledger.commit(&ledger.execute(&block, &key(9), &PARAMS, true).changes);
-    assert_eq!(
-        ledger.account(&key(1)),
-        Account {
-            balance: 4_000,
-            nonce: 1
-        }
-    );
+    assert_eq!(ledger.account(&key(1)), Account { balance: 4_000, nonce: 1 });
     pool.remove_committed(&block, &ledger);
     assert_eq!(shape(&pool.select(100)), [(1, 1)]);
     let remaining = pool.select(100);
-    assert!(
-        ledger
-            .execute(&remaining, &key(9), &PARAMS, true)
-            .rejected
-            .is_empty()
-    );
+    assert!(ledger.execute(&remaining, &key(9), &PARAMS, true).rejected.is_empty());
 }
 
 #[test]
@@ -209,13 +160,7 @@ fn admission_catches_up_with_a_ledger_that_moved_on() {
     let block = [transfer(1, 1, 0)];
     ledger.commit(&ledger.execute(&block, &key(9), &PARAMS, true).changes);
     // remove_committed not called yet: admission still sees the right next nonce.
-    assert_eq!(
-        admit(&mut pool, transfer(1, 1, 3), &ledger),
-        Err(TxError::WrongNonce {
-            expected: 2,
-            got: 3
-        })
-    );
+    assert_eq!(admit(&mut pool, transfer(1, 1, 3), &ledger), Err(TxError::WrongNonce { expected: 2, got: 3 }));
     admit(&mut pool, transfer(1, 1, 2), &ledger).unwrap();
     assert_eq!(shape(&pool.select(100)), [(1, 1), (1, 2)]);
 }

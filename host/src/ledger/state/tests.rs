@@ -3,10 +3,7 @@ use crate::ledger::tx::{TRANSFER_GAS, UnsignedTx};
 use nest_sdk::Signature;
 
 const CHAIN: Hash32 = Hash32([7; 32]);
-const PARAMS: ChainParams = ChainParams {
-    chain: CHAIN,
-    gas_price: 1,
-};
+const PARAMS: ChainParams = ChainParams { chain: CHAIN, gas_price: 1 };
 const FEE: u64 = TRANSFER_GAS;
 
 fn key(byte: u8) -> PublicKey {
@@ -16,16 +13,7 @@ fn key(byte: u8) -> PublicKey {
 /// A transfer with a dummy signature: execution does not check signatures.
 fn transfer(from: u8, to: u8, amount: u64, nonce: u64, fee: u64) -> SignedTx {
     SignedTx {
-        tx: UnsignedTx {
-            chain: CHAIN,
-            from: key(from),
-            nonce,
-            fee,
-            body: TxBody::Transfer {
-                to: key(to),
-                amount,
-            },
-        },
+        tx: UnsignedTx { chain: CHAIN, from: key(from), nonce, fee, body: TxBody::Transfer { to: key(to), amount } },
         signature: Signature::default(),
     }
 }
@@ -89,10 +77,7 @@ fn proposer_paying_itself_keeps_its_fee() {
 #[test]
 fn zero_gas_price_accepts_zero_fee() {
     let ledger = ledger(&[(1, 5)]);
-    let free = ChainParams {
-        chain: CHAIN,
-        gas_price: 0,
-    };
+    let free = ChainParams { chain: CHAIN, gas_price: 0 };
     assert_eq!(ledger.check(&transfer(1, 2, 5, 0, 0), &free), Ok(()));
 }
 
@@ -107,27 +92,9 @@ fn check_reports_each_reason() {
     other_chain.tx.chain = Hash32([8; 32]);
     let cases = [
         (other_chain, TxError::WrongChain),
-        (
-            transfer(1, 2, 1, 4, 5),
-            TxError::FeeTooLow {
-                minimum: FEE,
-                got: 5,
-            },
-        ),
-        (
-            transfer(1, 2, 1, 5, FEE),
-            TxError::WrongNonce {
-                expected: 4,
-                got: 5,
-            },
-        ),
-        (
-            transfer(1, 2, 1_001, 4, FEE),
-            TxError::InsufficientBalance {
-                balance: 2_000,
-                needed: 2_001,
-            },
-        ),
+        (transfer(1, 2, 1, 4, 5), TxError::FeeTooLow { minimum: FEE, got: 5 }),
+        (transfer(1, 2, 1, 5, FEE), TxError::WrongNonce { expected: 4, got: 5 }),
+        (transfer(1, 2, 1_001, 4, FEE), TxError::InsufficientBalance { balance: 2_000, needed: 2_001 }),
         (transfer(1, 2, u64::MAX, 4, FEE), TxError::Overflow),
     ];
     for (tx, error) in cases {
@@ -141,14 +108,8 @@ fn check_reports_each_reason() {
 #[test]
 fn fee_minimum_overflow_is_an_error() {
     let ledger = ledger(&[(1, 5_000)]);
-    let params = ChainParams {
-        chain: CHAIN,
-        gas_price: u64::MAX,
-    };
-    assert_eq!(
-        ledger.check(&transfer(1, 2, 1, 0, FEE), &params),
-        Err(TxError::Overflow)
-    );
+    let params = ChainParams { chain: CHAIN, gas_price: u64::MAX };
+    assert_eq!(ledger.check(&transfer(1, 2, 1, 0, FEE), &params), Err(TxError::Overflow));
 }
 
 #[test]
@@ -160,10 +121,7 @@ fn nonce_and_balance_overflow_reject_the_tx_without_effect() {
     ]);
     let txs = [transfer(1, 4, 1, u64::MAX, FEE), transfer(3, 2, 1, 0, FEE)];
     let outcome = ledger.execute(&txs, &key(9), &PARAMS, false);
-    assert_eq!(
-        outcome.rejected,
-        [(0, TxError::Overflow), (1, TxError::Overflow)]
-    );
+    assert_eq!(outcome.rejected, [(0, TxError::Overflow), (1, TxError::Overflow)]);
     assert!(outcome.changes.is_empty());
     assert_eq!(outcome.state_digest, ledger.state_digest());
 }
@@ -171,32 +129,15 @@ fn nonce_and_balance_overflow_reject_the_tx_without_effect() {
 #[test]
 fn strict_execute_stops_at_first_invalid_tx() {
     let ledger = ledger(&[(1, 10_000)]);
-    let txs = [
-        transfer(1, 2, 1, 0, FEE),
-        transfer(1, 2, 1, 5, FEE),
-        transfer(1, 2, 1, 1, FEE),
-    ];
+    let txs = [transfer(1, 2, 1, 0, FEE), transfer(1, 2, 1, 5, FEE), transfer(1, 2, 1, 1, FEE)];
     let strict = ledger.execute(&txs, &key(9), &PARAMS, true);
     assert_eq!(strict.applied, [0]);
-    assert_eq!(
-        strict.rejected,
-        [(
-            1,
-            TxError::WrongNonce {
-                expected: 1,
-                got: 5
-            }
-        )]
-    );
+    assert_eq!(strict.rejected, [(1, TxError::WrongNonce { expected: 1, got: 5 })]);
     let lenient = ledger.execute(&txs, &key(9), &PARAMS, false);
     assert_eq!(lenient.applied, [0, 2]);
     assert_eq!(lenient.rejected.len(), 1);
     assert_eq!(lenient.fees, 2 * FEE);
-    assert_eq!(
-        ledger.account(&key(1)),
-        account(10_000, 0),
-        "self unchanged"
-    );
+    assert_eq!(ledger.account(&key(1)), account(10_000, 0), "self unchanged");
 }
 
 #[test]
@@ -212,14 +153,8 @@ fn execute_sees_earlier_txs_of_the_same_block() {
 
 #[test]
 fn genesis_refuses_duplicates_and_supply_overflow() {
-    assert_eq!(
-        Ledger::genesis(&[(key(1), 1), (key(1), 2)]).unwrap_err(),
-        GenesisError::DuplicateAccount(key(1))
-    );
-    assert_eq!(
-        Ledger::genesis(&[(key(1), u64::MAX), (key(2), 1)]).unwrap_err(),
-        GenesisError::SupplyOverflow
-    );
+    assert_eq!(Ledger::genesis(&[(key(1), 1), (key(1), 2)]).unwrap_err(), GenesisError::DuplicateAccount(key(1)));
+    assert_eq!(Ledger::genesis(&[(key(1), u64::MAX), (key(2), 1)]).unwrap_err(), GenesisError::SupplyOverflow);
     let ledger = Ledger::genesis(&[(key(1), u64::MAX), (key(2), 0)]).unwrap();
     assert_eq!(ledger.len(), 1, "a zero allocation creates no account");
     assert_eq!(ledger.total_supply(), u128::from(u64::MAX));
@@ -227,9 +162,7 @@ fn genesis_refuses_duplicates_and_supply_overflow() {
 
 #[test]
 fn digest_is_independent_of_insertion_order_and_survives_restore() {
-    let accounts: Vec<_> = (1..=20u8)
-        .map(|i| (key(i), account(u64::from(i) * 1_000, u64::from(i % 3))))
-        .collect();
+    let accounts: Vec<_> = (1..=20u8).map(|i| (key(i), account(u64::from(i) * 1_000, u64::from(i % 3)))).collect();
     let forward = Ledger::from_accounts(accounts.clone());
     let backward = Ledger::from_accounts(accounts.iter().rev().copied());
     let mut piecewise = Ledger::from_accounts(accounts[..7].to_vec());
@@ -246,10 +179,7 @@ fn digest_ignores_default_accounts() {
     let without = Ledger::from_accounts([(key(1), account(5, 0))]);
     assert_eq!(with.state_digest(), without.state_digest());
     assert_eq!(with.len(), 1);
-    assert_eq!(
-        Ledger::from_accounts([]).state_digest(),
-        Sum256::ZERO.digest()
-    );
+    assert_eq!(Ledger::from_accounts([]).state_digest(), Sum256::ZERO.digest());
 }
 
 #[test]
@@ -269,11 +199,7 @@ fn digest_changes_when_any_account_changes() {
     // Swapping values between two accounts changes it too.
     let mut swapped = Ledger::from_accounts([(key(1), account(1, 0)), (key(2), account(2, 0))]);
     let before = swapped.state_digest();
-    swapped.commit(
-        &[(key(1), account(2, 0)), (key(2), account(1, 0))]
-            .into_iter()
-            .collect(),
-    );
+    swapped.commit(&[(key(1), account(2, 0)), (key(2), account(1, 0))].into_iter().collect());
     assert_ne!(swapped.state_digest(), before);
 }
 
@@ -281,10 +207,7 @@ fn digest_changes_when_any_account_changes() {
 fn sum256_add_and_remove_cancel_and_carry() {
     let all_ones = Sum256([u64::MAX; 4]);
     assert_eq!(all_ones.wrapping_add(Sum256([1, 0, 0, 0])), Sum256::ZERO);
-    assert_eq!(
-        Sum256([u64::MAX, 0, 0, 0]).wrapping_add(Sum256([1, 0, 0, 0])),
-        Sum256([0, 1, 0, 0])
-    );
+    assert_eq!(Sum256([u64::MAX, 0, 0, 0]).wrapping_add(Sum256([1, 0, 0, 0])), Sum256([0, 1, 0, 0]));
     assert_eq!(Sum256::ZERO.wrapping_neg(), Sum256::ZERO);
     let bytes: [u8; 32] = std::array::from_fn(|i| i as u8);
     assert_eq!(Sum256::from_be_bytes(&bytes).to_be_bytes(), bytes);
@@ -332,36 +255,22 @@ fn random_transfer_sequences_conserve_supply_and_agree_with_full_recompute() {
                 .collect();
             let proposer = rng.below(ACCOUNTS + 1) as u8;
             let outcome = run(&mut ledger, &txs, proposer, false);
-            assert_eq!(
-                outcome.applied.len() + outcome.rejected.len(),
-                txs.len(),
-                "seed {seed} block {block}"
-            );
+            assert_eq!(outcome.applied.len() + outcome.rejected.len(), txs.len(), "seed {seed} block {block}");
             assert_eq!(ledger.total_supply(), supply, "seed {seed} block {block}");
             let sum: u128 = ledger.accounts().map(|(_, a)| u128::from(a.balance)).sum();
             assert_eq!(sum, supply, "seed {seed} block {block}");
         }
         let recomputed = Ledger::from_accounts(ledger.accounts().map(|(k, a)| (*k, *a)));
-        assert_eq!(
-            recomputed.state_digest(),
-            ledger.state_digest(),
-            "seed {seed}"
-        );
+        assert_eq!(recomputed.state_digest(), ledger.state_digest(), "seed {seed}");
     }
 }
 
 #[test]
 fn digest_matches_independently_computed_vectors() {
     // Computed with Python hashlib: sum of big-endian element hashes mod 2^256.
-    let ledger = Ledger::from_accounts([
-        (key(1), account(5, 1)),
-        (key(2), account(6, 0)),
-        (key(3), account(u64::MAX, 7)),
-    ]);
-    assert_eq!(
-        ledger.state_digest().to_hex(),
-        "7241355524f0d08ed1e5729e110aa66a14c45be435b4ee47a14d2f605b130114"
-    );
+    let ledger =
+        Ledger::from_accounts([(key(1), account(5, 1)), (key(2), account(6, 0)), (key(3), account(u64::MAX, 7))]);
+    assert_eq!(ledger.state_digest().to_hex(), "7241355524f0d08ed1e5729e110aa66a14c45be435b4ee47a14d2f605b130114");
     assert_eq!(
         Ledger::from_accounts([]).state_digest().to_hex(),
         "2c5929fa6481879e7e358352a208727b6bc90b5f7591e93762d4a6ea33b9fda3"
