@@ -225,7 +225,7 @@ type Checked = Result<(Hash32, SignedTx), (Option<Hash32>, TxError)>;
 
 /// Decodes each hex transaction and verifies all signatures in one parallel batch.
 fn decode_and_verify(texts: Vec<String>) -> Vec<Checked> {
-    let decoded: Vec<Result<(Hash32, SignedTx), (Option<Hash32>, TxError)>> = texts
+    let decoded: Vec<Checked> = texts
         .iter()
         .map(|text| {
             let bytes = hex::decode(text.trim()).map_err(|e| (None, TxError::Malformed(format!("not hex: {e}"))))?;

@@ -357,6 +357,10 @@ macro_rules! __nest_constructor {
     };
 }
 
+/// Name of the symbol abi_stable 0.11 looks up in a library (checked by a test).
+#[doc(hidden)]
+pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -364,7 +368,3 @@ mod tests {
         assert_eq!(super::ROOT_MODULE_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
     }
 }
-
-/// Name of the symbol abi_stable 0.11 looks up in a library (checked by a test).
-#[doc(hidden)]
-pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";

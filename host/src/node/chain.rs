@@ -366,10 +366,10 @@ impl ChainRuntime {
     }
 
     fn remember(&mut self, unit: PendingUnit) {
-        if self.pending.len() >= PENDING_UNITS_MAX {
-            if let Some(oldest) = self.pending.iter().min_by_key(|(_, u)| u.view.height).map(|(h, _)| *h) {
-                self.pending.remove(&oldest);
-            }
+        if self.pending.len() >= PENDING_UNITS_MAX
+            && let Some(oldest) = self.pending.iter().min_by_key(|(_, u)| u.view.height).map(|(h, _)| *h)
+        {
+            self.pending.remove(&oldest);
         }
         self.pending.insert(unit.view.hash, unit);
     }

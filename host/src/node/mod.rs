@@ -253,8 +253,10 @@ fn check_requirements(manifest: &Manifest, entry: &ChainEntry, loaded: &[&Arc<Lo
             );
             return Err(manifest.error(&table, key, message).to_string());
         }
-        if let Some(hash) = &requirement.library_sha256 {
-            if !hash.eq_ignore_ascii_case(&library.library_sha256.to_hex()) {
+        if let Some(hash) = &requirement.library_sha256
+            && !hash.eq_ignore_ascii_case(&library.library_sha256.to_hex())
+        {
+            {
                 let message = format!(
                     "the chain requires {} with library sha256 {hash}, loaded {}",
                     requirement.name, library.library_sha256
@@ -483,7 +485,7 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     /// A chain could not be opened.
     #[error("{0}")]
-    Chain(#[from] chain::ChainError),
+    Chain(#[from] Box<chain::ChainError>),
 }
 
 struct LoopState {
@@ -511,7 +513,7 @@ impl Node {
         let chains = prepared
             .chains
             .into_iter()
-            .map(|parts| ChainRuntime::open(parts, &store))
+            .map(|parts| ChainRuntime::open(parts, &store).map_err(Box::new))
             .collect::<Result<Vec<_>, _>>()?;
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
         let radios = start_radios(prepared.radios, &requests);
