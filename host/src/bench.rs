@@ -271,20 +271,13 @@ fn drive(
     let (chain, fee) = crate::wallet::chain_terms(&client, "main")?;
     eprintln!("signing {} transfers from {} accounts...", options.txs, options.senders);
     let txs = sign_all(options, senders, chain, fee);
-    let batches: Vec<(Vec<Hash32>, serde_json::Value)> = txs
-        .chunks(options.batch)
-        .map(|chunk| {
-            let hashes = chunk.iter().map(SignedTx::hash).collect();
-            let hex: Vec<String> = chunk.iter().map(|tx| hex::encode(tx.encode())).collect();
-            (hashes, serde_json::json!({ "txs": hex }))
-        })
-        .collect();
+    let batches = client_batches(&txs, options);
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss_mb = node.rss_mb("VmRSS:");
     let start_height = client.get::<NodeStatus>("/v1/status")?.chains.first().map(|c| c.height).unwrap_or(0);
     eprintln!(
         "submitting in {} requests of up to {} from {} clients...",
-        batches.len(),
+        batches.iter().map(Vec::len).sum::<usize>(),
         options.batch,
         options.clients
     );
@@ -294,10 +287,10 @@ fn drive(
         first_reason: Mutex::new(None),
     });
     let started = Instant::now();
-    let next = AtomicUsize::new(0);
     let (latencies_ms, last_commit) = std::thread::scope(|scope| {
-        for _ in 0..options.clients {
-            scope.spawn(|| submit_batches(&node.url, &batches, &next, &shared));
+        for own in &batches {
+            let shared = &shared;
+            scope.spawn(move || submit_batches(&node.url, own, shared));
         }
         watch_commits(&client, start_height, options.txs, &shared)
     });
@@ -327,13 +320,34 @@ fn drive(
     })
 }
 
-fn submit_batches(url: &str, batches: &[(Vec<Hash32>, serde_json::Value)], next: &AtomicUsize, shared: &Shared) {
+type Batch = (Vec<Hash32>, serde_json::Value);
+
+/// Splits the transfers among the clients by sender, each client's in nonce order, so
+/// that concurrent requests never reorder one account's nonces.
+fn client_batches(txs: &[SignedTx], options: &BenchOptions) -> Vec<Vec<Batch>> {
+    (0..options.clients)
+        .map(|client| {
+            let own: Vec<&SignedTx> = txs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (i % options.senders) % options.clients == client)
+                .map(|(_, tx)| tx)
+                .collect();
+            own.chunks(options.batch)
+                .map(|chunk| {
+                    let hashes = chunk.iter().map(|tx| tx.hash()).collect();
+                    let hex: Vec<String> = chunk.iter().map(|tx| hex::encode(tx.encode())).collect();
+                    (hashes, serde_json::json!({ "txs": hex }))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Submits one client's batches in order.
+fn submit_batches(url: &str, batches: &[Batch], shared: &Shared) {
     let client = Client::new(url);
-    loop {
-        let index = next.fetch_add(1, Ordering::Relaxed);
-        let Some((hashes, body)) = batches.get(index) else {
-            return;
-        };
+    for (hashes, body) in batches {
         let now = Instant::now();
         if let Ok(mut map) = shared.submitted_at.lock() {
             map.extend(hashes.iter().map(|h| (*h, now)));
