@@ -7,6 +7,9 @@
 //! from the build directory next to this benchmark (`cargo build --release
 //! --workspace` first); it is packaged, signed and loaded through the real loader.
 
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
+
 use consensus_poa::{PoaEngine, PoaMessage, seal_message};
 use criterion::{Criterion, criterion_group, criterion_main};
 use nest_host::{
@@ -88,6 +91,33 @@ fn dispatch(c: &mut Criterion) {
         b.iter(|| black_box(loaded.handle(Input::Message { from, bytes: RVec::from(message.clone()) })))
     });
     group.finish();
+
+    let tick_ratio = median_ns(|| drop(black_box(loaded.handle(Input::Tick { now_ms: NOW_MS }))), 100_000)
+        / median_ns(|| drop(black_box(direct.handle(Input::Tick { now_ms: NOW_MS }))), 100_000);
+    let message_ratio =
+        median_ns(|| drop(black_box(loaded.handle(Input::Message { from, bytes: RVec::from(message.clone()) }))), 200)
+            / median_ns(
+                || drop(black_box(direct.handle(Input::Message { from, bytes: RVec::from(message.clone()) }))),
+                200,
+            );
+    println!(
+        "poa_dispatch ratio .so / rlib (medians of 9 samples, same run): tick {tick_ratio:.2}, block_message {message_ratio:.2} (target <= 1.20)"
+    );
+}
+
+/// Median time of one call over 9 samples of `iterations` calls, in nanoseconds.
+fn median_ns(mut call: impl FnMut(), iterations: u32) -> f64 {
+    let mut samples: Vec<f64> = (0..9)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            for _ in 0..iterations {
+                call();
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(iterations)
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[4]
 }
 
 criterion_group!(benches, dispatch);
