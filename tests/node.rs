@@ -184,3 +184,55 @@ fn consensus_plugin_that_panics_is_disabled_while_the_node_keeps_serving_status(
     assert!(node.log_text().contains("plugin disabled"), "the log reports the disabled plugin");
     assert!(node.stop(), "the node stops cleanly on SIGTERM");
 }
+
+/// Sends a raw request; returns the status code and the body's `error` text.
+fn raw(node: &NodeProcess, method: &str, path: &str, body: &str) -> (u16, String) {
+    let url = format!("{}{path}", node.url);
+    let response = match method {
+        "POST" => ureq::post(&url).set("content-type", "application/json").send_string(body),
+        _ => ureq::get(&url).call(),
+    };
+    match response {
+        Ok(ok) => (ok.status(), String::new()),
+        Err(ureq::Error::Status(code, answer)) => {
+            let value: serde_json::Value = answer.into_json().unwrap_or_default();
+            (code, value["error"].as_str().unwrap_or_default().to_string())
+        }
+        Err(other) => panic!("{url}: {other}"),
+    }
+}
+
+#[test]
+fn api_rejects_bad_requests_with_clear_errors_and_keeps_producing_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = write_devnet(dir.path(), 200, Vec::new());
+    let node = NodeProcess::start(&devnet.manifest);
+    let cases = [
+        ("POST", "/v1/chains/main/txs", "not json", 400, "body: expected ident"),
+        ("POST", "/v1/chains/main/txs", r#"{"txs": []}"#, 400, "give \"tx\""),
+        ("POST", "/v1/chains/main/txs", r#"{"tx": 5}"#, 400, "body: invalid type"),
+        ("POST", "/v1/chains/main/txs", r#"{"tx": "aa", "extra": 1}"#, 400, "unknown field `extra`"),
+        ("POST", "/v1/chains/nope/txs", &format!(r#"{{"tx": "{}"}}"#, "00".repeat(200)), 200, ""),
+        ("GET", "/v1/chains/main/blocks/minus-one", "", 400, "height must be a non-negative integer"),
+        ("GET", "/v1/chains/main/blocks/1?txs=some", "", 400, "txs must be \"full\" or \"hashes\""),
+        ("GET", "/v1/chains/nope/blocks/0", "", 404, "no block at height 0"),
+        ("GET", "/v1/chains/main/accounts/xyz", "", 400, "account: invalid hex"),
+        ("GET", "/v1/chains/main/txs/00", "", 400, "transaction hash: expected 32 bytes"),
+    ];
+    for (method, path, body, status, error) in cases {
+        let (got_status, got_error) = raw(&node, method, path, body);
+        assert_eq!(got_status, status, "{method} {path} {body}: {got_error}");
+        assert!(got_error.contains(error), "{method} {path}: {got_error:?} lacks {error:?}");
+    }
+    let garbage = node
+        .client()
+        .post::<SubmitAnswer>("/v1/chains/main/txs", &serde_json::json!({ "txs": ["zz", "00ff"] }))
+        .unwrap();
+    assert_eq!(garbage.rejected, 2);
+    assert_eq!(garbage.results[0].code.as_deref(), Some("malformed"));
+    assert!(garbage.results[0].reason.as_deref().unwrap().contains("not hex"));
+    let oversized = format!(r#"{{"tx": "{}"}}"#, "ab".repeat(9 * 1024 * 1024));
+    assert_eq!(raw(&node, "POST", "/v1/chains/main/txs", &oversized).0, 413);
+    let height = node.main_chain().height;
+    wait_until(Duration::from_secs(10), "blocks after bad input", || node.main_chain().height > height + 2);
+}
