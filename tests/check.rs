@@ -86,3 +86,51 @@ fn unreadable_manifest_is_reported() {
     assert!(!ok);
     assert!(report.contains("error: MANIFEST: No such file or directory"), "{report}");
 }
+
+#[test]
+fn two_plugin_entries_with_the_same_plugin_name_are_refused() {
+    let (ok, report) = check_edited(|text| {
+        text.replace(
+            "[[plugin]]\nid = \"linear\"",
+            "[[plugin]]\nid = \"poa2\"\npackage = \"../packages/consensus-poa\"\n\n[[plugin]]\nid = \"linear\"",
+        )
+    });
+    assert!(!ok);
+    assert!(
+        report.contains(
+            r#"[[plugin]] id="poa2": package: plugin consensus-poa is already loaded as [[plugin]] id="poa""#
+        ),
+        "{report}"
+    );
+}
+
+#[test]
+fn radio_and_market_plugins_are_checked_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = write_devnet(dir.path(), 1000, Vec::new());
+    let vendor = nest_tests::vendor_key(21);
+    nest_tests::pack_crate(nest_tests::RADIO_LOOPBACK, &dir.path().join("radio"), &vendor);
+    nest_tests::pack_crate(nest_tests::MARKET_FLAT, &dir.path().join("market"), &vendor);
+    let extra = format!(
+        "\n[[trust.vendor]]\nname = \"fixtures\"\nkey = \"{}\"\n\n[[plugin]]\nid = \"loop\"\npackage = \"../radio\"\n\n[[plugin]]\nid = \"flat\"\npackage = \"../market\"\n\n[[radio]]\nid = \"lab\"\nplugin = \"loop\"\nconfig = {{ mtu_bytes = 64 }}\n\n[[market]]\nid = \"wifi\"\nplugin = \"flat\"\nconfig = {{ price_per_unit = 3 }}\n",
+        vendor.public_key()
+    );
+    let text = std::fs::read_to_string(&devnet.manifest).unwrap();
+    let (before_chain, chain) = text.split_at(text.find("[[chain]]").unwrap());
+    std::fs::write(&devnet.manifest, format!("{before_chain}{extra}\n{chain}")).unwrap();
+    let (ok, report) = run_check(&devnet.manifest);
+    assert!(ok, "{report}");
+    assert!(report.contains("radio     lab        fixture-radio-loopback"), "{report}");
+    assert!(report.contains("market    wifi       fixture-market-flat"), "{report}");
+    let broken =
+        std::fs::read_to_string(&devnet.manifest).unwrap().replace("price_per_unit = 3", "price_per_unit = \"cheap\"");
+    std::fs::write(&devnet.manifest, broken).unwrap();
+    let (ok, report) = run_check(&devnet.manifest);
+    assert!(!ok);
+    assert!(
+        report.contains(
+            r#"[[market]] id="wifi": config.price_per_unit: invalid type: string "cheap", expected an integer"#
+        ),
+        "{report}"
+    );
+}

@@ -442,3 +442,22 @@ fn plugin_cli_keygen_pack_verify_and_inspect() {
     assert!(error.contains("is not trusted"), "{error}");
     run(PluginCommand::Sign { dir: dir.clone(), key: key_path }).unwrap();
 }
+
+#[test]
+fn library_describing_itself_unlike_its_signed_manifest_is_refused() {
+    let key = vendor_key(31);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("plugin.toml");
+    let text = fs::read_to_string(RADIO_LOOPBACK.source_manifest()).unwrap();
+    fs::write(&source, text.replace("name = \"fixture-radio-loopback\"", "name = \"renamed-radio\"")).unwrap();
+    let dir = work.path().join("package");
+    nest_tests::make_package(&source, &RADIO_LOOPBACK.library(), &dir, &key);
+    let (error, message) = refusal(&dir, &options(&key));
+    assert!(matches!(error, LoadError::IdentityMismatch { .. }), "{message}");
+    assert!(
+        message.ends_with(
+            "the library describes itself as fixture-radio-loopback 0.1.0, but plugin.toml says renamed-radio 0.1.0"
+        ),
+        "{message}"
+    );
+}

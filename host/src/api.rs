@@ -21,7 +21,7 @@ use nest_sdk::{Hash32, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::{sync::mpsc, time::Duration};
 use tokio::sync::oneshot;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
 /// Most transactions in one submission.
 pub const TXS_PER_REQUEST_MAX: usize = 20_000;
@@ -53,6 +53,8 @@ pub fn router(state: ApiState, limits: &ApiLimits) -> Router {
         .route("/v1/chains/{chain}/txs/{hash}", get(tx_status))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
+        // Refuses a declared Content-Length over the limit before reading any of the body.
+        .layer(RequestBodyLimitLayer::new(limits.body_bytes_max))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(limits.request_timeout_ms),

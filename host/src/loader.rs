@@ -293,6 +293,16 @@ pub enum LoadError {
         /// The plugin's error.
         error: PluginError,
     },
+    /// The library calls itself something other than its signed `plugin.toml` says.
+    #[error("{path}: the library describes itself as {described}, but plugin.toml says {declared}", path = path.display())]
+    IdentityMismatch {
+        /// The library path.
+        path: PathBuf,
+        /// `name version` from plugin.toml.
+        declared: String,
+        /// `name version` from `describe()`.
+        described: String,
+    },
 }
 
 fn kind_list(kinds: &[PluginKind]) -> String {
@@ -391,6 +401,11 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<LoadedLibrary, LoadErro
     let info = (module.describe())()
         .into_result()
         .map_err(|error| LoadError::Describe { path: verified.library_path.clone(), error })?;
+    let declared = format!("{} {}", verified.manifest.name, verified.manifest.version);
+    let described = format!("{} {}", info.name, info.version);
+    if declared != described {
+        return Err(LoadError::IdentityMismatch { path: verified.library_path.clone(), declared, described });
+    }
     Ok(LoadedLibrary {
         dir: verified.dir,
         manifest: verified.manifest,

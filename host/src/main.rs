@@ -105,7 +105,9 @@ fn main() -> ExitCode {
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -125,7 +127,8 @@ fn execute(command: Command) -> Result<(), String> {
         Command::Check { manifest } => {
             let report = check::check(&manifest);
             print!("{}", report.text);
-            if report.ok { Ok(()) } else { Err(format!("{} is not usable", manifest.display())) }
+            // The report already ends with the verdict: exit 1 without another line.
+            if report.ok { Ok(()) } else { Err(String::new()) }
         }
         Command::Up { dir, fresh, block_interval_ms, port } => up(dir, fresh, block_interval_ms, port),
         Command::Keygen { out } => {

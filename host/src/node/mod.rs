@@ -95,6 +95,7 @@ pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
         }
     };
     let packages = load_packages(&manifest, &mut errors);
+    refuse_duplicate_names(&manifest, &packages, &mut errors);
     let Some(key) = key else { return Err(errors) };
     let libraries: BTreeMap<&str, &Arc<LoadedLibrary>> = packages.iter().map(|p| (p.id.as_str(), &p.library)).collect();
     let mut chains = Vec::new();
@@ -126,6 +127,18 @@ fn load_packages(manifest: &Manifest, errors: &mut Vec<String>) -> Vec<Package> 
         }
     }
     packages
+}
+
+/// Refuses two `[[plugin]]` entries that load plugins of the same name.
+fn refuse_duplicate_names(manifest: &Manifest, packages: &[Package], errors: &mut Vec<String>) {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for package in packages {
+        let name = package.library.info.name.as_str();
+        if let Some(first) = seen.insert(name, &package.id) {
+            let message = format!("plugin {name} is already loaded as [[plugin]] id=\"{first}\"");
+            errors.push(manifest.error(format!("[[plugin]] id=\"{}\"", package.id), "package", message).to_string());
+        }
+    }
 }
 
 /// Finds a package by id and checks it provides `kind` and accepts `config`.
