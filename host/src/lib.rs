@@ -14,5 +14,6 @@ pub mod manifest;
 pub mod node;
 pub mod package;
 pub mod run;
+pub mod script;
 pub mod store;
 pub mod wallet;

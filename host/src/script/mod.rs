@@ -1,0 +1,1 @@
+//! Run operator Lua in a sandbox: console sessions and pricing strategies.
