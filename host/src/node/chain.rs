@@ -533,6 +533,21 @@ impl ChainRuntime {
         &self.ledger
     }
 
+    /// The consensus instance (for plugin administration).
+    pub fn consensus_slot(&mut self) -> &mut Slot<ConsensusBox> {
+        &mut self.consensus
+    }
+
+    /// Identity and state of the consensus and chain-type instances.
+    pub fn slot_statuses(&self) -> (&super::slot::SlotStatus, &super::slot::SlotStatus) {
+        (self.consensus.status(), self.chain_type.status())
+    }
+
+    /// The committed head as the chain type knows positions.
+    pub fn head_ref(&self) -> UnitRef {
+        UnitRef { height: self.head.height, hash: self.head.hash, timestamp_ms: self.head.timestamp_ms }
+    }
+
     /// The chain type instance (for decoding stored blocks).
     pub fn chain_type(&mut self) -> &mut Slot<ChainTypeBox> {
         &mut self.chain_type

@@ -6,6 +6,7 @@
 //! instance and handles a closed set of [`Request`]s, one at a time, so plugin calls
 //! never re-enter. The HTTP API talks to the loop through a bounded channel.
 
+mod admin;
 pub mod chain;
 pub mod services;
 pub mod slot;
@@ -49,6 +50,24 @@ pub struct Package {
     pub id: String,
     /// The loaded library.
     pub library: Arc<LoadedLibrary>,
+    /// The version that replaced it (libraries are never unloaded, only replaced).
+    pub replaced_by: Option<String>,
+}
+
+impl Package {
+    /// The package as the status reports it.
+    pub fn status(&self) -> PackageStatus {
+        PackageStatus {
+            id: self.id.clone(),
+            name: self.library.info.name.to_string(),
+            version: self.library.info.version.to_string(),
+            kinds: self.library.kinds().iter().map(|k| k.name().to_string()).collect(),
+            library_sha256: self.library.library_sha256,
+            signed_by: self.library.signed_by.clone(),
+            state: if self.replaced_by.is_some() { "replaced".into() } else { "active".into() },
+            replaced_by: self.replaced_by.clone(),
+        }
+    }
 }
 
 /// A radio driver instance and its manifest id.
@@ -110,19 +129,26 @@ pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
     if errors.is_empty() { Ok(Prepared { manifest, key, packages, chains, radios, markets }) } else { Err(errors) }
 }
 
-fn load_packages(manifest: &Manifest, errors: &mut Vec<String>) -> Vec<Package> {
+/// The trust store and unsigned policy the manifest sets.
+pub fn load_options(manifest: &Manifest) -> LoadOptions {
     let mut trust = TrustStore::new();
     for vendor in &manifest.trust.vendor {
         if let Ok(key) = PublicKey::from_hex(&vendor.key) {
             trust.add(&vendor.name, key);
         }
     }
-    let options = LoadOptions { trust, allow_unsigned: manifest.trust.allow_unsigned };
+    LoadOptions { trust, allow_unsigned: manifest.trust.allow_unsigned }
+}
+
+fn load_packages(manifest: &Manifest, errors: &mut Vec<String>) -> Vec<Package> {
+    let options = load_options(manifest);
     let mut packages = Vec::new();
     for entry in &manifest.plugin {
         let table = format!("[[plugin]] id=\"{}\"", entry.id);
         match loader::load(&entry.package, &options) {
-            Ok(library) => packages.push(Package { id: entry.id.clone(), library: Arc::new(library) }),
+            Ok(library) => {
+                packages.push(Package { id: entry.id.clone(), library: Arc::new(library), replaced_by: None })
+            }
             Err(error) => errors.push(manifest.error(table, "package", error.to_string()).to_string()),
         }
     }
@@ -229,8 +255,20 @@ fn prepare_chain(
     let (cs_name, cs_version) = info(consensus_lib);
     Ok(ChainParts {
         id: entry.id.clone(),
-        consensus: Slot::new(consensus, &consensus_use.plugin, &cs_name, &cs_version),
-        chain_type: Slot::new(chain_type, &chain_type_use.plugin, &ct_name, &ct_version),
+        consensus: Slot::new(
+            consensus,
+            &consensus_use.plugin,
+            &cs_name,
+            &cs_version,
+            &config_json(&consensus_use.config),
+        ),
+        chain_type: Slot::new(
+            chain_type,
+            &chain_type_use.plugin,
+            &ct_name,
+            &ct_version,
+            &config_json(&chain_type_use.config),
+        ),
         limits: ChainLimits {
             block_txs_max: entry.block_txs_max,
             mempool_txs_max: entry.mempool_txs_max,
@@ -296,7 +334,7 @@ fn prepare_radios(
                 let radio = lib
                     .new_radio(&config_json(&entry.config), &host)
                     .map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
-                Ok(Slot::new(radio, &entry.plugin, &lib.info.name, &lib.info.version))
+                Ok(Slot::new(radio, &entry.plugin, &lib.info.name, &lib.info.version, &config_json(&entry.config)))
             });
         match built {
             Ok(slot) => radios.push(RadioPart { id: entry.id.clone(), slot }),
@@ -321,7 +359,7 @@ fn prepare_markets(
                 let market = lib
                     .new_market(&config_json(&entry.config), &host)
                     .map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
-                Ok(Slot::new(market, &entry.plugin, &lib.info.name, &lib.info.version))
+                Ok(Slot::new(market, &entry.plugin, &lib.info.name, &lib.info.version, &config_json(&entry.config)))
             });
         match built {
             Ok(slot) => markets.push(MarketPart { id: entry.id.clone(), slot }),
@@ -448,6 +486,13 @@ pub enum Request {
         /// The answer.
         reply: oneshot::Sender<Result<TxStatus, QueryError>>,
     },
+    /// Inspect or administer plugins.
+    Plugin {
+        /// What to do.
+        op: PluginOp,
+        /// The affected packages and their instances.
+        reply: oneshot::Sender<Result<Vec<admin::PluginEntry>, QueryError>>,
+    },
     /// A radio delivered a frame.
     Frame {
         /// Index of the radio.
@@ -458,6 +503,8 @@ pub enum Request {
     /// Stop the loop.
     Shutdown,
 }
+
+pub use admin::{InstanceEntry, PluginEntry, PluginOp};
 
 /// Delivers a radio driver's frames to the node loop without blocking the driver.
 #[derive(Clone)]
@@ -506,6 +553,11 @@ struct LoopState {
     chains: Vec<ChainRuntime>,
     radios: Vec<(RadioPart, RadioStatus)>,
     markets: Vec<MarketPart>,
+    packages: Vec<Package>,
+    key: Arc<SecretKey>,
+    manifest: Manifest,
+    /// For radio sinks of replacement driver instances.
+    requests: mpsc::SyncSender<Request>,
     status: SharedStatus,
     base_status: NodeStatus,
 }
@@ -531,8 +583,18 @@ impl Node {
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
         let radios = start_radios(prepared.radios, &requests);
         let status = Arc::new(RwLock::new(base_status.clone()));
-        let mut state =
-            LoopState { store, chains, radios, markets: prepared.markets, status: status.clone(), base_status };
+        let mut state = LoopState {
+            store,
+            chains,
+            radios,
+            markets: prepared.markets,
+            packages: prepared.packages,
+            key: prepared.key,
+            manifest: manifest.clone(),
+            requests: requests.clone(),
+            status: status.clone(),
+            base_status,
+        };
         let thread = std::thread::Builder::new()
             .name("nest-node-loop".into())
             .spawn(move || state.run(receiver))
@@ -550,18 +612,7 @@ impl Node {
 }
 
 fn base_status(prepared: &Prepared) -> NodeStatus {
-    let plugins = prepared
-        .packages
-        .iter()
-        .map(|p| PackageStatus {
-            id: p.id.clone(),
-            name: p.library.info.name.to_string(),
-            version: p.library.info.version.to_string(),
-            kinds: p.library.kinds().iter().map(|k| k.name().to_string()).collect(),
-            library_sha256: p.library.library_sha256,
-            signed_by: p.library.signed_by.clone(),
-        })
-        .collect();
+    let plugins = prepared.packages.iter().map(Package::status).collect();
     NodeStatus {
         name: prepared.manifest.node.name.clone(),
         public_key: prepared.key.public_key(),
@@ -574,11 +625,15 @@ fn base_status(prepared: &Prepared) -> NodeStatus {
     }
 }
 
+fn loop_sink(radio: usize, requests: &mpsc::SyncSender<Request>) -> nest_sdk::FrameSink {
+    nest_sdk::FrameSink::new(LoopSink { radio, requests: requests.clone() })
+}
+
 fn start_radios(radios: Vec<RadioPart>, requests: &mpsc::SyncSender<Request>) -> Vec<(RadioPart, RadioStatus)> {
     let mut started = Vec::new();
     for (index, mut part) in radios.into_iter().enumerate() {
         let info = part.slot.call(|r| r.info()).ok();
-        let sink = nest_sdk::FrameSink::new(LoopSink { radio: index, requests: requests.clone() });
+        let sink = loop_sink(index, requests);
         if let Err(error) = part.slot.call(|r| r.start(sink.to_box())) {
             tracing::error!(radio = %part.id, %error, "radio driver did not start");
         }
@@ -634,6 +689,7 @@ impl LoopState {
 
     fn publish(&self) {
         let mut status = self.base_status.clone();
+        status.plugins = self.packages.iter().map(Package::status).collect();
         status.chains = self.chains.iter().map(ChainRuntime::status).collect();
         status.radios = self
             .radios
@@ -681,6 +737,9 @@ impl LoopState {
                     status.frames_received += 1;
                     tracing::debug!(radio = %status.id, from = %frame.link_address, bytes = frame.payload.len(), "radio frame");
                 }
+            }
+            Request::Plugin { op, reply } => {
+                let _ = reply.send(self.plugin_op(op));
             }
             Request::Shutdown => {}
         }

@@ -48,11 +48,15 @@ pub enum SlotError {
 pub struct Slot<T> {
     instance: T,
     status: SlotStatus,
+    /// The instance's configuration, kept to build a replacement (enable, upgrade).
+    config_json: String,
+    /// Whether it was disabled by a panic (its state can no longer be trusted).
+    panicked: bool,
 }
 
 impl<T> Slot<T> {
-    /// Wraps a running instance.
-    pub fn new(instance: T, id: &str, name: &str, version: &str) -> Self {
+    /// Wraps a running instance built from `config_json`.
+    pub fn new(instance: T, id: &str, name: &str, version: &str, config_json: &str) -> Self {
         let status = SlotStatus {
             id: id.into(),
             name: name.into(),
@@ -60,7 +64,7 @@ impl<T> Slot<T> {
             state: "running".into(),
             reason: None,
         };
-        Self { instance, status }
+        Self { instance, status, config_json: config_json.to_string(), panicked: false }
     }
 
     /// Calls the instance unless it is disabled; disables it if the call panicked.
@@ -72,6 +76,7 @@ impl<T> Slot<T> {
             Ok(value) => Ok(value),
             Err(error) => {
                 if error.is_fatal() {
+                    self.panicked = true;
                     self.disable(error.to_string());
                 }
                 Err(SlotError::Plugin { id: self.status.id.clone(), error })
@@ -84,6 +89,40 @@ impl<T> Slot<T> {
         tracing::error!(plugin = %self.status.id, %reason, "plugin disabled; the node keeps running without it");
         self.status.state = "disabled".into();
         self.status.reason = Some(reason);
+    }
+
+    /// Resumes an instance the operator disabled. An instance that panicked cannot be
+    /// resumed (its state is suspect): replace it instead.
+    pub fn resume(&mut self) -> Result<(), String> {
+        if self.panicked {
+            return Err(format!("plugin {} panicked; build a fresh instance instead of resuming it", self.status.id));
+        }
+        if self.status.reason.take().is_some() {
+            tracing::info!(plugin = %self.status.id, "plugin enabled");
+        }
+        self.status.state = "running".into();
+        Ok(())
+    }
+
+    /// Swaps in a new instance (an upgrade, or a fresh start after a panic).
+    pub fn replace(&mut self, instance: T, name: &str, version: &str) {
+        tracing::info!(plugin = %self.status.id, from = %self.status.version, to = %version, "plugin instance replaced");
+        self.instance = instance;
+        self.status.name = name.to_string();
+        self.status.version = version.to_string();
+        self.status.state = "running".into();
+        self.status.reason = None;
+        self.panicked = false;
+    }
+
+    /// Whether the last disable came from a panic.
+    pub fn panicked(&self) -> bool {
+        self.panicked
+    }
+
+    /// The configuration the instance was built from.
+    pub fn config_json(&self) -> &str {
+        &self.config_json
     }
 
     /// Whether the instance still runs.

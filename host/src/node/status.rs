@@ -20,6 +20,11 @@ pub struct PackageStatus {
     pub library_sha256: Hash32,
     /// Vendor whose key signed it; absent when loaded unsigned.
     pub signed_by: Option<String>,
+    /// `active`, or `replaced` after an upgrade.
+    pub state: String,
+    /// The version that replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
 }
 
 /// The chain's plugin instances.
