@@ -223,7 +223,7 @@ async fn submit(
     Ok(Json(merge_results(checked, admitted)).into_response())
 }
 
-type Checked = Result<(Hash32, SignedTx), (Option<Hash32>, TxError)>;
+pub(crate) type Checked = Result<(Hash32, SignedTx), (Option<Hash32>, TxError)>;
 
 /// Decodes each hex transaction and verifies all signatures in one parallel batch.
 fn decode_and_verify(texts: Vec<String>) -> Vec<Checked> {
@@ -246,7 +246,7 @@ fn decode_and_verify(texts: Vec<String>) -> Vec<Checked> {
         .collect()
 }
 
-fn merge_results(checked: Vec<Checked>, admitted: Vec<Result<(), TxError>>) -> SubmitAnswer {
+pub(crate) fn merge_results(checked: Vec<Checked>, admitted: Vec<Result<(), TxError>>) -> SubmitAnswer {
     let mut admitted = admitted.into_iter();
     let results: Vec<TxResult> = checked
         .into_iter()

@@ -531,6 +531,8 @@ pub struct Node {
     pub status: SharedStatus,
     /// The running manifest.
     pub manifest: Manifest,
+    /// The node key (signs as the node; never leaves the process).
+    pub key: Arc<SecretKey>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -589,7 +591,7 @@ impl Node {
             radios,
             markets: prepared.markets,
             packages: prepared.packages,
-            key: prepared.key,
+            key: prepared.key.clone(),
             manifest: manifest.clone(),
             requests: requests.clone(),
             status: status.clone(),
@@ -599,7 +601,7 @@ impl Node {
             .name("nest-node-loop".into())
             .spawn(move || state.run(receiver))
             .map_err(|e| StartError::Prepare(vec![format!("cannot start the node loop: {e}")]))?;
-        Ok(Node { requests, status, manifest, thread: Some(thread) })
+        Ok(Node { requests, status, manifest, key: prepared.key, thread: Some(thread) })
     }
 
     /// Stops the loop and waits for it (drivers stopped, store closed).
