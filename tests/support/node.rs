@@ -149,3 +149,56 @@ pub fn unique() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+/// The `nest` console binary of this build; panics with "build first" when missing.
+pub fn nest_binary() -> PathBuf {
+    let path = target_dir().join("nest");
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    path
+}
+
+/// A devnet node (100 ms blocks) and the data directory a console attaches to.
+pub struct ConsoleNode {
+    /// The running node.
+    pub node: NodeProcess,
+    /// Its data directory (holds `api.addr` and `api.token`).
+    pub data_dir: PathBuf,
+    /// The devnet's files.
+    pub devnet: Devnet,
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl ConsoleNode {
+    /// Starts a devnet node.
+    pub fn start() -> ConsoleNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let devnet = write_devnet(dir.path(), 100, Vec::new());
+        let node = NodeProcess::start(&devnet.manifest);
+        let data_dir = devnet.manifest.parent().expect("node dir").join("data");
+        ConsoleNode { node, data_dir, devnet, dir }
+    }
+
+    /// Runs `nest <args>` against this node; returns (exit code, stdout, stderr).
+    pub fn nest(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        use std::io::Write;
+        let mut command = Command::new(nest_binary());
+        command.arg("--data-dir").arg(&self.data_dir).args(args);
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn nest");
+        if let Some(mut input) = child.stdin.take() {
+            let _ = input.write_all(stdin.unwrap_or_default().as_bytes());
+        }
+        let output = child.wait_with_output().expect("nest output");
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).to_string();
+        (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+    }
+
+    /// Waits until the chain is at least `blocks` past `from`: the node kept working.
+    pub fn assert_still_producing(&self, blocks: u64) {
+        let from = self.node.main_chain().height;
+        wait_until(Duration::from_secs(15), "the node to keep producing blocks", || {
+            self.node.main_chain().height >= from + blocks
+        });
+    }
+}

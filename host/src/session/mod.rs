@@ -1,0 +1,237 @@
+//! Serve console sessions: each WebSocket connection gets its own sandboxed Lua
+//! environment inside the node, with the node's bindings installed.
+//!
+//! Protocol (JSON text frames): the client sends `{"op":"eval","id":N,"code":..}`,
+//! `{"op":"complete","id":N,"line":..}` or `{"op":"cancel","id":N}`; the node answers
+//! `{"op":"result","id":N,"values":[..],"printed":[..]}`,
+//! `{"op":"error","id":N,"kind":..,"message":..,"incomplete":bool}`,
+//! `{"op":"completions","id":N,"start":K,"candidates":[..]}`, and streams
+//! `{"op":"event","id":N,"event":{..}}` while evaluation N runs `watch(...)`.
+//! Evaluations run on blocking threads, one at a time per session; closing the
+//! socket cancels the running one.
+
+pub mod bindings;
+
+use crate::admin::events::EventBus;
+use crate::crypto::SecretKey;
+use crate::node::{Request, status::SharedStatus};
+use crate::script::{EvalOutput, LuaLimits, ScriptError, Session};
+use axum::extract::ws::{Message, WebSocket};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
+    },
+};
+
+/// Messages waiting to be written to one console's socket.
+pub const OUTBOUND_MESSAGES_MAX: usize = 256;
+/// Largest message a console may send.
+pub const CONSOLE_MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+
+/// What every console session needs of the node.
+#[derive(Clone)]
+pub struct NodeHandles {
+    /// The node loop's request channel.
+    pub requests: mpsc::SyncSender<Request>,
+    /// The status snapshot.
+    pub status: SharedStatus,
+    /// The node key.
+    pub key: Arc<SecretKey>,
+    /// Node events.
+    pub events: EventBus,
+    /// The manifest file.
+    pub manifest_file: PathBuf,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Sandbox limits from the manifest.
+    pub limits: LuaLimits,
+}
+
+/// One session's view of the node, as its bindings see it.
+pub struct ConsoleContext {
+    /// The node loop's request channel.
+    pub requests: mpsc::SyncSender<Request>,
+    /// The status snapshot.
+    pub status: SharedStatus,
+    /// The node key.
+    pub key: Arc<SecretKey>,
+    /// Node events.
+    pub events: EventBus,
+    /// The manifest file.
+    pub manifest_file: PathBuf,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Set to stop the running evaluation (checked by the sandbox and by `watch`).
+    pub cancel: Arc<AtomicBool>,
+    /// Sends one event to the console for the running evaluation.
+    pub stream_event: Box<dyn Fn(Value) + Send + Sync>,
+}
+
+/// Creates a session with the node's bindings installed.
+pub fn open_session(
+    handles: &NodeHandles,
+    cancel: Arc<AtomicBool>,
+    stream_event: Box<dyn Fn(Value) + Send + Sync>,
+) -> Result<Session, String> {
+    let session = Session::new(handles.limits.clone()).map_err(|e| e.to_string())?;
+    let context = ConsoleContext {
+        requests: handles.requests.clone(),
+        status: handles.status.clone(),
+        key: handles.key.clone(),
+        events: handles.events.clone(),
+        manifest_file: handles.manifest_file.clone(),
+        data_dir: handles.data_dir.clone(),
+        cancel,
+        stream_event,
+    };
+    bindings::install(&session, Arc::new(context)).map_err(|e| format!("installing the node's bindings: {e}"))?;
+    Ok(session)
+}
+
+/// Evaluates `code` and counts it (and any limit it hit) in the metrics.
+pub fn evaluate(session: &Session, code: &str, cancel: &AtomicBool) -> Result<EvalOutput, ScriptError> {
+    let result = session.eval("console", code, cancel);
+    crate::admin::metrics::lua_evaluated();
+    match &result {
+        Err(ScriptError::InstructionLimit { .. }) => crate::admin::metrics::lua_limit_hit("instructions"),
+        Err(ScriptError::MemoryLimit { .. }) => crate::admin::metrics::lua_limit_hit("memory"),
+        Err(ScriptError::Output { .. }) => crate::admin::metrics::lua_limit_hit("output"),
+        _ => {}
+    }
+    result
+}
+
+/// The answer to an evaluation, as sent to the console.
+pub fn eval_message(id: u64, result: Result<EvalOutput, ScriptError>) -> Value {
+    match result {
+        Ok(output) => json!({ "op": "result", "id": id, "values": output.values, "printed": output.printed }),
+        Err(error) => {
+            let incomplete = matches!(error, ScriptError::Syntax { incomplete: true, .. });
+            json!({ "op": "error", "id": id, "kind": error.kind(), "message": error.to_string(), "incomplete": incomplete })
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum ClientMessage {
+    Eval { id: u64, code: String },
+    Complete { id: u64, line: String },
+    Cancel { id: u64 },
+}
+
+/// One connected console.
+struct Console {
+    session: Arc<Mutex<Session>>,
+    cancel: Arc<AtomicBool>,
+    running: Arc<AtomicU64>,
+    busy: Arc<AtomicBool>,
+    outbound: tokio::sync::mpsc::Sender<Value>,
+}
+
+/// Serves one console WebSocket until it closes.
+pub async fn serve(mut socket: WebSocket, handles: NodeHandles) {
+    let (outbound, mut queued) = tokio::sync::mpsc::channel::<Value>(OUTBOUND_MESSAGES_MAX);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let running = Arc::new(AtomicU64::new(0));
+    let stream = {
+        let (outbound, running) = (outbound.clone(), running.clone());
+        Box::new(move |event: Value| {
+            let _ = outbound.blocking_send(json!({ "op": "event", "id": running.load(Ordering::Relaxed), "event": event }));
+        })
+    };
+    let opened = {
+        let (handles, cancel) = (handles.clone(), cancel.clone());
+        tokio::task::spawn_blocking(move || open_session(&handles, cancel, stream)).await
+    };
+    let session = match opened {
+        Ok(Ok(session)) => session,
+        Ok(Err(message)) => {
+            let refusal = json!({ "op": "error", "id": 0, "kind": "denied", "message": message, "incomplete": false });
+            let _ = socket.send(Message::Text(refusal.to_string().into())).await;
+            return;
+        }
+        Err(_) => return,
+    };
+    let console = Console {
+        session: Arc::new(Mutex::new(session)),
+        cancel: cancel.clone(),
+        running,
+        busy: Arc::new(AtomicBool::new(false)),
+        outbound,
+    };
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => console.handle(&text),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            Some(message) = queued.recv() => {
+                if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    cancel.store(true, Ordering::Relaxed);
+}
+
+impl Console {
+    fn send(&self, message: Value) {
+        if self.outbound.try_send(message).is_err() {
+            tracing::debug!("console too slow: a message was dropped");
+        }
+    }
+
+    fn handle(&self, text: &str) {
+        let message: ClientMessage = match serde_json::from_str(text) {
+            Ok(message) => message,
+            Err(error) => {
+                let message = format!("bad request: {error}");
+                return self.send(json!({ "op": "error", "id": 0, "kind": "denied", "message": message, "incomplete": false }));
+            }
+        };
+        match message {
+            ClientMessage::Eval { id, code } => self.eval(id, code),
+            ClientMessage::Complete { id, line } => self.complete(id, line),
+            ClientMessage::Cancel { id } => {
+                if self.running.load(Ordering::Relaxed) == id {
+                    self.cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn eval(&self, id: u64, code: String) {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            let message = "an evaluation is already running in this session";
+            return self.send(json!({ "op": "error", "id": id, "kind": "denied", "message": message, "incomplete": false }));
+        }
+        self.cancel.store(false, Ordering::Relaxed);
+        self.running.store(id, Ordering::Relaxed);
+        let (session, cancel, busy, outbound) = (self.session.clone(), self.cancel.clone(), self.busy.clone(), self.outbound.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = match session.lock() {
+                Ok(session) => evaluate(&session, &code, &cancel),
+                Err(_) => Err(ScriptError::Runtime { message: "the session is unusable after a failure".into() }),
+            };
+            busy.store(false, Ordering::Release);
+            let _ = outbound.blocking_send(eval_message(id, result));
+        });
+    }
+
+    fn complete(&self, id: u64, line: String) {
+        let (session, outbound) = (self.session.clone(), self.outbound.clone());
+        tokio::task::spawn_blocking(move || {
+            // A running evaluation holds the session: offer nothing rather than wait.
+            let (start, candidates) = session.try_lock().map(|s| s.complete(&line)).unwrap_or((line.len(), Vec::new()));
+            let _ = outbound.blocking_send(json!({ "op": "completions", "id": id, "start": start, "candidates": candidates }));
+        });
+    }
+}

@@ -1,0 +1,126 @@
+//! The `nest` console against a real node: in a pseudo-terminal (evaluation, multi-line
+//! input, completion, Ctrl-C, history), without a terminal (`-e`, a file, piped stdin,
+//! exit codes), and a plugin upgraded from the console keeping its state.
+
+use nest_tests::node::{ConsoleNode, nest_binary, wait_until};
+use rexpect::session::{PtySession, spawn_command};
+use std::{process::Command, time::Duration};
+
+fn console(node: &ConsoleNode, history: &std::path::Path) -> PtySession {
+    let mut command = Command::new(nest_binary());
+    command.arg("--data-dir").arg(&node.data_dir).env("NEST_HISTORY", history).env("TERM", "xterm");
+    let mut session = spawn_command(command, Some(15_000)).expect("spawn nest in a pty");
+    session.exp_string("nest> ").expect("prompt");
+    session
+}
+
+#[test]
+fn console_in_a_terminal_evaluates_completes_cancels_and_keeps_history() {
+    let node = ConsoleNode::start();
+    let history = node.dir.path().join("history");
+    let mut nest = console(&node, &history);
+
+    nest.send_line("node.status().name").unwrap();
+    nest.exp_string("node-1").unwrap();
+    nest.exp_string("nest> ").unwrap();
+
+    nest.send_line("function add(a, b)").unwrap();
+    nest.exp_string("...").unwrap();
+    nest.send_line("  return a + b").unwrap();
+    nest.exp_string("...").unwrap();
+    nest.send_line("end").unwrap();
+    nest.exp_string("nest> ").unwrap();
+    nest.send_line("add(20, 22)").unwrap();
+    nest.exp_string("42").unwrap();
+    nest.exp_string("nest> ").unwrap();
+
+    nest.send("chain(\"main\"):hea").unwrap();
+    nest.send("\t").unwrap();
+    nest.exp_string("head").unwrap();
+    nest.send_line("().height >= 0").unwrap();
+    nest.exp_string("true").unwrap();
+    nest.exp_string("nest> ").unwrap();
+
+    nest.send_line("while true do end").unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    nest.send_control('c').unwrap();
+    nest.exp_string("cancelled").unwrap();
+    nest.exp_string("nest> ").unwrap();
+    nest.send_line("1 + 1").unwrap();
+    nest.exp_string("2").unwrap();
+    nest.exp_string("nest> ").unwrap();
+    node.assert_still_producing(3);
+
+    nest.send_control('d').unwrap();
+    nest.exp_eof().unwrap();
+    let saved = std::fs::read_to_string(&history).expect("history file");
+    assert!(saved.contains("add(20, 22)"), "{saved}");
+
+    let mut again = console(&node, &history);
+    again.send("\x1b[A").unwrap();
+    again.send_line("").unwrap();
+    again.exp_string("2").unwrap();
+    again.exp_string("nest> ").unwrap();
+    again.send_control('d').unwrap();
+    again.exp_eof().unwrap();
+}
+
+#[test]
+fn console_without_a_terminal_reports_success_and_failure_by_exit_code() {
+    let node = ConsoleNode::start();
+    let (status, stdout, _) = node.nest(&["-e", "1 + 41"], None);
+    assert_eq!((status, stdout.trim()), (0, "42"));
+
+    let (status, _, stderr) = node.nest(&["-e", "error('boom')"], None);
+    assert_eq!(status, 1);
+    assert!(stderr.contains("boom"), "{stderr}");
+
+    let (status, _, stderr) = node.nest(&["-e", "1 +* 2"], None);
+    assert_eq!(status, 1);
+    assert!(stderr.starts_with("error:"), "{stderr}");
+
+    let script = node.dir.path().join("script.lua");
+    std::fs::write(&script, "local s = 0\nfor i = 1, 10 do s = s + i end\nreturn s\n").unwrap();
+    let (status, stdout, _) = node.nest(&[script.to_str().unwrap()], None);
+    assert_eq!((status, stdout.trim()), (0, "55"));
+
+    let (status, stdout, _) = node.nest(&[], Some("return chain('main'):head().height >= 0\n"));
+    assert_eq!((status, stdout.trim()), (0, "true"));
+
+    let (status, _, stderr) = Command::new(nest_binary())
+        .args(["--url", "http://127.0.0.1:1", "--token-file"])
+        .arg(node.data_dir.join("api.token"))
+        .args(["-e", "1"])
+        .output()
+        .map(|o| (o.status.code().unwrap_or(-1), String::new(), String::from_utf8_lossy(&o.stderr).to_string()))
+        .unwrap();
+    assert_eq!(status, 2, "unreachable node: {stderr}");
+}
+
+#[test]
+fn consensus_plugin_upgraded_from_the_console_keeps_its_state() {
+    let node = ConsoleNode::start();
+    let vendor = nest_host::crypto::SecretKey::read(&node.devnet.vendor_key).unwrap();
+    let next = nest_tests::PluginCrate { dir: "tests/fixtures/consensus-poa-next", lib_name: "fixture_consensus_poa_next" };
+    let package = node.dir.path().join("consensus-poa-0.2.0");
+    nest_tests::pack_crate(next, &package, &vendor);
+    wait_until(Duration::from_secs(10), "a few blocks", || node.node.main_chain().height >= 5);
+    let before = node.node.main_chain().height;
+
+    let code = format!("plugins.upgrade('poa', '{}')", package.display());
+    let (status, stdout, stderr) = node.nest(&["-e", &code], None);
+    assert_eq!(status, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("0.2.0"), "{stdout}");
+
+    let status = node.node.status();
+    let versions: Vec<(String, String)> = status.plugins.iter().filter(|p| p.name == "consensus-poa").map(|p| (p.version.clone(), p.state.clone())).collect();
+    assert_eq!(versions, vec![("0.1.0".into(), "replaced".into()), ("0.2.0".into(), "active".into())]);
+    let chain = node.node.main_chain();
+    assert_eq!((chain.plugins.consensus.version.as_str(), chain.plugins.consensus.state.as_str()), ("0.2.0", "running"));
+    assert!(chain.height >= before, "the chain did not go back");
+    node.assert_still_producing(5);
+
+    let (status, _, stderr) = node.nest(&["-e", &code], None);
+    assert_eq!(status, 1, "upgrading to the running version is refused");
+    assert!(stderr.contains("already running"), "{stderr}");
+}
