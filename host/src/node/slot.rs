@@ -4,6 +4,10 @@
 //! `PluginError::Panicked`; the slot then refuses every later call, so the node keeps
 //! running without the plugin instead of aborting.
 
+use crate::admin::{
+    events::{Event, EventBus},
+    metrics,
+};
 use nest_sdk::{PluginError, RResult};
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +52,7 @@ pub enum SlotError {
 pub struct Slot<T> {
     instance: T,
     status: SlotStatus,
+    events: Option<EventBus>,
 }
 
 impl<T> Slot<T> {
@@ -60,7 +65,7 @@ impl<T> Slot<T> {
             state: "running".into(),
             reason: None,
         };
-        Self { instance, status }
+        Self { instance, status, events: None }
     }
 
     /// Calls the instance unless it is disabled; disables it if the call panicked.
@@ -68,9 +73,11 @@ impl<T> Slot<T> {
         if let Some(reason) = &self.status.reason {
             return Err(SlotError::Disabled { id: self.status.id.clone(), reason: reason.clone() });
         }
+        metrics::plugin_called(&self.status.id);
         match f(&mut self.instance).into_result() {
             Ok(value) => Ok(value),
             Err(error) => {
+                metrics::plugin_failed(&self.status.id);
                 if error.is_fatal() {
                     self.disable(error.to_string());
                 }
@@ -84,6 +91,14 @@ impl<T> Slot<T> {
         tracing::error!(plugin = %self.status.id, %reason, "plugin disabled; the node keeps running without it");
         self.status.state = "disabled".into();
         self.status.reason = Some(reason);
+        if let Some(events) = &self.events {
+            events.publish(Event::plugin_state(&self.status));
+        }
+    }
+
+    /// Publishes this instance's state changes on `events`.
+    pub fn attach_events(&mut self, events: &EventBus) {
+        self.events = Some(events.clone());
     }
 
     /// Whether the instance still runs.
