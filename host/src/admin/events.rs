@@ -181,6 +181,21 @@ mod tests {
         assert!(matches!(next_event(&mut receiver).await, Some(Event::TxsCommitted { height: 10, .. })));
     }
 
+    #[tokio::test]
+    async fn disabled_slot_publishes_its_new_state() {
+        let bus = EventBus::new();
+        let mut receiver = bus.subscribe();
+        let mut slot = crate::node::slot::Slot::new((), "poa", "consensus-poa", "0.1.0");
+        slot.attach_events(&bus);
+        slot.disable("panicked: boom".into());
+        let expected = Event::PluginState {
+            plugin: "poa".into(),
+            state: "disabled".into(),
+            reason: Some("panicked: boom".into()),
+        };
+        assert_eq!(next_event(&mut receiver).await, Some(expected));
+    }
+
     #[test]
     fn events_are_json_tagged_by_type() {
         let event = Event::PluginState { plugin: "poa".into(), state: "disabled".into(), reason: Some("panic".into()) };
