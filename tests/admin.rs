@@ -271,6 +271,7 @@ fn event_stream_delivers_committed_blocks_and_transactions_filtered_by_chain() {
     let mut other = events(&node, "?chain=other", Some(&token)).unwrap();
     set_read_timeout(&other, Duration::from_millis(1500));
     assert_eq!(next_event(&mut other), None, "no events of chain main on a stream for chain other");
+    assert!(node.stop(), "the node stops cleanly on SIGTERM with event streams open");
 }
 
 /// Runs `nestd <args>`; returns whether it succeeded and its output (stdout, then
