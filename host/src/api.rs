@@ -1,26 +1,45 @@
-//! Serve the node's public HTTP API: status, blocks, accounts, transaction submission.
+//! Serve the node's HTTP API: public status, blocks, accounts, transaction submission
+//! and metrics, and the token-guarded admin routes.
 //!
 //! Handlers never touch chain state themselves: reads of the status snapshot are
 //! lock-and-clone, everything else is a [`Request`] to the node loop over its bounded
 //! channel. Signatures of submitted transactions are verified here, spread over the
 //! cores, before the loop sees them; the loop then only checks nonces and balances.
+//!
+//! Around every route, outermost first: request counting, load shedding at
+//! `concurrent_requests_max` (503 at once, never queued), `request_timeout_ms` (408),
+//! `body_bytes_max` (413). Admin routes add the token check (401) and the per-token rate
+//! limit (429).
 
+use crate::admin::{
+    self,
+    auth::{self, Token},
+    events::EventBus,
+    json_error,
+    rate::{self, RateLimiter},
+};
 use crate::ledger::{
     tx::{SignedTx, TxError},
     verify::verify_batch,
 };
+use crate::manifest::Manifest;
 use crate::node::{QueryError, Request, status::SharedStatus};
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, Path, Query, State},
-    http::StatusCode,
+    extract::{DefaultBodyLimit, MatchedPath, Path, Query, State},
+    http::{StatusCode, header::CONTENT_TYPE},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use metrics_exporter_prometheus::PrometheusHandle;
 use nest_sdk::{Hash32, PublicKey};
 use serde::{Deserialize, Serialize};
-use std::{sync::mpsc, time::Duration};
-use tokio::sync::oneshot;
+use std::{
+    sync::{Arc, mpsc},
+    time::Duration,
+};
+use tokio::sync::{Semaphore, oneshot};
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
 /// Most transactions in one submission.
@@ -33,24 +52,70 @@ pub struct ApiState {
     pub requests: mpsc::SyncSender<Request>,
     /// The status snapshot.
     pub status: SharedStatus,
+    /// The node's events.
+    pub events: EventBus,
+    /// The admin token.
+    pub token: Arc<Token>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// The running manifest.
+    pub manifest: Arc<Manifest>,
+    /// Open event streams, at most [`admin::EVENT_STREAMS_MAX`].
+    pub event_streams: Arc<Semaphore>,
 }
 
-/// API limits from the manifest.
+impl ApiState {
+    /// The state for a node's API.
+    pub fn new(node: &crate::node::Node, token: Arc<Token>, metrics: PrometheusHandle) -> ApiState {
+        ApiState {
+            requests: node.requests.clone(),
+            status: node.status.clone(),
+            events: node.events.clone(),
+            token,
+            metrics,
+            manifest: Arc::new(node.manifest.clone()),
+            event_streams: Arc::new(Semaphore::new(admin::EVENT_STREAMS_MAX)),
+        }
+    }
+}
+
+/// API limits from the manifest's `[api]`.
 pub struct ApiLimits {
     /// Largest request body.
     pub body_bytes_max: usize,
     /// Time a request may take.
     pub request_timeout_ms: u64,
+    /// Requests in progress at once; more are answered 503.
+    pub concurrent_requests_max: usize,
+    /// Admin requests per second per token, on average.
+    pub admin_requests_per_second: u32,
+    /// Admin requests per token at once.
+    pub admin_burst: u32,
 }
 
-/// The API's routes with their limits.
+impl ApiLimits {
+    /// The limits of a manifest's `[api]`.
+    pub fn from_manifest(manifest: &Manifest) -> ApiLimits {
+        let api = &manifest.api;
+        ApiLimits {
+            body_bytes_max: api.body_bytes_max,
+            request_timeout_ms: api.request_timeout_ms,
+            concurrent_requests_max: api.concurrent_requests_max,
+            admin_requests_per_second: api.admin_requests_per_second,
+            admin_burst: api.admin_burst,
+        }
+    }
+}
+
+/// The whole API: public routes, `/metrics`, admin routes, and the limits around them.
 pub fn router(state: ApiState, limits: &ApiLimits) -> Router {
-    Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/chains/{chain}/blocks/{height}", get(block))
-        .route("/v1/chains/{chain}/accounts/{account}", get(account))
-        .route("/v1/chains/{chain}/txs", post(submit))
-        .route("/v1/chains/{chain}/txs/{hash}", get(tx_status))
+    let slots = Arc::new(RequestSlots {
+        semaphore: Semaphore::new(limits.concurrent_requests_max),
+        max: limits.concurrent_requests_max,
+    });
+    public_routes()
+        .route("/metrics", get(metrics))
+        .nest("/v1/admin", admin_router(&state, limits))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
         // Refuses a declared Content-Length over the limit before reading any of the body.
@@ -59,6 +124,59 @@ pub fn router(state: ApiState, limits: &ApiLimits) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(limits.request_timeout_ms),
         ))
+        .layer(middleware::from_fn_with_state(slots, shed_load))
+        .layer(middleware::from_fn(count_request))
+}
+
+/// The public routes: status, blocks, accounts, transactions.
+fn public_routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/chains/{chain}/blocks/{height}", get(block))
+        .route("/v1/chains/{chain}/accounts/{account}", get(account))
+        .route("/v1/chains/{chain}/txs", post(submit))
+        .route("/v1/chains/{chain}/txs/{hash}", get(tx_status))
+}
+
+/// The admin routes (relative to `/v1/admin`) behind the token check and the per-token
+/// rate limit. Unknown admin paths answer 404 only to a valid token.
+pub fn admin_router(state: &ApiState, limits: &ApiLimits) -> Router<ApiState> {
+    let limiter = Arc::new(RateLimiter::new(limits.admin_requests_per_second, limits.admin_burst));
+    admin::admin_routes()
+        .fallback(admin::not_found)
+        .layer(middleware::from_fn_with_state(limiter, rate::limit_per_token))
+        .layer(middleware::from_fn_with_state(state.token.clone(), auth::require_token))
+}
+
+/// Request slots shared by every route.
+struct RequestSlots {
+    semaphore: Semaphore,
+    max: usize,
+}
+
+/// Middleware: answers 503 at once when `concurrent_requests_max` requests are in progress.
+async fn shed_load(State(slots): State<Arc<RequestSlots>>, request: axum::extract::Request, next: Next) -> Response {
+    let Ok(_permit) = slots.semaphore.try_acquire() else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("node busy: {} requests in progress, the limit; retry later", slots.max),
+        );
+    };
+    next.run(request).await
+}
+
+/// Middleware: counts each answer by route pattern and status.
+async fn count_request(request: axum::extract::Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    admin::metrics::http_request(route.as_deref().unwrap_or("unmatched"), response.status().as_u16());
+    response
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<ApiState>) -> Response {
+    state.metrics.run_upkeep();
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }
 
 /// An error answer: a status code and one line saying why.
@@ -81,6 +199,7 @@ impl From<QueryError> for ApiError {
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
+    admin::metrics::input_rejected("malformed_request");
     ApiError(StatusCode::BAD_REQUEST, message.into())
 }
 
@@ -206,6 +325,7 @@ async fn submit(
         return Err(bad_request("body: give \"tx\" (one hex transaction) or \"txs\" (a list)"));
     }
     if texts.len() > TXS_PER_REQUEST_MAX {
+        admin::metrics::input_rejected("too_many_txs");
         return Err(ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("{} transactions in one request; the limit is {TXS_PER_REQUEST_MAX}", texts.len()),
@@ -260,13 +380,16 @@ pub(crate) fn merge_results(checked: Vec<Checked>, admitted: Vec<Result<(), TxEr
             };
             match outcome {
                 Ok(()) => TxResult { index, hash, status: "accepted".into(), code: None, reason: None },
-                Err(error) => TxResult {
-                    index,
-                    hash,
-                    status: "rejected".into(),
-                    code: Some(error.code().into()),
-                    reason: Some(error.to_string()),
-                },
+                Err(error) => {
+                    admin::metrics::input_rejected(error.code());
+                    TxResult {
+                        index,
+                        hash,
+                        status: "rejected".into(),
+                        code: Some(error.code().into()),
+                        reason: Some(error.to_string()),
+                    }
+                }
             }
         })
         .collect();

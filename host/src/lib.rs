@@ -2,6 +2,7 @@
 //!
 //! The binary `nestd` (see `main.rs`) is a thin command-line front over this library.
 
+pub mod admin;
 pub mod api;
 pub mod bench;
 pub mod check;

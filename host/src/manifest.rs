@@ -5,7 +5,7 @@
 //! the key, e.g. `single.toml: [[chain]] id="main": consensus.config.block_interval_ms: …`.
 
 use nest_sdk::PublicKey;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::{
     fmt,
     net::SocketAddr,
@@ -41,7 +41,7 @@ impl fmt::Display for ManifestError {
 impl std::error::Error for ManifestError {}
 
 /// `[node]`: who this node is and where it keeps its data.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSection {
     /// Human-readable node name.
@@ -53,7 +53,7 @@ pub struct NodeSection {
 }
 
 /// `[api]`: the HTTP API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSection {
     /// Address to listen on; loopback unless `allow_non_loopback` is set.
@@ -68,6 +68,15 @@ pub struct ApiSection {
     /// Time a request may take before it is cut off.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// Requests in progress at once; more are answered 503 at once, not queued.
+    #[serde(default = "default_concurrent_requests_max")]
+    pub concurrent_requests_max: usize,
+    /// Admin requests per second per token, on average; more are answered 429.
+    #[serde(default = "default_admin_requests_per_second")]
+    pub admin_requests_per_second: u32,
+    /// Admin requests per token allowed at once before the rate applies.
+    #[serde(default = "default_admin_burst")]
+    pub admin_burst: u32,
 }
 
 impl Default for ApiSection {
@@ -77,6 +86,9 @@ impl Default for ApiSection {
             allow_non_loopback: false,
             body_bytes_max: default_body_bytes_max(),
             request_timeout_ms: default_request_timeout_ms(),
+            concurrent_requests_max: default_concurrent_requests_max(),
+            admin_requests_per_second: default_admin_requests_per_second(),
+            admin_burst: default_admin_burst(),
         }
     }
 }
@@ -90,9 +102,18 @@ fn default_body_bytes_max() -> usize {
 fn default_request_timeout_ms() -> u64 {
     30_000
 }
+fn default_concurrent_requests_max() -> usize {
+    256
+}
+fn default_admin_requests_per_second() -> u32 {
+    50
+}
+fn default_admin_burst() -> u32 {
+    100
+}
 
 /// One trusted vendor key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VendorKey {
     /// Vendor name, for messages.
@@ -102,7 +123,7 @@ pub struct VendorKey {
 }
 
 /// `[trust]`: which vendors may sign the plugins this node loads.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustSection {
     /// Loads packages without a valid signature (development only; warns at every start).
@@ -114,7 +135,7 @@ pub struct TrustSection {
 }
 
 /// `[[plugin]]`: a package to load, under a local id.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginEntry {
     /// Local id that chains, radios and markets refer to.
@@ -124,7 +145,7 @@ pub struct PluginEntry {
 }
 
 /// A plugin reference with its configuration table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginUse {
     /// Id of a `[[plugin]]`.
@@ -139,7 +160,7 @@ fn empty_table() -> toml::Table {
 }
 
 /// One genesis allocation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Allocation {
     /// Account public key, hex.
@@ -149,7 +170,7 @@ pub struct Allocation {
 }
 
 /// A plugin the chain requires, pinned by name, version and optionally library hash.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Requirement {
     /// Plugin name as in its `plugin.toml`.
@@ -162,7 +183,7 @@ pub struct Requirement {
 }
 
 /// `[chain.genesis]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisSection {
     /// Genesis timestamp, milliseconds since the Unix epoch.
@@ -177,7 +198,7 @@ pub struct GenesisSection {
 }
 
 /// `[[chain]]`: a chain this node takes part in.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainEntry {
     /// Chain id, e.g. `main`.
@@ -210,7 +231,7 @@ fn default_mempool_txs_max() -> usize {
 }
 
 /// `[[radio]]`: a radio driver instance.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RadioEntry {
     /// Radio id.
@@ -223,7 +244,7 @@ pub struct RadioEntry {
 }
 
 /// `[[market]]`: a market policy instance.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarketEntry {
     /// Market id.
@@ -236,7 +257,7 @@ pub struct MarketEntry {
 }
 
 /// A parsed manifest with paths resolved against its directory.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// `[node]`.
@@ -375,6 +396,16 @@ impl Manifest {
                 ),
             ));
         }
+        let limits = [
+            ("body_bytes_max", self.api.body_bytes_max as u64),
+            ("request_timeout_ms", self.api.request_timeout_ms),
+            ("concurrent_requests_max", self.api.concurrent_requests_max as u64),
+            ("admin_requests_per_second", u64::from(self.api.admin_requests_per_second)),
+            ("admin_burst", u64::from(self.api.admin_burst)),
+        ];
+        if let Some((key, _)) = limits.iter().find(|(_, value)| *value == 0) {
+            return Err(self.error("[api]", *key, "must be at least 1"));
+        }
         Ok(())
     }
 
@@ -502,5 +533,15 @@ genesis = { allocations = [{ account = "0101010101010101010101010101010101010101
         assert!(error.contains("[api]: listen: 0.0.0.0:7300 is not a loopback address"), "{error}");
         let text = format!("{GOOD}\n[api]\nlisten = \"0.0.0.0:7300\"\nallow_non_loopback = true\n");
         assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn api_limits_have_defaults_and_zero_is_refused() {
+        let manifest = parse(GOOD).unwrap();
+        assert_eq!(manifest.api.concurrent_requests_max, 256);
+        assert_eq!((manifest.api.admin_requests_per_second, manifest.api.admin_burst), (50, 100));
+        let text = format!("{GOOD}\n[api]\nadmin_burst = 0\n");
+        let error = parse(&text).unwrap_err().to_string();
+        assert_eq!(error, "/etc/nest/single.toml: [api]: admin_burst: must be at least 1");
     }
 }

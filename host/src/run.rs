@@ -1,5 +1,6 @@
 //! Run a node with its HTTP API until SIGINT or SIGTERM.
 
+use crate::admin::{auth::Token, metrics};
 use crate::api::{self, ApiLimits, ApiState};
 use crate::manifest::Manifest;
 use crate::node::Node;
@@ -19,8 +20,12 @@ pub struct Running {
 }
 
 /// Starts the node loop and the API. The API address is also written to
-/// `<data_dir>/api.addr`, so tools find a node that listens on port 0.
+/// `<data_dir>/api.addr`, so tools find a node that listens on port 0; the admin token
+/// is in `<data_dir>/api.token` (created on first start, mode `0600`).
 pub fn start(manifest: Manifest) -> Result<Running, String> {
+    let token = Token::ensure(&manifest.node.data_dir)
+        .map_err(|e| format!("{}: [api]: cannot use the admin token: {e}", manifest.file.display()))?;
+    let metrics = metrics::install();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -28,8 +33,7 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let listen = manifest.api.listen;
-    let limits =
-        ApiLimits { body_bytes_max: manifest.api.body_bytes_max, request_timeout_ms: manifest.api.request_timeout_ms };
+    let limits = ApiLimits::from_manifest(&manifest);
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
         .map_err(|e| format!("{}: [api]: listen: cannot listen on {listen}: {e}", manifest.file.display()))?;
@@ -37,7 +41,7 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
     let node = Node::start(manifest).map_err(|e| e.to_string())?;
     let api_addr_file = node.manifest.node.data_dir.join("api.addr");
     std::fs::write(&api_addr_file, format!("{api_addr}\n")).map_err(|e| format!("{}: {e}", api_addr_file.display()))?;
-    let router = api::router(ApiState { requests: node.requests.clone(), status: node.status.clone() }, &limits);
+    let router = api::router(ApiState::new(&node, std::sync::Arc::new(token), metrics), &limits);
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = runtime.spawn(async move {
         let served = axum::serve(listener, router).with_graceful_shutdown(async {

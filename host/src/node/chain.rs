@@ -7,6 +7,7 @@
 
 use super::slot::{Slot, SlotError};
 use super::status::{ChainPlugins, ChainStatus};
+use crate::admin::{events::EventBus, metrics};
 use crate::crypto::sha256;
 use crate::ledger::{
     mempool::Mempool,
@@ -73,6 +74,7 @@ pub struct ChainRuntime {
     txs_committed: u64,
     blocks_committed: u64,
     evidence: VecDeque<String>,
+    events: Option<EventBus>,
 }
 
 /// What the node loop needs to open a chain.
@@ -179,6 +181,7 @@ impl ChainRuntime {
             txs_committed: 0,
             blocks_committed: 0,
             evidence: VecDeque::new(),
+            events: None,
         })
     }
 
@@ -231,6 +234,14 @@ impl ChainRuntime {
             .commit_block(chain, &block, &[], &changes, &head)
             .map_err(|error| ChainError::Store { chain: chain.to_string(), error })?;
         Ok((ledger, head))
+    }
+
+    /// Publishes committed blocks and plugin state changes on `events`.
+    pub fn with_events(mut self, events: &EventBus) -> Self {
+        self.consensus.attach_events(events);
+        self.chain_type.attach_events(events);
+        self.events = Some(events.clone());
+        self
     }
 
     /// Chain id.
@@ -511,6 +522,10 @@ impl ChainRuntime {
         self.txs_committed += unit.txs.len() as u64;
         self.blocks_committed += 1;
         tracing::info!(chain = %self.id, height = head.height, hash = %head.hash, txs = unit.txs.len(), "block committed");
+        metrics::block_committed(&self.id, unit.txs.len());
+        if let Some(events) = &self.events {
+            events.block_committed(&self.id, head.height, head.hash, &unit.tx_hashes);
+        }
         self.head = head;
         true
     }

@@ -12,6 +12,7 @@ pub mod services;
 pub mod slot;
 pub mod status;
 
+use crate::admin::{events::EventBus, metrics};
 use crate::crypto::SecretKey;
 use crate::ledger::tx::{SignedTx, TxError};
 use crate::loader::{self, LoadOptions, LoadedLibrary, TrustStore};
@@ -533,6 +534,8 @@ pub struct Node {
     pub manifest: Manifest,
     /// The node key (signs as the node; never leaves the process).
     pub key: Arc<SecretKey>,
+    /// The node's events (blocks, transactions, plugin states).
+    pub events: EventBus,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -570,7 +573,10 @@ impl Node {
         if manifest.trust.allow_unsigned {
             tracing::warn!(manifest = %manifest.file.display(), "allow_unsigned = true: plugins are loaded without signature checks");
         }
-        let prepared = prepare(manifest).map_err(StartError::Prepare)?;
+        let mut prepared = prepare(manifest).map_err(StartError::Prepare)?;
+        let events = EventBus::new();
+        prepared.radios.iter_mut().for_each(|radio| radio.slot.attach_events(&events));
+        prepared.markets.iter_mut().for_each(|market| market.slot.attach_events(&events));
         std::fs::create_dir_all(&prepared.manifest.node.data_dir).map_err(|e| {
             StartError::Prepare(vec![prepared.manifest.error("[node]", "data_dir", e.to_string()).to_string()])
         })?;
@@ -580,7 +586,7 @@ impl Node {
         let chains = prepared
             .chains
             .into_iter()
-            .map(|parts| ChainRuntime::open(parts, &store).map_err(Box::new))
+            .map(|parts| ChainRuntime::open(parts, &store).map(|chain| chain.with_events(&events)).map_err(Box::new))
             .collect::<Result<Vec<_>, _>>()?;
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
         let radios = start_radios(prepared.radios, &requests);
@@ -601,7 +607,7 @@ impl Node {
             .name("nest-node-loop".into())
             .spawn(move || state.run(receiver))
             .map_err(|e| StartError::Prepare(vec![format!("cannot start the node loop: {e}")]))?;
-        Ok(Node { requests, status, manifest, key: prepared.key, thread: Some(thread) })
+        Ok(Node { requests, status, manifest, key: prepared.key, events, thread: Some(thread) })
     }
 
     /// Stops the loop and waits for it (drivers stopped, store closed).
@@ -700,6 +706,9 @@ impl LoopState {
             .collect();
         status.markets =
             self.markets.iter().map(|m| MarketStatus { id: m.id.clone(), plugin: m.slot.status().clone() }).collect();
+        for chain in &status.chains {
+            metrics::chain_state(&chain.id, chain.height, chain.mempool_txs);
+        }
         if let Ok(mut shared) = self.status.write() {
             *shared = status;
         }

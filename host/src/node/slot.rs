@@ -4,6 +4,10 @@
 //! `PluginError::Panicked`; the slot then refuses every later call, so the node keeps
 //! running without the plugin instead of aborting.
 
+use crate::admin::{
+    events::{Event, EventBus},
+    metrics,
+};
 use nest_sdk::{PluginError, RResult};
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +56,7 @@ pub struct Slot<T> {
     config_json: String,
     /// Whether it was disabled by a panic (its state can no longer be trusted).
     panicked: bool,
+    events: Option<EventBus>,
 }
 
 impl<T> Slot<T> {
@@ -64,7 +69,7 @@ impl<T> Slot<T> {
             state: "running".into(),
             reason: None,
         };
-        Self { instance, status, config_json: config_json.to_string(), panicked: false }
+        Self { instance, status, config_json: config_json.to_string(), panicked: false, events: None }
     }
 
     /// Calls the instance unless it is disabled; disables it if the call panicked.
@@ -72,9 +77,11 @@ impl<T> Slot<T> {
         if let Some(reason) = &self.status.reason {
             return Err(SlotError::Disabled { id: self.status.id.clone(), reason: reason.clone() });
         }
+        metrics::plugin_called(&self.status.id);
         match f(&mut self.instance).into_result() {
             Ok(value) => Ok(value),
             Err(error) => {
+                metrics::plugin_failed(&self.status.id);
                 if error.is_fatal() {
                     self.panicked = true;
                     self.disable(error.to_string());
@@ -89,6 +96,14 @@ impl<T> Slot<T> {
         tracing::error!(plugin = %self.status.id, %reason, "plugin disabled; the node keeps running without it");
         self.status.state = "disabled".into();
         self.status.reason = Some(reason);
+        if let Some(events) = &self.events {
+            events.publish(Event::plugin_state(&self.status));
+        }
+    }
+
+    /// Publishes this instance's state changes on `events`.
+    pub fn attach_events(&mut self, events: &EventBus) {
+        self.events = Some(events.clone());
     }
 
     /// Resumes an instance the operator disabled. An instance that panicked cannot be

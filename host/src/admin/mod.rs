@@ -1,0 +1,117 @@
+//! Serve the node's admin API under `/v1/admin`: configuration, event stream, and the
+//! guards every admin route sits behind.
+//!
+//! Every admin route needs `Authorization: Bearer <token>` ([`auth`]) and is rate
+//! limited per token ([`rate`]); `api::admin_router` puts these layers around
+//! [`admin_routes`]. [`events`] is the node's event bus, [`metrics`] names every metric
+//! the node exports.
+
+pub mod auth;
+pub mod events;
+pub mod metrics;
+pub mod rate;
+
+use crate::api::ApiState;
+use axum::{
+    Json, Router,
+    extract::{
+        Query, State,
+        ws::{Message, WebSocket, WebSocketUpgrade},
+    },
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, broadcast};
+
+/// Event streams (`/v1/admin/events`) open at once; more are answered 503.
+pub const EVENT_STREAMS_MAX: usize = 64;
+
+/// An error answer: `{"error": "..."}` with `status`.
+pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+/// The answer to a missing or wrong token (the same for both).
+pub fn unauthorized() -> Response {
+    json_error(StatusCode::UNAUTHORIZED, "admin routes need the node's token: Authorization: Bearer <token>")
+}
+
+/// The admin routes, relative to `/v1/admin`, before the auth and rate-limit layers.
+///
+/// New admin routes go here (console sessions `/console`, evaluation `/eval`, plugin
+/// control `/plugins/{id}/...`): they get the token check and the rate limit for free.
+pub fn admin_routes() -> Router<ApiState> {
+    Router::new().route("/config", get(config)).route("/events", get(events))
+    // Console routes join here.
+}
+
+/// For unknown admin paths, behind the token check (so it reveals no routes).
+pub async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, "no such admin route")
+}
+
+/// `GET /v1/admin/config`: the running manifest (defaults filled in, paths resolved).
+async fn config(State(state): State<ApiState>) -> Response {
+    match serde_json::to_value(&*state.manifest) {
+        Ok(mut value) => {
+            value["file"] = state.manifest.file.display().to_string().into();
+            Json(value).into_response()
+        }
+        Err(error) => json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("manifest: {error}")),
+    }
+}
+
+/// `?chain=<id>` keeps only that chain's events (and those about no chain).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    #[serde(default)]
+    chain: Option<String>,
+}
+
+/// `GET /v1/admin/events` (WebSocket): the node's events as JSON text frames.
+async fn events(
+    State(state): State<ApiState>,
+    Query(query): Query<EventsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Ok(permit) = state.event_streams.clone().try_acquire_owned() else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{EVENT_STREAMS_MAX} event streams are open, the limit; retry later"),
+        );
+    };
+    let receiver = state.events.subscribe();
+    upgrade.on_upgrade(move |socket| stream_events(socket, receiver, query.chain, permit))
+}
+
+async fn stream_events(
+    mut socket: WebSocket,
+    mut receiver: broadcast::Receiver<events::Event>,
+    chain: Option<String>,
+    _permit: OwnedSemaphorePermit,
+) {
+    loop {
+        tokio::select! {
+            event = events::next_event(&mut receiver) => {
+                let Some(event) = event else { break };
+                if let (Some(wanted), Some(about)) = (chain.as_deref(), event.chain())
+                    && wanted != about
+                {
+                    continue;
+                }
+                let Ok(text) = serde_json::to_string(&event) else { continue };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // Pings are answered by the socket itself; other frames are ignored.
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
