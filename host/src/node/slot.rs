@@ -96,6 +96,10 @@ impl<T> Slot<T> {
         tracing::error!(plugin = %self.status.id, %reason, "plugin disabled; the node keeps running without it");
         self.status.state = "disabled".into();
         self.status.reason = Some(reason);
+        self.publish_state();
+    }
+
+    fn publish_state(&self) {
         if let Some(events) = &self.events {
             events.publish(Event::plugin_state(&self.status));
         }
@@ -114,8 +118,9 @@ impl<T> Slot<T> {
         }
         if self.status.reason.take().is_some() {
             tracing::info!(plugin = %self.status.id, "plugin enabled");
+            self.status.state = "running".into();
+            self.publish_state();
         }
-        self.status.state = "running".into();
         Ok(())
     }
 
@@ -128,6 +133,7 @@ impl<T> Slot<T> {
         self.status.state = "running".into();
         self.status.reason = None;
         self.panicked = false;
+        self.publish_state();
     }
 
     /// Whether the last disable came from a panic.
