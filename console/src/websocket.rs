@@ -116,7 +116,10 @@ impl Transport for WebSocketTransport {
         }
         match self.socket.read() {
             Ok(Message::Text(text)) => Ok(Some(text.as_str().to_owned())),
-            Ok(Message::Close(_)) => Err(TransportError::Closed),
+            Ok(Message::Close(_)) => {
+                let _ = self.socket.flush();
+                Err(TransportError::Closed)
+            }
             Ok(_) => Ok(None),
             Err(tungstenite::Error::Io(error))
                 if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
@@ -137,5 +140,77 @@ fn transport_error(error: tungstenite::Error) -> TransportError {
     match error {
         tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => TransportError::Closed,
         other => TransportError::Io(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+    /// A node that accepts one connection with `token` and echoes each frame back
+    /// upper-cased, then closes.
+    fn node(token: &'static str) -> (String, std::thread::JoinHandle<Option<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}/v1/admin/console", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            // The callback's signature is tungstenite's.
+            #[allow(clippy::result_large_err)]
+            let check = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+                assert_eq!(request.uri().path(), "/v1/admin/console");
+                let authorized =
+                    request.headers().get(AUTHORIZATION).is_some_and(|v| v == format!("Bearer {token}").as_str());
+                if authorized {
+                    Ok(response)
+                } else {
+                    let mut refusal = ErrorResponse::new(None);
+                    *refusal.status_mut() = StatusCode::UNAUTHORIZED;
+                    Err(refusal)
+                }
+            };
+            let mut socket = tungstenite::accept_hdr(stream, check).ok()?;
+            let Message::Text(text) = socket.read().ok()? else { return None };
+            socket.send(Message::text(text.as_str().to_uppercase())).ok()?;
+            socket.close(None).ok()?;
+            while socket.read().is_ok() {}
+            Some(text.as_str().to_owned())
+        });
+        (url, handle)
+    }
+
+    #[test]
+    fn the_token_is_sent_as_a_bearer_header_and_frames_round_trip() {
+        let (url, node) = node("secret");
+        let mut transport = WebSocketTransport::connect(&url, "secret").unwrap();
+        assert_eq!(transport.receive(Duration::from_millis(10)).unwrap(), None);
+        transport.send(r#"{"op":"eval"}"#).unwrap();
+        let mut answer = None;
+        while answer.is_none() {
+            answer = transport.receive(Duration::from_millis(100)).unwrap();
+        }
+        assert_eq!(answer.as_deref(), Some(r#"{"OP":"EVAL"}"#));
+        assert_eq!(transport.receive(Duration::from_secs(5)), Err(TransportError::Closed));
+        assert_eq!(node.join().unwrap().as_deref(), Some(r#"{"op":"eval"}"#));
+    }
+
+    #[test]
+    fn a_wrong_token_is_refused_with_a_clear_message() {
+        let (url, node) = node("secret");
+        let error = WebSocketTransport::connect(&url, "guess").err().expect("refused");
+        assert!(matches!(error, ConnectError::Refused { status: 401, .. }), "{error}");
+        assert!(error.to_string().contains("refused the token"));
+        let _ = node.join();
+    }
+
+    #[test]
+    fn no_node_listening_is_unreachable() {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("ws://127.0.0.1:{port}/v1/admin/console");
+        let error = WebSocketTransport::connect(&url, "t").err().expect("unreachable");
+        assert!(matches!(error, ConnectError::Unreachable { .. }), "{error}");
+        assert!(error.to_string().contains("nestd up"));
     }
 }
