@@ -23,9 +23,7 @@ pub fn fetch(base: &str, path: &str) -> Result<Value, FetchError> {
             let body: Value = response.into_json().unwrap_or_default();
             Err(FetchError::Status(format!("{url}: HTTP {code}: {}", body["error"].as_str().unwrap_or("no detail"))))
         }
-        Err(ureq::Error::Transport(error)) => {
-            Err(FetchError::Unreachable(format!("{url}: {error} (is the node running?)")))
-        }
+        Err(ureq::Error::Transport(error)) => Err(FetchError::Unreachable(format!("{error} (is the node running?)"))),
     }
 }
 

@@ -20,7 +20,8 @@ mod session;
 mod settings;
 mod websocket;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
 use run::Exit;
 use settings::Flags;
 use std::io::IsTerminal;
@@ -33,7 +34,6 @@ use std::process::ExitCode;
     name = "nest",
     version,
     about = "Nest operator console: Lua inside a running node",
-    args_conflicts_with_subcommands = true,
     after_help = "Environment: NEST_URL, NEST_TOKEN_FILE, NEST_HISTORY (default ~/.nest_history).\n\
                   Exit codes: 0 success, 1 the evaluation failed, 2 the node is unreachable or refused the token."
 )]
@@ -80,6 +80,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.is_some() && cli.eval.is_some() {
+        Cli::command().error(ErrorKind::ArgumentConflict, "-e cannot be used with a subcommand").exit();
+    }
     let env = |name: &str| std::env::var(name).ok();
     let flags = Flags { url: cli.url, token_file: cli.token_file, data_dir: cli.data_dir };
     let endpoint = settings::resolve(&flags, &env);
@@ -155,6 +158,11 @@ mod tests {
         let cli = Cli::try_parse_from(["nest", "status", "--url", "http://h:2"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Status)));
         assert_eq!(cli.url.as_deref(), Some("http://h:2"));
+        let cli = Cli::try_parse_from(["nest", "--data-dir", "d", "status"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Status)));
+        assert_eq!(cli.script, None);
+        let cli = Cli::try_parse_from(["nest", "--url", "http://h:1", "account", "ab"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Account { .. })));
         let cli = Cli::try_parse_from(["nest", "block", "7", "--chain", "iot"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Block { height: 7, .. })));
         assert!(Cli::try_parse_from(["nest", "-e", "x", "s.lua"]).is_err());

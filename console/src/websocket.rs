@@ -5,6 +5,7 @@ use crate::session::{Transport, TransportError};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 use tungstenite::client::IntoClientRequest;
+use tungstenite::error::ProtocolError;
 use tungstenite::handshake::HandshakeError;
 use tungstenite::http::{HeaderValue, StatusCode, header::AUTHORIZATION};
 use tungstenite::protocol::WebSocketConfig;
@@ -14,6 +15,8 @@ use tungstenite::{Message, WebSocket};
 pub const CONNECT_TIMEOUT_MS: u64 = 5000;
 /// How long one write may block (milliseconds).
 pub const WRITE_TIMEOUT_MS: u64 = 10_000;
+/// How many times a send interrupted by a signal is flushed again.
+pub const SEND_RETRIES_MAX: usize = 8;
 
 /// The console could not open a session.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +108,17 @@ fn status_error(url: &str, status: StatusCode) -> ConnectError {
 
 impl Transport for WebSocketTransport {
     fn send(&mut self, text: &str) -> Result<(), TransportError> {
-        self.socket.send(Message::text(text)).map_err(transport_error)
+        let mut sent = self.socket.send(Message::text(text));
+        // Ctrl-C interrupts the write system call; the frame stays queued, so flush again.
+        for _ in 0..SEND_RETRIES_MAX {
+            match sent {
+                Err(tungstenite::Error::Io(error)) if error.kind() == std::io::ErrorKind::Interrupted => {
+                    sent = self.socket.flush();
+                }
+                _ => break,
+            }
+        }
+        sent.map_err(transport_error)
     }
 
     fn receive(&mut self, wait: Duration) -> Result<Option<String>, TransportError> {
@@ -122,7 +135,10 @@ impl Transport for WebSocketTransport {
             }
             Ok(_) => Ok(None),
             Err(tungstenite::Error::Io(error))
-                if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                ) =>
             {
                 Ok(None)
             }
@@ -138,7 +154,19 @@ impl Transport for WebSocketTransport {
 
 fn transport_error(error: tungstenite::Error) -> TransportError {
     match error {
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => TransportError::Closed,
+        tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed
+        | tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => TransportError::Closed,
+        tungstenite::Error::Io(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            TransportError::Closed
+        }
         other => TransportError::Io(other.to_string()),
     }
 }
