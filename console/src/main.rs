@@ -1,21 +1,59 @@
-//! Attach to a running Nest node and show its state as tables.
+//! Attach to a running Nest node: a Lua console inside the node, and its state as tables.
 //!
-//! `nest status`, `nest block <height>` and `nest account <key>` read the node's HTTP
-//! API (default `http://127.0.0.1:7300`, or `--url`).
+//! `nest` opens the interactive console (a TTY on stdin); `nest -e CODE`, `nest
+//! FILE.lua` and piped stdin evaluate one chunk. The console speaks JSON over the
+//! node's WebSocket `/v1/admin/console` with the admin bearer token. `nest status`,
+//! `nest block <height>` and `nest account <key>` read the public HTTP API.
+//!
+//! Exit codes: 0 success, 1 the evaluation failed, 2 the node is unreachable or
+//! refused the token.
 
-use clap::{Parser, Subcommand};
-use serde_json::Value;
-use std::{process::ExitCode, time::Duration};
+mod chunk;
+mod http;
+mod interrupt;
+mod json;
+mod protocol;
+mod render;
+mod repl;
+mod run;
+mod session;
+mod settings;
+mod websocket;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
+use run::Exit;
+use settings::Flags;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// The Nest operator console.
 #[derive(Parser)]
-#[command(name = "nest", version, about = "Nest operator console")]
+#[command(
+    name = "nest",
+    version,
+    about = "Nest operator console: Lua inside a running node",
+    after_help = "Environment: NEST_URL, NEST_TOKEN_FILE, NEST_HISTORY (default ~/.nest_history).\n\
+                  Exit codes: 0 success, 1 the evaluation failed, 2 the node is unreachable or refused the token."
+)]
 struct Cli {
-    /// The node's API.
-    #[arg(long, default_value = "http://127.0.0.1:7300", global = true)]
-    url: String,
+    /// The node's API [default: http://ADDR from <data-dir>/api.addr, else http://127.0.0.1:7300]
+    #[arg(long, value_name = "URL", global = true)]
+    url: Option<String>,
+    /// The admin API token [default: <data-dir>/api.token]
+    #[arg(long, value_name = "FILE", global = true)]
+    token_file: Option<PathBuf>,
+    /// The node's data directory [default: .devnet/node-1/data]
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Evaluate CODE as one chunk and exit.
+    #[arg(short = 'e', long = "eval", value_name = "CODE", conflicts_with = "script")]
+    eval: Option<String>,
+    /// A Lua file to evaluate as one chunk (`-` for stdin).
+    script: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -42,155 +80,92 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let path = match &cli.command {
+    if cli.command.is_some() && cli.eval.is_some() {
+        Cli::command().error(ErrorKind::ArgumentConflict, "-e cannot be used with a subcommand").exit();
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let flags = Flags { url: cli.url, token_file: cli.token_file, data_dir: cli.data_dir };
+    let endpoint = settings::resolve(&flags, &env);
+    if let Some(command) = &cli.command {
+        return subcommand(&endpoint.url, command).into();
+    }
+    let code = match chunk_input(cli.eval, cli.script) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Exit::Failed.into();
+        }
+    };
+    let mut session = match run::connect(&endpoint) {
+        Ok(session) => session,
+        Err(exit) => return exit.into(),
+    };
+    let exit = match code {
+        Some(code) => {
+            let exit = run::run_chunk(&mut session, &code);
+            session.close();
+            exit
+        }
+        None => repl::run(session, settings::history_file(&env)),
+    };
+    exit.into()
+}
+
+/// The chunk to evaluate, or `None` for the interactive console.
+fn chunk_input(eval: Option<String>, script: Option<PathBuf>) -> Result<Option<String>, String> {
+    match (eval, script) {
+        (Some(code), _) => Ok(Some(code)),
+        (None, Some(path)) if path.as_os_str() == "-" => run::read_stdin().map(Some),
+        (None, Some(path)) => run::read_script(&path).map(Some),
+        (None, None) if std::io::stdin().is_terminal() => Ok(None),
+        (None, None) => run::read_stdin().map(Some),
+    }
+}
+
+fn subcommand(url: &str, command: &Command) -> Exit {
+    let path = match command {
         Command::Status => "/v1/status".to_string(),
         Command::Block { height, chain } => format!("/v1/chains/{chain}/blocks/{height}"),
         Command::Account { key, chain } => format!("/v1/chains/{chain}/accounts/{key}"),
     };
-    match fetch(&cli.url, &path) {
+    match http::fetch(url, &path) {
         Ok(value) => {
-            print!("{}", render(&cli.command, &value));
-            ExitCode::SUCCESS
+            print!("{}", http::render(command, &value));
+            Exit::Success
         }
-        Err(message) => {
+        Err(http::FetchError::Status(message)) => {
             eprintln!("error: {message}");
-            ExitCode::FAILURE
+            Exit::Failed
+        }
+        Err(http::FetchError::Unreachable(message)) => {
+            eprintln!("error: {message}");
+            Exit::Unreachable
         }
     }
 }
 
-fn fetch(base: &str, path: &str) -> Result<Value, String> {
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
-    match agent.get(&url).call() {
-        Ok(response) => response.into_json().map_err(|e| format!("{url}: {e}")),
-        Err(ureq::Error::Status(code, response)) => {
-            let body: Value = response.into_json().unwrap_or_default();
-            Err(format!("{url}: HTTP {code}: {}", body["error"].as_str().unwrap_or("no detail")))
-        }
-        Err(ureq::Error::Transport(error)) => Err(format!("{url}: {error} (is the node running?)")),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
+    #[test]
+    fn the_command_line_parses_flags_eval_script_and_subcommands() {
+        let cli = Cli::try_parse_from(["nest", "--url", "http://h:1", "-e", "return 1"]).unwrap();
+        assert_eq!((cli.url.as_deref(), cli.eval.as_deref()), (Some("http://h:1"), Some("return 1")));
+        let cli = Cli::try_parse_from(["nest", "--data-dir", "d", "--token-file", "t", "s.lua"]).unwrap();
+        assert_eq!(cli.script, Some(PathBuf::from("s.lua")));
+        assert_eq!((cli.data_dir, cli.token_file), (Some("d".into()), Some("t".into())));
+        let cli = Cli::try_parse_from(["nest", "status", "--url", "http://h:2"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Status)));
+        assert_eq!(cli.url.as_deref(), Some("http://h:2"));
+        let cli = Cli::try_parse_from(["nest", "--data-dir", "d", "status"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Status)));
+        assert_eq!(cli.script, None);
+        let cli = Cli::try_parse_from(["nest", "--url", "http://h:1", "account", "ab"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Account { .. })));
+        let cli = Cli::try_parse_from(["nest", "block", "7", "--chain", "iot"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Block { height: 7, .. })));
+        assert!(Cli::try_parse_from(["nest", "-e", "x", "s.lua"]).is_err());
+        assert!(Cli::try_parse_from(["nest"]).unwrap().command.is_none());
     }
-}
-
-/// Left-aligned columns sized to their widest cell.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        format!("{}\n", padded.join("  ").trim_end())
-    };
-    let mut out = line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        out.push_str(&line(row.clone()));
-    }
-    out
-}
-
-fn render(command: &Command, value: &Value) -> String {
-    match command {
-        Command::Status => render_status(value),
-        Command::Block { .. } => render_block(value),
-        Command::Account { .. } => table(
-            &["account", "balance", "nonce", "next nonce"],
-            &[vec![
-                text(&value["account"]),
-                text(&value["balance"]),
-                text(&value["nonce"]),
-                text(&value["next_nonce"]),
-            ]],
-        ),
-    }
-}
-
-fn render_status(value: &Value) -> String {
-    let mut out = format!(
-        "node {}  key {}  nestd {}  peers {}\n\n",
-        text(&value["name"]),
-        text(&value["public_key"]),
-        text(&value["version"]),
-        text(&value["peers"])
-    );
-    let chains: Vec<Vec<String>> = value["chains"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            let plugin =
-                |role: &str| format!("{} ({})", text(&c["plugins"][role]["name"]), text(&c["plugins"][role]["state"]));
-            vec![
-                text(&c["id"]),
-                text(&c["height"]),
-                short(&text(&c["head_hash"])),
-                short(&text(&c["state_digest"])),
-                text(&c["mempool_txs"]),
-                plugin("consensus"),
-                plugin("chain_type"),
-            ]
-        })
-        .collect();
-    out.push_str(&table(&["chain", "height", "head", "state digest", "mempool", "consensus", "chain type"], &chains));
-    let plugins: Vec<Vec<String>> = value["plugins"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let kinds: Vec<String> = p["kinds"].as_array().into_iter().flatten().map(text).collect();
-            vec![
-                text(&p["id"]),
-                text(&p["name"]),
-                text(&p["version"]),
-                kinds.join(","),
-                text(&p["signed_by"]),
-                short(&text(&p["library_sha256"])),
-            ]
-        })
-        .collect();
-    out.push('\n');
-    out.push_str(&table(&["plugin", "name", "version", "kinds", "signed by", "sha256"], &plugins));
-    out
-}
-
-fn render_block(value: &Value) -> String {
-    let mut out = String::new();
-    for key in ["height", "hash", "parent", "timestamp_ms", "proposer", "tx_root", "state_digest", "tx_count"] {
-        out.push_str(&format!("{key:<14}{}\n", text(&value[key])));
-    }
-    let txs: Vec<Vec<String>> = value["txs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            let transfer = &t["tx"]["body"]["Transfer"];
-            vec![
-                short(&text(&t["hash"])),
-                short(&text(&t["tx"]["from"])),
-                short(&text(&transfer["to"])),
-                text(&transfer["amount"]),
-                text(&t["tx"]["nonce"]),
-                text(&t["tx"]["fee"]),
-            ]
-        })
-        .collect();
-    if !txs.is_empty() {
-        out.push('\n');
-        out.push_str(&table(&["tx", "from", "to", "amount", "nonce", "fee"], &txs));
-    }
-    out
-}
-
-fn short(hex: &str) -> String {
-    if hex.len() > 16 { format!("{}…", &hex[..16]) } else { hex.to_string() }
 }
