@@ -36,19 +36,19 @@ Ctrl-D or .quit leaves. An unfinished chunk (a `function` without its `end`) con
 
 node        the node: status, info, stop
               node.status()
-chain(id)   a chain: head, block(h), tx(hash), digest
+chain(id)   a chain: head(), block(h), tx(hash), digest(), account(key)
               chain(\"main\"):block(12)
 plugins     loaded plugins: list, inspect(id), disable(id), enable(id), upgrade(id, package_dir)
               plugins.inspect(\"poa\")
-peers       the peers the node knows
-              return peers
-tx          transactions: transfer{from_key_file=..., to=..., amount=...}
+peers       the peers the node knows: list(), count()
+              peers.list()
+tx          transactions: transfer{from_key_file=... or from=\"node\", to=..., amount=..., fee=?, nonce=?}
               tx.transfer{from_key_file=\".devnet/faucet.key\", to=\"<account hex>\", amount=10}
-keys        the node's keys
-              return keys
+keys        the node's keys: node(), list()
+              keys.list()
 log         the node's log: tail(n)
               log.tail(20)
-watch(...)  stream events until Ctrl-C
+watch(...)  stream events until Ctrl-C: \"blocks\", \"txs\", \"plugins\", or {type=, chain=, count=}
               watch(\"blocks\")
 
 .help       this text

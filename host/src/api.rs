@@ -62,6 +62,8 @@ pub struct ApiState {
     pub manifest: Arc<Manifest>,
     /// Open event streams, at most [`admin::EVENT_STREAMS_MAX`].
     pub event_streams: Arc<Semaphore>,
+    /// The node key (console sessions may sign as the node).
+    pub key: Arc<crate::crypto::SecretKey>,
 }
 
 impl ApiState {
@@ -75,6 +77,7 @@ impl ApiState {
             metrics,
             manifest: Arc::new(node.manifest.clone()),
             event_streams: Arc::new(Semaphore::new(admin::EVENT_STREAMS_MAX)),
+            key: node.key.clone(),
         }
     }
 }

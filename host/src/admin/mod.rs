@@ -43,8 +43,13 @@ pub fn unauthorized() -> Response {
 /// New admin routes go here (console sessions `/console`, evaluation `/eval`, plugin
 /// control `/plugins/{id}/...`): they get the token check and the rate limit for free.
 pub fn admin_routes() -> Router<ApiState> {
-    Router::new().route("/config", get(config)).route("/events", get(events))
-    // Console routes join here.
+    Router::new()
+        .route("/config", get(config))
+        .route("/events", get(events))
+        .route("/console", get(crate::session::console_socket))
+        .route("/eval", axum::routing::post(crate::session::eval_once))
+        .route("/plugins", get(crate::session::plugins_list))
+        .route("/plugins/{id}/{action}", axum::routing::post(crate::session::plugin_action))
 }
 
 /// For unknown admin paths, behind the token check (so it reveals no routes).

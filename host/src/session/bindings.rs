@@ -15,6 +15,7 @@ use mlua::{Lua, LuaSerdeExt, SerializeOptions, Table, Value};
 use nest_sdk::{Hash32, PublicKey};
 use serde::Serialize;
 use std::{path::PathBuf, sync::Arc, sync::atomic::Ordering, time::Duration};
+use tokio::sync::broadcast::error::TryRecvError;
 
 /// Methods of the value `chain(id)` returns (also offered by completion).
 pub const CHAIN_METHODS: [&str; 5] = ["head", "block", "tx", "digest", "account"];
@@ -242,28 +243,66 @@ fn transfer(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<Value>
     to_lua(lua, &answer.results.first())
 }
 
-/// `watch()` streams node events into the console until cancelled; `watch{type=...,
-/// chain=..., count=n}` filters and stops after `n` events.
+/// The event types a `watch` filter name selects: `blocks`, `txs`, `plugins`, or an
+/// exact event type.
+fn watched_types(name: &str) -> Vec<String> {
+    match name {
+        "blocks" => vec!["block_committed".into()],
+        "txs" => vec!["tx_committed".into(), "txs_committed".into()],
+        "plugins" => vec!["plugin_state".into()],
+        other => vec![other.to_string()],
+    }
+}
+
+/// A `watch` filter: `watch()`, `watch("blocks")`, or `watch{type=..., chain=..., count=n}`.
+struct WatchFilter {
+    types: Option<Vec<String>>,
+    chain: Option<String>,
+    count: Option<u64>,
+}
+
+impl WatchFilter {
+    fn from_lua(filter: Option<Value>) -> mlua::Result<WatchFilter> {
+        match filter {
+            None | Some(Value::Nil) => Ok(WatchFilter { types: None, chain: None, count: None }),
+            Some(Value::String(name)) => Ok(WatchFilter { types: Some(watched_types(&name.to_str()?)), chain: None, count: None }),
+            Some(Value::Table(table)) => Ok(WatchFilter {
+                types: table.get::<Option<String>>("type")?.map(|t| watched_types(&t)),
+                chain: table.get("chain")?,
+                count: table.get("count")?,
+            }),
+            Some(other) => Err(mlua::Error::RuntimeError(format!(
+                "watch takes nothing, a name (\"blocks\", \"txs\", \"plugins\") or a table {{type=, chain=, count=}}, not a {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    fn matches(&self, event: &serde_json::Value) -> bool {
+        let type_ok = self.types.as_ref().is_none_or(|types| types.iter().any(|t| event["type"] == *t.as_str()));
+        type_ok && self.chain.as_ref().is_none_or(|chain| event["chain"] == *chain.as_str())
+    }
+}
+
+/// `watch(...)` streams node events into the console until cancelled (Ctrl-C) or until
+/// `count` events; returns how many it streamed.
 fn watch_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Function> {
     let c = ctx.clone();
-    lua.create_function(move |_, filter: Option<Table>| {
-        let kind: Option<String> = filter.as_ref().map(|f| f.get("type")).transpose()?.flatten();
-        let chain: Option<String> = filter.as_ref().map(|f| f.get("chain")).transpose()?.flatten();
-        let count: Option<u64> = filter.as_ref().map(|f| f.get("count")).transpose()?.flatten();
+    lua.create_function(move |_, filter: Option<Value>| {
+        let filter = WatchFilter::from_lua(filter)?;
         let mut events = c.events.subscribe();
         let mut streamed = 0u64;
-        while count.is_none_or(|n| streamed < n) && !c.cancel.load(Ordering::Relaxed) {
+        while filter.count.is_none_or(|n| streamed < n) && !c.cancel.load(Ordering::Relaxed) {
             let event = match events.try_recv() {
                 Ok(event) => serde_json::to_value(&event).unwrap_or_default(),
-                Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
+                Err(TryRecvError::Empty) => {
                     std::thread::sleep(Duration::from_millis(WATCH_POLL_MS));
                     continue;
                 }
-                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(missed)) => serde_json::json!({ "type": "lagged", "missed": missed }),
-                Err(tokio::sync::broadcast::error::TryRecvError::Closed) => break,
+                Err(TryRecvError::Lagged(missed)) => serde_json::json!({ "type": "lagged", "missed": missed }),
+                Err(TryRecvError::Closed) => break,
             };
-            let matches = kind.as_ref().is_none_or(|k| event["type"] == *k) && chain.as_ref().is_none_or(|ch| event["chain"] == *ch);
-            if matches {
+            if filter.matches(&event) {
                 (c.stream_event)(event);
                 streamed += 1;
             }

@@ -16,7 +16,14 @@ use crate::admin::events::EventBus;
 use crate::crypto::SecretKey;
 use crate::node::{Request, status::SharedStatus};
 use crate::script::{EvalOutput, LuaLimits, ScriptError, Session};
-use axum::extract::ws::{Message, WebSocket};
+use crate::api::ApiState;
+use crate::node::{PluginOp, QueryError};
+use axum::{
+    Json,
+    extract::{Path, State, WebSocketUpgrade, ws::{Message, WebSocket}},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::{
@@ -234,4 +241,112 @@ impl Console {
             let _ = outbound.blocking_send(json!({ "op": "completions", "id": id, "start": start, "candidates": candidates }));
         });
     }
+}
+
+impl NodeHandles {
+    /// The handles the API state holds.
+    pub fn from_api(state: &ApiState) -> NodeHandles {
+        NodeHandles {
+            requests: state.requests.clone(),
+            status: state.status.clone(),
+            key: state.key.clone(),
+            events: state.events.clone(),
+            manifest_file: state.manifest.file.clone(),
+            data_dir: state.manifest.node.data_dir.clone(),
+            limits: state.manifest.lua.clone(),
+        }
+    }
+}
+
+/// `GET /v1/admin/console`: a console session over a WebSocket.
+pub async fn console_socket(ws: WebSocketUpgrade, State(state): State<ApiState>) -> Response {
+    let handles = NodeHandles::from_api(&state);
+    ws.max_message_size(CONSOLE_MESSAGE_BYTES_MAX).on_upgrade(move |socket| serve(socket, handles))
+}
+
+/// Sets its flag when dropped: a one-shot evaluation stops when its request goes away.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The body of `POST /v1/admin/eval`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalRequest {
+    /// The Lua chunk.
+    pub code: String,
+}
+
+/// `POST /v1/admin/eval`: evaluates one chunk in a fresh session (no state kept).
+pub async fn eval_once(State(state): State<ApiState>, Json(request): Json<EvalRequest>) -> Response {
+    let handles = NodeHandles::from_api(&state);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancel.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        let session = open_session(&handles, cancel.clone(), Box::new(|_| {}))
+            .map_err(|message| ScriptError::Runtime { message })?;
+        evaluate(&session, &request.code, &cancel)
+    })
+    .await
+    .unwrap_or_else(|_| Err(ScriptError::Runtime { message: "the evaluation failed".into() }));
+    match result {
+        Ok(output) => Json(json!({ "values": output.values, "printed": output.printed })).into_response(),
+        Err(error) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": error.to_string(), "kind": error.kind() })))
+            .into_response(),
+    }
+}
+
+fn plugin_answer(result: Result<Vec<crate::node::PluginEntry>, QueryError>) -> Response {
+    match result {
+        Ok(entries) => Json(entries).into_response(),
+        Err(QueryError::NotFound(message)) => (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response(),
+        Err(QueryError::Failed(message)) => (StatusCode::CONFLICT, Json(json!({ "error": message }))).into_response(),
+    }
+}
+
+async fn plugin_request(state: &ApiState, op: PluginOp) -> Response {
+    let requests = state.requests.clone();
+    let result = tokio::task::spawn_blocking(move || crate::ops::plugins(&requests, op))
+        .await
+        .unwrap_or_else(|_| Err(QueryError::Failed("plugin operation failed".into())));
+    plugin_answer(result)
+}
+
+/// `GET /v1/admin/plugins`: every package and its instances.
+pub async fn plugins_list(State(state): State<ApiState>) -> Response {
+    plugin_request(&state, PluginOp::List).await
+}
+
+/// The body of `POST /v1/admin/plugins/{id}/upgrade`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PluginActionBody {
+    /// New package directory (upgrade only).
+    #[serde(default)]
+    pub package: Option<PathBuf>,
+}
+
+/// `POST /v1/admin/plugins/{id}/{inspect|disable|enable|upgrade}`.
+pub async fn plugin_action(
+    State(state): State<ApiState>,
+    Path((id, action)): Path<(String, String)>,
+    body: Option<Json<PluginActionBody>>,
+) -> Response {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let op = match (action.as_str(), body.package) {
+        ("inspect", _) => PluginOp::Inspect { id },
+        ("disable", _) => PluginOp::Disable { id },
+        ("enable", _) => PluginOp::Enable { id },
+        ("upgrade", Some(package)) => PluginOp::Upgrade { id, package },
+        ("upgrade", None) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": "upgrade needs {\"package\": \"<dir>\"}" }))).into_response(),
+        (other, _) => {
+            let message = format!("unknown action \"{other}\": inspect, disable, enable or upgrade");
+            return (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response();
+        }
+    };
+    plugin_request(&state, op).await
 }
