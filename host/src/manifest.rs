@@ -280,6 +280,9 @@ pub struct Manifest {
     /// `[[market]]`.
     #[serde(default)]
     pub market: Vec<MarketEntry>,
+    /// `[lua]`: limits of operator Lua (console sessions, pricing strategies).
+    #[serde(default)]
+    pub lua: crate::script::LuaLimits,
     /// The manifest file, as given.
     #[serde(skip)]
     pub file: PathBuf,

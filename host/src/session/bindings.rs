@@ -11,7 +11,7 @@ use crate::ledger::tx::{TxBody, UnsignedTx, gas_of};
 use crate::node::{PluginOp, QueryError, status::NodeStatus};
 use crate::ops;
 use crate::script::Session;
-use mlua::{Lua, LuaSerdeExt, SerializeOptions, Table, Value};
+use mlua::{Lua, LuaSerdeExt, Table, Value, serde::SerializeOptions};
 use nest_sdk::{Hash32, PublicKey};
 use serde::Serialize;
 use std::{path::PathBuf, sync::Arc, sync::atomic::Ordering, time::Duration};
