@@ -650,3 +650,16 @@ fn a_protected_metatable_stays_protected() {
     assert_eq!(runtime_message(&session, "setmetatable(t, {})"), "console:1: cannot change a protected metatable");
     assert_eq!(values(&session, "getmetatable(t)"), vec![json!("locked")]);
 }
+
+#[test]
+fn recursion_through_library_wrappers_ends_with_an_error() {
+    let session = session();
+    let through_print = "local t = setmetatable({}, {__tostring = function(t) print(t) return 'x' end}) print(t)";
+    let message = runtime_message(&session, through_print);
+    assert!(message.contains("stack overflow"), "{message}");
+    let through_gsub = "local function f(s) return (s:gsub('.', f)) end return f('ab')";
+    let message = runtime_message(&session, through_gsub);
+    assert!(message.contains("stack overflow"), "{message}");
+    let through_pcall = "local function f() return pcall(f) end return f()";
+    assert!(eval(&session, through_pcall).is_ok());
+}
