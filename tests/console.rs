@@ -36,6 +36,7 @@ fn console_in_a_terminal_evaluates_completes_cancels_and_keeps_history() {
 
     nest.send("chain(\"main\"):hea").unwrap();
     nest.send("\t").unwrap();
+    nest.flush().unwrap();
     nest.exp_string("head").unwrap();
     nest.send_line("().height >= 0").unwrap();
     nest.exp_string("true").unwrap();
@@ -58,6 +59,7 @@ fn console_in_a_terminal_evaluates_completes_cancels_and_keeps_history() {
 
     let mut again = console(&node, &history);
     again.send("\x1b[A").unwrap();
+    again.flush().unwrap();
     again.send_line("").unwrap();
     again.exp_string("2").unwrap();
     again.exp_string("nest> ").unwrap();
