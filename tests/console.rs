@@ -103,7 +103,8 @@ fn console_without_a_terminal_reports_success_and_failure_by_exit_code() {
 fn consensus_plugin_upgraded_from_the_console_keeps_its_state() {
     let node = ConsoleNode::start();
     let vendor = nest_host::crypto::SecretKey::read(&node.devnet.vendor_key).unwrap();
-    let next = nest_tests::PluginCrate { dir: "tests/fixtures/consensus-poa-next", lib_name: "fixture_consensus_poa_next" };
+    let next =
+        nest_tests::PluginCrate { dir: "tests/fixtures/consensus-poa-next", lib_name: "fixture_consensus_poa_next" };
     let package = node.dir.path().join("consensus-poa-0.2.0");
     nest_tests::pack_crate(next, &package, &vendor);
     wait_until(Duration::from_secs(10), "a few blocks", || node.node.main_chain().height >= 5);
@@ -115,10 +116,18 @@ fn consensus_plugin_upgraded_from_the_console_keeps_its_state() {
     assert!(stdout.contains("0.2.0"), "{stdout}");
 
     let status = node.node.status();
-    let versions: Vec<(String, String)> = status.plugins.iter().filter(|p| p.name == "consensus-poa").map(|p| (p.version.clone(), p.state.clone())).collect();
+    let versions: Vec<(String, String)> = status
+        .plugins
+        .iter()
+        .filter(|p| p.name == "consensus-poa")
+        .map(|p| (p.version.clone(), p.state.clone()))
+        .collect();
     assert_eq!(versions, vec![("0.1.0".into(), "replaced".into()), ("0.2.0".into(), "active".into())]);
     let chain = node.node.main_chain();
-    assert_eq!((chain.plugins.consensus.version.as_str(), chain.plugins.consensus.state.as_str()), ("0.2.0", "running"));
+    assert_eq!(
+        (chain.plugins.consensus.version.as_str(), chain.plugins.consensus.state.as_str()),
+        ("0.2.0", "running")
+    );
     assert!(chain.height >= before, "the chain did not go back");
     node.assert_still_producing(5);
 

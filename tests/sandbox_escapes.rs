@@ -68,7 +68,10 @@ fn pcall_cannot_swallow_the_budget() {
 
 #[test]
 fn coroutine_loop_is_stopped_by_the_budget() {
-    refused("local co = coroutine.create(function() while true do end end) coroutine.resume(co) return 'escaped'", &["error:", "instructions"]);
+    refused(
+        "local co = coroutine.create(function() while true do end end) coroutine.resume(co) return 'escaped'",
+        &["error:", "instructions"],
+    );
 }
 
 #[test]

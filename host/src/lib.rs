@@ -17,7 +17,7 @@ pub mod node;
 pub mod ops;
 pub mod package;
 pub mod run;
-pub mod session;
 pub mod script;
+pub mod session;
 pub mod store;
 pub mod wallet;

@@ -89,10 +89,13 @@ mod tests {
     fn lines_are_kept_without_colour_and_bounded() {
         for i in 0..LOG_LINES_KEPT + 5 {
             let mut writer = TeeWriter { buffer: Vec::new(), echo: false };
-            let _ = write!(writer, "\u{1b}[32mINFO\u{1b}[0m line {i}\n");
+            let _ = writeln!(writer, "\u{1b}[32mINFO\u{1b}[0m line {i}");
         }
         let last = tail(2);
-        assert_eq!(last, vec![format!("INFO line {}", LOG_LINES_KEPT + 3), format!("INFO line {}", LOG_LINES_KEPT + 4)]);
+        assert_eq!(
+            last,
+            vec![format!("INFO line {}", LOG_LINES_KEPT + 3), format!("INFO line {}", LOG_LINES_KEPT + 4)]
+        );
         assert_eq!(tail(usize::MAX).len(), LOG_LINES_KEPT);
     }
 }

@@ -118,7 +118,11 @@ fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NEST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let colour = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(nest_host::logring::make_writer).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .with_writer(nest_host::logring::make_writer)
+        .init();
 }
 
 fn execute(command: Command) -> Result<(), String> {

@@ -30,7 +30,11 @@ pub fn block(requests: &mpsc::SyncSender<Request>, chain: &str, height: u64) -> 
 }
 
 /// An account.
-pub fn account(requests: &mpsc::SyncSender<Request>, chain: &str, account: PublicKey) -> Result<AccountView, QueryError> {
+pub fn account(
+    requests: &mpsc::SyncSender<Request>,
+    chain: &str,
+    account: PublicKey,
+) -> Result<AccountView, QueryError> {
     ask_blocking(requests, |reply| Request::Account { chain: chain.to_string(), account, reply })
 }
 
@@ -45,7 +49,11 @@ pub fn plugins(requests: &mpsc::SyncSender<Request>, op: PluginOp) -> Result<Vec
 }
 
 /// Verifies signed transactions and submits them, as `POST /v1/chains/{id}/txs` does.
-pub fn submit(requests: &mpsc::SyncSender<Request>, chain: &str, txs: Vec<SignedTx>) -> Result<SubmitAnswer, QueryError> {
+pub fn submit(
+    requests: &mpsc::SyncSender<Request>,
+    chain: &str,
+    txs: Vec<SignedTx>,
+) -> Result<SubmitAnswer, QueryError> {
     let verdicts = verify_batch(&txs);
     let checked: Vec<Checked> = txs
         .into_iter()

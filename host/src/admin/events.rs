@@ -185,7 +185,7 @@ mod tests {
     async fn disabled_slot_publishes_its_new_state() {
         let bus = EventBus::new();
         let mut receiver = bus.subscribe();
-        let mut slot = crate::node::slot::Slot::new((), "poa", "consensus-poa", "0.1.0");
+        let mut slot = crate::node::slot::Slot::new((), "poa", "consensus-poa", "0.1.0", "{}");
         slot.attach_events(&bus);
         slot.disable("panicked: boom".into());
         let expected = Event::PluginState {

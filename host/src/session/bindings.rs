@@ -106,7 +106,9 @@ fn chain_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Fu
             let id: String = this.get("id")?;
             let status = snapshot(&c)?;
             let chain = status.chains.into_iter().find(|ch| ch.id == id);
-            chain.map(|ch| ch.state_digest.to_hex()).ok_or_else(|| mlua::Error::RuntimeError(format!("no chain \"{id}\" on this node")))
+            chain
+                .map(|ch| ch.state_digest.to_hex())
+                .ok_or_else(|| mlua::Error::RuntimeError(format!("no chain \"{id}\" on this node")))
         })?,
     )?;
     let c = ctx.clone();
@@ -122,7 +124,8 @@ fn chain_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Fu
         "tx",
         lua.create_function(move |lua, (this, hash): (Table, String)| {
             let id: String = this.get("id")?;
-            let hash = Hash32::from_hex(&hash).map_err(|e| mlua::Error::RuntimeError(format!("transaction hash: {e}")))?;
+            let hash =
+                Hash32::from_hex(&hash).map_err(|e| mlua::Error::RuntimeError(format!("transaction hash: {e}")))?;
             to_lua(lua, &ops::tx_status(&c.requests, &id, hash).map_err(failed)?)
         })?,
     )?;
@@ -186,7 +189,9 @@ fn keys_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let c = ctx.clone();
     table.set(
         "list",
-        lua.create_function(move |lua, ()| to_lua(lua, &[serde_json::json!({ "name": "node", "public_key": c.key.public_key() })]))?,
+        lua.create_function(move |lua, ()| {
+            to_lua(lua, &[serde_json::json!({ "name": "node", "public_key": c.key.public_key() })])
+        })?,
     )?;
     Ok(table)
 }
@@ -195,7 +200,9 @@ fn log_table(lua: &Lua) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     table.set(
         "tail",
-        lua.create_function(|lua, count: Option<usize>| to_lua(lua, &crate::logring::tail(count.unwrap_or(LOG_TAIL_DEFAULT))))?,
+        lua.create_function(|lua, count: Option<usize>| {
+            to_lua(lua, &crate::logring::tail(count.unwrap_or(LOG_TAIL_DEFAULT)))
+        })?,
     )?;
     Ok(table)
 }
@@ -219,7 +226,8 @@ fn transfer(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<Value>
     let owned;
     let key: &SecretKey = match (key_file, from.as_deref()) {
         (Some(path), _) => {
-            owned = SecretKey::read(std::path::Path::new(&path)).map_err(|e| mlua::Error::RuntimeError(e.to_string()))?;
+            owned =
+                SecretKey::read(std::path::Path::new(&path)).map_err(|e| mlua::Error::RuntimeError(e.to_string()))?;
             &owned
         }
         (None, Some("node")) => &ctx.key,
@@ -265,7 +273,9 @@ impl WatchFilter {
     fn from_lua(filter: Option<Value>) -> mlua::Result<WatchFilter> {
         match filter {
             None | Some(Value::Nil) => Ok(WatchFilter { types: None, chain: None, count: None }),
-            Some(Value::String(name)) => Ok(WatchFilter { types: Some(watched_types(&name.to_str()?)), chain: None, count: None }),
+            Some(Value::String(name)) => {
+                Ok(WatchFilter { types: Some(watched_types(&name.to_str()?)), chain: None, count: None })
+            }
             Some(Value::Table(table)) => Ok(WatchFilter {
                 types: table.get::<Option<String>>("type")?.map(|t| watched_types(&t)),
                 chain: table.get("chain")?,

@@ -13,14 +13,17 @@
 pub mod bindings;
 
 use crate::admin::events::EventBus;
+use crate::api::ApiState;
 use crate::crypto::SecretKey;
+use crate::node::{PluginOp, QueryError};
 use crate::node::{Request, status::SharedStatus};
 use crate::script::{EvalOutput, LuaLimits, ScriptError, Session};
-use crate::api::ApiState;
-use crate::node::{PluginOp, QueryError};
 use axum::{
     Json,
-    extract::{Path, State, WebSocketUpgrade, ws::{Message, WebSocket}},
+    extract::{
+        Path, State, WebSocketUpgrade,
+        ws::{Message, WebSocket},
+    },
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -149,7 +152,8 @@ pub async fn serve(mut socket: WebSocket, handles: NodeHandles) {
     let stream = {
         let (outbound, running) = (outbound.clone(), running.clone());
         Box::new(move |event: Value| {
-            let _ = outbound.blocking_send(json!({ "op": "event", "id": running.load(Ordering::Relaxed), "event": event }));
+            let _ =
+                outbound.blocking_send(json!({ "op": "event", "id": running.load(Ordering::Relaxed), "event": event }));
         })
     };
     let opened = {
@@ -201,7 +205,9 @@ impl Console {
             Ok(message) => message,
             Err(error) => {
                 let message = format!("bad request: {error}");
-                return self.send(json!({ "op": "error", "id": 0, "kind": "denied", "message": message, "incomplete": false }));
+                return self.send(
+                    json!({ "op": "error", "id": 0, "kind": "denied", "message": message, "incomplete": false }),
+                );
             }
         };
         match message {
@@ -218,11 +224,13 @@ impl Console {
     fn eval(&self, id: u64, code: String) {
         if self.busy.swap(true, Ordering::AcqRel) {
             let message = "an evaluation is already running in this session";
-            return self.send(json!({ "op": "error", "id": id, "kind": "denied", "message": message, "incomplete": false }));
+            return self
+                .send(json!({ "op": "error", "id": id, "kind": "denied", "message": message, "incomplete": false }));
         }
         self.cancel.store(false, Ordering::Relaxed);
         self.running.store(id, Ordering::Relaxed);
-        let (session, cancel, busy, outbound) = (self.session.clone(), self.cancel.clone(), self.busy.clone(), self.outbound.clone());
+        let (session, cancel, busy, outbound) =
+            (self.session.clone(), self.cancel.clone(), self.busy.clone(), self.outbound.clone());
         tokio::task::spawn_blocking(move || {
             let result = match session.lock() {
                 Ok(session) => evaluate(&session, &code, &cancel),
@@ -238,7 +246,8 @@ impl Console {
         tokio::task::spawn_blocking(move || {
             // A running evaluation holds the session: offer nothing rather than wait.
             let (start, candidates) = session.try_lock().map(|s| s.complete(&line)).unwrap_or((line.len(), Vec::new()));
-            let _ = outbound.blocking_send(json!({ "op": "completions", "id": id, "start": start, "candidates": candidates }));
+            let _ = outbound
+                .blocking_send(json!({ "op": "completions", "id": id, "start": start, "candidates": candidates }));
         });
     }
 }
@@ -295,15 +304,19 @@ pub async fn eval_once(State(state): State<ApiState>, Json(request): Json<EvalRe
     .unwrap_or_else(|_| Err(ScriptError::Runtime { message: "the evaluation failed".into() }));
     match result {
         Ok(output) => Json(json!({ "values": output.values, "printed": output.printed })).into_response(),
-        Err(error) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": error.to_string(), "kind": error.kind() })))
-            .into_response(),
+        Err(error) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": error.to_string(), "kind": error.kind() })))
+                .into_response()
+        }
     }
 }
 
 fn plugin_answer(result: Result<Vec<crate::node::PluginEntry>, QueryError>) -> Response {
     match result {
         Ok(entries) => Json(entries).into_response(),
-        Err(QueryError::NotFound(message)) => (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response(),
+        Err(QueryError::NotFound(message)) => {
+            (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response()
+        }
         Err(QueryError::Failed(message)) => (StatusCode::CONFLICT, Json(json!({ "error": message }))).into_response(),
     }
 }
@@ -342,7 +355,10 @@ pub async fn plugin_action(
         ("disable", _) => PluginOp::Disable { id },
         ("enable", _) => PluginOp::Enable { id },
         ("upgrade", Some(package)) => PluginOp::Upgrade { id, package },
-        ("upgrade", None) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": "upgrade needs {\"package\": \"<dir>\"}" }))).into_response(),
+        ("upgrade", None) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({ "error": "upgrade needs {\"package\": \"<dir>\"}" })))
+                .into_response();
+        }
         (other, _) => {
             let message = format!("unknown action \"{other}\": inspect, disable, enable or upgrade");
             return (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response();
