@@ -13,6 +13,14 @@ pub enum FetchError {
     Status(String),
 }
 
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Unreachable(message) | FetchError::Status(message) => f.write_str(message),
+        }
+    }
+}
+
 /// GET `path` from the API at `base`.
 pub fn fetch(base: &str, path: &str) -> Result<Value, FetchError> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
@@ -46,6 +54,7 @@ pub fn render(command: &Command, value: &Value) -> String {
     match command {
         Command::Status => render_status(value),
         Command::Block { .. } => render_block(value),
+        Command::Bench { .. } => String::new(),
         Command::Account { .. } => table(
             &["account", "balance", "nonce", "next nonce"],
             &[vec![

@@ -8,6 +8,7 @@
 //! Exit codes: 0 success, 1 the evaluation failed, 2 the node is unreachable or
 //! refused the token.
 
+mod bench;
 mod chunk;
 mod http;
 mod interrupt;
@@ -76,6 +77,12 @@ enum Command {
         #[arg(long, default_value = "main")]
         chain: String,
     },
+    /// Time console round trips (`node.status()`, `1 + 1`) against plain `GET /v1/status`.
+    Bench {
+        /// Calls of each kind.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +93,16 @@ fn main() -> ExitCode {
     let env = |name: &str| std::env::var(name).ok();
     let flags = Flags { url: cli.url, token_file: cli.token_file, data_dir: cli.data_dir };
     let endpoint = settings::resolve(&flags, &env);
+    if let Some(Command::Bench { count }) = &cli.command {
+        return match run::connect(&endpoint) {
+            Ok(mut session) => {
+                let exit = bench::run(&mut session, &endpoint.url, *count);
+                session.close();
+                exit.into()
+            }
+            Err(exit) => exit.into(),
+        };
+    }
     if let Some(command) = &cli.command {
         return subcommand(&endpoint.url, command).into();
     }
@@ -127,6 +144,7 @@ fn subcommand(url: &str, command: &Command) -> Exit {
         Command::Status => "/v1/status".to_string(),
         Command::Block { height, chain } => format!("/v1/chains/{chain}/blocks/{height}"),
         Command::Account { key, chain } => format!("/v1/chains/{chain}/accounts/{key}"),
+        Command::Bench { .. } => unreachable!("bench runs over the console session, before subcommands"),
     };
     match http::fetch(url, &path) {
         Ok(value) => {
