@@ -142,12 +142,27 @@ impl Ledger {
     /// a block). Fees are credited to `proposer`. Signatures are not checked here: they
     /// are checked once, at admission (see `verify.rs`).
     pub fn execute(&self, txs: &[SignedTx], proposer: &PublicKey, params: &ChainParams, strict: bool) -> BlockOutcome {
+        self.execute_on(&Changes::new(), txs, proposer, params, strict)
+    }
+
+    /// Executes `txs` on the state this ledger reaches once `prior` is applied (the merged
+    /// changes of agreed but not yet final ancestors); `self` is unchanged. The outcome's
+    /// `changes` are this block's own (the accounts it touched, with their new values),
+    /// and its `state_digest` that of the whole state: ledger, `prior`, then the block.
+    pub fn execute_on(
+        &self,
+        prior: &Changes,
+        txs: &[SignedTx],
+        proposer: &PublicKey,
+        params: &ChainParams,
+        strict: bool,
+    ) -> BlockOutcome {
         let mut overlay = Changes::new();
         let mut applied = Vec::new();
         let mut rejected = Vec::new();
         let mut fees: u64 = 0;
         for (index, tx) in txs.iter().enumerate() {
-            let result = self.apply_one(&overlay, tx, proposer, params).and_then(|(touched, fee)| {
+            let result = self.apply_one(prior, &overlay, tx, proposer, params).and_then(|(touched, fee)| {
                 let total = fees.checked_add(fee).ok_or(TxError::Overflow)?;
                 Ok((touched, total))
             });
@@ -165,7 +180,9 @@ impl Ledger {
                 }
             }
         }
-        let state_digest = self.digest_after(&overlay).digest();
+        let mut whole = prior.clone();
+        whole.extend(overlay.iter().map(|(key, account)| (*key, *account)));
+        let state_digest = self.digest_after(&whole).digest();
         BlockOutcome { changes: overlay, applied, rejected, state_digest, fees }
     }
 
@@ -180,6 +197,7 @@ impl Ledger {
     /// three: sender, recipient, proposer) and its fee, or why it cannot apply.
     fn apply_one(
         &self,
+        prior: &Changes,
         overlay: &Changes,
         tx: &SignedTx,
         proposer: &PublicKey,
@@ -187,7 +205,12 @@ impl Ledger {
     ) -> Result<(Changes, u64), TxError> {
         let mut touched = Changes::new();
         let read = |touched: &Changes, key: &PublicKey| -> Account {
-            touched.get(key).or_else(|| overlay.get(key)).copied().unwrap_or_else(|| self.account(key))
+            touched
+                .get(key)
+                .or_else(|| overlay.get(key))
+                .or_else(|| prior.get(key))
+                .copied()
+                .unwrap_or_else(|| self.account(key))
         };
         let from = tx.tx.from;
         let mut sender = read(&touched, &from);

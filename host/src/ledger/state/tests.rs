@@ -276,3 +276,35 @@ fn digest_matches_independently_computed_vectors() {
         "2c5929fa6481879e7e358352a208727b6bc90b5f7591e93762d4a6ea33b9fda3"
     );
 }
+
+#[test]
+fn execution_on_pending_ancestors_equals_execution_after_committing_them() {
+    let base = ledger(&[(1, 1_000_000), (2, 5_000)]);
+    let params = PARAMS;
+    let first = [transfer(1, 2, 100, 0, 1_000)];
+    let second = [transfer(1, 3, 50, 1, 1_000), transfer(2, 1, 10, 0, 1_000)];
+
+    let parent = base.execute(&first, &key(9), &params, true);
+    let on_prior = base.execute_on(&parent.changes, &second, &key(9), &params, true);
+
+    let mut committed = base.clone();
+    committed.commit(&parent.changes);
+    let after_commit = committed.execute(&second, &key(9), &params, true);
+
+    assert_eq!(on_prior.changes, after_commit.changes, "a block's own changes do not depend on where its parent's live");
+    assert_eq!(on_prior.state_digest, after_commit.state_digest);
+    assert!(on_prior.rejected.is_empty());
+    committed.commit(&after_commit.changes);
+    assert_eq!(committed.state_digest(), on_prior.state_digest);
+    assert_eq!(base.account(&key(1)).nonce, 0, "the ledger itself is unchanged");
+}
+
+#[test]
+fn a_tx_already_in_a_pending_ancestor_is_a_stale_nonce_on_top_of_it() {
+    let base = ledger(&[(1, 1_000_000)]);
+    let params = PARAMS;
+    let tx = [transfer(1, 2, 100, 0, 1_000)];
+    let parent = base.execute(&tx, &key(9), &params, true);
+    let again = base.execute_on(&parent.changes, &tx, &key(9), &params, false);
+    assert_eq!(again.rejected, vec![(0, TxError::WrongNonce { expected: 1, got: 0 })]);
+}
