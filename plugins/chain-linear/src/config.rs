@@ -14,6 +14,9 @@ pub const MIN_MAX_UNIT_BYTES: u32 = 1024;
 /// Largest accepted [`LinearConfig::finality_depth`].
 pub const MAX_FINALITY_DEPTH: u32 = 1000;
 
+/// Largest accepted [`LinearConfig::finality_proposers`].
+pub const MAX_FINALITY_PROPOSERS: u32 = 1024;
+
 /// The chain type's configuration table from the node manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +25,11 @@ pub struct LinearConfig {
     /// 0 makes every unit final as soon as it is inserted.
     #[serde(default)]
     pub finality_depth: u32,
+    /// With a value above 0, a unit is final only once it and the units above it on the
+    /// head's branch were proposed by this many distinct proposers (for a PoA chain of
+    /// n authorities, 2n/3 + 1: a minority partition never finalizes, so forks heal).
+    #[serde(default)]
+    pub finality_proposers: u32,
     /// Largest encoded unit accepted or built, in bytes.
     #[serde(default = "default_max_unit_bytes")]
     pub max_unit_bytes: u32,
@@ -37,6 +45,7 @@ impl Default for LinearConfig {
     fn default() -> Self {
         Self {
             finality_depth: 0,
+            finality_proposers: 0,
             max_unit_bytes: DEFAULT_MAX_UNIT_BYTES,
             max_txs_per_unit: DEFAULT_MAX_TXS_PER_UNIT,
             max_pending_units: DEFAULT_MAX_PENDING_UNITS,
@@ -64,6 +73,9 @@ impl LinearConfig {
         }
         if self.finality_depth > MAX_FINALITY_DEPTH {
             return Err(ConfigError::new("finality_depth", format!("must be at most {MAX_FINALITY_DEPTH}")));
+        }
+        if self.finality_proposers > MAX_FINALITY_PROPOSERS {
+            return Err(ConfigError::new("finality_proposers", format!("must be at most {MAX_FINALITY_PROPOSERS}")));
         }
         if self.max_txs_per_unit < 1 {
             return Err(ConfigError::new("max_txs_per_unit", "must be at least 1"));

@@ -24,7 +24,7 @@ pub use unit::{HEADER_BYTES, Header, UNIT_HASH_DOMAIN, UNIT_VERSION, Unit};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::{BuildRequest, ChainType, ConfigError, Hash32, Host, InsertReport, PluginError, UnitRef, UnitView};
-use view::{Node, View};
+use view::{Finality, Node, View};
 
 nest_sdk::export_plugin! {
     name: "chain-linear",
@@ -34,10 +34,10 @@ nest_sdk::export_plugin! {
 }
 
 /// Format version of [`LinearChain::snapshot`].
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// Encoded size of one pending entry in a snapshot (key and node).
-const SNAPSHOT_ENTRY_BYTES: usize = 32 + 32 + 32 + 8 + 8;
+const SNAPSHOT_ENTRY_BYTES: usize = 32 + 32 + 32 + 8 + 8 + 32;
 
 /// Encoded size of a snapshot without its pending entries (generous).
 const SNAPSHOT_FIXED_BYTES: usize = 256;
@@ -135,15 +135,21 @@ fn check_genesis_shape(parent: Hash32, height: u64) -> Result<(), PluginError> {
 }
 
 /// Adds an extending unit to the view, runs fork choice and finality.
-fn insert_node(view: &mut View, node: Node, finality_depth: u32) -> Result<InsertReport, PluginError> {
+fn insert_node(view: &mut View, node: Node, finality: Finality) -> Result<InsertReport, PluginError> {
     view.pending.insert(node.hash, node);
     let head = view.head();
-    let finalized = view.advance_finality(head, finality_depth)?;
+    let finalized = view.advance_finality(head, finality)?;
     Ok(InsertReport { head: head.to_ref(), finalized: finalized.into_iter().map(Node::to_ref).collect() })
 }
 
 fn node_of(header: &Header, hash: Hash32) -> Node {
-    Node { hash, parent: header.parent, height: header.height, timestamp_ms: header.timestamp_ms }
+    Node {
+        hash,
+        parent: header.parent,
+        height: header.height,
+        timestamp_ms: header.timestamp_ms,
+        proposer: header.proposer,
+    }
 }
 
 impl ChainType for LinearChain {
@@ -209,15 +215,15 @@ impl ChainType for LinearChain {
         }
         let (_, node) = self.validate_unit(unit)?;
         let max_pending_units = self.config.max_pending_units as usize;
-        let finality_depth = self.config.finality_depth;
+        let finality = Finality { depth: self.config.finality_depth, proposers: self.config.finality_proposers };
         let view = self.view.as_mut().ok_or_else(|| PluginError::rejected("the chain type has not been started"))?;
         if view.pending.len() < max_pending_units {
-            return insert_node(view, node, finality_depth);
+            return insert_node(view, node, finality);
         }
         // A full tree still takes a unit whose finality prunes enough: try it on a copy,
         // so that a rejected insert leaves the view unchanged.
         let mut trial = view.clone();
-        let report = insert_node(&mut trial, node, finality_depth)?;
+        let report = insert_node(&mut trial, node, finality)?;
         if trial.pending.len() > max_pending_units {
             return Err(PluginError::rejected(format!(
                 "pending tree is full: {} units above the final unit (max_pending_units = {max_pending_units})",

@@ -363,3 +363,54 @@ fn config_defaults_and_checks() {
         assert_eq!(LinearChain::check_config(&config).unwrap_err().path, path, "{json}");
     }
 }
+
+/// Builds a unit on `parent` proposed by `proposer`.
+fn child_by(chain: &mut LinearChain, parent: UnitRef, proposer: u8) -> (Vec<u8>, UnitRef) {
+    let mut req = request(parent.hash, parent.height + 1, parent.timestamp_ms + 1000, &[&[proposer]]);
+    req.proposer = PublicKey([proposer; 32]);
+    let bytes = chain.build(req).expect("build");
+    let unit = chain.decode(&bytes).expect("decode").to_ref();
+    (bytes, unit)
+}
+
+fn by_proposers(proposers: u32) -> LinearConfig {
+    LinearConfig { finality_proposers: proposers, ..LinearConfig::default() }
+}
+
+#[test]
+fn a_unit_is_final_once_enough_distinct_proposers_built_on_its_branch() {
+    let (mut chain, genesis) = started(by_proposers(3));
+    let (a, ua) = child_by(&mut chain, genesis, 1);
+    assert!(heights(&chain.insert(&a, &[]).unwrap()).is_empty());
+    let (b, ub) = child_by(&mut chain, ua, 2);
+    assert!(heights(&chain.insert(&b, &[]).unwrap()).is_empty(), "two proposers are not enough");
+    let (c, uc) = child_by(&mut chain, ub, 2);
+    assert!(heights(&chain.insert(&c, &[]).unwrap()).is_empty(), "the same proposer twice counts once");
+    let (d, _) = child_by(&mut chain, uc, 3);
+    assert_eq!(heights(&chain.insert(&d, &[]).unwrap()), vec![1], "proposers 1, 2, 3 above height 1");
+}
+
+#[test]
+fn a_minority_branch_never_finalizes_and_loses_to_the_majority_after_a_heal() {
+    let (mut chain, genesis) = started(by_proposers(3));
+    let (m1, um1) = child_by(&mut chain, genesis, 1);
+    let (m2, um2) = child_by(&mut chain, um1, 2);
+    let (n1, un1) = child_by(&mut chain, genesis, 3);
+    let (n2, un2) = child_by(&mut chain, un1, 4);
+    for unit in [&m1, &m2, &n1, &n2] {
+        assert!(heights(&chain.insert(unit, &[]).unwrap()).is_empty(), "no branch has three proposers");
+    }
+    let (n3, un3) = child_by(&mut chain, un2, 1);
+    let report = chain.insert(&n3, &[]).unwrap();
+    assert_eq!(report.head.hash, un3.hash, "the longer branch wins");
+    assert_eq!(heights(&report), vec![1], "proposers 3, 4, then 1 after the heal: height 1 of that branch is final");
+    let (orphan, _) = child_by(&mut chain, um2, 1);
+    assert!(chain.validate(&orphan).is_err(), "the losing branch is pruned");
+}
+
+#[test]
+fn one_proposer_finalizes_its_own_units_at_once() {
+    let (mut chain, genesis) = started(by_proposers(1));
+    let (a, _) = child_by(&mut chain, genesis, 1);
+    assert_eq!(heights(&chain.insert(&a, &[]).unwrap()), vec![1]);
+}

@@ -1,7 +1,7 @@
 //! The chain's view: the final unit and the tree of agreed units above it.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use nest_sdk::{Hash32, PluginError, UnitRef};
+use nest_sdk::{Hash32, PluginError, PublicKey, UnitRef};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the view keeps of a unit: its position and its parent link.
@@ -15,6 +15,35 @@ pub struct Node {
     pub height: u64,
     /// Timestamp, milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The node that proposed it.
+    pub proposer: PublicKey,
+}
+
+/// When units become final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finality {
+    /// A unit is final only once it is at least this many units below the head.
+    pub depth: u32,
+    /// With a value above 0, a unit is final only once it and the units above it on the
+    /// head's branch were proposed by at least this many distinct proposers.
+    pub proposers: u32,
+}
+
+impl Finality {
+    /// The greatest height that is final on `branch` (head first, down to just above the
+    /// final unit), if any.
+    fn target_height(&self, branch: &[Node]) -> Option<u64> {
+        let head = branch.first()?;
+        let by_depth = head.height.checked_sub(u64::from(self.depth))?;
+        if self.proposers == 0 {
+            return Some(by_depth);
+        }
+        let mut seen = BTreeSet::new();
+        branch.iter().find_map(|node| {
+            seen.insert(node.proposer);
+            (seen.len() >= self.proposers as usize).then(|| node.height.min(by_depth))
+        })
+    }
 }
 
 impl Node {
@@ -47,6 +76,7 @@ impl View {
                 parent: Hash32::ZERO,
                 height: final_unit.height,
                 timestamp_ms: final_unit.timestamp_ms,
+                proposer: PublicKey::default(),
             },
             pending: BTreeMap::new(),
         }
@@ -85,32 +115,33 @@ impl View {
         Ok(())
     }
 
-    /// Finalizes the units on `head`'s branch that are at least `depth` below it;
-    /// returns them in ascending height order and prunes what no longer descends
-    /// from the new final unit.
-    pub fn advance_finality(&mut self, head: Node, depth: u32) -> Result<Vec<Node>, PluginError> {
-        let Some(target_height) = head.height.checked_sub(u64::from(depth)) else {
+    /// Finalizes the units on `head`'s branch that `rule` makes final; returns them in
+    /// ascending height order and prunes what no longer descends from the new final unit.
+    pub fn advance_finality(&mut self, head: Node, rule: Finality) -> Result<Vec<Node>, PluginError> {
+        let branch = self.branch(head)?;
+        let Some(target_height) = rule.target_height(&branch) else {
             return Ok(Vec::new());
         };
-        if target_height <= self.final_unit.height {
-            return Ok(Vec::new());
-        }
-        let mut finalized = Vec::new();
-        let mut cursor = head;
-        while cursor.hash != self.final_unit.hash {
-            if cursor.height <= target_height {
-                finalized.push(cursor);
-            }
-            cursor = *self
-                .get(&cursor.parent)
-                .ok_or_else(|| PluginError::failed(format!("pending unit {} lost its parent", cursor.hash)))?;
-        }
+        let mut finalized: Vec<Node> = branch.into_iter().filter(|node| node.height <= target_height).collect();
         finalized.reverse();
         if let Some(last) = finalized.last() {
             self.final_unit = *last;
         }
         self.prune();
         Ok(finalized)
+    }
+
+    /// The pending units from `head` down to just above the final unit, head first.
+    fn branch(&self, head: Node) -> Result<Vec<Node>, PluginError> {
+        let mut branch = Vec::new();
+        let mut cursor = head;
+        while cursor.hash != self.final_unit.hash {
+            branch.push(cursor);
+            cursor = *self
+                .get(&cursor.parent)
+                .ok_or_else(|| PluginError::failed(format!("pending unit {} lost its parent", cursor.hash)))?;
+        }
+        Ok(branch)
     }
 
     /// Keeps only the pending units that descend from the final unit.

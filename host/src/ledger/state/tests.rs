@@ -291,7 +291,10 @@ fn execution_on_pending_ancestors_equals_execution_after_committing_them() {
     committed.commit(&parent.changes);
     let after_commit = committed.execute(&second, &key(9), &params, true);
 
-    assert_eq!(on_prior.changes, after_commit.changes, "a block's own changes do not depend on where its parent's live");
+    assert_eq!(
+        on_prior.changes, after_commit.changes,
+        "a block's own changes do not depend on where its parent's live"
+    );
     assert_eq!(on_prior.state_digest, after_commit.state_digest);
     assert!(on_prior.rejected.is_empty());
     committed.commit(&after_commit.changes);
