@@ -31,7 +31,7 @@ fn console_in_a_terminal_evaluates_completes_cancels_and_keeps_history() {
     nest.send_line("end").unwrap();
     nest.exp_string("nest> ").unwrap();
     nest.send_line("add(20, 22)").unwrap();
-    nest.exp_string("42").unwrap();
+    nest.exp_string("\r\n42\r\n").unwrap();
     nest.exp_string("nest> ").unwrap();
 
     nest.send("chain(\"main\"):hea").unwrap();
@@ -39,7 +39,7 @@ fn console_in_a_terminal_evaluates_completes_cancels_and_keeps_history() {
     nest.flush().unwrap();
     nest.exp_string("head").unwrap();
     nest.send_line("().height >= 0").unwrap();
-    nest.exp_string("true").unwrap();
+    nest.exp_string("\r\ntrue\r\n").unwrap();
     nest.exp_string("nest> ").unwrap();
 
     nest.send_line("while true do end").unwrap();
@@ -48,7 +48,7 @@ fn console_in_a_terminal_evaluates_completes_cancels_and_keeps_history() {
     nest.exp_string("cancelled").unwrap();
     nest.exp_string("nest> ").unwrap();
     nest.send_line("1 + 1").unwrap();
-    nest.exp_string("2").unwrap();
+    nest.exp_string("\r\n2\r\n").unwrap();
     nest.exp_string("nest> ").unwrap();
     node.assert_still_producing(3);
 
@@ -61,7 +61,7 @@ fn console_in_a_terminal_evaluates_completes_cancels_and_keeps_history() {
     again.send("\x1b[A").unwrap();
     again.flush().unwrap();
     again.send_line("").unwrap();
-    again.exp_string("2").unwrap();
+    again.exp_string("\r\n2\r\n").unwrap();
     again.exp_string("nest> ").unwrap();
     again.send_control('d').unwrap();
     again.exp_eof().unwrap();

@@ -67,10 +67,16 @@ pub enum Input {
         /// Whether the unit is valid (structure, parent, transactions, state digest).
         ok: bool,
     },
-    /// The host committed a unit (own or received) at `height`.
+    /// Units up to `last_commit` became final (written to disk; never reverted).
     Committed {
-        /// The new head of the committed chain.
+        /// The newest final unit.
         last_commit: LastCommit,
+    },
+    /// Fork choice moved the head (the unit to build on) to `head`, which need not be
+    /// final yet: it may still lose to a longer branch.
+    Head {
+        /// The new head.
+        head: LastCommit,
     },
 }
 

@@ -12,7 +12,7 @@ use crate::crypto::sha256;
 use crate::ledger::{
     mempool::Mempool,
     merkle::merkle_root,
-    state::{BlockOutcome, ChainParams, Ledger},
+    state::{BlockOutcome, ChainParams, Changes, Ledger},
     tx::{SignedTx, TxError},
     verify::{VerifiedCache, verify_batch},
 };
@@ -49,9 +49,9 @@ struct PendingUnit {
     view: nest_sdk::UnitView,
     txs: Vec<SignedTx>,
     tx_hashes: Vec<Hash32>,
-    /// Outcome of executing `txs` on the ledger whose head was `base`.
+    /// Outcome of executing `txs` on its parent's state; `outcome.changes` are the
+    /// block's own, so committing them in order on the final ledger is exact.
     outcome: BlockOutcome,
-    base: Hash32,
 }
 
 /// One chain's runtime state.
@@ -70,6 +70,10 @@ pub struct ChainRuntime {
     pending: BTreeMap<Hash32, PendingUnit>,
     /// Units checked through `Effect::Verify`, by digest of their bytes.
     checked: BTreeMap<Hash32, Hash32>,
+    /// The head fork choice picked (the committed head, or an agreed unit above it).
+    tip: UnitRef,
+    /// An input to feed the engine after the one an effect produced.
+    queued_input: Option<Input>,
     next_timer_ms: Option<u64>,
     txs_committed: u64,
     blocks_committed: u64,
@@ -177,6 +181,8 @@ impl ChainRuntime {
             node_key: parts.node_key,
             pending: BTreeMap::new(),
             checked: BTreeMap::new(),
+            tip: start,
+            queued_input: None,
             next_timer_ms: None,
             txs_committed: 0,
             blocks_committed: 0,
@@ -293,6 +299,9 @@ impl ChainRuntime {
                 if let Some(next) = self.execute(store, effect) {
                     inputs.push_back(next);
                 }
+                if let Some(extra) = self.queued_input.take() {
+                    inputs.push_back(extra);
+                }
             }
         }
     }
@@ -330,16 +339,31 @@ impl ChainRuntime {
         }
     }
 
-    /// Builds a block on the committed head from the mempool.
+    /// Builds a block on `parent` (the committed head or an agreed, not yet final unit)
+    /// from the mempool.
     fn propose(&mut self, height: u64, parent: Hash32, timestamp_ms: u64) -> Option<Input> {
-        if parent != self.head.hash || height != self.head.height + 1 {
-            tracing::warn!(chain = %self.id, height, %parent, "proposal requested on a parent that is not the committed head");
+        let branch = match self.branch_to(&parent) {
+            Ok(branch) => branch,
+            Err(reason) => {
+                tracing::warn!(chain = %self.id, height, %parent, %reason, "proposal requested on an unknown parent");
+                return None;
+            }
+        };
+        let parent_height = branch.first().map_or(self.head.height, |unit| unit.height);
+        if height != parent_height + 1 {
+            tracing::warn!(chain = %self.id, height, %parent, "proposal requested at a height that does not follow its parent");
             return None;
         }
-        let candidates = self.mempool.select(self.limits.block_txs_max);
-        let outcome = self.ledger.execute(&candidates, &self.node_key, &self.params, false);
-        let rejected: Vec<SignedTx> = outcome.rejected.iter().map(|(index, _)| candidates[*index].clone()).collect();
-        self.mempool.remove_committed(&rejected, &self.ledger);
+        let (prior, included) = self.prior_state(&branch);
+        let candidates: Vec<SignedTx> = self
+            .mempool
+            .select(self.limits.block_txs_max.saturating_add(included.len()))
+            .into_iter()
+            .filter(|tx| !included.contains(&tx.hash()))
+            .take(self.limits.block_txs_max)
+            .collect();
+        let outcome = self.ledger.execute_on(&prior, &candidates, &self.node_key, &self.params, false);
+        self.drop_invalid(&candidates, &outcome);
         let txs: Vec<SignedTx> = outcome.applied.iter().map(|index| candidates[*index].clone()).collect();
         let encoded: Vec<Vec<u8>> = txs.iter().map(SignedTx::encode).collect();
         let tx_hashes: Vec<Hash32> = encoded.iter().map(|bytes| sha256(bytes)).collect();
@@ -359,17 +383,53 @@ impl ChainRuntime {
             .call(|c| c.decode(bytes.as_slice().into()))
             .map_err(|e| self.log_failure("decode", e))
             .ok()?;
-        let unit = PendingUnit {
-            bytes: bytes.clone(),
-            certificate: Vec::new(),
-            view,
-            txs,
-            tx_hashes,
-            outcome,
-            base: self.head.hash,
-        };
+        let unit = PendingUnit { bytes: bytes.clone(), certificate: Vec::new(), view, txs, tx_hashes, outcome };
         self.remember(unit);
         Some(Input::Proposal { height, unit_bytes: bytes.into() })
+    }
+
+    /// Drops from the mempool what can never apply. A stale nonce is left alone: the tx
+    /// may sit in a pending ancestor that a longer branch can still replace.
+    fn drop_invalid(&mut self, candidates: &[SignedTx], outcome: &BlockOutcome) {
+        let invalid: Vec<SignedTx> = outcome
+            .rejected
+            .iter()
+            .filter(|(_, error)| !matches!(error, TxError::WrongNonce { .. }))
+            .map(|(index, _)| candidates[*index].clone())
+            .collect();
+        if !invalid.is_empty() {
+            self.mempool.remove_committed(&invalid, &self.ledger);
+        }
+    }
+
+    /// The agreed, not yet final units from `parent` down to just above the committed
+    /// head, newest first; an error if `parent` is not on such a path.
+    fn branch_to(&self, parent: &Hash32) -> Result<Vec<&nest_sdk::UnitView>, String> {
+        let mut branch = Vec::new();
+        let mut cursor = *parent;
+        while cursor != self.head.hash {
+            let unit = self.pending.get(&cursor).ok_or_else(|| format!("parent {cursor} is not known to this node"))?;
+            branch.push(&unit.view);
+            cursor = unit.view.parent;
+            if branch.len() > PENDING_UNITS_MAX {
+                return Err("the branch is longer than the pending bound".into());
+            }
+        }
+        Ok(branch)
+    }
+
+    /// The merged changes of `branch` (oldest first, so newer values win) and the hashes
+    /// of the transactions it already holds.
+    fn prior_state(&self, branch: &[&nest_sdk::UnitView]) -> (Changes, std::collections::BTreeSet<Hash32>) {
+        let mut prior = Changes::new();
+        let mut included = std::collections::BTreeSet::new();
+        for view in branch.iter().rev() {
+            if let Some(unit) = self.pending.get(&view.hash) {
+                prior.extend(unit.outcome.changes.iter().map(|(key, account)| (*key, *account)));
+                included.extend(unit.tx_hashes.iter().copied());
+            }
+        }
+        (prior, included)
     }
 
     fn log_failure(&self, what: &str, error: SlotError) {
@@ -405,9 +465,8 @@ impl ChainRuntime {
     /// Full validation: structure and parent (chain type), signatures, tx root, execution, state digest.
     fn check_unit(&mut self, bytes: Vec<u8>) -> Result<PendingUnit, String> {
         let view = self.chain_type.call(|c| c.validate(bytes.as_slice().into())).map_err(|e| e.to_string())?;
-        if view.parent != self.head.hash {
-            return Err(format!("unit {} does not extend the committed head {}", view.hash, self.head.hash));
-        }
+        let branch = self.branch_to(&view.parent).map_err(|reason| format!("unit {}: {reason}", view.hash))?;
+        let (prior, _) = self.prior_state(&branch);
         let txs = view
             .txs
             .iter()
@@ -419,7 +478,7 @@ impl ChainRuntime {
             return Err(format!("unit {}: tx root does not match its transactions", view.hash));
         }
         self.check_signatures(&txs, &tx_hashes)?;
-        let outcome = self.ledger.execute(&txs, &view.proposer, &self.params, true);
+        let outcome = self.ledger.execute_on(&prior, &txs, &view.proposer, &self.params, true);
         if let Some((index, error)) = outcome.rejected.first() {
             return Err(format!("unit {}: transaction {index}: {error}", view.hash));
         }
@@ -429,7 +488,7 @@ impl ChainRuntime {
                 view.hash, view.state_digest, outcome.state_digest
             ));
         }
-        Ok(PendingUnit { bytes, certificate: Vec::new(), view, txs, tx_hashes, outcome, base: self.head.hash })
+        Ok(PendingUnit { bytes, certificate: Vec::new(), view, txs, tx_hashes, outcome })
     }
 
     /// Verifies the signatures not already verified on this node (once per transaction).
@@ -469,7 +528,31 @@ impl ChainRuntime {
             }
             committed = true;
         }
-        committed.then(|| Input::Committed { last_commit: self.last_commit() })
+        if committed {
+            self.prune_pending();
+            self.queued_input = Some(Input::Committed { last_commit: self.last_commit() });
+        }
+        let head = report.head;
+        if head.hash != self.tip.hash {
+            self.tip = head;
+            let head = LastCommit { height: head.height, unit_hash: head.hash, timestamp_ms: head.timestamp_ms };
+            return match self.queued_input.take() {
+                Some(committed) => {
+                    self.queued_input = Some(Input::Head { head });
+                    Some(committed)
+                }
+                None => Some(Input::Head { head }),
+            };
+        }
+        self.queued_input.take()
+    }
+
+    /// Forgets agreed units that no longer descend from the committed head (a branch
+    /// that lost to the one that became final).
+    fn prune_pending(&mut self) {
+        let keep: Vec<Hash32> = self.pending.keys().copied().filter(|hash| self.branch_to(hash).is_ok()).collect();
+        self.pending.retain(|hash, _| keep.contains(hash));
+        self.checked.retain(|_, hash| keep.contains(hash));
     }
 
     /// Checks a unit that was committed without an earlier `Verify` (own proposals are known).
@@ -497,12 +580,13 @@ impl ChainRuntime {
 
     /// Writes a final unit to the store (fsync), then applies it in memory.
     fn finalize(&mut self, store: &Store, unit_ref: &UnitRef) -> bool {
-        let Some(mut unit) = self.pending.remove(&unit_ref.hash) else {
+        let Some(unit) = self.pending.remove(&unit_ref.hash) else {
             tracing::error!(chain = %self.id, hash = %unit_ref.hash, "chain type finalized a unit this node does not hold");
             return false;
         };
-        if unit.base != self.head.hash {
-            unit.outcome = self.ledger.execute(&unit.txs, &unit.view.proposer, &self.params, true);
+        if unit.view.parent != self.head.hash {
+            tracing::error!(chain = %self.id, hash = %unit_ref.hash, "chain type finalized a unit whose parent is not final");
+            return false;
         }
         let head = ChainHead {
             height: unit.view.height,

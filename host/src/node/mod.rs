@@ -750,7 +750,10 @@ impl LoopState {
                 }
             }
             Request::Plugin { op, reply } => {
-                let _ = reply.send(self.plugin_op(op));
+                let result = self.plugin_op(op);
+                // The caller may read the status next: it must already show the change.
+                self.publish();
+                let _ = reply.send(result);
             }
             Request::Shutdown => {}
         }

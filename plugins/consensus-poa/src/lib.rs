@@ -182,10 +182,14 @@ impl PoaEngine {
         Ok(effects)
     }
 
+    /// Whether this node leads `slot` and may build on the head in it (its slot must be
+    /// later than the head's, as unit timestamps increase).
     fn may_propose(&self, slot: u64) -> bool {
+        let head_slot = self.state.head.as_ref().map_or(0, |head| self.committed_slot_of(head));
         self.leader(slot) == self.me
             && self.is_authority()
             && slot > self.state.committed_slot
+            && slot > head_slot
             && self.state.last_proposed_slot.is_none_or(|last| slot > last)
             && self.state.outstanding.is_none()
     }
@@ -305,18 +309,33 @@ impl PoaEngine {
         Ok(vec![Effect::Commit { unit_bytes: pending.unit.into(), certificate: certificate.into() }])
     }
 
+    /// Units up to `last_commit` are final: blocks at or below its slot are stale.
     fn on_committed(&mut self, last_commit: LastCommit) -> Result<Vec<Effect>, PluginError> {
-        self.head()?;
-        let head = Head::from(last_commit);
-        self.state.committed_slot = self.committed_slot_of(&head);
+        let head = self.head()?.clone();
+        let final_unit = Head::from(last_commit);
+        self.state.committed_slot = self.committed_slot_of(&final_unit);
         let stale = self.state.outstanding.as_ref().is_some_and(|outstanding| {
-            outstanding.slot <= self.state.committed_slot || outstanding.height <= head.height
+            outstanding.slot <= self.state.committed_slot || outstanding.height <= final_unit.height
         });
         if stale {
             self.state.outstanding = None;
         }
-        self.state.head = Some(head);
+        if head.height < final_unit.height {
+            self.state.head = Some(final_unit);
+        }
         self.prune();
+        Ok(Vec::new())
+    }
+
+    /// Fork choice moved the head: the next proposal builds on it.
+    fn on_head(&mut self, head: LastCommit) -> Result<Vec<Effect>, PluginError> {
+        self.head()?;
+        let head = Head::from(head);
+        let stale = self.state.outstanding.as_ref().is_some_and(|outstanding| outstanding.height != head.height + 1);
+        if stale {
+            self.state.outstanding = None;
+        }
+        self.state.head = Some(head);
         Ok(Vec::new())
     }
 
@@ -420,6 +439,7 @@ impl ConsensusEngine for PoaEngine {
             Input::Proposal { height, unit_bytes } => self.on_proposal(height, unit_bytes.into_vec()),
             Input::Verified { unit_digest, ok } => self.on_verified(unit_digest, ok),
             Input::Committed { last_commit } => self.on_committed(last_commit),
+            Input::Head { head } => self.on_head(head),
         }
     }
 
