@@ -135,3 +135,31 @@ fn consensus_plugin_upgraded_from_the_console_keeps_its_state() {
     assert_eq!(status, 1, "upgrading to the running version is refused");
     assert!(stderr.contains("already running"), "{stderr}");
 }
+
+#[test]
+fn console_bindings_watch_events_transfer_and_read_the_node() {
+    let node = ConsoleNode::start();
+    let (status, stdout, stderr) = node.nest(&["-e", "watch{type = 'block_committed', count = 2}"], None);
+    assert_eq!(status, 0, "{stderr}");
+    let events: Vec<&str> = stdout.lines().filter(|l| l.contains("\"block_committed\"")).collect();
+    assert_eq!(events.len(), 2, "two streamed events:\n{stdout}");
+    assert_eq!(stdout.lines().last(), Some("2"), "watch returns how many it streamed:\n{stdout}");
+
+    let bob = "ab".repeat(32);
+    let faucet = node.devnet.faucet_key.display().to_string();
+    let code = format!("return tx.transfer{{from_key_file = '{faucet}', to = '{bob}', amount = 7}}.status");
+    let (status, stdout, stderr) = node.nest(&["-e", &code], None);
+    assert_eq!((status, stdout.trim()), (0, "accepted"), "{stderr}");
+    wait_until(Duration::from_secs(10), "the transfer to commit", || {
+        node.nest(&["-e", &format!("return chain('main'):account('{bob}').balance")], None).1.trim() == "7"
+    });
+
+    let (status, stdout, _) = node.nest(
+        &["-e", "return #log.tail(5) > 0 and keys.node() == node.status().public_key and peers.count() == 0"],
+        None,
+    );
+    assert_eq!((status, stdout.trim()), (0, "true"));
+    let (status, _, stderr) = node.nest(&["-e", "tx.transfer{to = 'zz', amount = 1, from = 'node'}"], None);
+    assert_eq!(status, 1);
+    assert!(stderr.contains("to: invalid hex"), "{stderr}");
+}
