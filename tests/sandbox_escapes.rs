@@ -83,3 +83,8 @@ fn huge_string_is_refused() {
 fn doubling_table_hits_the_memory_limit() {
     refused("local t = {} local i = 1 while true do t[i] = ('x'):rep(1024) .. i i = i + 1 end", &["error:", "memory"]);
 }
+
+#[test]
+fn catastrophic_pattern_is_stopped() {
+    refused("return string.rep('a', 1000000):find('.-.-.-.-b')", &["error:", "stopped"]);
+}
