@@ -72,6 +72,14 @@ pub enum Input {
         /// The newest final unit.
         last_commit: LastCommit,
     },
+    /// A unit fetched from a peer by block sync, with the certificate that peer stored
+    /// for it: the engine checks it as it checks a gossiped one, then asks to `Verify`.
+    Sync {
+        /// The unit, in the chain type's encoding.
+        unit_bytes: RVec<u8>,
+        /// The certificate from the unit's `Commit`.
+        certificate: RVec<u8>,
+    },
     /// Fork choice moved the head (the unit to build on) to `head`, which need not be
     /// final yet: it may still lose to a longer branch.
     Head {

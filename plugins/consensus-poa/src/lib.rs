@@ -245,6 +245,29 @@ impl PoaEngine {
         let message: PoaMessage =
             borsh::from_slice(bytes).map_err(|error| rejected(format!("malformed PoA message: {error}")))?;
         let PoaMessage::Block { slot, unit, signature } = message;
+        self.receive_block(slot, unit, signature)
+    }
+
+    /// A block fetched by sync: its certificate is the seal its leader signed.
+    fn on_sync(&mut self, unit: Vec<u8>, certificate: &[u8]) -> Result<Vec<Effect>, PluginError> {
+        self.head()?;
+        if unit.len() > self.config.max_message_bytes as usize {
+            return Err(rejected(format!(
+                "synced unit of {} bytes exceeds max_message_bytes = {}",
+                unit.len(),
+                self.config.max_message_bytes
+            )));
+        }
+        let seal: Seal =
+            borsh::from_slice(certificate).map_err(|error| rejected(format!("malformed PoA certificate: {error}")))?;
+        if seal.signer != self.leader(seal.slot) {
+            return Err(rejected(format!("certificate for slot {} is not signed by that slot's leader", seal.slot)));
+        }
+        self.receive_block(seal.slot, unit, seal.signature)
+    }
+
+    /// Checks a block's slot and seal; verifies it unless its slot already had one.
+    fn receive_block(&mut self, slot: u64, unit: Vec<u8>, signature: Signature) -> Result<Vec<Effect>, PluginError> {
         self.check_slot_time(slot)?;
         let leader = self.leader(slot);
         let unit_digest = self.host.hash(&unit);
@@ -440,6 +463,7 @@ impl ConsensusEngine for PoaEngine {
             Input::Verified { unit_digest, ok } => self.on_verified(unit_digest, ok),
             Input::Committed { last_commit } => self.on_committed(last_commit),
             Input::Head { head } => self.on_head(head),
+            Input::Sync { unit_bytes, certificate } => self.on_sync(unit_bytes.into_vec(), &certificate),
         }
     }
 

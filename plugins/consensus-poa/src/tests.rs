@@ -432,3 +432,25 @@ fn three_nodes_agree_on_one_chain() {
     assert_eq!(heads[0].height, 9);
     assert!(heads.iter().all(|head| *head == heads[0]), "{heads:?}");
 }
+
+#[test]
+fn synced_block_with_its_leaders_seal_is_verified_and_a_forged_certificate_is_refused() {
+    let (locals, mut follower) = follower_at_slot_one();
+    let unit = b"synced unit".to_vec();
+    let slot = 1;
+    let leader = &locals[(slot % locals.len() as u64) as usize];
+    let signature = leader.host().sign(&seal_message(slot, &nest_sdk::testing::sha256(&unit)));
+    let seal = Seal { slot, signer: leader.host().public_key(), signature };
+    let certificate = borsh::to_vec(&seal).unwrap();
+    let effects =
+        follower.handle(Input::Sync { unit_bytes: unit.clone().into(), certificate: certificate.into() }).unwrap();
+    assert!(matches!(effects.as_slice(), [Effect::Verify { .. }]), "{effects:?}");
+
+    let other = &locals[((slot + 1) % locals.len() as u64) as usize];
+    let forged = Seal { slot, signer: other.host().public_key(), signature };
+    let result =
+        follower.handle(Input::Sync { unit_bytes: unit.into(), certificate: borsh::to_vec(&forged).unwrap().into() });
+    assert!(rejection(result).contains("not signed by that slot's leader"));
+    let garbage = follower.handle(Input::Sync { unit_bytes: vec![1].into(), certificate: vec![9, 9].into() });
+    assert!(rejection(garbage).contains("malformed PoA certificate"));
+}
