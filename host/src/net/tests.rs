@@ -9,7 +9,7 @@ use crate::crypto::SecretKey;
 use libp2p::{
     SwarmBuilder,
     futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt},
-    noise, request_response, tcp, yamux,
+    gossipsub, noise, request_response, tcp, yamux,
 };
 use nest_sdk::Hash32;
 use std::{
@@ -383,6 +383,69 @@ async fn send_garbage(target: &NetHandle) -> usize {
         }
     }
     failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_messages_claiming_a_node_never_reach_the_node() {
+    bounded(async {
+        let (a, mut a_events) = start(81, NetworkSection::default());
+        a.subscribe("main", &GENESIS).unwrap();
+        let victim = keypair_from_node_key(&node_key(82)).unwrap().public().to_peer_id();
+        let sent = send_unsigned_as(victim, &a, 5).await;
+        assert_eq!(sent, 5, "the forger's messages were sent to A");
+        assert!(
+            next_message(&mut a_events, Duration::from_secs(1)).await.is_none(),
+            "a message without a valid signature must be dropped before the node"
+        );
+        a.shutdown();
+    })
+    .await;
+}
+
+/// Publishes unsigned messages naming `author` on A's consensus topic until `count` of them
+/// went out to at least one subscribed peer; returns how many did.
+async fn send_unsigned_as(author: PeerId, target: &NetHandle, count: usize) -> usize {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Permissive)
+        .heartbeat_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut swarm = SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|_| {
+            let behaviour: gossipsub::Behaviour =
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Author(author), config)?;
+            Ok(behaviour)
+        })
+        .unwrap()
+        .build();
+    let topic = gossipsub::IdentTopic::new(Topic::Consensus.name("main", &GENESIS));
+    swarm.behaviour_mut().subscribe(&topic).unwrap();
+    swarm.dial(target.listen_addrs()[0].clone()).unwrap();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let (mut sent, mut attempt) = (0, 0u32);
+    while sent < count {
+        tokio::select! {
+            _ = swarm.select_next_some() => {}
+            _ = tick.tick() => {
+                attempt += 1;
+                let payload = format!("forged {attempt}").into_bytes();
+                if swarm.behaviour_mut().publish(topic.clone(), payload).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+    }
+    // Let the last ones arrive before the swarm is dropped.
+    let _ = tokio::time::timeout(Duration::from_millis(300), async {
+        loop {
+            swarm.select_next_some().await;
+        }
+    })
+    .await;
+    sent
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
