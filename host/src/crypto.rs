@@ -83,6 +83,22 @@ impl SecretKey {
         PublicKey(out)
     }
 
+    /// The 32-byte Ed25519 seed this key was made from (it derives the node's libp2p identity).
+    ///
+    /// Both PKCS#8 forms ring reads (v1, and v2 with the public key) put the seed in an
+    /// OCTET STRING right after the 16-byte header; the seed is checked against the public key.
+    pub fn seed(&self) -> Result<[u8; 32], String> {
+        const SEED_HEADER: [u8; 4] = [0x04, 0x22, 0x04, 0x20];
+        let seed: [u8; 32] = match self.pkcs8.get(12..48) {
+            Some(bytes) if bytes[..4] == SEED_HEADER => bytes[4..].try_into().expect("32 bytes"),
+            _ => return Err("PKCS#8 document does not hold an Ed25519 seed where expected".to_string()),
+        };
+        if SecretKey::from_seed(seed).public_key() != self.public_key() {
+            return Err("the seed in the PKCS#8 document does not match its public key".to_string());
+        }
+        Ok(seed)
+    }
+
     /// Signs `message`.
     pub fn sign(&self, message: &[u8]) -> Signature {
         let mut out = [0u8; 64];
@@ -140,6 +156,15 @@ mod tests {
         assert!(!verify(&key.public_key(), b"hellO", &signature));
         let reparsed = SecretKey::from_pkcs8(&key.pkcs8).unwrap();
         assert_eq!(reparsed.public_key(), key.public_key());
+    }
+
+    #[test]
+    fn seed_is_recovered_from_both_pkcs8_forms() {
+        let key = SecretKey::from_seed([9; 32]);
+        assert_eq!(key.seed().unwrap(), [9; 32]);
+        let generated = SecretKey::generate().unwrap();
+        let seed = generated.seed().unwrap();
+        assert_eq!(SecretKey::from_seed(seed).public_key(), generated.public_key());
     }
 
     #[test]

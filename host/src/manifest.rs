@@ -4,6 +4,7 @@
 //! TOML parser with line and column; every later check names the file, the table and
 //! the key, e.g. `single.toml: [[chain]] id="main": consensus.config.block_interval_ms: …`.
 
+pub use crate::net::NetworkSection;
 use nest_sdk::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::{
@@ -268,6 +269,9 @@ pub struct Manifest {
     /// `[trust]`.
     #[serde(default)]
     pub trust: TrustSection,
+    /// `[network]`: listen and bootstrap addresses, peer limits.
+    #[serde(default)]
+    pub network: NetworkSection,
     /// `[[plugin]]`.
     #[serde(default)]
     pub plugin: Vec<PluginEntry>,
@@ -346,6 +350,7 @@ impl Manifest {
     fn check_structure(&self) -> Result<(), ManifestError> {
         self.check_unique_ids()?;
         self.check_api()?;
+        self.check_network()?;
         for (index, vendor) in self.trust.vendor.iter().enumerate() {
             PublicKey::from_hex(&vendor.key).map_err(|e| {
                 self.error("[trust]", format!("vendor[{index}].key"), format!("{} ({})", e, vendor.name))
@@ -410,6 +415,18 @@ impl Manifest {
             return Err(self.error("[api]", *key, "must be at least 1"));
         }
         Ok(())
+    }
+
+    fn check_network(&self) -> Result<(), ManifestError> {
+        use crate::net::NetError;
+        self.network.check().map_err(|error| match error {
+            NetError::Listen { addr, reason } => self.error("[network]", "listen", format!("\"{addr}\": {reason}")),
+            NetError::Bootstrap { addr, reason } => {
+                self.error("[network]", "bootstrap", format!("\"{addr}\": {reason}"))
+            }
+            NetError::Config { key, reason } => self.error("[network]", key, reason),
+            other => self.error("[network]", "", other.to_string()),
+        })
     }
 
     fn check_reference(&self, table: &str, key: &str, plugin_id: &str) -> Result<(), ManifestError> {
@@ -536,6 +553,19 @@ genesis = { allocations = [{ account = "0101010101010101010101010101010101010101
         assert!(error.contains("[api]: listen: 0.0.0.0:7300 is not a loopback address"), "{error}");
         let text = format!("{GOOD}\n[api]\nlisten = \"0.0.0.0:7300\"\nallow_non_loopback = true\n");
         assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn network_section_has_defaults_and_bad_addresses_are_named() {
+        let manifest = parse(GOOD).unwrap();
+        assert_eq!(manifest.network.listen, vec!["/ip4/127.0.0.1/tcp/0".to_string()]);
+        assert_eq!((manifest.network.peers_max, manifest.network.sync_batch_blocks_max), (50, 256));
+        let text = format!("{GOOD}\n[network]\nbootstrap = [\"/ip4/127.0.0.1/tcp/9000\"]\n");
+        let error = parse(&text).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "/etc/nest/single.toml: [network]: bootstrap: \"/ip4/127.0.0.1/tcp/9000\": no /p2p/<peer id> at the end"
+        );
     }
 
     #[test]
