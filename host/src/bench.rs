@@ -100,6 +100,8 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
         block_txs_max: 50_000,
         mempool_txs_max: options.txs + 1_000,
         plugin_dir: devnet::library_dir(),
+        nodes: 1,
+        authorities: 1,
     };
     let net = devnet::write(&spec)?;
     let mut node = NodeProcess::spawn(&net.manifest, &dir)?;

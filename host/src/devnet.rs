@@ -38,12 +38,18 @@ pub struct DevnetSpec {
     pub mempool_txs_max: usize,
     /// Where the workspace's plugin libraries are (see [`library_dir`]).
     pub plugin_dir: PathBuf,
+    /// Nodes to write (1: a single node, networking on but alone).
+    pub nodes: usize,
+    /// How many of the nodes (the first ones) are PoA authorities.
+    pub authorities: usize,
 }
 
 /// What was written.
 pub struct Devnet {
-    /// The node's manifest.
+    /// The first node's manifest.
     pub manifest: PathBuf,
+    /// Every node's manifest, node-1 first.
+    pub manifests: Vec<PathBuf>,
     /// The faucet account's key file.
     pub faucet_key: PathBuf,
     /// The developer vendor key file.
@@ -97,29 +103,89 @@ fn source_library(source: &str) -> Option<String> {
     table.get("library")?.as_str().map(str::to_string)
 }
 
-/// Writes (or refreshes) a single-node devnet under `spec.dir`.
+/// A free TCP port on 127.0.0.1 (bound and released: the node binds it right after).
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener.local_addr().map(|addr| addr.port()).map_err(|e| e.to_string())
+}
+
+/// One node of the devnet, as its manifest needs it.
+struct NodePlan {
+    name: String,
+    key: SecretKey,
+    p2p_port: u16,
+    api_port: u16,
+}
+
+/// Writes (or refreshes) a devnet of `spec.nodes` nodes under `spec.dir`. Keys are
+/// kept between runs; the manifests are written anew (same genesis, new ports).
 pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
-    let node_dir = spec.dir.join("node-1");
-    fs::create_dir_all(&node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
+    let nodes = spec.nodes.max(1);
     let vendor_key = spec.dir.join("dev-vendor.key");
+    fs::create_dir_all(&spec.dir).map_err(|e| format!("{}: {e}", spec.dir.display()))?;
     let vendor = key_at(&vendor_key)?;
     package_plugins(&spec.dir, &spec.plugin_dir, &vendor)?;
-    let node = key_at(&node_dir.join("node.key"))?;
     let faucet_key = spec.dir.join("faucet.key");
     let faucet = key_at(&faucet_key)?;
     let mut allocations = vec![(faucet.public_key(), FAUCET_BALANCE)];
     allocations.extend(spec.allocations.iter().copied());
-    let manifest = node_dir.join("manifest.toml");
-    let text = manifest_text(spec, &vendor.public_key(), &node.public_key(), &allocations);
-    fs::write(&manifest, text).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    Ok(Devnet { manifest, faucet_key, vendor_key })
+    let mut plans = Vec::with_capacity(nodes);
+    for index in 1..=nodes {
+        let node_dir = spec.dir.join(format!("node-{index}"));
+        fs::create_dir_all(&node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
+        let api_port = if spec.api_port == 0 { 0 } else { spec.api_port + index as u16 - 1 };
+        let p2p_port = if nodes == 1 { 0 } else { free_port()? };
+        plans.push(NodePlan {
+            name: format!("node-{index}"),
+            key: key_at(&node_dir.join("node.key"))?,
+            p2p_port,
+            api_port,
+        });
+    }
+    let authorities: Vec<PublicKey> =
+        plans.iter().take(spec.authorities.clamp(1, nodes)).map(|p| p.key.public_key()).collect();
+    let first = &plans[0];
+    let bootstrap = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        first.p2p_port,
+        crate::net::peer_id_of(&first.key).map_err(|e| e.to_string())?
+    );
+    let mut manifests = Vec::with_capacity(nodes);
+    for (index, plan) in plans.iter().enumerate() {
+        let bootstrap = if index == 0 || nodes == 1 { None } else { Some(bootstrap.as_str()) };
+        let text = manifest_text(spec, &vendor.public_key(), plan, &authorities, bootstrap, &allocations);
+        let manifest = spec.dir.join(&plan.name).join("manifest.toml");
+        fs::write(&manifest, text).map_err(|e| format!("{}: {e}", manifest.display()))?;
+        manifests.push(manifest);
+    }
+    Ok(Devnet { manifest: manifests[0].clone(), manifests, faucet_key, vendor_key })
 }
 
-fn manifest_text(spec: &DevnetSpec, vendor: &PublicKey, node: &PublicKey, allocations: &[(PublicKey, u64)]) -> String {
+/// Finality of the devnet's chain: immediate for one authority; otherwise once more
+/// than two thirds of the authorities built on a block, so a partition's minority side
+/// never finalizes and forks heal.
+fn chain_type_config(authorities: usize) -> String {
+    if authorities <= 1 {
+        "{ finality_depth = 0 }".to_string()
+    } else {
+        format!("{{ finality_proposers = {} }}", authorities * 2 / 3 + 1)
+    }
+}
+
+fn manifest_text(
+    spec: &DevnetSpec,
+    vendor: &PublicKey,
+    node: &NodePlan,
+    authorities: &[PublicKey],
+    bootstrap: Option<&str>,
+    allocations: &[(PublicKey, u64)],
+) -> String {
     let mut text = String::new();
-    let _ = writeln!(text, "# A single-node Nest devnet written by `nestd up`.\n");
-    let _ = writeln!(text, "[node]\nname = \"node-1\"\ndata_dir = \"data\"\nkey = \"node.key\"\n");
-    let _ = writeln!(text, "[api]\nlisten = \"127.0.0.1:{}\"\n", spec.api_port);
+    let _ = writeln!(text, "# A Nest devnet node written by `nestd up`.\n");
+    let _ = writeln!(text, "[node]\nname = \"{}\"\ndata_dir = \"data\"\nkey = \"node.key\"\n", node.name);
+    let _ = writeln!(text, "[api]\nlisten = \"127.0.0.1:{}\"\n", node.api_port);
+    let _ = writeln!(text, "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]", node.p2p_port);
+    let _ = writeln!(text, "bootstrap = [{}]\n", bootstrap.map(|b| format!("\"{b}\"")).unwrap_or_default());
     let _ = writeln!(text, "# The plugins are signed with this machine's developer key.");
     let _ = writeln!(text, "[[trust.vendor]]\nname = \"local-developer\"\nkey = \"{vendor}\"\n");
     for (id, name, _) in WORKSPACE_PLUGINS {
@@ -127,10 +193,16 @@ fn manifest_text(spec: &DevnetSpec, vendor: &PublicKey, node: &PublicKey, alloca
     }
     let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = 1");
     let _ = writeln!(text, "block_txs_max = {}\nmempool_txs_max = {}", spec.block_txs_max, spec.mempool_txs_max);
-    let _ = writeln!(text, "chain_type = {{ plugin = \"linear\", config = {{ finality_depth = 0 }} }}\n");
-    let _ = writeln!(text, "[chain.consensus]\nplugin = \"poa\"");
     let _ =
-        writeln!(text, "config = {{ block_interval_ms = {}, authorities = [\"{node}\"] }}\n", spec.block_interval_ms);
+        writeln!(text, "chain_type = {{ plugin = \"linear\", config = {} }}\n", chain_type_config(authorities.len()));
+    let _ = writeln!(text, "[chain.consensus]\nplugin = \"poa\"");
+    let keys: Vec<String> = authorities.iter().map(|key| format!("\"{key}\"")).collect();
+    let _ = writeln!(
+        text,
+        "config = {{ block_interval_ms = {}, authorities = [{}] }}\n",
+        spec.block_interval_ms,
+        keys.join(", ")
+    );
     let _ = writeln!(text, "[chain.genesis]\ntimestamp_ms = 0\nallocations = [");
     for (account, balance) in allocations {
         let _ = writeln!(text, "  {{ account = \"{account}\", balance = {balance} }},");

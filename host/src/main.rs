@@ -170,6 +170,8 @@ fn up(dir: PathBuf, fresh: bool, block_interval_ms: u64, port: u16) -> Result<()
         block_txs_max: 20_000,
         mempool_txs_max: 200_000,
         plugin_dir: devnet::library_dir(),
+        nodes: 1,
+        authorities: 1,
     };
     let net = devnet::write(&spec)?;
     let manifest = Manifest::load(&net.manifest).map_err(|e| e.to_string())?;

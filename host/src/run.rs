@@ -38,7 +38,12 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
         .block_on(tokio::net::TcpListener::bind(listen))
         .map_err(|e| format!("{}: [api]: listen: cannot listen on {listen}: {e}", manifest.file.display()))?;
     let api_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let node = Node::start(manifest).map_err(|e| e.to_string())?;
+    let net = start_network(&runtime, &manifest)?;
+    let node = {
+        // The node loop's bridges to the network are tasks of this runtime.
+        let _entered = runtime.enter();
+        Node::start_with(manifest, net).map_err(|e| e.to_string())?
+    };
     let api_addr_file = node.manifest.node.data_dir.join("api.addr");
     std::fs::write(&api_addr_file, format!("{api_addr}\n")).map_err(|e| format!("{}: {e}", api_addr_file.display()))?;
     let router = api::router(ApiState::new(&node, std::sync::Arc::new(token), metrics), &limits);
@@ -53,6 +58,31 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
     });
     tracing::info!(node = %node.manifest.node.name, api = %format!("http://{api_addr}"), "node running");
     Ok(Running { node: Some(node), runtime, shutdown: Some(shutdown), server: Some(server), api_addr, api_addr_file })
+}
+
+/// Starts the peer-to-peer layer when `[network]` enables it; writes the node's
+/// dialable addresses to `<data_dir>/p2p.addr` (one multiaddr with `/p2p/<id>` a line).
+fn start_network(
+    runtime: &tokio::runtime::Runtime,
+    manifest: &Manifest,
+) -> Result<Option<(crate::net::NetHandle, tokio::sync::mpsc::Receiver<crate::net::NetEvent>)>, String> {
+    if !manifest.network.enabled() {
+        return Ok(None);
+    }
+    let key = crate::crypto::SecretKey::read(&manifest.node.key).map_err(|e| e.to_string())?;
+    let section = manifest.network.clone();
+    let started = runtime
+        .block_on(runtime.spawn(async move { crate::net::Net::start(&section, &key) }))
+        .map_err(|e| format!("the network task failed: {e}"))?
+        .map_err(|e| format!("{}: [network]: {e}", manifest.file.display()))?;
+    let peer = started.0.local_peer_id();
+    let lines: Vec<String> = started.0.listen_addrs().iter().map(|addr| format!("{addr}/p2p/{peer}")).collect();
+    std::fs::create_dir_all(&manifest.node.data_dir)
+        .map_err(|e| format!("{}: {e}", manifest.node.data_dir.display()))?;
+    let file = manifest.node.data_dir.join("p2p.addr");
+    std::fs::write(&file, lines.join("\n") + "\n").map_err(|e| format!("{}: {e}", file.display()))?;
+    tracing::info!(peer = %peer, addresses = %lines.join(" "), "network listening");
+    Ok(Some(started))
 }
 
 impl Running {

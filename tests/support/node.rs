@@ -22,7 +22,20 @@ pub fn nestd_binary() -> PathBuf {
 
 /// Writes a single-node devnet (PoA + linear chain, signed with a developer key) in `dir`.
 pub fn write_devnet(dir: &Path, block_interval_ms: u64, allocations: Vec<(PublicKey, u64)>) -> Devnet {
+    write_devnet_nodes(dir, block_interval_ms, allocations, 1, 1)
+}
+
+/// Writes a devnet of `nodes` nodes, the first `authorities` of them PoA authorities.
+pub fn write_devnet_nodes(
+    dir: &Path,
+    block_interval_ms: u64,
+    allocations: Vec<(PublicKey, u64)>,
+    nodes: usize,
+    authorities: usize,
+) -> Devnet {
     let spec = DevnetSpec {
+        nodes,
+        authorities,
         dir: dir.to_path_buf(),
         block_interval_ms,
         api_port: 0,

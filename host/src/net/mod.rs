@@ -394,6 +394,11 @@ enum Command {
     AnswerBlocks { reply: ResponseToken, response: SyncResponse },
 }
 
+/// The peer id a node with `node_key` has on the network (stable across restarts).
+pub fn peer_id_of(node_key: &crate::crypto::SecretKey) -> Result<PeerId, NetError> {
+    Ok(behaviour::keypair_from_node_key(node_key)?.public().to_peer_id())
+}
+
 /// The network service; [`Net::start`] runs it.
 pub struct Net;
 

@@ -74,6 +74,8 @@ pub struct ChainRuntime {
     tip: UnitRef,
     /// An input to feed the engine after the one an effect produced.
     queued_input: Option<Input>,
+    /// Where broadcasts go, when the node has a network.
+    net: Option<crate::net::NetHandle>,
     next_timer_ms: Option<u64>,
     txs_committed: u64,
     blocks_committed: u64,
@@ -183,6 +185,7 @@ impl ChainRuntime {
             checked: BTreeMap::new(),
             tip: start,
             queued_input: None,
+            net: None,
             next_timer_ms: None,
             txs_committed: 0,
             blocks_committed: 0,
@@ -263,14 +266,14 @@ impl ChainRuntime {
     /// Starts the consensus engine at the committed head.
     pub fn start(&mut self, store: &Store, now_ms: u64) {
         let input = Input::Start { last_commit: self.last_commit(), now_ms };
-        self.drive(store, input);
+        let _ = self.drive(store, input);
     }
 
     /// Delivers a tick if the engine's timer is due (or no timer is set).
     pub fn tick(&mut self, store: &Store, now_ms: u64) {
         if self.next_timer_ms.is_none_or(|at| at <= now_ms) {
             self.next_timer_ms = None;
-            self.drive(store, Input::Tick { now_ms });
+            let _ = self.drive(store, Input::Tick { now_ms });
         }
     }
 
@@ -278,20 +281,25 @@ impl ChainRuntime {
         LastCommit { height: self.head.height, unit_hash: self.head.hash, timestamp_ms: self.head.timestamp_ms }
     }
 
-    /// Feeds one input to the engine and executes the effects, following up inputs they produce.
-    fn drive(&mut self, store: &Store, first: Input) {
+    /// Feeds one input to the engine and executes the effects, following up inputs they
+    /// produce. Returns whether the engine accepted the first input.
+    fn drive(&mut self, store: &Store, first: Input) -> Result<(), SlotError> {
         let mut inputs = VecDeque::from([first]);
         let mut handled = 0;
+        let mut first_result = Ok(());
         while let Some(input) = inputs.pop_front() {
             handled += 1;
             if handled > DRIVE_INPUTS_MAX {
                 tracing::warn!(chain = %self.id, "consensus engine produced more than {DRIVE_INPUTS_MAX} follow-up inputs; dropping the rest");
-                return;
+                break;
             }
             let effects = match self.consensus.call(|engine| engine.handle(input)) {
                 Ok(effects) => effects,
                 Err(error) => {
-                    tracing::warn!(chain = %self.id, %error, "consensus input not handled");
+                    tracing::debug!(chain = %self.id, %error, "consensus input not handled");
+                    if handled == 1 {
+                        first_result = Err(error);
+                    }
                     continue;
                 }
             };
@@ -304,6 +312,7 @@ impl ChainRuntime {
                 }
             }
         }
+        first_result
     }
 
     fn execute(&mut self, store: &Store, effect: Effect) -> Option<Input> {
@@ -324,8 +333,15 @@ impl ChainRuntime {
                 }
                 None
             }
-            Effect::Broadcast { .. } | Effect::Send { .. } => {
-                tracing::trace!(chain = %self.id, "consensus message not sent: this node has no peers");
+            Effect::Broadcast { bytes } | Effect::Send { bytes, .. } => {
+                match &self.net {
+                    Some(net) => {
+                        if let Err(error) = net.publish(&self.id, crate::net::Topic::Consensus, bytes.into_vec()) {
+                            tracing::warn!(chain = %self.id, %error, "consensus message not sent");
+                        }
+                    }
+                    None => tracing::trace!(chain = %self.id, "consensus message not sent: this node has no network"),
+                }
                 None
             }
             Effect::Evidence { offender, reason, .. } => {
@@ -612,6 +628,71 @@ impl ChainRuntime {
         }
         self.head = head;
         true
+    }
+
+    /// Sends this chain's consensus broadcasts through `net`.
+    pub fn attach_net(&mut self, net: crate::net::NetHandle) {
+        self.net = Some(net);
+    }
+
+    /// The genesis hash (the chain's identity on the network and in transactions).
+    pub fn genesis_hash(&self) -> Hash32 {
+        self.genesis_hash
+    }
+
+    /// Height of the newest final block.
+    pub fn committed_height(&self) -> u64 {
+        self.head.height
+    }
+
+    /// Hands a consensus message from a peer to the engine; the verdict for gossip.
+    /// A block that merely arrived late (stale) is ignored, not held against the sender.
+    pub fn on_consensus_message(&mut self, store: &Store, from: PublicKey, bytes: Vec<u8>) -> crate::net::Verdict {
+        match self.drive(store, Input::Message { from, bytes: bytes.into() }) {
+            Ok(()) => crate::net::Verdict::Accept,
+            Err(SlotError::Plugin { error: nest_sdk::PluginError::Rejected { message }, .. })
+                if !message.contains("stale") =>
+            {
+                crate::net::Verdict::Reject
+            }
+            Err(_) => crate::net::Verdict::Ignore,
+        }
+    }
+
+    /// Admits gossiped transactions (a borsh list of encoded transactions): signatures
+    /// are verified once here; a bad one or garbage makes the message rejected.
+    pub fn on_tx_gossip(&mut self, bytes: &[u8]) -> crate::net::Verdict {
+        let Ok(encoded) = borsh::from_slice::<Vec<Vec<u8>>>(bytes) else { return crate::net::Verdict::Reject };
+        let Ok(txs) = encoded.iter().map(|tx| SignedTx::decode(tx)).collect::<Result<Vec<_>, _>>() else {
+            return crate::net::Verdict::Reject;
+        };
+        let hashes: Vec<Hash32> = encoded.iter().map(|tx| sha256(tx)).collect();
+        if self.check_signatures(&txs, &hashes).is_err() {
+            return crate::net::Verdict::Reject;
+        }
+        let admitted = self.admit(hashes.into_iter().zip(txs).collect());
+        if admitted.iter().any(Result::is_ok) { crate::net::Verdict::Accept } else { crate::net::Verdict::Ignore }
+    }
+
+    /// Hands blocks fetched by sync to the engine in height order; returns how many
+    /// moved the committed height.
+    pub fn apply_synced(&mut self, store: &Store, blocks: Vec<crate::net::SyncBlock>) -> usize {
+        let mut applied = 0;
+        for block in blocks {
+            if block.height <= self.head.height {
+                continue;
+            }
+            let before = self.head.height;
+            let input = Input::Sync { unit_bytes: block.unit.into(), certificate: block.certificate.into() };
+            if let Err(error) = self.drive(store, input) {
+                tracing::debug!(chain = %self.id, height = block.height, %error, "synced block refused");
+                break;
+            }
+            if self.head.height > before || self.pending.len() > 0 {
+                applied += 1;
+            }
+        }
+        applied
     }
 
     /// Admits transactions whose signatures the caller verified.

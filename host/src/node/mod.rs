@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod chain;
+mod network;
 pub mod services;
 pub mod slot;
 pub mod status;
@@ -17,6 +18,7 @@ use crate::crypto::SecretKey;
 use crate::ledger::tx::{SignedTx, TxError};
 use crate::loader::{self, LoadOptions, LoadedLibrary, TrustStore};
 use crate::manifest::{ChainEntry, Manifest, chain_table, config_json};
+use crate::net::{NetEvent, NetHandle};
 use crate::store::Store;
 use chain::{ChainLimits, ChainParts, ChainRuntime};
 use nest_sdk::{
@@ -494,6 +496,8 @@ pub enum Request {
         /// The affected packages and their instances.
         reply: oneshot::Sender<Result<Vec<admin::PluginEntry>, QueryError>>,
     },
+    /// Something happened on the network.
+    Net(NetEvent),
     /// A radio delivered a frame.
     Frame {
         /// Index of the radio.
@@ -563,6 +567,10 @@ struct LoopState {
     manifest: Manifest,
     /// For radio sinks of replacement driver instances.
     requests: mpsc::SyncSender<Request>,
+    /// The peer-to-peer layer, when `[network]` enables it.
+    net: Option<NetHandle>,
+    /// Block sync in progress.
+    sync: network::SyncState,
     status: SharedStatus,
     base_status: NodeStatus,
 }
@@ -570,6 +578,15 @@ struct LoopState {
 impl Node {
     /// Prepares the manifest, opens the store and every chain, and starts the loop thread.
     pub fn start(manifest: Manifest) -> Result<Node, StartError> {
+        Self::start_with(manifest, None)
+    }
+
+    /// Starts the node on an already started network (see `run::start`); the bridge
+    /// from network events to the loop runs on the current tokio runtime.
+    pub fn start_with(
+        manifest: Manifest,
+        net: Option<(NetHandle, tokio::sync::mpsc::Receiver<NetEvent>)>,
+    ) -> Result<Node, StartError> {
         if manifest.trust.allow_unsigned {
             tracing::warn!(manifest = %manifest.file.display(), "allow_unsigned = true: plugins are loaded without signature checks");
         }
@@ -583,12 +600,17 @@ impl Node {
         let store = Store::open(&prepared.manifest.node.data_dir.join("store"))?;
         let base_status = base_status(&prepared);
         let manifest = prepared.manifest.clone();
-        let chains = prepared
+        let mut chains = prepared
             .chains
             .into_iter()
             .map(|parts| ChainRuntime::open(parts, &store).map(|chain| chain.with_events(&events)).map_err(Box::new))
             .collect::<Result<Vec<_>, _>>()?;
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
+        let net = net.map(|(handle, net_events)| {
+            network::attach(&handle, &mut chains);
+            network::bridge(net_events, requests.clone());
+            handle
+        });
         let radios = start_radios(prepared.radios, &requests);
         let status = Arc::new(RwLock::new(base_status.clone()));
         let mut state = LoopState {
@@ -602,6 +624,8 @@ impl Node {
             requests: requests.clone(),
             status: status.clone(),
             base_status,
+            net,
+            sync: network::SyncState::default(),
         };
         let thread = std::thread::Builder::new()
             .name("nest-node-loop".into())
@@ -682,6 +706,7 @@ impl LoopState {
             for chain in &mut self.chains {
                 chain.tick(&self.store, now);
             }
+            self.sync_tick(now);
             self.publish();
         }
         self.stop_radios();
@@ -706,6 +731,8 @@ impl LoopState {
             .collect();
         status.markets =
             self.markets.iter().map(|m| MarketStatus { id: m.id.clone(), plugin: m.slot.status().clone() }).collect();
+        status.peers = self.net.as_ref().map_or(0, |net| net.peers().len());
+        metrics::peers(status.peers);
         for chain in &status.chains {
             metrics::chain_state(&chain.id, chain.height, chain.mempool_txs);
         }
@@ -724,7 +751,15 @@ impl LoopState {
     fn handle(&mut self, request: Request) {
         match request {
             Request::Submit { chain, txs, reply } => {
-                let _ = reply.send(self.chain(&chain).map(|c| c.admit(txs)));
+                let gossip: Vec<SignedTx> =
+                    if self.net.is_some() { txs.iter().map(|(_, tx)| tx.clone()).collect() } else { Vec::new() };
+                let results = self.chain(&chain).map(|c| c.admit(txs));
+                if let Ok(results) = &results {
+                    let accepted =
+                        gossip.into_iter().zip(results).filter(|(_, r)| r.is_ok()).map(|(tx, _)| tx).collect();
+                    self.gossip_txs(&chain, accepted);
+                }
+                let _ = reply.send(results);
             }
             Request::Account { chain, account, reply } => {
                 let _ = reply.send(self.chain(&chain).map(|c| {
@@ -755,6 +790,7 @@ impl LoopState {
                 self.publish();
                 let _ = reply.send(result);
             }
+            Request::Net(event) => self.on_net(event),
             Request::Shutdown => {}
         }
     }

@@ -1,0 +1,176 @@
+//! Connect the node loop to the network: gossip in and out, block sync both ways.
+//!
+//! Network events reach the loop as [`Request::Net`] through a bridge task (the loop's
+//! channel is bounded: a full queue drops gossip, which the network then reports
+//! ignored). Every gossiped message is judged by the loop and the verdict reported, so
+//! peers that send garbage lose score. A node behind its peers asks one of them for
+//! the blocks above its committed height, a bounded batch at a time, and hands each to
+//! its consensus engine as `Input::Sync`: synced blocks pass the same checks as gossip.
+
+use super::{LoopState, Request, chain::ChainRuntime};
+use crate::ledger::tx::SignedTx;
+use crate::net::{NetEvent, NetHandle, PeerId, SyncBlock, SyncRequest, SyncResponse, Topic, Verdict};
+use std::{collections::BTreeMap, sync::mpsc, time::Duration};
+
+/// How often a node asks a peer whether it is behind.
+const SYNC_INTERVAL_MS: u64 = 2_000;
+/// A sync request not answered within this is given up.
+const SYNC_TIMEOUT_MS: u64 = 15_000;
+/// Blocks asked for in one request (the peer bounds it too).
+const SYNC_BATCH_BLOCKS: u32 = 128;
+/// Transactions in one gossip message.
+const GOSSIP_TXS_MAX: usize = 2_000;
+/// Retries of a full loop queue before an event is dropped.
+const BRIDGE_RETRIES_MAX: u32 = 50;
+
+/// Block sync bookkeeping per chain.
+#[derive(Default)]
+pub(super) struct SyncState {
+    /// When each chain's outstanding request was sent.
+    in_flight: BTreeMap<String, u64>,
+    /// When each chain last asked.
+    last_asked: BTreeMap<String, u64>,
+    /// Round-robin position among peers.
+    next_peer: usize,
+}
+
+/// Subscribes every chain's topics and gives each chain the handle for its broadcasts.
+pub(super) fn attach(net: &NetHandle, chains: &mut [ChainRuntime]) {
+    for chain in chains {
+        if let Err(error) = net.subscribe(chain.id(), &chain.genesis_hash()) {
+            tracing::error!(chain = %chain.id(), %error, "cannot subscribe to the chain's topics");
+        }
+        chain.attach_net(net.clone());
+    }
+}
+
+/// Forwards network events to the loop on the current tokio runtime.
+pub(super) fn bridge(mut events: tokio::sync::mpsc::Receiver<NetEvent>, requests: mpsc::SyncSender<Request>) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let mut request = Request::Net(event);
+            for _ in 0..BRIDGE_RETRIES_MAX {
+                match requests.try_send(request) {
+                    Ok(()) => break,
+                    Err(mpsc::TrySendError::Full(back)) => {
+                        request = back;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err(mpsc::TrySendError::Disconnected(_)) => return,
+                }
+            }
+        }
+    });
+}
+
+impl LoopState {
+    /// Handles one network event.
+    pub(super) fn on_net(&mut self, event: NetEvent) {
+        let Some(net) = self.net.clone() else { return };
+        match event {
+            NetEvent::Message { chain, topic, id, from, from_key, bytes } => {
+                let verdict = match self.chains.iter_mut().find(|c| c.id() == chain) {
+                    None => Verdict::Ignore,
+                    Some(runtime) => match topic {
+                        Topic::Consensus => runtime.on_consensus_message(&self.store, from_key, bytes),
+                        Topic::Txs => runtime.on_tx_gossip(&bytes),
+                    },
+                };
+                let _ = net.report(id, from, verdict);
+            }
+            NetEvent::BlocksRequested { request, reply, .. } => {
+                let response = self.serve_blocks(&request);
+                let _ = net.answer_blocks(reply, response);
+            }
+            NetEvent::BlocksReceived { from, request, response } => self.on_blocks(&net, from, request, response),
+            NetEvent::PeerConnected { peer, .. } => {
+                for chain in &self.chains {
+                    ask_blocks(&net, &mut self.sync, peer, chain, super::now_ms());
+                }
+            }
+            NetEvent::PeerDisconnected { .. } => {}
+        }
+    }
+
+    /// Reads committed blocks for a peer.
+    fn serve_blocks(&self, request: &SyncRequest) -> SyncResponse {
+        let Some(chain) = self.chains.iter().find(|c| c.id() == request.chain) else {
+            return SyncResponse { head_height: 0, blocks: Vec::new() };
+        };
+        let head_height = chain.committed_height();
+        let last = request.from_height.saturating_add(u64::from(request.count.min(SYNC_BATCH_BLOCKS)));
+        let blocks = (request.from_height..last.min(head_height.saturating_add(1)))
+            .map_while(|height| match self.store.block_by_height(&request.chain, height) {
+                Ok(Some(block)) => Some(SyncBlock { height, unit: block.unit, certificate: block.certificate }),
+                _ => None,
+            })
+            .collect();
+        SyncResponse { head_height, blocks }
+    }
+
+    fn on_blocks(
+        &mut self,
+        net: &NetHandle,
+        from: PeerId,
+        request: SyncRequest,
+        response: Result<SyncResponse, String>,
+    ) {
+        self.sync.in_flight.remove(&request.chain);
+        let Some(chain) = self.chains.iter_mut().find(|c| c.id() == request.chain) else { return };
+        match response {
+            Ok(response) => {
+                let applied = chain.apply_synced(&self.store, response.blocks);
+                if applied > 0 && chain.committed_height() < response.head_height {
+                    let chain = &self.chains.iter().find(|c| c.id() == request.chain).expect("found above");
+                    ask_blocks(net, &mut self.sync, from, chain, super::now_ms());
+                }
+            }
+            Err(reason) => tracing::debug!(chain = %request.chain, peer = %from, %reason, "block sync failed"),
+        }
+    }
+
+    /// Asks a peer, in turn, for blocks above each chain's committed height.
+    pub(super) fn sync_tick(&mut self, now_ms: u64) {
+        let Some(net) = self.net.clone() else { return };
+        let peers = net.peers();
+        if peers.is_empty() {
+            return;
+        }
+        for chain in &self.chains {
+            let asked = self.sync.last_asked.get(chain.id()).copied().unwrap_or(0);
+            if now_ms.saturating_sub(asked) < SYNC_INTERVAL_MS {
+                continue;
+            }
+            self.sync.next_peer = self.sync.next_peer.wrapping_add(1);
+            let (peer, _) = peers[self.sync.next_peer % peers.len()];
+            ask_blocks(&net, &mut self.sync, peer, chain, now_ms);
+        }
+    }
+
+    /// Gossips admitted transactions to the chain's other nodes.
+    pub(super) fn gossip_txs(&self, chain: &str, txs: Vec<SignedTx>) {
+        let Some(net) = &self.net else { return };
+        for batch in txs.chunks(GOSSIP_TXS_MAX) {
+            let encoded: Vec<Vec<u8>> = batch.iter().map(SignedTx::encode).collect();
+            if let Ok(bytes) = borsh::to_vec(&encoded) {
+                let _ = net.publish(chain, Topic::Txs, bytes);
+            }
+        }
+    }
+}
+
+/// Sends one sync request for `chain` unless one is in flight (and not timed out).
+fn ask_blocks(net: &NetHandle, sync: &mut SyncState, peer: PeerId, chain: &ChainRuntime, now_ms: u64) {
+    if sync.in_flight.get(chain.id()).is_some_and(|sent| now_ms.saturating_sub(*sent) < SYNC_TIMEOUT_MS) {
+        return;
+    }
+    let request = SyncRequest {
+        chain: chain.id().to_string(),
+        from_height: chain.committed_height() + 1,
+        count: SYNC_BATCH_BLOCKS,
+    };
+    if net.request_blocks(peer, request).is_ok() {
+        sync.in_flight.insert(chain.id().to_string(), now_ms);
+        sync.last_asked.insert(chain.id().to_string(), now_ms);
+    }
+}
