@@ -27,9 +27,20 @@ fn block_at(node: &NodeProcess, height: u64) -> Option<(String, String)> {
 
 /// Waits until every node has committed `height` and all agree on that block.
 fn agree_at(nodes: &[NodeProcess], height: u64) {
-    wait_until(Duration::from_secs(60), &format!("every node to commit height {height}"), || {
-        nodes.iter().all(|node| node.main_chain().height >= height)
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !nodes.iter().all(|node| node.main_chain().height >= height) {
+        if std::time::Instant::now() > deadline {
+            let heights: Vec<u64> = nodes.iter().map(|node| node.main_chain().height).collect();
+            let lagging = nodes.iter().find(|node| node.main_chain().height < height).expect("one lags");
+            let log = lagging.log_text();
+            let tail: Vec<&str> = log.lines().rev().filter(|l| !l.contains("unit rejected")).take(25).collect();
+            panic!(
+                "nodes did not reach height {height}: heights {heights:?}; a lagging node's log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let blocks: Vec<_> = nodes.iter().map(|node| block_at(node, height)).collect();
     assert!(
         blocks.windows(2).all(|pair| pair[0] == pair[1] && pair[0].is_some()),
@@ -63,4 +74,35 @@ fn four_nodes_agree_on_blocks_and_carry_transfers_to_every_node() {
     });
     let height = nodes.iter().map(|n| n.main_chain().height).min().unwrap();
     agree_at(&nodes, height);
+}
+
+#[test]
+fn a_killed_node_leaves_the_others_producing_and_catches_up_when_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = write_devnet_nodes(dir.path(), BLOCK_INTERVAL_MS, Vec::new(), 4, 4);
+    let mut nodes = start_all(&devnet.manifests);
+    agree_at(&nodes, 4);
+    let killed = nodes.pop().unwrap().kill9();
+    let before = nodes[0].main_chain().height;
+    wait_until(Duration::from_secs(60), "the other three to go on", || {
+        nodes.iter().all(|node| node.main_chain().height >= before + 6)
+    });
+    let restarted = NodeProcess::start(&killed);
+    let target = nodes[0].main_chain().height;
+    nodes.push(restarted);
+    agree_at(&nodes, target + 2);
+}
+
+#[test]
+fn a_late_node_with_an_empty_data_directory_syncs_the_chain_and_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = write_devnet_nodes(dir.path(), BLOCK_INTERVAL_MS, Vec::new(), 5, 4);
+    let mut nodes = start_all(&devnet.manifests[..4]);
+    agree_at(&nodes, 20);
+    let late = NodeProcess::start(&devnet.manifests[4]);
+    assert!(late.main_chain().height < 20, "the late node starts from genesis");
+    let target = nodes[0].main_chain().height;
+    nodes.push(late);
+    agree_at(&nodes, target);
+    agree_at(&nodes, target + 3);
 }

@@ -674,23 +674,27 @@ impl ChainRuntime {
         if admitted.iter().any(Result::is_ok) { crate::net::Verdict::Accept } else { crate::net::Verdict::Ignore }
     }
 
-    /// Hands blocks fetched by sync to the engine in height order; returns how many
-    /// moved the committed height.
+    /// Hands blocks fetched by sync to the engine in height order; returns how many new
+    /// ones it accepted (blocks already held are skipped).
     pub fn apply_synced(&mut self, store: &Store, blocks: Vec<crate::net::SyncBlock>) -> usize {
         let mut applied = 0;
         for block in blocks {
             if block.height <= self.head.height {
                 continue;
             }
-            let before = self.head.height;
+            let known = self
+                .chain_type
+                .call(|c| c.decode(block.unit.as_slice().into()))
+                .is_ok_and(|view| self.pending.contains_key(&view.hash));
+            if known {
+                continue;
+            }
             let input = Input::Sync { unit_bytes: block.unit.into(), certificate: block.certificate.into() };
             if let Err(error) = self.drive(store, input) {
-                tracing::debug!(chain = %self.id, height = block.height, %error, "synced block refused");
+                tracing::warn!(chain = %self.id, height = block.height, %error, "synced block refused");
                 break;
             }
-            if self.head.height > before || self.pending.len() > 0 {
-                applied += 1;
-            }
+            applied += 1;
         }
         applied
     }

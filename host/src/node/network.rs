@@ -120,12 +120,13 @@ impl LoopState {
         match response {
             Ok(response) => {
                 let applied = chain.apply_synced(&self.store, response.blocks);
+                // Go on while the peer's answer brought new blocks and it has more final ones.
                 if applied > 0 && chain.committed_height() < response.head_height {
                     let chain = &self.chains.iter().find(|c| c.id() == request.chain).expect("found above");
                     ask_blocks(net, &mut self.sync, from, chain, super::now_ms());
                 }
             }
-            Err(reason) => tracing::debug!(chain = %request.chain, peer = %from, %reason, "block sync failed"),
+            Err(reason) => tracing::warn!(chain = %request.chain, peer = %from, %reason, "block sync failed"),
         }
     }
 

@@ -324,7 +324,15 @@ impl PoaEngine {
         let Some(pending) = self.state.pending.remove(&unit_digest) else {
             return Ok(Vec::new());
         };
-        if !ok || pending.slot <= self.state.committed_slot {
+        if !ok {
+            // The unit may only lack its parent (a node catching up): let the same block
+            // be checked again when it comes back, by gossip or sync.
+            if self.state.seen.get(&pending.slot).is_some_and(|seen| seen.unit_digest == unit_digest) {
+                self.state.seen.remove(&pending.slot);
+            }
+            return Ok(Vec::new());
+        }
+        if pending.slot <= self.state.committed_slot {
             return Ok(Vec::new());
         }
         let certificate =

@@ -454,3 +454,15 @@ fn synced_block_with_its_leaders_seal_is_verified_and_a_forged_certificate_is_re
     let garbage = follower.handle(Input::Sync { unit_bytes: vec![1].into(), certificate: vec![9, 9].into() });
     assert!(rejection(garbage).contains("malformed PoA certificate"));
 }
+
+#[test]
+fn a_block_that_failed_verification_is_verified_again_when_it_comes_back() {
+    let (locals, mut follower) = follower_at_slot_one();
+    let bytes = block(&locals[1], 1, b"unit whose parent arrives later");
+    let first = deliver(&mut follower, bytes.clone()).unwrap();
+    let Some(Effect::Verify { unit_bytes }) = first.first() else { panic!("expected Verify, got {first:?}") };
+    let unit_digest = nest_sdk::testing::sha256(unit_bytes);
+    assert!(follower.handle(Input::Verified { unit_digest, ok: false }).unwrap().is_empty());
+    let again = deliver(&mut follower, bytes).unwrap();
+    assert!(matches!(again.as_slice(), [Effect::Verify { .. }]), "the block is checked again: {again:?}");
+}
