@@ -77,19 +77,19 @@ fn four_nodes_agree_on_blocks_and_carry_transfers_to_every_node() {
 }
 
 #[test]
-fn a_killed_node_leaves_the_others_producing_and_catches_up_when_restarted() {
+fn a_killed_node_even_the_first_leaves_the_others_producing_and_catches_up_when_restarted() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = write_devnet_nodes(dir.path(), BLOCK_INTERVAL_MS, Vec::new(), 4, 4);
     let mut nodes = start_all(&devnet.manifests);
     agree_at(&nodes, 4);
-    let killed = nodes.pop().unwrap().kill9();
+    let killed = nodes.remove(0).kill9();
     let before = nodes[0].main_chain().height;
     wait_until(Duration::from_secs(60), "the other three to go on", || {
         nodes.iter().all(|node| node.main_chain().height >= before + 6)
     });
     let restarted = NodeProcess::start(&killed);
     let target = nodes[0].main_chain().height;
-    nodes.push(restarted);
+    nodes.insert(0, restarted);
     agree_at(&nodes, target + 2);
 }
 

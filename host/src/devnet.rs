@@ -144,15 +144,16 @@ pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
     }
     let authorities: Vec<PublicKey> =
         plans.iter().take(spec.authorities.clamp(1, nodes)).map(|p| p.key.public_key()).collect();
-    let first = &plans[0];
-    let bootstrap = format!(
-        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-        first.p2p_port,
-        crate::net::peer_id_of(&first.key).map_err(|e| e.to_string())?
-    );
+    let mut addresses = Vec::with_capacity(nodes);
+    for plan in &plans {
+        let peer = crate::net::peer_id_of(&plan.key).map_err(|e| e.to_string())?;
+        addresses.push(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", plan.p2p_port));
+    }
     let mut manifests = Vec::with_capacity(nodes);
     for (index, plan) in plans.iter().enumerate() {
-        let bootstrap = if index == 0 || nodes == 1 { None } else { Some(bootstrap.as_str()) };
+        // Each node dials every node before it: together a full mesh, with no hub
+        // whose loss would split the others.
+        let bootstrap = if nodes == 1 { &[][..] } else { &addresses[..index] };
         let text = manifest_text(spec, &vendor.public_key(), plan, &authorities, bootstrap, &allocations);
         let manifest = spec.dir.join(&plan.name).join("manifest.toml");
         fs::write(&manifest, text).map_err(|e| format!("{}: {e}", manifest.display()))?;
@@ -177,7 +178,7 @@ fn manifest_text(
     vendor: &PublicKey,
     node: &NodePlan,
     authorities: &[PublicKey],
-    bootstrap: Option<&str>,
+    bootstrap: &[String],
     allocations: &[(PublicKey, u64)],
 ) -> String {
     let mut text = String::new();
@@ -185,7 +186,8 @@ fn manifest_text(
     let _ = writeln!(text, "[node]\nname = \"{}\"\ndata_dir = \"data\"\nkey = \"node.key\"\n", node.name);
     let _ = writeln!(text, "[api]\nlisten = \"127.0.0.1:{}\"\n", node.api_port);
     let _ = writeln!(text, "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]", node.p2p_port);
-    let _ = writeln!(text, "bootstrap = [{}]\n", bootstrap.map(|b| format!("\"{b}\"")).unwrap_or_default());
+    let quoted: Vec<String> = bootstrap.iter().map(|address| format!("\"{address}\"")).collect();
+    let _ = writeln!(text, "bootstrap = [{}]\n", quoted.join(", "));
     let _ = writeln!(text, "# The plugins are signed with this machine's developer key.");
     let _ = writeln!(text, "[[trust.vendor]]\nname = \"local-developer\"\nkey = \"{vendor}\"\n");
     for (id, name, _) in WORKSPACE_PLUGINS {

@@ -21,4 +21,5 @@ pub mod run;
 pub mod script;
 pub mod session;
 pub mod store;
+pub mod up;
 pub mod wallet;

@@ -43,9 +43,12 @@ enum Command {
         /// Block interval of the devnet's PoA chain.
         #[arg(long, default_value_t = 1000)]
         block_interval_ms: u64,
-        /// API port.
+        /// API port of node-1 (node-k listens on port + k - 1).
         #[arg(long, default_value_t = 7300)]
         port: u16,
+        /// Nodes, all PoA authorities, each a `nestd run` process connected over libp2p.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
     },
     /// Generate an Ed25519 key file (node, account or vendor key).
     Keygen {
@@ -134,7 +137,7 @@ fn execute(command: Command) -> Result<(), String> {
             // The report already ends with the verdict: exit 1 without another line.
             if report.ok { Ok(()) } else { Err(String::new()) }
         }
-        Command::Up { dir, fresh, block_interval_ms, port } => up(dir, fresh, block_interval_ms, port),
+        Command::Up { dir, fresh, block_interval_ms, port, nodes } => up(dir, fresh, block_interval_ms, port, nodes),
         Command::Keygen { out } => {
             let key = SecretKey::generate().map_err(|e| e.to_string())?;
             key.write(&out).map_err(|e| e.to_string())?;
@@ -158,7 +161,7 @@ fn run_manifest(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn up(dir: PathBuf, fresh: bool, block_interval_ms: u64, port: u16) -> Result<(), String> {
+fn up(dir: PathBuf, fresh: bool, block_interval_ms: u64, port: u16, nodes: usize) -> Result<(), String> {
     if fresh && dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -170,9 +173,12 @@ fn up(dir: PathBuf, fresh: bool, block_interval_ms: u64, port: u16) -> Result<()
         block_txs_max: 20_000,
         mempool_txs_max: 200_000,
         plugin_dir: devnet::library_dir(),
-        nodes: 1,
-        authorities: 1,
+        nodes: nodes.max(1),
+        authorities: nodes.max(1),
     };
+    if spec.nodes > 1 {
+        return nest_host::up::up(&spec);
+    }
     let net = devnet::write(&spec)?;
     let manifest = Manifest::load(&net.manifest).map_err(|e| e.to_string())?;
     let running = run::start(manifest)?;

@@ -1,0 +1,185 @@
+//! Run a local devnet of several `nestd run` processes on 127.0.0.1, for `nestd up --nodes N`.
+
+use crate::client::Client;
+use crate::crypto::SecretKey;
+use crate::devnet::{self, DevnetSpec};
+use crate::node::status::NodeStatus;
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// How long a node may take to serve its API after it is started.
+const NODE_START_TIMEOUT_S: u64 = 30;
+/// How long the nodes may take to connect and produce a block.
+const DEVNET_READY_TIMEOUT_S: u64 = 60;
+
+/// One node process of the devnet.
+struct NodeProcess {
+    name: String,
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+/// Writes the devnet, starts every node, prints a summary and a status line, and
+/// stops them all (SIGTERM) on Ctrl-C or SIGTERM.
+pub fn up(spec: &DevnetSpec) -> Result<(), String> {
+    let net = devnet::write(spec)?;
+    let mut nodes = Vec::with_capacity(net.manifests.len());
+    for manifest in &net.manifests {
+        match start_node(manifest) {
+            Ok(node) => nodes.push(node),
+            Err(error) => {
+                stop_all(&mut nodes);
+                return Err(error);
+            }
+        }
+    }
+    if let Err(error) = wait_ready(&nodes) {
+        stop_all(&mut nodes);
+        return Err(error);
+    }
+    print_summary(spec, &net, &nodes);
+    let stop = Arc::new(AtomicBool::new(false));
+    let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+    let status_line = {
+        let stop = stop.clone();
+        std::thread::spawn(move || status_line(&urls, &stop))
+    };
+    wait_for_signal();
+    stop.store(true, Ordering::Relaxed);
+    let _ = status_line.join();
+    eprintln!();
+    stop_all(&mut nodes);
+    Ok(())
+}
+
+fn start_node(manifest: &Path) -> Result<NodeProcess, String> {
+    let dir = manifest.parent().ok_or("manifest without a directory")?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let addr_file = dir.join("data").join("api.addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let log = dir.join("nestd.log");
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let child = Command::new(exe)
+        .arg("run")
+        .arg(manifest)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?)
+        .spawn()
+        .map_err(|e| format!("cannot start nestd run: {e}"))?;
+    let mut node = NodeProcess { name, child, url: String::new(), log };
+    let deadline = Instant::now() + Duration::from_secs(NODE_START_TIMEOUT_S);
+    while Instant::now() < deadline {
+        if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+            node.url = format!("http://{}", addr.trim());
+            return Ok(node);
+        }
+        if let Ok(Some(status)) = node.child.try_wait() {
+            return Err(format!("{} exited with {status}; see {}", node.name, node.log.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = node.child.kill();
+    Err(format!("{} did not start within {NODE_START_TIMEOUT_S} s; see {}", node.name, node.log.display()))
+}
+
+/// Waits until every node has a peer and the chain has a block past genesis.
+fn wait_ready(nodes: &[NodeProcess]) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(DEVNET_READY_TIMEOUT_S);
+    while Instant::now() < deadline {
+        let statuses: Vec<Option<NodeStatus>> =
+            nodes.iter().map(|n| Client::new(&n.url).get("/v1/status").ok()).collect();
+        let ready = statuses.iter().all(|status| {
+            status.as_ref().is_some_and(|s| s.peers >= 1 && s.chains.first().is_some_and(|c| c.height >= 1))
+        });
+        if ready {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!(
+        "the nodes did not connect and produce a block within {DEVNET_READY_TIMEOUT_S} s; see the nestd.log files"
+    ))
+}
+
+fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, nodes: &[NodeProcess]) {
+    let faucet = SecretKey::read(&net.faucet_key).map(|k| k.public_key().to_hex()).unwrap_or_default();
+    println!("Nest devnet is up: {} nodes ({})", nodes.len(), spec.dir.display());
+    for node in nodes {
+        println!("  {:<8}  {}/v1/status  log {}", node.name, node.url, node.log.display());
+    }
+    println!("  chain     main: consensus-poa (block every {} ms) + chain-linear", spec.block_interval_ms);
+    println!("  faucet    {faucet} ({})", net.faucet_key.display());
+    println!("  plugins   signed with {} (trusted by the manifests)", net.vendor_key.display());
+    println!(
+        "  console   nest --data-dir {}",
+        net.manifests[0].parent().map(|d| d.join("data")).unwrap_or_default().display()
+    );
+    println!("try:");
+    println!(
+        "  nestd tx transfer --node {} --key {} --to <account> --amount 10 --wait",
+        nodes[0].url,
+        net.faucet_key.display()
+    );
+    println!("Ctrl-C stops every node.");
+}
+
+/// One line, redrawn every second: each node's height and peers, and committed tx/s.
+fn status_line(urls: &[String], stop: &AtomicBool) {
+    let mut last_txs = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(1));
+        let statuses: Vec<Option<NodeStatus>> =
+            urls.iter().map(|url| Client::new(url).get("/v1/status").ok()).collect();
+        let cells: Vec<String> = statuses
+            .iter()
+            .map(|s| match s.as_ref().and_then(|s| s.chains.first().map(|c| (c.height, s.peers))) {
+                Some((height, peers)) => format!("{height}/{peers}p"),
+                None => "down".to_string(),
+            })
+            .collect();
+        let txs =
+            statuses.iter().flatten().filter_map(|s| s.chains.first()).map(|c| c.txs_committed).max().unwrap_or(0);
+        eprint!("\rheights {}   tx/s {:>6}   ", cells.join(" "), txs.saturating_sub(last_txs));
+        last_txs = txs;
+    }
+}
+
+fn wait_for_signal() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    runtime.block_on(async {
+        let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    });
+}
+
+/// Stops every node with SIGTERM, then kills any that do not exit within 10 s.
+fn stop_all(nodes: &mut [NodeProcess]) {
+    for node in nodes.iter() {
+        // SAFETY: signalling our own child processes.
+        unsafe {
+            libc::kill(node.child.id() as i32, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for node in nodes.iter_mut() {
+        while Instant::now() < deadline && matches!(node.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = node.child.kill();
+        let _ = node.child.wait();
+    }
+}
