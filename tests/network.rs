@@ -106,3 +106,63 @@ fn a_late_node_with_an_empty_data_directory_syncs_the_chain_and_follows() {
     agree_at(&nodes, target);
     agree_at(&nodes, target + 3);
 }
+
+/// Waits until the node's network counters satisfy `condition`.
+fn network_counters(node: &NodeProcess, what: &str, condition: impl Fn(&nest_host::net::NetStats) -> bool) {
+    wait_until(Duration::from_secs(30), what, || node.status().network.as_ref().is_some_and(&condition));
+}
+
+#[test]
+fn a_hostile_peer_sending_garbage_forged_and_oversized_gossip_is_counted_and_the_node_stays_healthy() {
+    use nest_host::net::{Net, NetworkSection, Topic};
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = write_devnet_nodes(dir.path(), BLOCK_INTERVAL_MS, Vec::new(), 2, 2);
+    let nodes = start_all(&devnet.manifests);
+    agree_at(&nodes, 3);
+    let target = &nodes[0];
+    let p2p = std::fs::read_to_string(devnet.manifests[0].parent().unwrap().join("data/p2p.addr")).unwrap();
+    let genesis = target.main_chain().genesis_hash;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let section = NetworkSection {
+        bootstrap: vec![p2p.lines().next().unwrap().to_string()],
+        message_bytes_max: 8 * 1024 * 1024,
+        ..NetworkSection::default()
+    };
+    let hostile_key = SecretKey::from_seed([66; 32]);
+    let (hostile, _events) = runtime
+        .block_on(async { tokio::spawn(async move { Net::start(&section, &hostile_key) }).await.unwrap() })
+        .unwrap();
+    hostile.subscribe("main", &genesis).unwrap();
+    wait_until(Duration::from_secs(20), "the hostile peer to connect", || !hostile.peers().is_empty());
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let before = target.status().network.unwrap_or_default();
+    hostile.publish("main", Topic::Consensus, b"not a consensus message".to_vec()).unwrap();
+    hostile.publish("main", Topic::Txs, b"not a transaction batch".to_vec()).unwrap();
+    let faucet = SecretKey::read(&devnet.faucet_key).unwrap();
+    let mut forged = UnsignedTx {
+        chain: genesis,
+        from: faucet.public_key(),
+        nonce: 0,
+        fee: 1_000,
+        body: TxBody::Transfer { to: PublicKey([5; 32]), amount: 1 },
+    }
+    .sign(&faucet);
+    forged.signature.0[0] ^= 1;
+    hostile.publish("main", Topic::Txs, nest_sdk::borsh::to_vec(&vec![forged.encode()]).unwrap()).unwrap();
+    hostile.publish("main", Topic::Consensus, vec![7u8; 4 * 1024 * 1024 + 1024]).unwrap();
+
+    network_counters(target, "the garbage and forged messages to be rejected", |stats| {
+        stats.messages_rejected >= before.messages_rejected + 3
+    });
+    network_counters(target, "the oversized message to be counted", |stats| {
+        stats.messages_oversized > before.messages_oversized
+    });
+    let forged_status: Result<serde_json::Value, _> =
+        target.client().get(&format!("/v1/chains/main/txs/{}", forged.hash()));
+    assert!(forged_status.is_err(), "the forged transfer never entered the mempool");
+    let height = target.main_chain().height;
+    agree_at(&nodes, height + 3);
+    hostile.shutdown();
+}

@@ -333,7 +333,7 @@ pub enum NetEvent {
 }
 
 /// Counters of the network task.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetStats {
     /// Peers connected now.
     pub peers: usize,

@@ -650,6 +650,7 @@ fn base_status(prepared: &Prepared) -> NodeStatus {
         public_key: prepared.key.public_key(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         peers: 0,
+        network: None,
         chains: Vec::new(),
         plugins,
         radios: Vec::new(),
@@ -732,6 +733,7 @@ impl LoopState {
         status.markets =
             self.markets.iter().map(|m| MarketStatus { id: m.id.clone(), plugin: m.slot.status().clone() }).collect();
         status.peers = self.net.as_ref().map_or(0, |net| net.peers().len());
+        status.network = self.net.as_ref().map(NetHandle::stats);
         metrics::peers(status.peers);
         for chain in &status.chains {
             metrics::chain_state(&chain.id, chain.height, chain.mempool_txs);

@@ -98,8 +98,12 @@ pub struct NodeStatus {
     pub public_key: PublicKey,
     /// nestd version.
     pub version: String,
-    /// Connected peers (networking comes with the p2p layer).
+    /// Connected peers.
     pub peers: usize,
+    /// Network counters (gossip accepted, rejected, rate-limited, oversized), when the
+    /// node has a network.
+    #[serde(default)]
+    pub network: Option<crate::net::NetStats>,
     /// Chains.
     pub chains: Vec<ChainStatus>,
     /// Loaded packages.
