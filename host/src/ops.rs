@@ -48,6 +48,11 @@ pub fn plugins(requests: &mpsc::SyncSender<Request>, op: PluginOp) -> Result<Vec
     ask_blocking(requests, |reply| Request::Plugin { op, reply })
 }
 
+/// Blocks (or unblocks) a peer by its peer id.
+pub fn block_peer(requests: &mpsc::SyncSender<Request>, peer: &str, blocked: bool) -> Result<(), QueryError> {
+    ask_blocking(requests, |reply| Request::BlockPeer { peer: peer.to_string(), blocked, reply })
+}
+
 /// Verifies signed transactions and submits them, as `POST /v1/chains/{id}/txs` does.
 pub fn submit(
     requests: &mpsc::SyncSender<Request>,

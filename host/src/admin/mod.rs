@@ -50,6 +50,7 @@ pub fn admin_routes() -> Router<ApiState> {
         .route("/eval", axum::routing::post(crate::session::eval_once))
         .route("/plugins", get(crate::session::plugins_list))
         .route("/plugins/{id}/{action}", axum::routing::post(crate::session::plugin_action))
+        .route("/peers/{peer}/{action}", axum::routing::post(crate::session::peer_action))
 }
 
 /// For unknown admin paths, behind the token check (so it reveals no routes).

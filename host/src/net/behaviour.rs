@@ -20,6 +20,8 @@ const IDENTIFY_PROTOCOL: &str = "/nest/1";
 /// Every protocol a node speaks, polled by the one task that owns the swarm.
 #[derive(NetworkBehaviour)]
 pub struct NestBehaviour {
+    /// Peers the operator blocked (disconnected and refused until unblocked).
+    pub blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     /// Refuses connections past `peers_max`.
     pub limits: connection_limits::Behaviour,
     /// Exchanges listen addresses and protocol versions.
@@ -69,6 +71,7 @@ pub fn build_swarm(section: &NetworkSection, keypair: identity::Keypair) -> Resu
                 gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
             gossipsub.with_peer_score(score_params(), gossipsub::PeerScoreThresholds::default())?;
             Ok(NestBehaviour {
+                blocked: libp2p::allow_block_list::Behaviour::default(),
                 limits: connection_limits::Behaviour::new(limits),
                 identify: identify::Behaviour::new(identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())),
                 gossipsub,

@@ -392,6 +392,7 @@ enum Command {
     Report { id: MessageId, from: PeerId, verdict: Verdict },
     RequestBlocks { peer: PeerId, request: SyncRequest },
     AnswerBlocks { reply: ResponseToken, response: SyncResponse },
+    Block { peer: PeerId, blocked: bool },
 }
 
 /// The peer id a node with `node_key` has on the network (stable across restarts).
@@ -522,6 +523,11 @@ impl NetHandle {
             messages_published_without_peers: read(&counters.published_without_peers),
             events_dropped: read(&counters.events_dropped),
         }
+    }
+
+    /// Blocks a peer (its connections close and new ones are refused) or unblocks it.
+    pub fn set_blocked(&self, peer: PeerId, blocked: bool) -> Result<(), NetError> {
+        self.send(Command::Block { peer, blocked })
     }
 
     /// Stops the swarm task; connections close and later calls fail with `Stopped`.

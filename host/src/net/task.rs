@@ -161,6 +161,23 @@ impl SwarmTask {
             Command::Publish { chain, topic, bytes } => self.publish(&chain, topic, bytes),
             Command::Report { id, from, verdict } => self.report(id, from, verdict),
             Command::RequestBlocks { peer, request } => self.request_blocks(peer, request),
+            Command::Block { peer, blocked } => {
+                let list = &mut self.swarm.behaviour_mut().blocked;
+                if blocked {
+                    list.block_peer(peer);
+                    tracing::info!(%peer, "peer blocked");
+                } else {
+                    list.unblock_peer(peer);
+                    tracing::info!(%peer, "peer unblocked");
+                    // A bootstrap peer is dialled again now, not after its back-off.
+                    let now = Instant::now();
+                    for bootstrap in self.bootstrap.iter_mut().filter(|b| b.peer == peer) {
+                        bootstrap.dials = 0;
+                        bootstrap.next_dial_at = now;
+                    }
+                    self.dial_bootstrap(now);
+                }
+            }
             Command::AnswerBlocks { reply, response } => {
                 let answer = fit_response(response, reply.count_max, self.message_bytes_max);
                 // Err: the asker has gone; nothing to do.

@@ -645,6 +645,29 @@ impl ChainRuntime {
         self.head.height
     }
 
+    /// Height of the head fork choice picked (final or not).
+    pub fn tip_height(&self) -> u64 {
+        self.tip.height
+    }
+
+    /// The agreed, not yet final units from above the committed head up to the tip, in
+    /// height order, from `from_height` on: a peer that was partitioned away needs them
+    /// to see this branch.
+    pub fn tip_branch(&self, from_height: u64) -> Vec<crate::net::SyncBlock> {
+        let Ok(branch) = self.branch_to(&self.tip.hash) else { return Vec::new() };
+        branch
+            .iter()
+            .rev()
+            .filter(|view| view.height >= from_height)
+            .filter_map(|view| self.pending.get(&view.hash))
+            .map(|unit| crate::net::SyncBlock {
+                height: unit.view.height,
+                unit: unit.bytes.clone(),
+                certificate: unit.certificate.clone(),
+            })
+            .collect()
+    }
+
     /// Hands a consensus message from a peer to the engine; the verdict for gossip.
     /// A block that merely arrived late (stale) is ignored, not held against the sender.
     pub fn on_consensus_message(&mut self, store: &Store, from: PublicKey, bytes: Vec<u8>) -> crate::net::Verdict {

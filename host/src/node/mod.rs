@@ -498,6 +498,15 @@ pub enum Request {
     },
     /// Something happened on the network.
     Net(NetEvent),
+    /// Block (or unblock) a peer: its connections close and new ones are refused.
+    BlockPeer {
+        /// The peer id, as text.
+        peer: String,
+        /// Block or unblock.
+        blocked: bool,
+        /// Done, or why not.
+        reply: oneshot::Sender<Result<(), QueryError>>,
+    },
     /// A radio delivered a frame.
     Frame {
         /// Index of the radio.
@@ -650,6 +659,7 @@ fn base_status(prepared: &Prepared) -> NodeStatus {
         public_key: prepared.key.public_key(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         peers: 0,
+        peer_list: Vec::new(),
         network: None,
         chains: Vec::new(),
         plugins,
@@ -732,7 +742,10 @@ impl LoopState {
             .collect();
         status.markets =
             self.markets.iter().map(|m| MarketStatus { id: m.id.clone(), plugin: m.slot.status().clone() }).collect();
-        status.peers = self.net.as_ref().map_or(0, |net| net.peers().len());
+        let peers = self.net.as_ref().map(NetHandle::peers).unwrap_or_default();
+        status.peers = peers.len();
+        status.peer_list =
+            peers.into_iter().map(|(peer, key)| status::PeerInfo { peer_id: peer.to_string(), key }).collect();
         status.network = self.net.as_ref().map(NetHandle::stats);
         metrics::peers(status.peers);
         for chain in &status.chains {
@@ -793,6 +806,9 @@ impl LoopState {
                 let _ = reply.send(result);
             }
             Request::Net(event) => self.on_net(event),
+            Request::BlockPeer { peer, blocked, reply } => {
+                let _ = reply.send(self.block_peer(&peer, blocked));
+            }
             Request::Shutdown => {}
         }
     }

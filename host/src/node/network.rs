@@ -92,20 +92,24 @@ impl LoopState {
         }
     }
 
-    /// Reads committed blocks for a peer.
+    /// Reads blocks for a peer: committed ones from the store, then the agreed branch up
+    /// to this node's head (the peer may have been on another branch).
     fn serve_blocks(&self, request: &SyncRequest) -> SyncResponse {
         let Some(chain) = self.chains.iter().find(|c| c.id() == request.chain) else {
             return SyncResponse { head_height: 0, blocks: Vec::new() };
         };
-        let head_height = chain.committed_height();
-        let last = request.from_height.saturating_add(u64::from(request.count.min(SYNC_BATCH_BLOCKS)));
-        let blocks = (request.from_height..last.min(head_height.saturating_add(1)))
+        let committed = chain.committed_height();
+        let count = request.count.min(SYNC_BATCH_BLOCKS) as usize;
+        let last = request.from_height.saturating_add(count as u64);
+        let mut blocks: Vec<SyncBlock> = (request.from_height..last.min(committed.saturating_add(1)))
             .map_while(|height| match self.store.block_by_height(&request.chain, height) {
                 Ok(Some(block)) => Some(SyncBlock { height, unit: block.unit, certificate: block.certificate }),
                 _ => None,
             })
             .collect();
-        SyncResponse { head_height, blocks }
+        let room = count.saturating_sub(blocks.len());
+        blocks.extend(chain.tip_branch(request.from_height).into_iter().take(room));
+        SyncResponse { head_height: chain.tip_height(), blocks }
     }
 
     fn on_blocks(
@@ -146,6 +150,13 @@ impl LoopState {
             let (peer, _) = peers[self.sync.next_peer % peers.len()];
             ask_blocks(&net, &mut self.sync, peer, chain, now_ms);
         }
+    }
+
+    /// Blocks or unblocks a peer given as text.
+    pub(super) fn block_peer(&self, peer: &str, blocked: bool) -> Result<(), super::QueryError> {
+        let net = self.net.as_ref().ok_or_else(|| super::QueryError::Failed("this node has no network".into()))?;
+        let peer: PeerId = peer.parse().map_err(|e| super::QueryError::Failed(format!("peer id \"{peer}\": {e}")))?;
+        net.set_blocked(peer, blocked).map_err(|e| super::QueryError::Failed(e.to_string()))
     }
 
     /// Gossips admitted transactions to the chain's other nodes.

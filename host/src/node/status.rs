@@ -89,6 +89,15 @@ pub struct MarketStatus {
     pub plugin: SlotStatus,
 }
 
+/// A connected peer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Its node key.
+    pub key: PublicKey,
+}
+
 /// The whole node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -100,6 +109,9 @@ pub struct NodeStatus {
     pub version: String,
     /// Connected peers.
     pub peers: usize,
+    /// Connected peers: libp2p peer id and node key.
+    #[serde(default)]
+    pub peer_list: Vec<PeerInfo>,
     /// Network counters (gossip accepted, rejected, rate-limited, oversized), when the
     /// node has a network.
     #[serde(default)]

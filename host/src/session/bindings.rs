@@ -177,8 +177,18 @@ fn peers_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     let c = ctx.clone();
     table.set("count", lua.create_function(move |_, ()| Ok(snapshot(&c)?.peers))?)?;
-    // The node has no peer-to-peer layer yet: the list is honestly empty.
-    table.set("list", lua.create_function(|lua, ()| lua.create_table())?)?;
+    let c = ctx.clone();
+    table.set(
+        "block",
+        lua.create_function(move |_, peer: String| ops::block_peer(&c.requests, &peer, true).map_err(failed))?,
+    )?;
+    let c = ctx.clone();
+    table.set(
+        "unblock",
+        lua.create_function(move |_, peer: String| ops::block_peer(&c.requests, &peer, false).map_err(failed))?,
+    )?;
+    let c = ctx.clone();
+    table.set("list", lua.create_function(move |lua, ()| to_lua(lua, &snapshot(&c)?.peer_list))?)?;
     Ok(table)
 }
 

@@ -329,6 +329,26 @@ async fn plugin_request(state: &ApiState, op: PluginOp) -> Response {
     plugin_answer(result)
 }
 
+/// `POST /v1/admin/peers/{peer}/{block|unblock}`.
+pub async fn peer_action(State(state): State<ApiState>, Path((peer, action)): Path<(String, String)>) -> Response {
+    let blocked = match action.as_str() {
+        "block" => true,
+        "unblock" => false,
+        other => {
+            let message = format!("unknown action \"{other}\": block or unblock");
+            return (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response();
+        }
+    };
+    let requests = state.requests.clone();
+    let result = tokio::task::spawn_blocking(move || crate::ops::block_peer(&requests, &peer, blocked))
+        .await
+        .unwrap_or_else(|_| Err(QueryError::Failed("peer operation failed".into())));
+    match result {
+        Ok(()) => Json(json!({ "blocked": blocked })).into_response(),
+        Err(error) => (StatusCode::CONFLICT, Json(json!({ "error": error.to_string() }))).into_response(),
+    }
+}
+
 /// `GET /v1/admin/plugins`: every package and its instances.
 pub async fn plugins_list(State(state): State<ApiState>) -> Response {
     plugin_request(&state, PluginOp::List).await
