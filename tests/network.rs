@@ -202,7 +202,6 @@ fn a_partition_finalizes_nothing_and_heals_into_one_chain() {
     };
     split(true);
     wait_until(Duration::from_secs(20), "each side to see only itself", || nodes.iter().all(|n| n.status().peers == 1));
-    let frozen = nodes.iter().map(|n| n.main_chain().height).max().unwrap();
     std::thread::sleep(Duration::from_millis(BLOCK_INTERVAL_MS * 12));
     let during: Vec<u64> = nodes.iter().map(|n| n.main_chain().height).collect();
     // Units agreed before the split may still become final; nothing built after it can,
