@@ -3,10 +3,6 @@
 // The engine's own module tree: `config` and `wire` are siblings at the crate root.
 use crate::config::*;
 use crate::wire::*;
-
-#[cfg(test)]
-#[path = "tests.rs"]
-mod tests;
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::{
     ConfigError, ConsensusEngine, Effect, Hash32, Host, Input, LastCommit, LogLevel, PluginError, PublicKey, RVec,

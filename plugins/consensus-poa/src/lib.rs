@@ -16,6 +16,9 @@ mod config;
 mod engine;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{
     AUTHORITIES_MAX, BLOCK_INTERVAL_MS_MAX, BLOCK_INTERVAL_MS_MIN, DEFAULT_MAX_CLOCK_DRIFT_MS,
     DEFAULT_MAX_MESSAGE_BYTES, MAX_CLOCK_DRIFT_MS_MAX, MAX_MESSAGE_BYTES_MIN, PoaConfig,

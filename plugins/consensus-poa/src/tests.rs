@@ -1,7 +1,7 @@
 use super::*;
 use chain_linear::{LinearChain, LinearConfig};
 use nest_sdk::{
-    BuildRequest, ChainType, UnitRef,
+    BuildRequest, ChainType, ConsensusEngine, Effect, Hash32, Input, LastCommit, PluginError, PublicKey, RVec, UnitRef,
     testing::{LocalHost, sha256},
 };
 
