@@ -766,8 +766,10 @@ impl LoopState {
     fn handle(&mut self, request: Request) {
         match request {
             Request::Submit { chain, txs, reply } => {
+                // Copies for gossip only when someone will receive them.
+                let has_peers = self.net.as_ref().is_some_and(|net| !net.peers().is_empty());
                 let gossip: Vec<SignedTx> =
-                    if self.net.is_some() { txs.iter().map(|(_, tx)| tx.clone()).collect() } else { Vec::new() };
+                    if has_peers { txs.iter().map(|(_, tx)| tx.clone()).collect() } else { Vec::new() };
                 let results = self.chain(&chain).map(|c| c.admit(txs));
                 if let Ok(results) = &results {
                     let accepted =
