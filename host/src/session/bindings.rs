@@ -33,7 +33,7 @@ fn failed(error: QueryError) -> mlua::Error {
 }
 
 fn snapshot(ctx: &ConsoleContext) -> mlua::Result<NodeStatus> {
-    ctx.status.read().map(|s| s.clone()).map_err(|_| mlua::Error::RuntimeError("status unavailable".into()))
+    ctx.node.status.read().map(|s| s.clone()).map_err(|_| mlua::Error::RuntimeError("status unavailable".into()))
 }
 
 /// Installs every binding as a global of `session`.
@@ -65,8 +65,8 @@ fn node_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
                 "name": status.name,
                 "public_key": status.public_key,
                 "version": status.version,
-                "manifest": c.manifest_file.display().to_string(),
-                "data_dir": c.data_dir.display().to_string(),
+                "manifest": c.node.manifest_file.display().to_string(),
+                "data_dir": c.node.data_dir.display().to_string(),
                 "chains": status.chains.iter().map(|ch| ch.id.clone()).collect::<Vec<_>>(),
             });
             to_lua(lua, &info)
@@ -116,7 +116,7 @@ fn chain_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Fu
         "block",
         lua.create_function(move |lua, (this, height): (Table, u64)| {
             let id: String = this.get("id")?;
-            to_lua(lua, &ops::block(&c.requests, &id, height).map_err(failed)?)
+            to_lua(lua, &ops::block(&c.node.requests, &id, height).map_err(failed)?)
         })?,
     )?;
     let c = ctx.clone();
@@ -126,7 +126,7 @@ fn chain_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Fu
             let id: String = this.get("id")?;
             let hash =
                 Hash32::from_hex(&hash).map_err(|e| mlua::Error::RuntimeError(format!("transaction hash: {e}")))?;
-            to_lua(lua, &ops::tx_status(&c.requests, &id, hash).map_err(failed)?)
+            to_lua(lua, &ops::tx_status(&c.node.requests, &id, hash).map_err(failed)?)
         })?,
     )?;
     let c = ctx.clone();
@@ -135,7 +135,7 @@ fn chain_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Fu
         lua.create_function(move |lua, (this, key): (Table, String)| {
             let id: String = this.get("id")?;
             let key = PublicKey::from_hex(&key).map_err(|e| mlua::Error::RuntimeError(format!("account: {e}")))?;
-            to_lua(lua, &ops::account(&c.requests, &id, key).map_err(failed)?)
+            to_lua(lua, &ops::account(&c.node.requests, &id, key).map_err(failed)?)
         })?,
     )?;
     let meta = lua.create_table()?;
@@ -149,7 +149,7 @@ fn chain_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Fu
 }
 
 fn plugin_op(lua: &Lua, ctx: &ConsoleContext, op: PluginOp) -> mlua::Result<Value> {
-    let entries = ops::plugins(&ctx.requests, op).map_err(failed)?;
+    let entries = ops::plugins(&ctx.node.requests, op).map_err(failed)?;
     to_lua(lua, &entries)
 }
 
@@ -180,12 +180,12 @@ fn peers_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let c = ctx.clone();
     table.set(
         "block",
-        lua.create_function(move |_, peer: String| ops::block_peer(&c.requests, &peer, true).map_err(failed))?,
+        lua.create_function(move |_, peer: String| ops::block_peer(&c.node.requests, &peer, true).map_err(failed))?,
     )?;
     let c = ctx.clone();
     table.set(
         "unblock",
-        lua.create_function(move |_, peer: String| ops::block_peer(&c.requests, &peer, false).map_err(failed))?,
+        lua.create_function(move |_, peer: String| ops::block_peer(&c.node.requests, &peer, false).map_err(failed))?,
     )?;
     let c = ctx.clone();
     table.set("list", lua.create_function(move |lua, ()| to_lua(lua, &snapshot(&c)?.peer_list))?)?;
@@ -195,12 +195,12 @@ fn peers_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
 fn keys_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     let c = ctx.clone();
-    table.set("node", lua.create_function(move |_, ()| Ok(c.key.public_key().to_hex()))?)?;
+    table.set("node", lua.create_function(move |_, ()| Ok(c.node.key.public_key().to_hex()))?)?;
     let c = ctx.clone();
     table.set(
         "list",
         lua.create_function(move |lua, ()| {
-            to_lua(lua, &[serde_json::json!({ "name": "node", "public_key": c.key.public_key() })])
+            to_lua(lua, &[serde_json::json!({ "name": "node", "public_key": c.node.key.public_key() })])
         })?,
     )?;
     Ok(table)
@@ -240,7 +240,7 @@ fn transfer(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<Value>
                 SecretKey::read(std::path::Path::new(&path)).map_err(|e| mlua::Error::RuntimeError(e.to_string()))?;
             &owned
         }
-        (None, Some("node")) => &ctx.key,
+        (None, Some("node")) => &ctx.node.key,
         _ => return Err(mlua::Error::RuntimeError("give from_key_file = \"path\" or from = \"node\"".into())),
     };
     let status = snapshot(ctx)?;
@@ -253,11 +253,11 @@ fn transfer(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<Value>
     let minimum_fee = gas_of(&body).saturating_mul(chain_status.gas_price);
     let nonce = match args.get::<Option<u64>>("nonce")? {
         Some(nonce) => nonce,
-        None => ops::account(&ctx.requests, &chain, key.public_key()).map_err(failed)?.next_nonce,
+        None => ops::account(&ctx.node.requests, &chain, key.public_key()).map_err(failed)?.next_nonce,
     };
     let fee = args.get::<Option<u64>>("fee")?.unwrap_or(minimum_fee);
     let tx = UnsignedTx { chain: chain_status.genesis_hash, from: key.public_key(), nonce, fee, body }.sign(key);
-    let answer = ops::submit(&ctx.requests, &chain, vec![tx]).map_err(failed)?;
+    let answer = ops::submit(&ctx.node.requests, &chain, vec![tx]).map_err(failed)?;
     to_lua(lua, &answer.results.first())
 }
 
@@ -310,7 +310,7 @@ fn watch_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Fu
     let c = ctx.clone();
     lua.create_function(move |_, filter: Option<Value>| {
         let filter = WatchFilter::from_lua(filter)?;
-        let mut events = c.events.subscribe();
+        let mut events = c.node.events.subscribe();
         let mut streamed = 0u64;
         while filter.count.is_none_or(|n| streamed < n) && !c.cancel.load(Ordering::Relaxed) {
             let event = match events.try_recv() {

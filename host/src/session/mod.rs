@@ -64,18 +64,8 @@ pub struct NodeHandles {
 
 /// One session's view of the node, as its bindings see it.
 pub struct ConsoleContext {
-    /// The node loop's request channel.
-    pub requests: mpsc::SyncSender<Request>,
-    /// The status snapshot.
-    pub status: SharedStatus,
-    /// The node key.
-    pub key: Arc<SecretKey>,
-    /// Node events.
-    pub events: EventBus,
-    /// The manifest file.
-    pub manifest_file: PathBuf,
-    /// The data directory.
-    pub data_dir: PathBuf,
+    /// The node.
+    pub node: NodeHandles,
     /// Set to stop the running evaluation (checked by the sandbox and by `watch`).
     pub cancel: Arc<AtomicBool>,
     /// Sends one event to the console for the running evaluation.
@@ -89,16 +79,7 @@ pub fn open_session(
     stream_event: Box<dyn Fn(Value) + Send + Sync>,
 ) -> Result<Session, String> {
     let session = Session::new(handles.limits.clone()).map_err(|e| e.to_string())?;
-    let context = ConsoleContext {
-        requests: handles.requests.clone(),
-        status: handles.status.clone(),
-        key: handles.key.clone(),
-        events: handles.events.clone(),
-        manifest_file: handles.manifest_file.clone(),
-        data_dir: handles.data_dir.clone(),
-        cancel,
-        stream_event,
-    };
+    let context = ConsoleContext { node: handles.clone(), cancel, stream_event };
     bindings::install(&session, Arc::new(context)).map_err(|e| format!("installing the node's bindings: {e}"))?;
     Ok(session)
 }
