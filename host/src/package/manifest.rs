@@ -118,15 +118,24 @@ fn check_text_fields(name: &str, version: &str, library: &str) -> Result<(), Man
     check_library_name(library).map_err(refuse)
 }
 
+/// Parses a manifest of either form and checks its name, version and library fields.
+fn parse_checked<T: serde::de::DeserializeOwned>(
+    text: &str,
+    fields: impl Fn(&T) -> [&String; 3],
+) -> Result<T, ManifestError> {
+    let manifest: T = parse_toml(text)?;
+    let [name, version, library] = fields(&manifest);
+    check_text_fields(name, version, library).map_err(|mut error| {
+        error.line = line_of_key(text, "library");
+        error
+    })?;
+    Ok(manifest)
+}
+
 impl PackageManifest {
     /// Parses and checks the text of a package's `plugin.toml`.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
-        let manifest: Self = parse_toml(text)?;
-        check_text_fields(&manifest.name, &manifest.version, &manifest.library).map_err(|mut error| {
-            error.line = line_of_key(text, "library");
-            error
-        })?;
-        Ok(manifest)
+        parse_checked(text, |m: &Self| [&m.name, &m.version, &m.library])
     }
 
     /// The manifest as the vendor signs it: fixed key order, one `key = value` a line.
@@ -156,12 +165,7 @@ impl PackageManifest {
 impl SourceManifest {
     /// Parses and checks the text of a crate's source `plugin.toml`.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
-        let manifest: Self = parse_toml(text)?;
-        check_text_fields(&manifest.name, &manifest.version, &manifest.library).map_err(|mut error| {
-            error.line = line_of_key(text, "library");
-            error
-        })?;
-        Ok(manifest)
+        parse_checked(text, |m: &Self| [&m.name, &m.version, &m.library])
     }
 }
 
