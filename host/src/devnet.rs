@@ -103,6 +103,27 @@ fn source_library(source: &str) -> Option<String> {
     table.get("library")?.as_str().map(str::to_string)
 }
 
+/// Refuses to reuse a devnet directory written for another number of nodes, authorities
+/// or block interval: its chain would not match the new consensus configuration.
+fn check_shape(spec: &DevnetSpec) -> Result<(), String> {
+    let file = spec.dir.join("devnet.shape");
+    let shape = format!(
+        "nodes = {}\nauthorities = {}\nblock_interval_ms = {}\n",
+        spec.nodes.max(1),
+        spec.authorities.clamp(1, spec.nodes.max(1)),
+        spec.block_interval_ms
+    );
+    match fs::read_to_string(&file) {
+        Ok(existing) if existing != shape => Err(format!(
+            "{} holds a devnet of another shape ({}); start over with --fresh or use another --dir",
+            spec.dir.display(),
+            existing.trim().replace('\n', ", ")
+        )),
+        Ok(_) => Ok(()),
+        Err(_) => fs::write(&file, shape).map_err(|e| format!("{}: {e}", file.display())),
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released: the node binds it right after).
 fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
@@ -123,6 +144,7 @@ pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
     let nodes = spec.nodes.max(1);
     let vendor_key = spec.dir.join("dev-vendor.key");
     fs::create_dir_all(&spec.dir).map_err(|e| format!("{}: {e}", spec.dir.display()))?;
+    check_shape(spec)?;
     let vendor = key_at(&vendor_key)?;
     package_plugins(&spec.dir, &spec.plugin_dir, &vendor)?;
     let faucet_key = spec.dir.join("faucet.key");
