@@ -401,7 +401,7 @@ fn a_catastrophic_pattern_stops_at_the_step_limit() {
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert_eq!(
         error,
-        ScriptError::Runtime {
+        ScriptError::PatternSteps {
             message: format!("console:1: stopped: string.find ran more than {PATTERN_STEPS_MAX} matching steps")
         }
     );

@@ -138,6 +138,12 @@ pub enum ScriptError {
         /// The bound.
         output_bytes_max: usize,
     },
+    /// A string pattern function ran out of matching steps (and nothing caught it).
+    #[error("{message}")]
+    PatternSteps {
+        /// One line with the Lua location.
+        message: String,
+    },
 }
 
 impl ScriptError {
@@ -146,7 +152,10 @@ impl ScriptError {
         match self {
             Self::Syntax { .. } => "syntax",
             Self::Runtime { .. } => "runtime",
-            Self::InstructionLimit { .. } | Self::MemoryLimit { .. } | Self::Output { .. } => "limit",
+            Self::InstructionLimit { .. }
+            | Self::MemoryLimit { .. }
+            | Self::Output { .. }
+            | Self::PatternSteps { .. } => "limit",
             Self::Cancelled => "cancelled",
             Self::Denied { .. } => "denied",
         }
@@ -459,7 +468,14 @@ fn describe(error: &mlua::Error, limits: &LuaLimits) -> ScriptError {
         mlua::Error::SyntaxError { message, incomplete_input } => {
             ScriptError::Syntax { message: message.clone(), incomplete: *incomplete_input }
         }
-        _ => ScriptError::Runtime { message: one_line(error) },
+        _ => {
+            let message = one_line(error);
+            if super::stdlib::is_step_limit(&message) {
+                ScriptError::PatternSteps { message }
+            } else {
+                ScriptError::Runtime { message }
+            }
+        }
     }
 }
 

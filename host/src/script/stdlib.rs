@@ -353,6 +353,18 @@ struct StepMeter<'p> {
     steps_unpaid: u64,
 }
 
+/// The error a pattern function raises when it runs out of steps (catchable in Lua, so
+/// that `pcall` behaves as with any error; the steps were charged to the budget anyway).
+fn step_limit_message(function: &str) -> String {
+    format!("stopped: string.{function} ran more than {PATTERN_STEPS_MAX} matching steps")
+}
+
+/// Whether an uncaught error is a pattern function's step limit (see [`step_limit_message`]).
+pub(super) fn is_step_limit(message: &str) -> bool {
+    message.contains(&format!("ran more than {PATTERN_STEPS_MAX} matching steps"))
+        && message.contains("stopped: string.")
+}
+
 impl<'p> StepMeter<'p> {
     fn new(name: &'static str, patterns: &'p Patterns) -> Self {
         let steps_unpaid = patterns.steps_unpaid.swap(0, Ordering::Relaxed);
@@ -364,10 +376,7 @@ impl Meter for StepMeter<'_> {
     fn charge(&mut self, steps: u64) -> Result<(), PatternError> {
         self.steps_used += steps;
         if self.steps_used > PATTERN_STEPS_MAX {
-            return Err(PatternError::Raise(format!(
-                "stopped: string.{} ran more than {PATTERN_STEPS_MAX} matching steps",
-                self.name
-            )));
+            return Err(PatternError::Raise(step_limit_message(self.name)));
         }
         self.steps_unpaid += steps;
         if self.steps_unpaid >= PATTERN_STEPS_PER_CHARGE {

@@ -92,6 +92,7 @@ pub fn evaluate(session: &Session, code: &str, cancel: &AtomicBool) -> Result<Ev
         Err(ScriptError::InstructionLimit { .. }) => crate::admin::metrics::lua_limit_hit("instructions"),
         Err(ScriptError::MemoryLimit { .. }) => crate::admin::metrics::lua_limit_hit("memory"),
         Err(ScriptError::Output { .. }) => crate::admin::metrics::lua_limit_hit("output"),
+        Err(ScriptError::PatternSteps { .. }) => crate::admin::metrics::lua_limit_hit("pattern_steps"),
         _ => {}
     }
     result
