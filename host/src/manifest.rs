@@ -231,31 +231,24 @@ fn default_mempool_txs_max() -> usize {
     200_000
 }
 
-/// `[[radio]]`: a radio driver instance.
+/// A plugin instance outside any chain: a `[[radio]]` or a `[[market]]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RadioEntry {
-    /// Radio id.
+pub struct InstanceEntry {
+    /// Instance id.
     pub id: String,
-    /// Id of a `[[plugin]]` of kind radio.
+    /// Id of a `[[plugin]]` of the table's kind.
     pub plugin: String,
-    /// Driver configuration.
+    /// The instance's configuration, checked by the plugin.
     #[serde(default = "empty_table")]
     pub config: toml::Table,
 }
 
+/// `[[radio]]`: a radio driver instance.
+pub type RadioEntry = InstanceEntry;
+
 /// `[[market]]`: a market policy instance.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct MarketEntry {
-    /// Market id.
-    pub id: String,
-    /// Id of a `[[plugin]]` of kind market.
-    pub plugin: String,
-    /// Policy configuration.
-    #[serde(default = "empty_table")]
-    pub config: toml::Table,
-}
+pub type MarketEntry = InstanceEntry;
 
 /// A parsed manifest with paths resolved against its directory.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -328,23 +328,11 @@ fn prepare_radios(
     key: &Arc<SecretKey>,
     errors: &mut Vec<String>,
 ) -> Vec<RadioPart> {
-    let mut radios = Vec::new();
-    for entry in &manifest.radio {
-        let table = format!("[[radio]] id=\"{}\"", entry.id);
-        let built =
-            resolve(manifest, libraries, &table, "", &entry.plugin, PluginKind::Radio, &entry.config).and_then(|lib| {
-                let host = NodeServices::host(key.clone(), &format!("radio/{}", entry.id));
-                let radio = lib
-                    .new_radio(&config_json(&entry.config), &host)
-                    .map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
-                Ok(Slot::new(radio, &entry.plugin, &lib.info.name, &lib.info.version, &config_json(&entry.config)))
-            });
-        match built {
-            Ok(slot) => radios.push(RadioPart { id: entry.id.clone(), slot }),
-            Err(error) => errors.push(error),
-        }
-    }
-    radios
+    let build = |lib: &LoadedLibrary, config: &str, host: &nest_sdk::Host| lib.new_radio(config, host);
+    prepare_instances(manifest, &manifest.radio, PluginKind::Radio, libraries, key, build, errors)
+        .into_iter()
+        .map(|(id, slot)| RadioPart { id, slot })
+        .collect()
 }
 
 fn prepare_markets(
@@ -353,23 +341,40 @@ fn prepare_markets(
     key: &Arc<SecretKey>,
     errors: &mut Vec<String>,
 ) -> Vec<MarketPart> {
-    let mut markets = Vec::new();
-    for entry in &manifest.market {
-        let table = format!("[[market]] id=\"{}\"", entry.id);
-        let built = resolve(manifest, libraries, &table, "", &entry.plugin, PluginKind::Market, &entry.config)
-            .and_then(|lib| {
-                let host = NodeServices::host(key.clone(), &format!("market/{}", entry.id));
-                let market = lib
-                    .new_market(&config_json(&entry.config), &host)
-                    .map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
-                Ok(Slot::new(market, &entry.plugin, &lib.info.name, &lib.info.version, &config_json(&entry.config)))
-            });
-        match built {
-            Ok(slot) => markets.push(MarketPart { id: entry.id.clone(), slot }),
+    let build = |lib: &LoadedLibrary, config: &str, host: &nest_sdk::Host| lib.new_market(config, host);
+    prepare_instances(manifest, &manifest.market, PluginKind::Market, libraries, key, build, errors)
+        .into_iter()
+        .map(|(id, slot)| MarketPart { id, slot })
+        .collect()
+}
+
+/// Builds the instances of `[[radio]]` or `[[market]]` tables: plugin resolved, its kind
+/// and config checked, an instance made by `build`; every failure goes to `errors`.
+fn prepare_instances<T>(
+    manifest: &Manifest,
+    entries: &[crate::manifest::InstanceEntry],
+    kind: PluginKind,
+    libraries: &BTreeMap<&str, &Arc<LoadedLibrary>>,
+    key: &Arc<SecretKey>,
+    build: impl Fn(&LoadedLibrary, &str, &nest_sdk::Host) -> Result<T, nest_sdk::PluginError>,
+    errors: &mut Vec<String>,
+) -> Vec<(String, Slot<T>)> {
+    let mut built = Vec::new();
+    for entry in entries {
+        let table = format!("[[{}]] id=\"{}\"", kind.name(), entry.id);
+        let config = config_json(&entry.config);
+        let instance = resolve(manifest, libraries, &table, "", &entry.plugin, kind, &entry.config).and_then(|lib| {
+            let host = NodeServices::host(key.clone(), &format!("{}/{}", kind.name(), entry.id));
+            let instance =
+                build(lib, &config, &host).map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
+            Ok(Slot::new(instance, &entry.plugin, &lib.info.name, &lib.info.version, &config))
+        });
+        match instance {
+            Ok(slot) => built.push((entry.id.clone(), slot)),
             Err(error) => errors.push(error),
         }
     }
-    markets
+    built
 }
 
 /// An account as the API shows it.
