@@ -8,6 +8,7 @@ pub mod bench;
 pub mod check;
 pub mod client;
 pub mod crypto;
+pub mod devices;
 pub mod devnet;
 pub mod ledger;
 pub mod loader;

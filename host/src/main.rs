@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use nest_host::{
     bench, check,
     crypto::SecretKey,
+    devices,
     devnet::{self, DevnetSpec},
     manifest::Manifest,
     package, run,
@@ -60,6 +61,11 @@ enum Command {
     Tx {
         #[command(subcommand)]
         command: TxCommand,
+    },
+    /// Device keys, device transactions and signed device frames.
+    Device {
+        #[command(subcommand)]
+        command: devices::cli::DeviceCommand,
     },
     /// Vendor tools for plugin packages.
     Plugin {
@@ -148,6 +154,7 @@ fn execute(command: Command) -> Result<(), String> {
             let to = PublicKey::from_hex(&to).map_err(|e| format!("--to: {e}"))?;
             wallet::transfer(&Transfer { node_url: &node, chain: &chain, key: &key, to, amount, fee, nonce, wait })
         }
+        Command::Device { command } => devices::cli::run(command),
         Command::Plugin { command } => package::cli::run(command),
         Command::Bench(options) => bench::run(&options),
     }

@@ -6,7 +6,7 @@
 use crate::api::{Checked, SubmitAnswer, merge_results};
 use crate::crypto::sha256;
 use crate::ledger::{tx::SignedTx, verify::verify_batch};
-use crate::node::{AccountView, BlockView, PluginEntry, PluginOp, QueryError, Request, TxStatus};
+use crate::node::{AccountView, BlockView, DeviceOp, PluginEntry, PluginOp, QueryError, Request, TxStatus};
 use nest_sdk::{Hash32, PublicKey};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
@@ -46,6 +46,11 @@ pub fn tx_status(requests: &mpsc::SyncSender<Request>, chain: &str, hash: Hash32
 /// A plugin operation.
 pub fn plugins(requests: &mpsc::SyncSender<Request>, op: PluginOp) -> Result<Vec<PluginEntry>, QueryError> {
     ask_blocking(requests, |reply| Request::Plugin { op, reply })
+}
+
+/// A device or radio operation; the answer is JSON.
+pub fn devices(requests: &mpsc::SyncSender<Request>, op: DeviceOp) -> Result<serde_json::Value, QueryError> {
+    ask_blocking(requests, |reply| Request::Devices { op, reply })
 }
 
 /// Blocks (or unblocks) a peer by its peer id.

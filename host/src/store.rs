@@ -335,5 +335,7 @@ fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
     borsh::to_vec(value).expect("borsh into a Vec")
 }
 
+pub mod readings;
+
 #[cfg(test)]
 mod tests;

@@ -60,6 +60,24 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A device frame was accepted or rejected (see `devices::pipeline`).
+    DeviceFrame {
+        /// Radio id.
+        radio: String,
+        /// The sender's link address (empty when unknown, e.g. a dropped fragment sequence).
+        link_address: String,
+        /// The device's µID, once decoded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<Hash32>,
+        /// The frame's counter, once decoded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        counter: Option<u64>,
+        /// `accepted` or `rejected`.
+        status: String,
+        /// Rejection reason code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// This subscriber fell behind and lost events.
     Lagged {
         /// How many events it missed.
@@ -74,7 +92,7 @@ impl Event {
             Event::BlockCommitted { chain, .. }
             | Event::TxCommitted { chain, .. }
             | Event::TxsCommitted { chain, .. } => Some(chain),
-            Event::PluginState { .. } | Event::Lagged { .. } => None,
+            Event::PluginState { .. } | Event::DeviceFrame { .. } | Event::Lagged { .. } => None,
         }
     }
 

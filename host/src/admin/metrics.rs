@@ -39,6 +39,7 @@ fn describe() {
     describe_counter!("nest_lua_evaluations_total", "Lua chunks evaluated.");
     describe_counter!("nest_lua_limit_hits_total", "Lua evaluations stopped by a limit, by limit.");
     describe_counter!("nest_http_requests_total", "HTTP requests answered, by route and status.");
+    describe_counter!("nest_device_frames_rejected_total", "Device frames rejected, by reason.");
 }
 
 /// A block with `txs` transactions was committed on `chain`.
@@ -105,4 +106,9 @@ mod tests {
         assert!(text.contains("nest_lua_limit_hits_total{limit=\"instructions\"} 1"), "{text}");
         assert!(text.contains("nest_peers 0"), "{text}");
     }
+}
+
+/// A device frame was rejected for `reason`.
+pub fn device_frame_rejected(reason: &'static str) {
+    counter!("nest_device_frames_rejected_total", "reason" => reason).increment(1);
 }

@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod chain;
+mod devices;
 mod network;
 pub mod services;
 pub mod slot;
@@ -519,11 +520,21 @@ pub enum Request {
         /// The frame.
         frame: RadioFrame,
     },
+    /// The verification pool checked device frames.
+    DeviceVerdicts(Vec<crate::devices::pool::Verdict>),
+    /// A device or radio query or command.
+    Devices {
+        /// What to do.
+        op: DeviceOp,
+        /// The answer, as JSON.
+        reply: oneshot::Sender<Result<serde_json::Value, QueryError>>,
+    },
     /// Stop the loop.
     Shutdown,
 }
 
 pub use admin::{InstanceEntry, PluginEntry, PluginOp};
+pub use devices::DeviceOp;
 
 /// Delivers a radio driver's frames to the node loop without blocking the driver.
 #[derive(Clone)]
@@ -587,6 +598,8 @@ struct LoopState {
     sync: network::SyncState,
     status: SharedStatus,
     base_status: NodeStatus,
+    /// Device frames, readings and anchors.
+    devices: devices::DeviceState,
 }
 
 impl Node {
@@ -625,6 +638,8 @@ impl Node {
             network::bridge(net_events, requests.clone());
             handle
         });
+        let radio_ids = prepared.radios.iter().map(|radio| radio.id.clone()).collect();
+        let devices = devices::DeviceState::start(&store, radio_ids, &requests, events.clone())?;
         let radios = start_radios(prepared.radios, &requests);
         let status = Arc::new(RwLock::new(base_status.clone()));
         let mut state = LoopState {
@@ -640,6 +655,7 @@ impl Node {
             base_status,
             net,
             sync: network::SyncState::default(),
+            devices,
         };
         let thread = std::thread::Builder::new()
             .name("nest-node-loop".into())
@@ -670,6 +686,7 @@ fn base_status(prepared: &Prepared) -> NodeStatus {
         plugins,
         radios: Vec::new(),
         markets: Vec::new(),
+        device_anchors: Default::default(),
     }
 }
 
@@ -690,6 +707,7 @@ fn start_radios(radios: Vec<RadioPart>, requests: &mpsc::SyncSender<Request>) ->
             technology: info.as_ref().map(|i| i.technology.to_string()).unwrap_or_default(),
             mtu_bytes: info.map(|i| i.mtu_bytes).unwrap_or(0),
             frames_received: 0,
+            link: Default::default(),
             plugin: part.slot.status().clone(),
         };
         started.push((part, status));
@@ -723,6 +741,7 @@ impl LoopState {
                 chain.tick(&self.store, now);
             }
             self.sync_tick(now);
+            self.devices_tick(now);
             self.publish();
         }
         self.stop_radios();
@@ -743,8 +762,14 @@ impl LoopState {
         status.radios = self
             .radios
             .iter()
-            .map(|(part, s)| RadioStatus { plugin: part.slot.status().clone(), ..s.clone() })
+            .enumerate()
+            .map(|(index, (part, s))| RadioStatus {
+                plugin: part.slot.status().clone(),
+                link: self.devices.link_stats(index).unwrap_or_default(),
+                ..s.clone()
+            })
             .collect();
+        status.device_anchors = self.devices.anchor_stats();
         status.markets =
             self.markets.iter().map(|m| MarketStatus { id: m.id.clone(), plugin: m.slot.status().clone() }).collect();
         let peers = self.net.as_ref().map(NetHandle::peers).unwrap_or_default();
@@ -805,7 +830,10 @@ impl LoopState {
                     status.frames_received += 1;
                     tracing::debug!(radio = %status.id, from = %frame.link_address, bytes = frame.payload.len(), "radio frame");
                 }
+                self.on_frame(radio, frame, now_ms());
             }
+            Request::DeviceVerdicts(verdicts) => self.on_verdicts(verdicts),
+            Request::Devices { op, reply } => self.device_op(op, reply),
             Request::Plugin { op, reply } => {
                 let result = self.plugin_op(op);
                 // The caller may read the status next: it must already show the change.

@@ -76,6 +76,9 @@ pub struct RadioStatus {
     pub mtu_bytes: u32,
     /// Frames the driver delivered.
     pub frames_received: u64,
+    /// Link counters: frames in and out, accepted, rejected by reason, signal strength.
+    #[serde(default)]
+    pub link: crate::devices::pipeline::LinkStats,
     /// The driver instance.
     pub plugin: SlotStatus,
 }
@@ -124,6 +127,9 @@ pub struct NodeStatus {
     pub radios: Vec<RadioStatus>,
     /// Market policies.
     pub markets: Vec<MarketStatus>,
+    /// Anchoring of device readings.
+    #[serde(default)]
+    pub device_anchors: crate::devices::pipeline::AnchorStats,
 }
 
 /// The status shared between the node loop (writer) and the API (readers).

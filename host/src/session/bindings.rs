@@ -268,6 +268,7 @@ fn watched_types(name: &str) -> Vec<String> {
         "blocks" => vec!["block_committed".into()],
         "txs" => vec!["tx_committed".into(), "txs_committed".into()],
         "plugins" => vec!["plugin_state".into()],
+        "frames" => vec!["device_frame".into()],
         other => vec![other.to_string()],
     }
 }
