@@ -35,8 +35,10 @@ pub enum DeviceCommand {
     },
     /// Register a device on chain; the owner key's account owns it.
     Register {
+        /// Where and with which key.
         #[command(flatten)]
         submit: SubmitArgs,
+        /// Which device.
         #[command(flatten)]
         device: DeviceArg,
         /// The device's key file (its public key is registered).
@@ -51,8 +53,10 @@ pub enum DeviceCommand {
     },
     /// Give a device to another account.
     Transfer {
+        /// Where and with which key.
         #[command(flatten)]
         submit: SubmitArgs,
+        /// Which device.
         #[command(flatten)]
         device: DeviceArg,
         /// The new owner's account (public key, hex).
@@ -61,8 +65,10 @@ pub enum DeviceCommand {
     },
     /// Revoke a device for good.
     Revoke {
+        /// Where and with which key.
         #[command(flatten)]
         submit: SubmitArgs,
+        /// Which device.
         #[command(flatten)]
         device: DeviceArg,
     },
@@ -197,8 +203,8 @@ fn submit_device_tx(args: &SubmitArgs, body: DeviceTx) -> Result<(), String> {
     let fee = gas_of(&body).saturating_mul(chain.gas_price);
     let tx = UnsignedTx { chain: chain.genesis_hash, from: key.public_key(), nonce: account.next_nonce, fee, body }
         .sign(&key);
-    let answer: SubmitAnswer =
-        client.post(&format!("/v1/chains/{}/txs", args.chain), &serde_json::json!({ "tx": hex::encode(tx.encode()) }))?;
+    let answer: SubmitAnswer = client
+        .post(&format!("/v1/chains/{}/txs", args.chain), &serde_json::json!({ "tx": hex::encode(tx.encode()) }))?;
     let result = answer.results.first().ok_or("the node answered with no result")?;
     if result.status != "accepted" {
         return Err(format!("rejected: {}", result.reason.clone().unwrap_or_default()));

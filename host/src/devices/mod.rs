@@ -50,7 +50,11 @@ pub fn signed_envelope(key: &DeviceKey, spec: &FrameSpec<'_>) -> Result<DeviceEn
 
 /// The frames that carry `envelope` over a link of `mtu_bytes` (one frame when it fits
 /// or when no MTU is given).
-pub fn link_frames(envelope: &DeviceEnvelope, mtu_bytes: Option<u32>, message_id: u16) -> Result<Vec<Vec<u8>>, FragmentError> {
+pub fn link_frames(
+    envelope: &DeviceEnvelope,
+    mtu_bytes: Option<u32>,
+    message_id: u16,
+) -> Result<Vec<Vec<u8>>, FragmentError> {
     let bytes = envelope.encode();
     match mtu_bytes {
         Some(mtu) => fragment(&bytes, mtu, message_id),

@@ -193,7 +193,12 @@ impl DevicePipeline {
         };
         let links = radio_ids
             .into_iter()
-            .map(|id| Link { id, stats: LinkStats::default(), reassembler: Reassembler::new(limits), dropped_partials: 0 })
+            .map(|id| Link {
+                id,
+                stats: LinkStats::default(),
+                reassembler: Reassembler::new(limits),
+                dropped_partials: 0,
+            })
             .collect();
         let highest = readings.highest_counters().unwrap_or_else(|error| {
             tracing::error!(%error, "cannot read the stored readings' counters");
@@ -218,7 +223,9 @@ impl DevicePipeline {
 
     /// Link counters of radio `index`.
     pub fn link_stats(&self, index: usize) -> Option<LinkStats> {
-        self.links.get(index).map(|link| LinkStats { partial_messages: link.reassembler.partial_messages(), ..link.stats.clone() })
+        self.links
+            .get(index)
+            .map(|link| LinkStats { partial_messages: link.reassembler.partial_messages(), ..link.stats.clone() })
     }
 
     /// Anchoring counters.
@@ -285,7 +292,14 @@ impl DevicePipeline {
     }
 
     /// Reassembles, decodes and looks up the device: the cheap checks, on the loop.
-    fn check(&mut self, index: usize, link_address: &str, bytes: &[u8], ledger: Option<&Ledger>, now_ms: u64) -> Checked {
+    fn check(
+        &mut self,
+        index: usize,
+        link_address: &str,
+        bytes: &[u8],
+        ledger: Option<&Ledger>,
+        now_ms: u64,
+    ) -> Checked {
         if bytes.len() > FRAME_BYTES_MAX {
             return Checked::Rejected(Rejection::Oversized, None);
         }

@@ -283,8 +283,7 @@ fn owned(ctx: &TxContext<'_>, device_uid: &Hash32) -> Result<DeviceRecord, TxErr
 
 /// The device record, if the device exists and is not revoked.
 fn live(ctx: &TxContext<'_>, device_uid: &Hash32) -> Result<DeviceRecord, TxError> {
-    let record: DeviceRecord =
-        ctx.record(&device_key(device_uid))?.ok_or(DeviceError::UnknownDevice(*device_uid))?;
+    let record: DeviceRecord = ctx.record(&device_key(device_uid))?.ok_or(DeviceError::UnknownDevice(*device_uid))?;
     if record.revoked {
         return Err(DeviceError::Revoked(*device_uid).into());
     }
@@ -296,10 +295,12 @@ fn anchor(ctx: &mut TxContext<'_>, entry: &AnchorEntry) -> Result<(), TxError> {
     let mut record = live(ctx, &device)?;
     check_entry(entry)?;
     if entry.first_counter <= record.last_counter {
-        return Err(
-            DeviceError::ReplayedCounter { device, counter: entry.first_counter, last_counter: record.last_counter }
-                .into(),
-        );
+        return Err(DeviceError::ReplayedCounter {
+            device,
+            counter: entry.first_counter,
+            last_counter: record.last_counter,
+        }
+        .into());
     }
     let height = ctx.env().height;
     record.last_counter = entry.last_counter;
@@ -345,3 +346,6 @@ fn from_hex_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<V
     let text = <String as serde::Deserialize>::deserialize(deserializer)?;
     hex::decode(text).map_err(serde::de::Error::custom)
 }
+
+#[cfg(test)]
+mod tests;

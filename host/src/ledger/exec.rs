@@ -161,6 +161,7 @@ impl<'a> TxContext<'a> {
 pub(super) fn apply_body(ctx: &mut TxContext<'_>) -> Result<(), TxError> {
     match &ctx.tx().tx.body {
         TxBody::Transfer { to, amount } => ctx.credit(to, *amount),
+        TxBody::Device(body) => super::device::apply(ctx, body),
     }
 }
 

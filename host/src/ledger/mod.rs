@@ -5,10 +5,12 @@
 //! - [`mempool`]: pending transactions, bounded, ordered by nonce per account.
 //! - [`state`]: accounts and records, block execution and the incremental state digest.
 //! - [`exec`]: the layered view one transaction executes on ([`exec::TxContext`]).
+//! - [`device`]: device registration, ownership, revocation and reading anchors.
 //! - [`merkle`]: transaction roots and inclusion proofs for light clients.
 //!
 //! Everything here is a pure function of its inputs: no I/O, no clock, no randomness.
 
+pub mod device;
 pub mod exec;
 pub mod mempool;
 pub mod merkle;

@@ -28,6 +28,8 @@ pub enum TxBody {
         /// Tokens moved.
         amount: u64,
     },
+    /// Registers, transfers or revokes a device, or anchors device readings.
+    Device(super::device::DeviceTx),
 }
 
 /// A transaction before it is signed: the bytes the sender signs.
@@ -123,6 +125,9 @@ pub enum TxError {
         /// The limit.
         max_bytes: usize,
     },
+    /// A device transaction was refused.
+    #[error(transparent)]
+    Device(#[from] super::device::DeviceError),
 }
 
 impl TxError {
@@ -141,6 +146,7 @@ impl TxError {
             TxError::Duplicate => "duplicate",
             TxError::CorruptRecord { .. } => "corrupt_record",
             TxError::RecordTooLarge { .. } => "record_too_large",
+            TxError::Device(error) => error.code(),
         }
     }
 }
@@ -161,6 +167,7 @@ impl UnsignedTx {
     pub fn cost(&self) -> Result<u64, TxError> {
         let amount = match &self.body {
             TxBody::Transfer { amount, .. } => *amount,
+            TxBody::Device(_) => 0,
         };
         amount.checked_add(self.fee).ok_or(TxError::Overflow)
     }
@@ -196,6 +203,7 @@ impl SignedTx {
 pub fn gas_of(body: &TxBody) -> u64 {
     match body {
         TxBody::Transfer { .. } => TRANSFER_GAS,
+        TxBody::Device(body) => super::device::gas_of(body),
     }
 }
 

@@ -77,7 +77,11 @@ impl DeviceState {
         let sender = requests.clone();
         let workers = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
         let pool = VerifyPool::start(workers, move |verdicts| sender.send(Request::DeviceVerdicts(verdicts)).is_ok());
-        Ok(DeviceState { pipeline: DevicePipeline::new(radio_ids, pool, readings, events), last_anchor_tx: None, last_anchor_ms: 0 })
+        Ok(DeviceState {
+            pipeline: DevicePipeline::new(radio_ids, pool, readings, events),
+            last_anchor_tx: None,
+            last_anchor_ms: 0,
+        })
     }
 
     /// Link counters of radio `index`.
@@ -178,7 +182,10 @@ impl LoopState {
     }
 
     fn devices_ledger(&self) -> Result<&crate::ledger::Ledger, QueryError> {
-        self.chains.first().map(|chain| chain.ledger()).ok_or_else(|| QueryError::NotFound("the node has no chain".into()))
+        self.chains
+            .first()
+            .map(|chain| chain.ledger())
+            .ok_or_else(|| QueryError::NotFound("the node has no chain".into()))
     }
 
     fn list_devices(&self) -> Result<Value, QueryError> {
@@ -203,10 +210,8 @@ impl LoopState {
         let record: DeviceRecord =
             borsh::from_slice(bytes).map_err(|e| QueryError::Failed(format!("device record {uid}: {e}")))?;
         let prefix = [ANCHOR_PREFIX, &uid.0].concat();
-        let anchors: Vec<AnchorRecord> = ledger
-            .records_with_prefix(&prefix)
-            .filter_map(|(_, value)| borsh::from_slice(value).ok())
-            .collect();
+        let anchors: Vec<AnchorRecord> =
+            ledger.records_with_prefix(&prefix).filter_map(|(_, value)| borsh::from_slice(value).ok()).collect();
         let recent_anchors: Vec<&AnchorRecord> = anchors.iter().rev().take(SHOW_RECENT).collect();
         let readings = self
             .devices
