@@ -11,6 +11,8 @@
 //! `body_bytes_max` (413). Admin routes add the token check (401) and the per-token rate
 //! limit (429).
 
+mod devices;
+
 use crate::admin::{
     self,
     auth::{self, Token},
@@ -139,6 +141,7 @@ fn public_routes() -> Router<ApiState> {
         .route("/v1/chains/{chain}/accounts/{account}", get(account))
         .route("/v1/chains/{chain}/txs", post(submit))
         .route("/v1/chains/{chain}/txs/{hash}", get(tx_status))
+        .merge(devices::routes())
 }
 
 /// The admin routes (relative to `/v1/admin`) behind the token check and the per-token
@@ -146,6 +149,7 @@ fn public_routes() -> Router<ApiState> {
 pub fn admin_router(state: &ApiState, limits: &ApiLimits) -> Router<ApiState> {
     let limiter = Arc::new(RateLimiter::new(limits.admin_requests_per_second, limits.admin_burst));
     admin::admin_routes()
+        .merge(devices::admin_routes())
         .fallback(admin::not_found)
         .layer(middleware::from_fn_with_state(limiter, rate::limit_per_token))
         .layer(middleware::from_fn_with_state(state.token.clone(), auth::require_token))

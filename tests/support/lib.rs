@@ -161,4 +161,5 @@ impl FrameSinkFfi for CollectingSink {
     }
 }
 
+pub mod devices;
 pub mod node;

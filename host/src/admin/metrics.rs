@@ -89,6 +89,11 @@ pub fn http_request(route: &str, status: u16) {
     counter!("nest_http_requests_total", "route" => route.to_owned(), "status" => status.to_string()).increment(1);
 }
 
+/// A device frame was rejected for `reason`.
+pub fn device_frame_rejected(reason: &'static str) {
+    counter!("nest_device_frames_rejected_total", "reason" => reason).increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,9 +111,4 @@ mod tests {
         assert!(text.contains("nest_lua_limit_hits_total{limit=\"instructions\"} 1"), "{text}");
         assert!(text.contains("nest_peers 0"), "{text}");
     }
-}
-
-/// A device frame was rejected for `reason`.
-pub fn device_frame_rejected(reason: &'static str) {
-    counter!("nest_device_frames_rejected_total", "reason" => reason).increment(1);
 }

@@ -48,6 +48,7 @@ pub fn install(session: &Session, ctx: Arc<ConsoleContext>) -> mlua::Result<()> 
     globals.set("keys", keys_table(lua, &ctx)?)?;
     globals.set("log", log_table(lua)?)?;
     globals.set("watch", watch_function(lua, &ctx)?)?;
+    super::devices::install(lua, &ctx)?;
     session.register_completion_type("chain", &CHAIN_METHODS);
     Ok(())
 }
@@ -261,7 +262,7 @@ fn transfer(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<Value>
     to_lua(lua, &answer.results.first())
 }
 
-/// The event types a `watch` filter name selects: `blocks`, `txs`, `plugins`, or an
+/// The event types a `watch` filter name selects: `blocks`, `txs`, `plugins`, `frames`, or an
 /// exact event type.
 fn watched_types(name: &str) -> Vec<String> {
     match name {

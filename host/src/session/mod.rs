@@ -11,6 +11,7 @@
 //! socket cancels the running one.
 
 pub mod bindings;
+pub mod devices;
 
 use crate::admin::events::EventBus;
 use crate::api::ApiState;
