@@ -347,6 +347,7 @@ impl ChainRuntime {
                 }
                 None
             }
+            Effect::Attest { unit_hash, authority } => self.attest(store, unit_hash, authority),
             Effect::Evidence { offender, reason, .. } => {
                 tracing::warn!(chain = %self.id, %offender, %reason, "consensus evidence");
                 if self.evidence.len() == EVIDENCE_KEPT_MAX {
@@ -542,6 +543,19 @@ impl ChainRuntime {
             .call(|c| c.insert(bytes.as_slice().into(), certificate.as_slice().into()))
             .map_err(|e| self.log_failure("insert", e))
             .ok()?;
+        self.apply_report(store, report)
+    }
+
+    /// Hands a checked vote to the chain type's finality rule.
+    fn attest(&mut self, store: &Store, unit_hash: Hash32, authority: PublicKey) -> Option<Input> {
+        let report =
+            self.chain_type.call(|c| c.attest(unit_hash, authority)).map_err(|e| self.log_failure("attest", e)).ok()?;
+        self.apply_report(store, report)
+    }
+
+    /// Commits the units the chain type made final, in order, and tells the engine about
+    /// the new final unit and the new head.
+    fn apply_report(&mut self, store: &Store, report: nest_sdk::InsertReport) -> Option<Input> {
         let mut committed = false;
         for unit_ref in report.finalized.iter() {
             if !self.finalize(store, unit_ref) {
