@@ -14,7 +14,7 @@ use nest_tests::{
     RADIO_LOOPBACK,
     devices::{
         TestDevice, admin_token, device, devnet_with_radio, link_stats, nestd, radio_send, register, rejected, revoke,
-        wait_anchored,
+        sim_device_uid, wait_anchored,
     },
     node::{NodeProcess, wait_until},
 };
@@ -169,4 +169,21 @@ fn nestd_device_tools_make_keys_frames_and_refuse_bad_arguments() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--kind must be reading"));
+}
+
+#[test]
+fn the_devnet_simulated_devices_are_registered_and_their_readings_anchored() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = nest_tests::node::write_devnet_nodes(dir.path(), 200, Vec::new(), 1, 1);
+    nest_host::devices::devnet::add_sim_radio(&devnet.manifest).unwrap();
+    let node = NodeProcess::start(&devnet.manifest);
+    let registered = nest_host::devices::devnet::register_sim_devices(&node.url, &devnet.faucet_key).unwrap();
+    assert_eq!(registered, nest_host::devices::devnet::SIM_DEVICES as usize);
+    let first = sim_device_uid(0);
+    wait_anchored(std::slice::from_ref(&node), &first, 1);
+    let stats = link_stats(&node, "sim");
+    assert_eq!(stats["rejected"], 0, "{stats}");
+    assert!(stats["accepted"].as_u64() >= Some(1), "{stats}");
+    // A second registration pass finds them all on chain.
+    assert_eq!(nest_host::devices::devnet::register_sim_devices(&node.url, &devnet.faucet_key).unwrap(), 0);
 }

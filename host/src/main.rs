@@ -187,9 +187,11 @@ fn up(dir: PathBuf, fresh: bool, block_interval_ms: u64, port: u16, nodes: usize
         return nest_host::up::up(&spec);
     }
     let net = devnet::write(&spec)?;
+    devices::devnet::add_sim_radio(&net.manifest)?;
     let manifest = Manifest::load(&net.manifest).map_err(|e| e.to_string())?;
     let running = run::start(manifest)?;
     print_summary(&spec, &net, &running);
+    print_devices(&format!("http://{}", running.api_addr), &net.faucet_key);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let status_line = spawn_status_line(running.node().status.clone(), stop.clone());
     running.wait_for_signal();
@@ -216,6 +218,18 @@ fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, running: &run::Running
     println!("  curl -s {url}/v1/status");
     println!("  nestd tx transfer --key {} --to <account> --amount 10 --wait", net.faucet_key.display());
     println!("Ctrl-C stops the devnet.");
+}
+
+/// Registers the simulated devices and says so.
+fn print_devices(url: &str, faucet_key: &std::path::Path) {
+    match devices::devnet::register_sim_devices(url, faucet_key) {
+        Ok(_) => println!(
+            "  devices   {} simulated on radio \"sim\" ({}), registered: {url}/v1/devices",
+            devices::devnet::SIM_DEVICES,
+            devices::devnet::SIM_PROFILE
+        ),
+        Err(error) => eprintln!("warning: the simulated devices are not registered: {error}"),
+    }
 }
 
 fn spawn_status_line(

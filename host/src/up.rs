@@ -31,6 +31,7 @@ struct NodeProcess {
 /// stops them all (SIGTERM) on Ctrl-C or SIGTERM.
 pub fn up(spec: &DevnetSpec) -> Result<(), String> {
     let net = devnet::write(spec)?;
+    crate::devices::devnet::add_sim_radio(&net.manifest)?;
     let mut nodes = Vec::with_capacity(net.manifests.len());
     for manifest in &net.manifests {
         match start_node(manifest) {
@@ -46,6 +47,9 @@ pub fn up(spec: &DevnetSpec) -> Result<(), String> {
         return Err(error);
     }
     print_summary(spec, &net, &nodes);
+    if let Err(error) = crate::devices::devnet::register_sim_devices(&nodes[0].url, &net.faucet_key) {
+        eprintln!("warning: the simulated devices are not registered: {error}");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
     let status_line = {

@@ -46,6 +46,12 @@ impl TestDevice {
     }
 }
 
+/// The µID (hex) of device `index` of the devnet's simulated radio.
+pub fn sim_device_uid(index: u32) -> String {
+    let hardware_id = format!("{}{index}", nest_host::devices::devnet::SIM_HARDWARE_ID_PREFIX);
+    hex::encode(device_uid(hardware_id.as_bytes()))
+}
+
 /// Runs `nestd <args>`; panics with its output when it fails. Returns stdout.
 pub fn nestd(args: &[&str]) -> String {
     let output = Command::new(nestd_binary()).args(args).output().expect("run nestd");

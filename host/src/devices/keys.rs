@@ -88,7 +88,7 @@ impl DeviceKey {
 
     /// The key whose private scalar is `scalar` (big-endian); `None` when it is zero or
     /// not below the group order.
-    fn from_scalar(scalar: &[u8; 32]) -> Option<DeviceKey> {
+    pub fn from_scalar(scalar: &[u8; 32]) -> Option<DeviceKey> {
         use p256::elliptic_curve::sec1::ToEncodedPoint;
         let secret = p256::SecretKey::from_slice(scalar).ok()?;
         let public = secret.public_key().to_encoded_point(false);

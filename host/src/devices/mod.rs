@@ -5,12 +5,14 @@
 //! - [`pipeline`]: reassembly, decoding, lookup on chain, counter checks, link stats,
 //!   reading storage and anchor batches.
 //! - [`pool`]: signature verification on worker threads, off the node loop.
-//! - [`cli`]: `nestd device keygen | register | transfer | revoke | frame`.
+//! - [`cli`]: `nestd device keygen | uid | register | transfer | revoke | frame`.
+//! - [`devnet`]: the simulated radio and devices of `nestd up`.
 //!
 //! The device transactions themselves (register, transfer, revoke, anchor) are in
 //! `ledger::device`; the node loop's side is `node::devices`.
 
 pub mod cli;
+pub mod devnet;
 pub mod keys;
 pub mod pipeline;
 pub mod pool;

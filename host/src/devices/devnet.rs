@@ -1,0 +1,100 @@
+//! Give a devnet live devices: a simulated radio on node-1 and its devices registered on
+//! chain by the faucet when `nestd up` starts.
+//!
+//! The keys of radio-sim's devices follow from its config (see the plugin's `identity`
+//! module): device `i` has hardware id `<prefix><i>` and the P-256 scalar
+//! `SHA-256("nest/radio-sim/device-key/v1\0" ‖ key_seed ‖ 0x00 ‖ i as u32 LE ‖ attempt
+//! as u32 LE)` for the first attempt that is a valid scalar, so the devnet derives the
+//! same public keys here and registers them.
+
+use super::keys::DeviceKey;
+use crate::api::SubmitAnswer;
+use crate::client::Client;
+use crate::crypto::{SecretKey, sha256_parts};
+use crate::ledger::device::DeviceTx;
+use crate::ledger::tx::{SignedTx, TxBody, UnsignedTx, gas_of};
+use crate::node::{AccountView, status::NodeStatus};
+use nest_sdk::{Hash32, device::device_uid};
+use std::{fmt::Write as _, path::Path, time::Duration};
+
+/// Simulated devices on a devnet's node-1.
+pub const SIM_DEVICES: u32 = 4;
+/// Seed of their keys.
+pub const SIM_KEY_SEED: &str = "nest-devnet";
+/// Prefix of their hardware ids.
+pub const SIM_HARDWARE_ID_PREFIX: &str = "sim-device-";
+/// Time between two readings of one device.
+pub const SIM_READING_INTERVAL_MS: u64 = 5_000;
+/// Radio profile of the simulator.
+pub const SIM_PROFILE: &str = "lora-sf7";
+/// Domain of radio-sim's key derivation.
+const SIM_KEY_DOMAIN: &[u8] = b"nest/radio-sim/device-key/v1\0";
+/// How long the registrations may take to commit.
+const REGISTER_TIMEOUT_S: u64 = 60;
+
+/// The key of radio-sim's device `index` under `key_seed`.
+pub fn sim_device_key(key_seed: &str, index: u32) -> DeviceKey {
+    (0u32..)
+        .find_map(|attempt| {
+            let scalar = sha256_parts(&[
+                SIM_KEY_DOMAIN,
+                key_seed.as_bytes(),
+                &[0],
+                &index.to_le_bytes(),
+                &attempt.to_le_bytes(),
+            ]);
+            DeviceKey::from_scalar(&scalar.0)
+        })
+        .expect("a valid P-256 scalar turns up within a few attempts")
+}
+
+/// Adds the simulated radio (`[[radio]] id = "sim"`) to a devnet node's manifest.
+pub fn add_sim_radio(manifest: &Path) -> Result<(), String> {
+    let mut text = std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let _ = writeln!(text, "\n# Simulated devices (registered on chain by `nestd up`).");
+    let _ = writeln!(
+        text,
+        "[[radio]]\nid = \"sim\"\nplugin = \"sim\"\nconfig = {{ profile = \"{SIM_PROFILE}\", devices = {SIM_DEVICES}, \
+         reading_interval_ms = {SIM_READING_INTERVAL_MS}, key_seed = \"{SIM_KEY_SEED}\", \
+         hardware_id_prefix = \"{SIM_HARDWARE_ID_PREFIX}\" }}"
+    );
+    std::fs::write(manifest, text).map_err(|e| format!("{}: {e}", manifest.display()))
+}
+
+/// Registers the simulated devices not yet on chain, owned by the faucet; waits until
+/// they are committed. Returns how many it registered.
+pub fn register_sim_devices(node_url: &str, faucet_key: &Path) -> Result<usize, String> {
+    let client = Client::new(node_url);
+    let faucet = SecretKey::read(faucet_key).map_err(|e| e.to_string())?;
+    let status: NodeStatus = client.get("/v1/status")?;
+    let chain = status.chains.first().ok_or("the node has no chain")?;
+    let chain_id = chain.id.clone();
+    let mut nonce =
+        client.get::<AccountView>(&format!("/v1/chains/{chain_id}/accounts/{}", faucet.public_key()))?.next_nonce;
+    let mut last: Option<SignedTx> = None;
+    let mut registered = 0;
+    for index in 0..SIM_DEVICES {
+        let hardware_id = format!("{SIM_HARDWARE_ID_PREFIX}{index}");
+        let uid = Hash32(device_uid(hardware_id.as_bytes()));
+        if client.get::<serde_json::Value>(&format!("/v1/devices/{uid}")).is_ok() {
+            continue;
+        }
+        let public_key = sim_device_key(SIM_KEY_SEED, index).public_key().to_vec();
+        let body =
+            TxBody::Device(DeviceTx::Register { device_uid: uid, public_key, class: format!("sim/{SIM_PROFILE}") });
+        let fee = gas_of(&body).saturating_mul(chain.gas_price);
+        let tx = UnsignedTx { chain: chain.genesis_hash, from: faucet.public_key(), nonce, fee, body }.sign(&faucet);
+        let answer: SubmitAnswer = client
+            .post(&format!("/v1/chains/{chain_id}/txs"), &serde_json::json!({ "tx": hex::encode(tx.encode()) }))?;
+        match answer.results.first() {
+            Some(result) if result.status == "accepted" => {}
+            other => return Err(format!("registering {hardware_id}: {:?}", other.and_then(|r| r.reason.clone()))),
+        }
+        nonce += 1;
+        registered += 1;
+        last = Some(tx);
+    }
+    let Some(last) = last else { return Ok(0) };
+    crate::wallet::wait_committed(&client, &chain_id, &last, Duration::from_secs(REGISTER_TIMEOUT_S))?;
+    Ok(registered)
+}
