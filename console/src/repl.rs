@@ -48,7 +48,12 @@ keys        the node's keys: node(), list()
               keys.list()
 log         the node's log: tail(n)
               log.tail(20)
-watch(...)  stream events until Ctrl-C: \"blocks\", \"txs\", \"plugins\", or {type=, chain=, count=}
+radios      radio drivers and link stats: list(), stats(id), send(id, link_address, frame_hex)
+              radios.stats(\"sim\")
+devices     devices on chain: list(), show(uid), readings(uid, from_ms?, to_ms?, limit?), uid(hardware_id),
+            register{uid= or hardware_id=, public_key=, class=?, from=...}, transfer{..., to=}, revoke{...}
+              devices.show(devices.uid(\"sim-device-0\"))
+watch(...)  stream events until Ctrl-C: \"blocks\", \"txs\", \"plugins\", \"frames\", or {type=, chain=, count=}
               watch(\"blocks\")
 
 .help       this text

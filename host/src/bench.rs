@@ -4,6 +4,8 @@
 //! The node runs as a separate `nestd run` process on 127.0.0.1 with a fresh devnet;
 //! the transactions are signed before the clock starts, so the figures are the node's.
 
+pub mod devices;
+
 use crate::api::SubmitAnswer;
 use crate::client::Client;
 use crate::crypto::SecretKey;
@@ -50,6 +52,16 @@ pub struct BenchOptions {
     /// Nodes of the devnet (all PoA authorities, over libp2p); clients spread over them.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
+    /// Another benchmark than transfers.
+    #[command(subcommand)]
+    pub target: Option<BenchTarget>,
+}
+
+/// The benchmarks besides transfers.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum BenchTarget {
+    /// Device frames verified and accepted per second, and publication-to-anchor latency.
+    Devices(devices::DeviceBenchOptions),
 }
 
 /// The figures of one run.
@@ -94,6 +106,9 @@ pub struct BenchReport {
 
 /// Runs the benchmark and prints the report as text and JSON.
 pub fn run(options: &BenchOptions) -> Result<(), String> {
+    if let Some(BenchTarget::Devices(device_options)) = &options.target {
+        return devices::run(device_options);
+    }
     if options.txs == 0 || options.batch == 0 || options.senders == 0 || options.clients == 0 || options.nodes == 0 {
         return Err("--txs, --batch, --senders, --clients and --nodes must be at least 1".into());
     }

@@ -64,26 +64,41 @@ pub fn add_sim_radio(manifest: &Path) -> Result<(), String> {
 /// Registers the simulated devices not yet on chain, owned by the faucet; waits until
 /// they are committed. Returns how many it registered.
 pub fn register_sim_devices(node_url: &str, faucet_key: &Path) -> Result<usize, String> {
+    let devices: Vec<(String, Vec<u8>)> = (0..SIM_DEVICES)
+        .map(|index| {
+            let hardware_id = format!("{SIM_HARDWARE_ID_PREFIX}{index}");
+            (hardware_id, sim_device_key(SIM_KEY_SEED, index).public_key().to_vec())
+        })
+        .collect();
+    register_devices(node_url, faucet_key, &devices, &format!("sim/{SIM_PROFILE}"))
+}
+
+/// Registers the devices (hardware id, public key) not yet on chain, owned by the key
+/// in `owner_key`, and waits until they are committed. Returns how many it registered.
+pub fn register_devices(
+    node_url: &str,
+    owner_key: &Path,
+    devices: &[(String, Vec<u8>)],
+    class: &str,
+) -> Result<usize, String> {
     let client = Client::new(node_url);
-    let faucet = SecretKey::read(faucet_key).map_err(|e| e.to_string())?;
+    let owner = SecretKey::read(owner_key).map_err(|e| e.to_string())?;
     let status: NodeStatus = client.get("/v1/status")?;
     let chain = status.chains.first().ok_or("the node has no chain")?;
     let chain_id = chain.id.clone();
-    let mut nonce =
-        client.get::<AccountView>(&format!("/v1/chains/{chain_id}/accounts/{}", faucet.public_key()))?.next_nonce;
+    let account: AccountView = client.get(&format!("/v1/chains/{chain_id}/accounts/{}", owner.public_key()))?;
+    let mut nonce = account.next_nonce;
     let mut last: Option<SignedTx> = None;
     let mut registered = 0;
-    for index in 0..SIM_DEVICES {
-        let hardware_id = format!("{SIM_HARDWARE_ID_PREFIX}{index}");
+    for (hardware_id, public_key) in devices {
         let uid = Hash32(device_uid(hardware_id.as_bytes()));
         if client.get::<serde_json::Value>(&format!("/v1/devices/{uid}")).is_ok() {
             continue;
         }
-        let public_key = sim_device_key(SIM_KEY_SEED, index).public_key().to_vec();
         let body =
-            TxBody::Device(DeviceTx::Register { device_uid: uid, public_key, class: format!("sim/{SIM_PROFILE}") });
+            TxBody::Device(DeviceTx::Register { device_uid: uid, public_key: public_key.clone(), class: class.into() });
         let fee = gas_of(&body).saturating_mul(chain.gas_price);
-        let tx = UnsignedTx { chain: chain.genesis_hash, from: faucet.public_key(), nonce, fee, body }.sign(&faucet);
+        let tx = UnsignedTx { chain: chain.genesis_hash, from: owner.public_key(), nonce, fee, body }.sign(&owner);
         let answer: SubmitAnswer = client
             .post(&format!("/v1/chains/{chain_id}/txs"), &serde_json::json!({ "tx": hex::encode(tx.encode()) }))?;
         match answer.results.first() {

@@ -173,6 +173,12 @@ pub struct DevicePipeline {
     waiting_count: usize,
     anchors: AnchorStats,
     events: EventBus,
+    /// Sequence number of the next job offered to the pool.
+    next_seq: u64,
+    /// Sequence number of the next verdict to take.
+    next_verdict: u64,
+    /// Verdicts that came back ahead of an earlier one (workers finish out of order).
+    early: BTreeMap<u64, (VerifyJob, bool)>,
 }
 
 /// A frame's first checks passed: to be verified.
@@ -213,6 +219,9 @@ impl DevicePipeline {
             waiting_count: 0,
             anchors: AnchorStats::default(),
             events,
+            next_seq: 0,
+            next_verdict: 0,
+            early: BTreeMap::new(),
         }
     }
 
@@ -254,11 +263,14 @@ impl DevicePipeline {
         match checked {
             Checked::Pending => {}
             Checked::Rejected(reason, uid) => self.reject(index, &link_address, reason, uid, None),
-            Checked::Verify(job) => {
-                let uid = job.envelope.device_uid;
-                let counter = job.envelope.counter;
-                if !self.pool.offer(*job) {
-                    self.reject(index, &link_address, Rejection::VerifyBusy, Some(uid), Some(counter));
+            Checked::Verify(mut job) => {
+                job.seq = self.next_seq;
+                match self.pool.offer(job) {
+                    Ok(()) => self.next_seq += 1,
+                    Err(job) => {
+                        let (uid, counter) = (job.envelope.device_uid, job.envelope.counter);
+                        self.reject(index, &link_address, Rejection::VerifyBusy, Some(uid), Some(counter));
+                    }
                 }
             }
         }
@@ -278,15 +290,9 @@ impl DevicePipeline {
         let dropped = stats.timed_out + stats.evicted + stats.inconsistent;
         for _ in link.dropped_partials..dropped {
             link.stats.reject(Rejection::TruncatedFragments);
-            let event = Event::DeviceFrame {
-                radio: link.id.clone(),
-                link_address: String::new(),
-                device: None,
-                counter: None,
-                status: "rejected".into(),
-                reason: Some(Rejection::TruncatedFragments.code().into()),
-            };
-            self.events.publish(event);
+            crate::admin::metrics::device_frame_rejected(Rejection::TruncatedFragments.code());
+            let frame = FrameEvent { radio: &link.id, link_address: "", device: None, counter: None };
+            frame.publish(&self.events, Some(Rejection::TruncatedFragments));
         }
         link.dropped_partials = dropped;
     }
@@ -332,6 +338,7 @@ impl DevicePipeline {
             return Checked::Rejected(Rejection::ReplayedCounter, Some(uid));
         }
         Checked::Verify(Box::new(VerifyJob {
+            seq: 0,
             radio: index,
             link_address: link_address.to_string(),
             envelope,
@@ -347,10 +354,19 @@ impl DevicePipeline {
         self.highest.get(uid).copied().unwrap_or(0).max(record.last_counter)
     }
 
-    /// Takes the pool's verdicts: accepted readings are stored and batched for anchoring.
+    /// Takes the pool's verdicts in the order the frames arrived (a verdict that
+    /// overtook an earlier one waits for it): accepted readings are stored and batched
+    /// for anchoring. So a device's counters are judged in arrival order, however the
+    /// workers interleave.
     pub fn verdicts(&mut self, verdicts: Vec<(VerifyJob, bool)>, ledger: Option<&Ledger>) -> Vec<Action> {
+        self.early.extend(verdicts.into_iter().map(|(job, ok)| (job.seq, (job, ok))));
+        let mut in_order = Vec::new();
+        while let Some(verdict) = self.early.remove(&self.next_verdict) {
+            in_order.push(verdict);
+            self.next_verdict += 1;
+        }
         let mut actions = Vec::new();
-        for (job, ok) in verdicts {
+        for (job, ok) in in_order {
             let uid = job.envelope.device_uid;
             let counter = job.envelope.counter;
             let outcome = if !ok {
@@ -367,14 +383,13 @@ impl DevicePipeline {
                     self.highest.insert(uid, counter);
                     let link = &mut self.links[job.radio];
                     link.stats.accepted += 1;
-                    self.events.publish(Event::DeviceFrame {
-                        radio: link.id.clone(),
-                        link_address: job.link_address.clone(),
-                        device: Some(Hash32(uid)),
+                    let frame = FrameEvent {
+                        radio: &link.id,
+                        link_address: &job.link_address,
+                        device: Some(uid),
                         counter: Some(counter),
-                        status: "accepted".into(),
-                        reason: None,
-                    });
+                    };
+                    frame.publish(&self.events, None);
                 }
                 Err(reason) => self.reject(job.radio, &job.link_address, reason, Some(uid), Some(counter)),
             }
@@ -437,14 +452,8 @@ impl DevicePipeline {
         link.stats.reject(reason);
         crate::admin::metrics::device_frame_rejected(reason.code());
         tracing::debug!(radio = %link.id, from = link_address, reason = reason.code(), "device frame rejected");
-        self.events.publish(Event::DeviceFrame {
-            radio: link.id.clone(),
-            link_address: link_address.to_string(),
-            device: device.map(Hash32),
-            counter,
-            status: "rejected".into(),
-            reason: Some(reason.code().into()),
-        });
+        let frame = FrameEvent { radio: &link.id, link_address, device, counter };
+        frame.publish(&self.events, Some(reason));
     }
 
     /// Whether readings wait for an anchor.
@@ -506,6 +515,31 @@ impl DevicePipeline {
                 self.anchors.last_error = Some(error);
             }
         }
+    }
+}
+
+/// What a `device_frame` event says about a frame.
+struct FrameEvent<'a> {
+    radio: &'a str,
+    link_address: &'a str,
+    device: Option<[u8; 32]>,
+    counter: Option<u64>,
+}
+
+impl FrameEvent<'_> {
+    /// Publishes the frame's fate; builds nothing when nobody listens.
+    fn publish(self, events: &EventBus, rejection: Option<Rejection>) {
+        if !events.has_subscribers() {
+            return;
+        }
+        events.publish(Event::DeviceFrame {
+            radio: self.radio.to_string(),
+            link_address: self.link_address.to_string(),
+            device: self.device.map(Hash32),
+            counter: self.counter,
+            status: if rejection.is_some() { "rejected" } else { "accepted" }.into(),
+            reason: rejection.map(|r| r.code().into()),
+        });
     }
 }
 

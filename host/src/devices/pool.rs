@@ -19,6 +19,8 @@ pub const VERIFY_WORKERS_MAX: usize = 8;
 /// A frame whose signature is to be checked.
 #[derive(Debug, Clone)]
 pub struct VerifyJob {
+    /// Position in the order the node received the frames (verdicts are taken in it).
+    pub seq: u64,
     /// Index of the radio it came through.
     pub radio: usize,
     /// The sender's link address.
@@ -68,9 +70,11 @@ impl VerifyPool {
         self.workers
     }
 
-    /// Queues a job; `false` when the queue is full (the job is dropped).
-    pub fn offer(&self, job: VerifyJob) -> bool {
-        self.jobs.try_send(job).is_ok()
+    /// Queues a job; gives it back when the queue is full.
+    pub fn offer(&self, job: Box<VerifyJob>) -> Result<(), Box<VerifyJob>> {
+        self.jobs.try_send(*job).map_err(|error| match error {
+            mpsc::TrySendError::Full(job) | mpsc::TrySendError::Disconnected(job) => Box::new(job),
+        })
     }
 }
 

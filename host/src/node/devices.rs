@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 
 /// Least time between two anchor transactions.
 const ANCHOR_INTERVAL_MIN_MS: u64 = 100;
+/// While device frames stream in, the loop ticks and publishes its status this often.
+const DEVICE_TRAFFIC_TICK_MS: u64 = 20;
 /// Most devices `devices.list` returns.
 const DEVICES_LISTED_MAX: usize = 10_000;
 /// Readings and anchors `devices.show` includes.
@@ -62,6 +64,7 @@ pub struct DeviceState {
     pipeline: DevicePipeline,
     last_anchor_tx: Option<Hash32>,
     last_anchor_ms: u64,
+    last_tick_ms: u64,
 }
 
 impl DeviceState {
@@ -81,6 +84,7 @@ impl DeviceState {
             pipeline: DevicePipeline::new(radio_ids, pool, readings, events),
             last_anchor_tx: None,
             last_anchor_ms: 0,
+            last_tick_ms: 0,
         })
     }
 
@@ -96,6 +100,16 @@ impl DeviceState {
 }
 
 impl LoopState {
+    /// Whether the loop should tick and publish after a device request: at most every
+    /// [`DEVICE_TRAFFIC_TICK_MS`] while frames stream in.
+    pub(super) fn devices_publish_due(&mut self, now_ms: u64) -> bool {
+        if now_ms < self.devices.last_tick_ms + DEVICE_TRAFFIC_TICK_MS {
+            return false;
+        }
+        self.devices.last_tick_ms = now_ms;
+        true
+    }
+
     /// A radio delivered a frame.
     pub(super) fn on_frame(&mut self, radio: usize, frame: RadioFrame, now_ms: u64) {
         let ledger = self.chains.first().map(|chain| chain.ledger());

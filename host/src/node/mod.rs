@@ -733,7 +733,14 @@ impl LoopState {
                 .min(now + TICK_FALLBACK_MS);
             match receiver.recv_timeout(Duration::from_millis(deadline.saturating_sub(now))) {
                 Ok(Request::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Ok(request) => self.handle(request),
+                Ok(request) => {
+                    let device_traffic = matches!(request, Request::Frame { .. } | Request::DeviceVerdicts(_));
+                    self.handle(request);
+                    if device_traffic && !self.devices_publish_due(now_ms()) {
+                        // Device frames come by the thousand: the status follows at its own pace.
+                        continue;
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             let now = now_ms();
