@@ -250,12 +250,7 @@ impl SimRun {
     /// Runs the simulation; a panic is logged instead of tearing the node down.
     fn run_contained(mut self) {
         let host = self.host.clone();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run()));
-        if let Err(panic) = outcome {
-            let message =
-                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-            host.log(LogLevel::Error, &format!("simulation thread panicked: {}", message.unwrap_or_default()));
-        }
+        nest_sdk::radio::run_contained(&host, "radio-sim", || self.run());
     }
 
     fn run(&mut self) {

@@ -154,7 +154,10 @@ impl RadioDriver for UdpRadio {
         self.host.log(LogLevel::Info, &format!("receiving device frames on udp {local}"));
         let receiver =
             Receiver { socket: Arc::clone(&socket), sink, host: self.host.clone(), stop: Arc::clone(&self.stop) };
-        self.threads.push(spawn("radio-udp-rx", move || receiver.run())?);
+        self.threads.push(spawn("radio-udp-rx", move || {
+            let host = receiver.host.clone();
+            nest_sdk::radio::run_contained(&host, "radio-udp-rx", || receiver.run());
+        })?);
         if let Some(discovery) = self.config.discovery.clone() {
             let announcer = Announcer::open(
                 discovery,
@@ -163,7 +166,10 @@ impl RadioDriver for UdpRadio {
                 self.host.clone(),
                 Arc::clone(&self.stop),
             )?;
-            self.threads.push(spawn("radio-udp-discovery", move || announcer.run())?);
+            self.threads.push(spawn("radio-udp-discovery", move || {
+                let host = announcer.host.clone();
+                nest_sdk::radio::run_contained(&host, "radio-udp-discovery", || announcer.run());
+            })?);
         }
         self.socket = Some(socket);
         Ok(())
