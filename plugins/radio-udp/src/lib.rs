@@ -398,7 +398,8 @@ mod tests {
     fn a_probe_on_the_group_is_answered_with_the_unicast_address() {
         let discovery = DiscoveryConfig {
             group: Ipv4Addr::new(239, 255, 78, 84),
-            port: 47_884,
+            // A free port, so that concurrent runs do not answer each other's probes.
+            port: UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
             interface: Ipv4Addr::LOCALHOST,
             announce_interval_ms: 60_000,
         };
