@@ -105,6 +105,19 @@ fn mqtt_bridge_loses_no_acknowledged_frame_across_broker_restarts() {
     let frames = sink.frames();
     let from_device = frames.iter().find(|f| f.payload.as_slice() == b"frame-0-0").unwrap();
     assert_eq!(from_device.link_address.as_str(), "dev-7");
+
+    // A command back to the device reaches a real subscriber on its down topic.
+    // Sent until the subscriber, which may not have subscribed yet, has one.
+    let mut subscriber = broker.subscribe_one("nest/devices/dev-7/down");
+    for _ in 0..80 {
+        radio.send("dev-7".into(), b"reboot"[..].into()).unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        if subscriber.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let output = subscriber.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "reboot");
     assert!(plugin.logged("MQTT broker connection lost"), "{:?}", plugin.host.logs.lock().unwrap());
     radio.stop().unwrap();
 }

@@ -85,6 +85,16 @@ impl Mosquitto {
         status.success()
     }
 
+    /// Starts the real `mosquitto_sub` on `topic` for one message; `wait` it for the payload.
+    pub fn subscribe_one(&self, topic: &str) -> Child {
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1", "-C", "1", "-W", "20", "-t", topic])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run mosquitto_sub (apt-get install mosquitto-clients)")
+    }
+
     fn spawn(&mut self) {
         let config: PathBuf = self.dir.path().join("mosquitto.conf");
         let child = Command::new(mosquitto_binary())
