@@ -260,6 +260,8 @@ fn lossy_lora_sim_delivers_signed_readings_within_its_duty_cycle() {
 
     let frames = sink.frames();
     assert!(frames.iter().all(|f| f.payload.len() <= 51), "a fragment exceeds the MTU");
+    let rssi: Vec<i32> = frames.iter().map(|f| f.rssi_dbm.into_option().expect("the sim reports RSSI")).collect();
+    assert!(rssi.iter().all(|r| (-136..=-90).contains(r)), "RSSI above SF12's −136 dBm sensitivity: {rssi:?}");
     let keys: BTreeMap<String, [u8; 65]> = (0..3)
         .map(|i| SimIdentity::derive("radio-test", "lora-", i))
         .map(|d| (d.hardware_id.clone(), d.public_key()))

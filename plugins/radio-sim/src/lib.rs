@@ -302,7 +302,7 @@ impl SimRun {
             let frame = RadioFrame {
                 link_address: transmission.link_address.into(),
                 payload: transmission.bytes.into(),
-                rssi_dbm: ROption::RNone,
+                rssi_dbm: ROption::RSome(transmission.rssi_dbm),
             };
             match self.sink.deliver(frame) {
                 SinkStatus::Accepted => {}
