@@ -266,6 +266,10 @@ fn lossy_lora_sim_delivers_signed_readings_within_its_duty_cycle() {
         .map(|i| SimIdentity::derive("radio-test", "lora-", i))
         .map(|d| (d.hardware_id.clone(), d.public_key()))
         .collect();
+    let lora_0 = SimIdentity::derive("radio-test", "lora-", 0);
+    let public_key_hex: String = lora_0.public_key().iter().map(|b| format!("{b:02x}")).collect();
+    assert!(plugin.logged(&format!("simulated device lora-0: uid {}", hex::encode(lora_0.uid))));
+    assert!(plugin.logged(&public_key_hex), "the log names each device's public key");
     let mut reassembler = Reassembler::new(ReassemblyLimits::default());
     let mut readings: BTreeMap<String, Vec<DeviceEnvelope>> = BTreeMap::new();
     for frame in &frames {

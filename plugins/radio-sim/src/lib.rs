@@ -30,6 +30,8 @@ pub const DEVICES_MAX: u32 = 10_000;
 pub const TIME_SCALE_MAX: u32 = 100_000;
 /// Fragments waiting for their delivery time; beyond it new ones are dropped.
 pub const IN_FLIGHT_FRAGMENTS_MAX: usize = 65_536;
+/// Devices whose identity is logged at start.
+pub const IDENTITIES_LOGGED_MAX: usize = 16;
 /// Longest the driver thread sleeps before it looks at its stop flag again.
 const POLL_MS: u64 = 50;
 
@@ -189,8 +191,10 @@ impl RadioDriver for SimRadio {
         }
         let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let settings = self.config.settings(epoch_ms).map_err(|e| PluginError::failed(e.to_string()))?;
+        let simulator = Simulator::new(settings);
+        self.log_identities(&simulator);
         let run = SimRun {
-            simulator: Simulator::new(settings),
+            simulator,
             time_scale: u64::from(self.config.time_scale),
             sink,
             host: self.host.clone(),
@@ -227,6 +231,25 @@ impl RadioDriver for SimRadio {
         }
         Ok(())
     }
+}
+
+impl SimRadio {
+    /// Logs the first devices' µIDs and public keys, so an operator can register them.
+    fn log_identities(&self, simulator: &Simulator) {
+        for identity in simulator.identities().take(IDENTITIES_LOGGED_MAX) {
+            let line = format!(
+                "simulated device {}: uid {} public key {}",
+                identity.hardware_id,
+                hex(&identity.uid),
+                hex(&identity.public_key())
+            );
+            self.host.log(LogLevel::Info, &line);
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Drop for SimRadio {
