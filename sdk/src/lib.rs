@@ -55,4 +55,4 @@ pub use types::{Hash32, PublicKey, Signature};
 /// Written into every package's `plugin.toml` as `sdk_abi`; the host refuses a package
 /// whose number differs from its own before it opens the library. Bumped whenever a
 /// type that crosses the boundary changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;

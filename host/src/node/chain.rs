@@ -12,7 +12,7 @@ use crate::crypto::sha256;
 use crate::ledger::{
     mempool::Mempool,
     merkle::merkle_root,
-    state::{BlockOutcome, ChainParams, Changes, Ledger},
+    state::{BlockEnv, BlockOutcome, ChainParams, Changes, Ledger},
     tx::{SignedTx, TxError},
     verify::{VerifiedCache, verify_batch},
 };
@@ -211,8 +211,10 @@ impl ChainRuntime {
                 stored_genesis.hash, genesis.hash
             )));
         }
-        let accounts = store.accounts(chain).map_err(|error| ChainError::Store { chain: chain.to_string(), error })?;
-        let ledger = Ledger::from_accounts(accounts);
+        let store_error = |error| ChainError::Store { chain: chain.to_string(), error };
+        let accounts = store.accounts(chain).map_err(store_error)?;
+        let records = store.records(chain).map_err(store_error)?;
+        let ledger = Ledger::from_state(accounts, records);
         if ledger.state_digest() != head.state_digest {
             return Err(state(format!(
                 "stored accounts give state digest {}, but block {} recorded {}",
@@ -238,7 +240,8 @@ impl ChainRuntime {
             state_digest: ledger.state_digest(),
         };
         let block = StoredBlock { height: 0, hash: genesis.hash, unit: bytes, certificate: Vec::new() };
-        let changes: crate::ledger::state::Changes = ledger.accounts().map(|(key, account)| (*key, *account)).collect();
+        let mut changes: Changes = ledger.accounts().map(|(key, account)| (*key, *account)).collect();
+        changes.records = ledger.records().map(|(key, value)| (key.to_vec(), Some(value.to_vec()))).collect();
         store
             .commit_block(chain, &block, &[], &changes, &head)
             .map_err(|error| ChainError::Store { chain: chain.to_string(), error })?;
@@ -344,6 +347,7 @@ impl ChainRuntime {
                 }
                 None
             }
+            Effect::Attest { unit_hash, authority } => self.attest(store, unit_hash, authority),
             Effect::Evidence { offender, reason, .. } => {
                 tracing::warn!(chain = %self.id, %offender, %reason, "consensus evidence");
                 if self.evidence.len() == EVIDENCE_KEPT_MAX {
@@ -378,7 +382,8 @@ impl ChainRuntime {
             .filter(|tx| !included.contains(&tx.hash()))
             .take(self.limits.block_txs_max)
             .collect();
-        let outcome = self.ledger.execute_on(&prior, &candidates, &self.node_key, &self.params, false);
+        let env = BlockEnv { height, time_ms: timestamp_ms, proposer: self.node_key };
+        let outcome = self.ledger.execute_on(&prior, &candidates, &env, &self.params, false);
         self.drop_invalid(&candidates, &outcome);
         let txs: Vec<SignedTx> = outcome.applied.iter().map(|index| candidates[*index].clone()).collect();
         let encoded: Vec<Vec<u8>> = txs.iter().map(SignedTx::encode).collect();
@@ -441,7 +446,7 @@ impl ChainRuntime {
         let mut included = std::collections::BTreeSet::new();
         for view in branch.iter().rev() {
             if let Some(unit) = self.pending.get(&view.hash) {
-                prior.extend(unit.outcome.changes.iter().map(|(key, account)| (*key, *account)));
+                prior.merge(&unit.outcome.changes);
                 included.extend(unit.tx_hashes.iter().copied());
             }
         }
@@ -494,7 +499,8 @@ impl ChainRuntime {
             return Err(format!("unit {}: tx root does not match its transactions", view.hash));
         }
         self.check_signatures(&txs, &tx_hashes)?;
-        let outcome = self.ledger.execute_on(&prior, &txs, &view.proposer, &self.params, true);
+        let env = BlockEnv { height: view.height, time_ms: view.timestamp_ms, proposer: view.proposer };
+        let outcome = self.ledger.execute_on(&prior, &txs, &env, &self.params, true);
         if let Some((index, error)) = outcome.rejected.first() {
             return Err(format!("unit {}: transaction {index}: {error}", view.hash));
         }
@@ -537,6 +543,19 @@ impl ChainRuntime {
             .call(|c| c.insert(bytes.as_slice().into(), certificate.as_slice().into()))
             .map_err(|e| self.log_failure("insert", e))
             .ok()?;
+        self.apply_report(store, report)
+    }
+
+    /// Hands a checked vote to the chain type's finality rule.
+    fn attest(&mut self, store: &Store, unit_hash: Hash32, authority: PublicKey) -> Option<Input> {
+        let report =
+            self.chain_type.call(|c| c.attest(unit_hash, authority)).map_err(|e| self.log_failure("attest", e)).ok()?;
+        self.apply_report(store, report)
+    }
+
+    /// Commits the units the chain type made final, in order, and tells the engine about
+    /// the new final unit and the new head.
+    fn apply_report(&mut self, store: &Store, report: nest_sdk::InsertReport) -> Option<Input> {
         let mut committed = false;
         for unit_ref in report.finalized.iter() {
             if !self.finalize(store, unit_ref) {
