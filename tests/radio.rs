@@ -366,3 +366,17 @@ fn a_device_discovers_a_node_over_multicast_and_its_datagrams_arrive() {
     }
     wait_until(Duration::from_secs(10), "3 datagrams at the node", || frames_received(&node, "lan") == 3);
 }
+
+#[test]
+fn a_bridge_without_a_broker_retries_and_stops_promptly() {
+    let plugin = load(RADIO_MQTT);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut radio = plugin.radio(&format!(r#"{{"broker": "127.0.0.1:{port}", "reconnect_max_ms": 200}}"#));
+    radio.start(CollectingSink::default().sink().to_box()).unwrap();
+    wait_until(Duration::from_secs(10), "failed attempts in the log", || {
+        plugin.host.logs.lock().unwrap().iter().filter(|(_, line)| line.contains("MQTT connect failed")).count() >= 3
+    });
+    let stopping = Instant::now();
+    radio.stop().unwrap();
+    assert!(stopping.elapsed() < Duration::from_secs(5), "stop took {:?}", stopping.elapsed());
+}

@@ -16,6 +16,11 @@ use std::{
 /// in-flight window (mosquitto: 20) of unacknowledged QoS 1 messages, so this is a
 /// safety bound, not a working size.
 pub const HELD_FRAMES_MAX: usize = 1024;
+/// Longest a connection attempt (TCP and CONNACK) may take.
+const CONNECT_TIMEOUT_S: u64 = 3;
+/// How long one poll waits while connecting: a connection attempt cut short by the
+/// poll's timeout would start over, so it outlasts the attempt.
+const CONNECT_POLL_MS: u64 = CONNECT_TIMEOUT_S * 1000 + 500;
 /// How long one poll of the connection waits when nothing is held.
 const IDLE_POLL_MS: u64 = 100;
 /// How long one poll waits while a frame is held for a full sink.
@@ -74,7 +79,10 @@ impl Bridge {
             .set_manual_acks(true)
             .set_keep_alive(Duration::from_secs(options.keep_alive_s))
             .set_max_packet_size(PACKET_BYTES_MAX, PACKET_BYTES_MAX);
-        let (client, connection) = Client::new(mqtt, REQUESTS_MAX);
+        let (client, mut connection) = Client::new(mqtt, REQUESTS_MAX);
+        let mut network = connection.eventloop.network_options();
+        network.set_connection_timeout(CONNECT_TIMEOUT_S);
+        connection.eventloop.set_network_options(network);
         let handle = client.clone();
         let reconnect_ms = options.reconnect_min_ms;
         let bridge = Self {
@@ -111,7 +119,11 @@ impl Bridge {
             if !self.offer_held() {
                 return;
             }
-            let wait_ms = if self.held.is_empty() { IDLE_POLL_MS } else { RETRY_POLL_MS };
+            let wait_ms = match (self.connected, self.held.is_empty()) {
+                (false, _) => CONNECT_POLL_MS,
+                (true, true) => IDLE_POLL_MS,
+                (true, false) => RETRY_POLL_MS,
+            };
             match self.connection.recv_timeout(Duration::from_millis(wait_ms)) {
                 Ok(Ok(event)) => self.on_event(event),
                 Ok(Err(error)) => self.on_connection_lost(error),
@@ -157,11 +169,10 @@ impl Bridge {
                 self.connected = true;
                 self.reconnect_ms = self.options.reconnect_min_ms;
                 self.host.log(LogLevel::Info, &format!("MQTT connected (session present: {})", ack.session_present));
-                if !ack.session_present {
-                    // A new session (first start, or a broker that lost its state).
-                    if let Err(error) = self.client.try_subscribe(self.options.up_topic.as_str(), QoS::AtLeastOnce) {
-                        self.host.log(LogLevel::Error, &format!("cannot subscribe {}: {error}", self.options.up_topic));
-                    }
+                // Also when the session is present: the filter may have changed in the
+                // config, and subscribing again to the same filter keeps its queue.
+                if let Err(error) = self.client.try_subscribe(self.options.up_topic.as_str(), QoS::AtLeastOnce) {
+                    self.host.log(LogLevel::Error, &format!("cannot subscribe {}: {error}", self.options.up_topic));
                 }
             }
             Event::Incoming(Packet::SubAck(_)) => {
