@@ -30,6 +30,8 @@ pub const DEVICES_MAX: u32 = 10_000;
 pub const TIME_SCALE_MAX: u32 = 100_000;
 /// Fragments waiting for their delivery time; beyond it new ones are dropped.
 pub const IN_FLIGHT_FRAGMENTS_MAX: usize = 65_536;
+/// Devices whose identity is logged at start.
+pub const IDENTITIES_LOGGED_MAX: usize = 16;
 /// Longest the driver thread sleeps before it looks at its stop flag again.
 const POLL_MS: u64 = 50;
 
@@ -189,8 +191,10 @@ impl RadioDriver for SimRadio {
         }
         let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let settings = self.config.settings(epoch_ms).map_err(|e| PluginError::failed(e.to_string()))?;
+        let simulator = Simulator::new(settings);
+        self.log_identities(&simulator);
         let run = SimRun {
-            simulator: Simulator::new(settings),
+            simulator,
             time_scale: u64::from(self.config.time_scale),
             sink,
             host: self.host.clone(),
@@ -229,6 +233,25 @@ impl RadioDriver for SimRadio {
     }
 }
 
+impl SimRadio {
+    /// Logs the first devices' µIDs and public keys, so an operator can register them.
+    fn log_identities(&self, simulator: &Simulator) {
+        for identity in simulator.identities().take(IDENTITIES_LOGGED_MAX) {
+            let line = format!(
+                "simulated device {}: uid {} public key {}",
+                identity.hardware_id,
+                hex(&identity.uid),
+                hex(&identity.public_key())
+            );
+            self.host.log(LogLevel::Info, &line);
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Drop for SimRadio {
     fn drop(&mut self) {
         let _ = self.stop();
@@ -250,12 +273,7 @@ impl SimRun {
     /// Runs the simulation; a panic is logged instead of tearing the node down.
     fn run_contained(mut self) {
         let host = self.host.clone();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run()));
-        if let Err(panic) = outcome {
-            let message =
-                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-            host.log(LogLevel::Error, &format!("simulation thread panicked: {}", message.unwrap_or_default()));
-        }
+        nest_sdk::radio::run_contained(&host, "radio-sim", || self.run());
     }
 
     fn run(&mut self) {
@@ -307,7 +325,7 @@ impl SimRun {
             let frame = RadioFrame {
                 link_address: transmission.link_address.into(),
                 payload: transmission.bytes.into(),
-                rssi_dbm: ROption::RNone,
+                rssi_dbm: ROption::RSome(transmission.rssi_dbm),
             };
             match self.sink.deliver(frame) {
                 SinkStatus::Accepted => {}

@@ -24,6 +24,12 @@
 //!   measurements are 1.5–3 s in normal coverage.
 //! - **WiFi**: IEEE 802.11n, 20 MHz, one stream, MCS7 with short guard interval:
 //!   72.2 Mbit/s; IP MTU 1500 bytes; a few ms of latency on a quiet channel.
+//!
+//! Receiver sensitivity, which bounds the RSSI a frame can arrive with: LoRa at
+//! 125 kHz per the Semtech SX1276 datasheet (SF7 −123 … SF12 −136 dBm); BLE −96 dBm
+//! (Nordic nRF52832, 1 Mbit/s); ZigBee −97 dBm (TI CC2530; 802.15.4 itself requires
+//! −85 dBm); NB-IoT about −108 dBm (3GPP TS 36.101 reference sensitivity, before
+//! repetitions); WiFi −64 dBm (IEEE 802.11 minimum sensitivity for MCS7 at 20 MHz).
 
 /// The figures of one radio technology.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,25 +46,36 @@ pub struct Profile {
     pub loss_permille: u32,
     /// Allowed share of air time, in thousandths (1000 = unrestricted).
     pub duty_cycle_permille: u32,
+    /// Weakest signal the receiver decodes.
+    pub sensitivity_dbm: i32,
 }
 
-const fn lora(name: &'static str, mtu_bytes: u32, bitrate_bps: u64) -> Profile {
-    Profile { name, mtu_bytes, bitrate_bps, latency_ms: 100, loss_permille: 100, duty_cycle_permille: 10 }
+const fn lora(name: &'static str, mtu_bytes: u32, bitrate_bps: u64, sensitivity_dbm: i32) -> Profile {
+    Profile {
+        name,
+        mtu_bytes,
+        bitrate_bps,
+        latency_ms: 100,
+        loss_permille: 100,
+        duty_cycle_permille: 10,
+        sensitivity_dbm,
+    }
 }
 
 /// Every profile the simulator knows.
 pub const PROFILES: [Profile; 10] = [
-    lora("lora-sf7", 222, 5_470),
-    lora("lora-sf8", 222, 3_125),
-    lora("lora-sf9", 115, 1_760),
-    lora("lora-sf10", 51, 980),
-    lora("lora-sf11", 51, 440),
-    lora("lora-sf12", 51, 250),
+    lora("lora-sf7", 222, 5_470, -123),
+    lora("lora-sf8", 222, 3_125, -126),
+    lora("lora-sf9", 115, 1_760, -129),
+    lora("lora-sf10", 51, 980, -132),
+    lora("lora-sf11", 51, 440, -133),
+    lora("lora-sf12", 51, 250, -136),
     Profile {
         name: "ble",
         mtu_bytes: 244,
         bitrate_bps: 1_000_000,
         latency_ms: 30,
+        sensitivity_dbm: -96,
         loss_permille: 10,
         duty_cycle_permille: 1000,
     },
@@ -67,6 +84,7 @@ pub const PROFILES: [Profile; 10] = [
         mtu_bytes: 82,
         bitrate_bps: 250_000,
         latency_ms: 15,
+        sensitivity_dbm: -97,
         loss_permille: 20,
         duty_cycle_permille: 1000,
     },
@@ -75,6 +93,7 @@ pub const PROFILES: [Profile; 10] = [
         mtu_bytes: 1600,
         bitrate_bps: 66_000,
         latency_ms: 2_000,
+        sensitivity_dbm: -108,
         loss_permille: 10,
         duty_cycle_permille: 1000,
     },
@@ -83,6 +102,7 @@ pub const PROFILES: [Profile; 10] = [
         mtu_bytes: 1500,
         bitrate_bps: 72_200_000,
         latency_ms: 5,
+        sensitivity_dbm: -64,
         loss_permille: 5,
         duty_cycle_permille: 1000,
     },

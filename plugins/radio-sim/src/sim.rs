@@ -14,6 +14,13 @@ use nest_sdk::{
     fragment,
 };
 
+/// Weakest mean signal of a device above the receiver's sensitivity.
+const RSSI_MARGIN_MIN_DB: i32 = 3;
+/// Spread of the devices' mean signals above that.
+const RSSI_SPREAD_DB: u64 = 38;
+/// Per-frame fading around a device's mean signal: ±2 dB.
+const RSSI_JITTER_DB: u64 = 5;
+
 /// What the simulation needs besides the profile.
 #[derive(Clone, Debug)]
 pub struct SimSettings {
@@ -46,6 +53,8 @@ pub struct Transmission {
     pub bytes: Vec<u8>,
     /// Simulated time at which the gateway has it.
     pub deliver_at_ms: u64,
+    /// Signal strength at the gateway.
+    pub rssi_dbm: i32,
 }
 
 /// What the simulation did so far.
@@ -65,6 +74,8 @@ pub struct SimStats {
 
 struct Device {
     identity: SimIdentity,
+    /// The device's mean signal at the gateway (its distance, fixed per device).
+    rssi_dbm: i32,
     next_reading_ms: u64,
     counter: u64,
     message_id: u16,
@@ -88,6 +99,8 @@ impl Simulator {
         let devices = (0..settings.devices)
             .map(|index| Device {
                 identity: SimIdentity::derive(&settings.key_seed, &settings.hardware_id_prefix, index),
+                // Between just above the receiver's sensitivity and 40 dB stronger.
+                rssi_dbm: settings.profile.sensitivity_dbm + RSSI_MARGIN_MIN_DB + (rng.below(RSSI_SPREAD_DB) as i32),
                 next_reading_ms: rng.next() % interval_ms,
                 counter: 0,
                 message_id: 0,
@@ -162,7 +175,8 @@ impl Simulator {
                 continue;
             }
             let deliver_at_ms = on_air_end_us.div_ceil(1000) + profile.latency_ms;
-            out.push(Transmission { link_address: link_address.clone(), bytes, deliver_at_ms });
+            let rssi_dbm = self.devices[index].rssi_dbm + self.rng.below(RSSI_JITTER_DB) as i32 - 2;
+            out.push(Transmission { link_address: link_address.clone(), bytes, deliver_at_ms, rssi_dbm });
         }
     }
 
@@ -258,6 +272,7 @@ mod tests {
             .count() as u64;
         assert!(complete > 0 && complete <= stats.readings_sent, "{complete} of {stats:?}");
         assert!(delivered.iter().all(|t| t.bytes.len() <= 51));
+        assert!(delivered.iter().all(|t| (-136..=-94).contains(&t.rssi_dbm)), "RSSI within the receiver's range");
     }
 
     #[test]

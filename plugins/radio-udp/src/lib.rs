@@ -154,7 +154,10 @@ impl RadioDriver for UdpRadio {
         self.host.log(LogLevel::Info, &format!("receiving device frames on udp {local}"));
         let receiver =
             Receiver { socket: Arc::clone(&socket), sink, host: self.host.clone(), stop: Arc::clone(&self.stop) };
-        self.threads.push(spawn("radio-udp-rx", move || receiver.run())?);
+        self.threads.push(spawn("radio-udp-rx", move || {
+            let host = receiver.host.clone();
+            nest_sdk::radio::run_contained(&host, "radio-udp-rx", || receiver.run());
+        })?);
         if let Some(discovery) = self.config.discovery.clone() {
             let announcer = Announcer::open(
                 discovery,
@@ -163,7 +166,10 @@ impl RadioDriver for UdpRadio {
                 self.host.clone(),
                 Arc::clone(&self.stop),
             )?;
-            self.threads.push(spawn("radio-udp-discovery", move || announcer.run())?);
+            self.threads.push(spawn("radio-udp-discovery", move || {
+                let host = announcer.host.clone();
+                nest_sdk::radio::run_contained(&host, "radio-udp-discovery", || announcer.run());
+            })?);
         }
         self.socket = Some(socket);
         Ok(())
@@ -392,7 +398,8 @@ mod tests {
     fn a_probe_on_the_group_is_answered_with_the_unicast_address() {
         let discovery = DiscoveryConfig {
             group: Ipv4Addr::new(239, 255, 78, 84),
-            port: 47_884,
+            // A free port, so that concurrent runs do not answer each other's probes.
+            port: UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
             interface: Ipv4Addr::LOCALHOST,
             announce_interval_ms: 60_000,
         };
