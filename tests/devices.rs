@@ -5,16 +5,18 @@
 //! oversized frame, truncated fragment sequence, garbage) are rejected and counted while
 //! the node keeps working.
 //!
-//! The radio here is the loopback fixture: a frame sent through it with the admin route
-//! comes back as a received frame, so the test controls exactly what the node receives.
+//! The radios: the loopback fixture (a frame sent through it with the admin route comes
+//! back as a received frame, so the test controls exactly what the node receives), the
+//! simulated radio of `nestd up`, and radio-mqtt on a real Mosquitto broker with frames
+//! written by `nestd device frame` and published by the real `mosquitto_pub`.
 
 use nest_host::{crypto::sha256, ledger::merkle::merkle_root};
 use nest_sdk::Hash32;
 use nest_tests::{
     RADIO_LOOPBACK,
     devices::{
-        TestDevice, admin_token, device, devnet_with_radio, link_stats, nestd, radio_send, register, rejected, revoke,
-        sim_device_uid, wait_anchored,
+        TestDevice, admin_token, device, devnet_with_own_radio, devnet_with_radio, expect_rejected, link_stats, nestd,
+        radio_send, register, rejected, revoke, sim_device_uid, wait_anchored,
     },
     node::{NodeProcess, wait_until},
 };
@@ -97,13 +99,8 @@ fn bad_frames_are_rejected_by_reason_and_counted_while_the_node_keeps_working() 
     register(node, &net.devnet, &revoked);
     revoke(node, &net.devnet, &revoked);
 
-    let expect = |what: &str, reason: &str, frame: &[u8]| {
-        let before = rejected(node, RADIO, reason);
-        net.send(frame);
-        wait_until(Duration::from_secs(15), &format!("{what} rejected as {reason}"), || {
-            rejected(node, RADIO, reason) == before + 1
-        });
-    };
+    let expect =
+        |what: &str, reason: &str, frame: &[u8]| expect_rejected(node, RADIO, what, reason, || net.send(frame));
     let mut bad_signature = good.reading(1, "42");
     let last = bad_signature.len() - 1;
     bad_signature[last] ^= 0x01;
@@ -186,4 +183,95 @@ fn the_devnet_simulated_devices_are_registered_and_their_readings_anchored() {
     assert!(stats["accepted"].as_u64() >= Some(1), "{stats}");
     // A second registration pass finds them all on chain.
     assert_eq!(nest_host::devices::devnet::register_sim_devices(&node.url, &devnet.faucet_key).unwrap(), 0);
+}
+
+/// `nestd device frame` for `device` into `<dir>/<name>`; extra arguments appended.
+fn cli_frame(
+    dir: &std::path::Path,
+    key: &std::path::Path,
+    hardware_id: &str,
+    counter: u64,
+    name: &str,
+    extra: &[&str],
+) -> std::path::PathBuf {
+    let out = dir.join(name);
+    let (key, counter_text, out_text) = (key.display().to_string(), counter.to_string(), out.display().to_string());
+    let mut args = vec!["device", "frame", "--key", &key, "--hardware-id", hardware_id, "--counter", &counter_text];
+    args.extend(["--payload", "19.0C", "--out", &out_text]);
+    args.extend(extra);
+    nestd(&args);
+    out
+}
+
+#[test]
+fn over_mqtt_frames_published_by_mosquitto_pub_are_anchored_on_every_node_or_rejected_by_reason() {
+    let broker = nest_tests::mosquitto::Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        format!("{{ broker = \"{}\", client_id = \"nest-devices-{}\" }}", broker.address(), nest_tests::node::unique());
+    let devnet = devnet_with_own_radio(dir.path(), 2, "mqtt", "mqtt", &config);
+    let nodes: Vec<NodeProcess> = devnet.manifests.iter().map(|m| NodeProcess::start(m)).collect();
+    wait_until(Duration::from_secs(30), "the nodes to connect", || nodes.iter().all(|n| n.status().peers >= 1));
+    let key = dir.path().join("thermo.key");
+    nestd(&["device", "keygen", "--out", &key.display().to_string()]);
+    let owner = devnet.faucet_key.display().to_string();
+    let register = |hardware_id: &str| {
+        let args = ["device", "register", "--key", &owner, "--node", &nodes[0].url, "--hardware-id", hardware_id];
+        let mut args = args.to_vec();
+        let key_text = key.display().to_string();
+        args.extend(["--device-key", &key_text, "--wait"]);
+        nestd(&args);
+    };
+    register("thermo-mqtt");
+    let publish = |file: &std::path::Path| {
+        assert!(broker.publish("nest/devices/thermo-mqtt/up", &std::fs::read(file).unwrap()), "mosquitto_pub failed");
+    };
+    let first = cli_frame(dir.path(), &key, "thermo-mqtt", 1, "first.bin", &[]);
+    publish(&first);
+    let uid = TestDevice::new("thermo-mqtt").uid();
+    wait_anchored(&nodes, &uid, 1);
+    for node in &nodes {
+        let shown = device(node, &uid).unwrap();
+        let root = merkle_root(&[sha256(&std::fs::read(&first).unwrap())]);
+        assert_eq!(shown["anchors"][0]["root"], root.to_hex(), "{shown}");
+    }
+
+    let node = &nodes[0];
+    let expect = |what: &str, reason: &str, file: &std::path::Path| {
+        expect_rejected(node, "mqtt", what, reason, || publish(file))
+    };
+    expect("the same frame again", "replayed_counter", &first);
+    expect(
+        "a corrupted signature",
+        "bad_signature",
+        &cli_frame(dir.path(), &key, "thermo-mqtt", 2, "bad.bin", &["--corrupt-signature"]),
+    );
+    expect("an unregistered device", "unknown_device", &cli_frame(dir.path(), &key, "stranger", 1, "unknown.bin", &[]));
+    register("thermo-revoked");
+    nestd(&["device", "revoke", "--key", &owner, "--node", &node.url, "--hardware-id", "thermo-revoked", "--wait"]);
+    expect("a revoked device", "revoked", &cli_frame(dir.path(), &key, "thermo-revoked", 1, "revoked.bin", &[]));
+    let oversized = dir.path().join("oversized.bin");
+    std::fs::write(&oversized, vec![1u8; 3000]).unwrap();
+    expect("a 3000-byte frame", "oversized", &oversized);
+    let garbage = dir.path().join("garbage.bin");
+    std::fs::write(&garbage, b"\x07not a frame").unwrap();
+    expect("garbage", "garbage", &garbage);
+    let fragments = cli_frame(dir.path(), &key, "thermo-mqtt", 3, "split.bin", &["--mtu", "40"]);
+    expect_rejected(node, "mqtt", "a fragment sequence missing its last piece", "truncated_fragments", || {
+        for index in 0..3 {
+            publish(&std::path::PathBuf::from(format!("{}.{index}", fragments.display())));
+        }
+    });
+
+    // Unaffected: the next good frame, fragmented, is anchored on every node.
+    let last = cli_frame(dir.path(), &key, "thermo-mqtt", 4, "last.bin", &["--mtu", "40"]);
+    let mut index = 0;
+    while last.with_extension(format!("bin.{index}")).exists() {
+        publish(&last.with_extension(format!("bin.{index}")));
+        index += 1;
+    }
+    wait_anchored(&nodes, &uid, 4);
+    let stats = link_stats(node, "mqtt");
+    assert_eq!(stats["accepted"], 2, "{stats}");
+    assert_eq!(stats["rejected"], 7, "{stats}");
 }

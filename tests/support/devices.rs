@@ -85,14 +85,25 @@ pub fn devnet_with_radio(dir: &Path, nodes: usize, plugin: super::PluginCrate, r
     let vendor = nest_host::crypto::SecretKey::read(&devnet.vendor_key).expect("vendor key");
     let package = dir.join("packages").join(plugin.lib_name);
     super::pack_crate(plugin, &package, &vendor);
-    let extra = format!(
-        "[[plugin]]\nid = \"radio\"\npackage = \"{}\"\n\n[[radio]]\nid = \"{radio_id}\"\nplugin = \"radio\"\nconfig = {config}\n\n",
-        package.display()
-    );
+    let plugin_table = format!("[[plugin]]\nid = \"radio\"\npackage = \"{}\"\n\n", package.display());
+    add_radio(&devnet, &plugin_table, "radio", radio_id, config);
+    devnet
+}
+
+/// Writes a devnet whose first node runs the devnet's own radio plugin `plugin_id`
+/// (`sim`, `udp`, `mqtt`) as radio `radio_id` with `config`.
+pub fn devnet_with_own_radio(dir: &Path, nodes: usize, plugin_id: &str, radio_id: &str, config: &str) -> Devnet {
+    let devnet = write_devnet_nodes(dir, 200, Vec::new(), nodes, 1);
+    add_radio(&devnet, "", plugin_id, radio_id, config);
+    devnet
+}
+
+/// Puts `plugin_table` and a `[[radio]]` table before the first node's chain.
+fn add_radio(devnet: &Devnet, plugin_table: &str, plugin_id: &str, radio_id: &str, config: &str) {
+    let radio = format!("[[radio]]\nid = \"{radio_id}\"\nplugin = \"{plugin_id}\"\nconfig = {config}\n\n");
     let text = std::fs::read_to_string(&devnet.manifest).expect("manifest");
     let (before_chain, chain) = text.split_at(text.find("[[chain]]").expect("a chain table"));
-    std::fs::write(&devnet.manifest, format!("{before_chain}{extra}{chain}")).expect("write manifest");
-    devnet
+    std::fs::write(&devnet.manifest, format!("{before_chain}{plugin_table}{radio}{chain}")).expect("write manifest");
 }
 
 /// The admin token of the node started from `manifest`.
@@ -135,5 +146,14 @@ pub fn device(node: &NodeProcess, uid: &str) -> Option<Value> {
 pub fn wait_anchored(nodes: &[NodeProcess], uid: &str, counter: u64) {
     wait_until(Duration::from_secs(60), &format!("counter {counter} of {uid} anchored on every node"), || {
         nodes.iter().all(|node| device(node, uid).is_some_and(|d| d["last_counter"].as_u64() >= Some(counter)))
+    });
+}
+
+/// Runs `send` and waits until radio `radio` of `node` counted one more rejection for `reason`.
+pub fn expect_rejected(node: &NodeProcess, radio: &str, what: &str, reason: &str, send: impl FnOnce()) {
+    let before = rejected(node, radio, reason);
+    send();
+    wait_until(Duration::from_secs(15), &format!("{what} rejected as {reason}"), || {
+        rejected(node, radio, reason) == before + 1
     });
 }

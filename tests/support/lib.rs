@@ -167,7 +167,7 @@ impl FrameSinkFfi for CollectingSink {
     }
 }
 
-pub mod devices;
 pub mod device;
+pub mod devices;
 pub mod mosquitto;
 pub mod node;
