@@ -171,7 +171,7 @@ fn nestd_device_tools_make_keys_frames_and_refuse_bad_arguments() {
 #[test]
 fn the_devnet_simulated_devices_are_registered_and_their_readings_anchored() {
     let dir = tempfile::tempdir().unwrap();
-    let devnet = nest_tests::node::write_devnet_nodes(dir.path(), 200, Vec::new(), 1, 1);
+    let devnet = nest_tests::devices::funded_devnet(dir.path(), 1);
     nest_host::devices::devnet::add_sim_radio(&devnet.manifest).unwrap();
     let node = NodeProcess::start(&devnet.manifest);
     let registered = nest_host::devices::devnet::register_sim_devices(&node.url, &devnet.faucet_key).unwrap();

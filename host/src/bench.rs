@@ -151,18 +151,26 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
     }
     let result = drive(options, &senders, &nodes, cores, single_core);
     nodes.iter_mut().for_each(NodeProcess::stop);
-    if !options.keep {
-        let _ = std::fs::remove_dir_all(&dir);
-    } else {
-        eprintln!("devnet kept in {}", dir.display());
-    }
-    let report = result?;
+    let report = finish(&dir, options.keep, result)?;
     print_report(&report);
-    if let Some(path) = &options.json {
-        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    write_json(options.json.as_deref(), &report)
+}
+
+/// Removes the run's directory (or says where it is kept) and hands the result on.
+fn finish<T>(dir: &Path, keep: bool, result: Result<T, String>) -> Result<T, String> {
+    if keep {
+        eprintln!("devnet kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(dir);
     }
-    Ok(())
+    result
+}
+
+/// Writes the report as pretty JSON to `path`, when given.
+fn write_json<T: Serialize>(path: Option<&Path>, report: &T) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn seed(index: usize) -> [u8; 32] {

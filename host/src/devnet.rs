@@ -24,8 +24,6 @@ const WORKSPACE_PLUGINS: [(&str, &str, &str); 5] = [
 
 /// Balance of the devnet's faucet account.
 pub const FAUCET_BALANCE: u64 = 1_000_000_000_000;
-/// Balance of each node's own account: it pays the fees of the node's device anchors.
-pub const NODE_BALANCE: u64 = 1_000_000_000;
 
 /// What to write.
 pub struct DevnetSpec {
@@ -113,7 +111,7 @@ fn source_library(source: &str) -> Option<String> {
 fn check_shape(spec: &DevnetSpec) -> Result<(), String> {
     let file = spec.dir.join("devnet.shape");
     let shape = format!(
-        "nodes = {}\nauthorities = {}\nblock_interval_ms = {}\nnode_accounts_funded = true\n",
+        "nodes = {}\nauthorities = {}\nblock_interval_ms = {}\n",
         spec.nodes.max(1),
         spec.authorities.clamp(1, spec.nodes.max(1)),
         spec.block_interval_ms
@@ -168,12 +166,6 @@ pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
             p2p_port,
             api_port,
         });
-    }
-    for plan in &plans {
-        let account = plan.key.public_key();
-        if !allocations.iter().any(|(key, _)| *key == account) {
-            allocations.push((account, NODE_BALANCE));
-        }
     }
     let authorities: Vec<PublicKey> =
         plans.iter().take(spec.authorities.clamp(1, nodes)).map(|p| p.key.public_key()).collect();

@@ -172,7 +172,7 @@ fn up(dir: PathBuf, fresh: bool, block_interval_ms: u64, port: u16, nodes: usize
     if fresh && dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let spec = DevnetSpec {
+    let mut spec = DevnetSpec {
         dir,
         block_interval_ms,
         api_port: port,
@@ -183,6 +183,7 @@ fn up(dir: PathBuf, fresh: bool, block_interval_ms: u64, port: u16, nodes: usize
         nodes: nodes.max(1),
         authorities: nodes.max(1),
     };
+    spec.allocations = devices::devnet::node_allocations(&spec.dir, spec.nodes)?;
     if spec.nodes > 1 {
         return nest_host::up::up(&spec);
     }

@@ -81,7 +81,7 @@ pub fn revoke(node: &NodeProcess, devnet: &Devnet, device: &TestDevice) {
 /// packed and signed with the devnet's vendor key, as radio `radio_id` with `config`
 /// (an inline TOML table).
 pub fn devnet_with_radio(dir: &Path, nodes: usize, plugin: super::PluginCrate, radio_id: &str, config: &str) -> Devnet {
-    let devnet = write_devnet_nodes(dir, 200, Vec::new(), nodes, 1);
+    let devnet = funded_devnet(dir, nodes);
     let vendor = nest_host::crypto::SecretKey::read(&devnet.vendor_key).expect("vendor key");
     let package = dir.join("packages").join(plugin.lib_name);
     super::pack_crate(plugin, &package, &vendor);
@@ -93,9 +93,16 @@ pub fn devnet_with_radio(dir: &Path, nodes: usize, plugin: super::PluginCrate, r
 /// Writes a devnet whose first node runs the devnet's own radio plugin `plugin_id`
 /// (`sim`, `udp`, `mqtt`) as radio `radio_id` with `config`.
 pub fn devnet_with_own_radio(dir: &Path, nodes: usize, plugin_id: &str, radio_id: &str, config: &str) -> Devnet {
-    let devnet = write_devnet_nodes(dir, 200, Vec::new(), nodes, 1);
+    let devnet = funded_devnet(dir, nodes);
     add_radio(&devnet, "", plugin_id, radio_id, config);
     devnet
+}
+
+/// A devnet of `nodes` nodes (one authority, 200 ms blocks) whose node accounts can pay
+/// for anchors.
+pub fn funded_devnet(dir: &Path, nodes: usize) -> Devnet {
+    let allocations = nest_host::devices::devnet::node_allocations(dir, nodes).expect("node keys");
+    write_devnet_nodes(dir, 200, allocations, nodes, 1)
 }
 
 /// Puts `plugin_table` and a `[[radio]]` table before the first node's chain.

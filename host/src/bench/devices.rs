@@ -6,11 +6,12 @@
 //! the frames are signed before the clock starts and sent as datagrams, keeping at most
 //! [`FRAMES_IN_FLIGHT_MAX`] unanswered so the node's bounded queues are not overrun
 //! (a frame the node cannot queue is dropped by the UDP driver, as UDP allows).
-//! Latency is measured one frame at a time: from the send (or the start of
-//! `mosquitto_pub` with `--mqtt`) until the node shows the reading anchored in a final
-//! block.
+//! Latency is measured one frame at a time, through radio-mqtt on a private Mosquitto
+//! broker when `mosquitto` is installed: from the start of the real `mosquitto_pub`
+//! until the node shows the reading anchored in a final block (without Mosquitto, from
+//! the UDP send).
 
-use super::{NodeProcess, percentile, tempfile_dir};
+use super::{NodeProcess, finish, percentile, tempfile_dir, write_json};
 use crate::client::Client;
 use crate::devices::{FrameSpec, keys::DeviceKey, signed_envelope};
 use crate::devnet::{self, DevnetSpec};
@@ -105,7 +106,7 @@ pub fn run(options: &DeviceBenchOptions) -> Result<(), String> {
         dir: dir.clone(),
         block_interval_ms: options.block_interval_ms,
         api_port: 0,
-        allocations: Vec::new(),
+        allocations: crate::devices::devnet::node_allocations(&dir, 1)?,
         block_txs_max: 20_000,
         mempool_txs_max: 100_000,
         plugin_dir: devnet::library_dir(),
@@ -114,21 +115,17 @@ pub fn run(options: &DeviceBenchOptions) -> Result<(), String> {
     };
     let net = devnet::write(&spec)?;
     add_udp_radio(&net.manifest, port)?;
+    let broker = Broker::start(&dir)?;
+    if let Some(broker) = &broker {
+        broker.add_radio(&net.manifest)?;
+    }
     let mut node = NodeProcess::spawn(&net.manifest)?;
-    let result = drive(options, &node, &net.faucet_key, port, cores, single_core);
+    let result = drive(options, &node, &net.faucet_key, port, broker.as_ref(), cores, single_core);
     node.stop();
-    if options.keep {
-        eprintln!("devnet kept in {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let report = result?;
+    drop(broker);
+    let report = finish(&dir, options.keep, result)?;
     print_report(&report);
-    if let Some(path) = &options.json {
-        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(())
+    write_json(options.json.as_deref(), &report)
 }
 
 /// P-256 verifications per second on one thread: median of 5 samples.
@@ -170,6 +167,9 @@ fn add_udp_radio(manifest: &std::path::Path, port: u16) -> Result<(), String> {
     std::fs::write(manifest, text).map_err(|e| format!("{}: {e}", manifest.display()))
 }
 
+/// Puts one device's frame on the air (UDP datagram or `mosquitto_pub`).
+type Publish<'a> = dyn Fn(&[u8], &BenchDevice) -> Result<(), String> + 'a;
+
 /// A device of the run.
 struct BenchDevice {
     hardware_id: String,
@@ -190,6 +190,7 @@ fn drive(
     node: &NodeProcess,
     faucet_key: &std::path::Path,
     port: u16,
+    broker: Option<&Broker>,
     cores: usize,
     single_core: f64,
 ) -> Result<DeviceBenchReport, String> {
@@ -216,7 +217,11 @@ fn drive(
     let elapsed_s = start.elapsed().as_secs_f64();
     let accepted = settled.link.accepted;
     let last = frames_per_device(options);
-    let latencies = anchor_latencies(options, &client, &devices, &socket, &target, last)?;
+    let publish = |frame: &[u8], device: &BenchDevice| match broker {
+        Some(broker) => broker.publish(&device.hardware_id, frame),
+        None => socket.send_to(frame, &target).map(|_| ()).map_err(|e| format!("send: {e}")),
+    };
+    let latencies = anchor_latencies(options, &client, &devices, &publish, last)?;
     let readings_anchored = anchored_total(&client, &devices)?;
     let ceiling = single_core * cores as f64;
     let accepted_per_s = accepted as f64 / elapsed_s;
@@ -232,7 +237,7 @@ fn drive(
         verify_ceiling_per_s: ceiling,
         ratio_to_ceiling: accepted_per_s / ceiling,
         readings_anchored,
-        latency_transport: "udp".into(),
+        latency_transport: if broker.is_some() { "mosquitto_pub" } else { "udp" }.into(),
         anchor_latency_p50_ms: percentile(&latencies, 0.50),
         anchor_latency_p99_ms: percentile(&latencies, 0.99),
         block_interval_ms: options.block_interval_ms,
@@ -304,8 +309,7 @@ fn anchor_latencies(
     options: &DeviceBenchOptions,
     client: &Client,
     devices: &[BenchDevice],
-    socket: &UdpSocket,
-    target: &str,
+    publish: &Publish<'_>,
     after_counter: u64,
 ) -> Result<Vec<f64>, String> {
     let device = &devices[0];
@@ -322,7 +326,7 @@ fn anchor_latencies(
         };
         let frame = signed_envelope(&device.key, &spec).map_err(|e| e.to_string())?.encode();
         let start = Instant::now();
-        socket.send_to(&frame, target).map_err(|e| format!("send: {e}"))?;
+        publish(&frame, device)?;
         wait_anchored(client, &uid, counter)?;
         latencies.push(start.elapsed().as_secs_f64() * 1000.0);
     }
@@ -376,4 +380,83 @@ fn print_report(report: &DeviceBenchReport) {
         report.anchor_latency_p50_ms, report.anchor_latency_p99_ms, report.latency_transport
     );
     println!("{}", serde_json::to_string(report).unwrap_or_default());
+}
+
+/// A private Mosquitto broker for the latency samples; stopped when dropped.
+struct Broker {
+    child: std::process::Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Broker {
+    /// Starts `mosquitto` on a free port, or `None` when it is not installed.
+    fn start(dir: &std::path::Path) -> Result<Option<Broker>, String> {
+        let binary =
+            ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().find(|p| std::path::Path::new(p).exists());
+        let Some(binary) = binary else {
+            eprintln!("mosquitto is not installed: latency is measured from the UDP send");
+            return Ok(None);
+        };
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let config = dir.join("mosquitto.conf");
+        std::fs::write(&config, format!("listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n"))
+            .map_err(|e| format!("{}: {e}", config.display()))?;
+        let child = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start mosquitto: {e}"))?;
+        let broker = Broker { child, port, dir: dir.to_path_buf() };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("mosquitto did not listen on port {port}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Some(broker))
+    }
+
+    /// Adds radio-mqtt on this broker to the node's manifest.
+    fn add_radio(&self, manifest: &std::path::Path) -> Result<(), String> {
+        let mut text = std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+        text.push_str(&format!(
+            "\n[[radio]]\nid = \"mqtt\"\nplugin = \"mqtt\"\nconfig = {{ broker = \"127.0.0.1:{}\", client_id = \"nest-bench\" }}\n",
+            self.port
+        ));
+        std::fs::write(manifest, text).map_err(|e| format!("{}: {e}", manifest.display()))
+    }
+
+    /// Publishes `frame` on the device's up topic with the real `mosquitto_pub` (QoS 1).
+    fn publish(&self, device: &str, frame: &[u8]) -> Result<(), String> {
+        let file = self.dir.join("frame.bin");
+        std::fs::write(&file, frame).map_err(|e| format!("{}: {e}", file.display()))?;
+        let status = std::process::Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-q",
+                "1",
+                "-t",
+                &format!("nest/devices/{device}/up"),
+                "-f",
+            ])
+            .arg(&file)
+            .status()
+            .map_err(|e| format!("cannot run mosquitto_pub: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("mosquitto_pub exited with {status}")) }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

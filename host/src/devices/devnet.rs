@@ -14,8 +14,32 @@ use crate::crypto::{SecretKey, sha256_parts};
 use crate::ledger::device::DeviceTx;
 use crate::ledger::tx::{SignedTx, TxBody, UnsignedTx, gas_of};
 use crate::node::{AccountView, status::NodeStatus};
-use nest_sdk::{Hash32, device::device_uid};
+use nest_sdk::{Hash32, PublicKey, device::device_uid};
 use std::{fmt::Write as _, path::Path, time::Duration};
+
+/// Balance given at genesis to each node's own account, which pays its anchor fees.
+pub const NODE_BALANCE: u64 = 1_000_000_000;
+
+/// Genesis allocations that fund the node accounts of a devnet of `nodes` nodes in `dir`:
+/// the node keys are created now where missing (the devnet writer keeps existing keys),
+/// so the nodes can pay for the anchors of their devices' readings.
+pub fn node_allocations(dir: &Path, nodes: usize) -> Result<Vec<(PublicKey, u64)>, String> {
+    let mut allocations = Vec::with_capacity(nodes);
+    for index in 1..=nodes.max(1) {
+        let node_dir = dir.join(format!("node-{index}"));
+        std::fs::create_dir_all(&node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
+        let path = node_dir.join("node.key");
+        let key = if path.exists() {
+            SecretKey::read(&path).map_err(|e| e.to_string())?
+        } else {
+            let key = SecretKey::generate().map_err(|e| e.to_string())?;
+            key.write(&path).map_err(|e| e.to_string())?;
+            key
+        };
+        allocations.push((key.public_key(), NODE_BALANCE));
+    }
+    Ok(allocations)
+}
 
 /// Simulated devices on a devnet's node-1.
 pub const SIM_DEVICES: u32 = 4;
