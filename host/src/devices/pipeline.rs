@@ -560,3 +560,6 @@ pub fn lookup(ledger: &Ledger, uid: &[u8; 32]) -> Result<DeviceRecord, Rejection
     }
     Ok(record)
 }
+
+#[cfg(test)]
+mod tests;
