@@ -15,8 +15,8 @@ use nest_sdk::Hash32;
 use nest_tests::{
     RADIO_LOOPBACK,
     devices::{
-        TestDevice, admin_token, device, devnet_with_own_radio, devnet_with_radio, expect_rejected, link_stats, nestd,
-        radio_send, register, rejected, revoke, sim_device_uid, wait_anchored,
+        TestDevice, admin_token, console, device, devnet_with_own_radio, devnet_with_radio, expect_rejected,
+        link_stats, nestd, radio_send, register, rejected, revoke, sim_device_uid, wait_anchored,
     },
     node::{NodeProcess, wait_until},
 };
@@ -83,6 +83,25 @@ fn a_signed_reading_is_verified_stored_and_anchored_on_every_node() {
     let later: serde_json::Value =
         net.nodes[0].client().get(&format!("/v1/devices/{uid}/readings?from_ms=1700000000002")).unwrap();
     assert_eq!(later.as_array().map(Vec::len), Some(1), "time range: {later}");
+
+    // The console sees the same: devices, readings, radios.
+    let manifest = &net.devnet.manifest;
+    let code = format!("return devices.show(\"{uid}\").readings_anchored");
+    assert_eq!(console(manifest, &code).1.trim(), "2");
+    let code = format!("return devices.readings(\"{uid}\", 0, 1700000000001)[1].payload_text");
+    assert_eq!(console(manifest, &code).1.trim(), "21.5C");
+    assert_eq!(console(manifest, "return radios.stats(\"lab\").accepted").1.trim(), "2");
+    assert_eq!(console(manifest, "return devices.uid(\"thermo-0001\")").1.trim(), uid);
+    let (status, _, stderr) = console(manifest, "return devices.show(\"zz\")");
+    assert_eq!(status, 1);
+    assert!(stderr.contains("device µID"), "{stderr}");
+    // An owner's transaction from the console: revoke with the faucet's key file.
+    let faucet = net.devnet.faucet_key.display().to_string();
+    let code = format!("return devices.revoke{{uid = \"{uid}\", from_key_file = \"{faucet}\"}}.status");
+    assert_eq!(console(manifest, &code).1.trim(), "accepted");
+    wait_until(Duration::from_secs(30), "the revocation on node-2", || {
+        device(&net.nodes[1], &uid).is_some_and(|d| d["revoked"] == true)
+    });
 }
 
 fn device_on(node: &NodeProcess, uid: &str) -> bool {

@@ -164,3 +164,17 @@ pub fn expect_rejected(node: &NodeProcess, radio: &str, what: &str, reason: &str
         rejected(node, radio, reason) == before + 1
     });
 }
+
+/// Runs the console (`nest --data-dir <node's data> -e code`) against the node started
+/// from `manifest`; returns (exit code, stdout, stderr).
+pub fn console(manifest: &Path, code: &str) -> (i32, String, String) {
+    let data_dir = manifest.parent().expect("node dir").join("data");
+    let output = Command::new(super::node::nest_binary())
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["-e", code])
+        .output()
+        .expect("run nest");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).to_string();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
