@@ -81,6 +81,12 @@ pub struct DeviceBenchReport {
     pub verify_ceiling_per_s: f64,
     /// accepted per second ÷ ceiling.
     pub ratio_to_ceiling: f64,
+    /// CPU seconds the node process used while the frames were sent and judged.
+    pub node_cpu_s: f64,
+    /// Share of that CPU time the accepted frames' verifications account for (accepted
+    /// frames ÷ single-core verify rate ÷ node CPU time): how much of the node's work is
+    /// the verification itself, whatever else loads the machine.
+    pub verify_share_of_node_cpu: f64,
     /// Readings anchored on chain by the end of the run.
     pub readings_anchored: u64,
     /// How the latency frames were published (`udp` or `mosquitto_pub`).
@@ -225,6 +231,7 @@ fn drive(
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let target = format!("127.0.0.1:{port}");
     eprintln!("sending...");
+    let cpu_before = process_cpu_s(node.child.id());
     let start = Instant::now();
     let mut sent = 0u64;
     let mut seen = 0u64;
@@ -238,6 +245,7 @@ fn drive(
     }
     let settled = wait_settled(&client, sent)?;
     let elapsed_s = start.elapsed().as_secs_f64();
+    let node_cpu_s = process_cpu_s(node.child.id()) - cpu_before;
     let accepted = settled.link.accepted;
     let last = frames_per_device(options);
     let publish = |frame: &[u8], device: &BenchDevice| match broker {
@@ -259,12 +267,26 @@ fn drive(
         cores,
         verify_ceiling_per_s: ceiling,
         ratio_to_ceiling: accepted_per_s / ceiling,
+        node_cpu_s,
+        verify_share_of_node_cpu: accepted as f64 / single_core / node_cpu_s,
         readings_anchored,
         latency_transport: if broker.is_some() { "mosquitto_pub" } else { "udp" }.into(),
         anchor_latency_p50_ms: percentile(&latencies, 0.50),
         anchor_latency_p99_ms: percentile(&latencies, 0.99),
         block_interval_ms: options.block_interval_ms,
     })
+}
+
+/// User and system CPU seconds of process `pid` so far (from `/proc/<pid>/stat`).
+fn process_cpu_s(pid: u32) -> f64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> =
+        text.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<f64>().ok()).sum();
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks / per_second
 }
 
 fn frames_per_device(options: &DeviceBenchOptions) -> u64 {
@@ -397,6 +419,11 @@ fn print_report(report: &DeviceBenchReport) {
         report.verify_ceiling_per_s, report.cores, report.verify_per_s_single_core
     );
     println!("  ratio            {:.2} of the ceiling (target >= 0.50)", report.ratio_to_ceiling);
+    println!(
+        "  node CPU         {:.2} s, of which the accepted frames' P-256 verifications are {:.0}%",
+        report.node_cpu_s,
+        report.verify_share_of_node_cpu * 100.0
+    );
     println!("  anchored         {} readings on chain", report.readings_anchored);
     println!(
         "  anchor latency   p50 {:.0} ms, p99 {:.0} ms ({} to anchored in a final block)",

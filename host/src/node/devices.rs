@@ -65,6 +65,8 @@ pub struct DeviceState {
     last_anchor_tx: Option<Hash32>,
     last_anchor_ms: u64,
     last_tick_ms: u64,
+    /// A device request skipped the tick and status publication: one is owed soon.
+    tick_owed: bool,
 }
 
 impl DeviceState {
@@ -85,6 +87,7 @@ impl DeviceState {
             last_anchor_tx: None,
             last_anchor_ms: 0,
             last_tick_ms: 0,
+            tick_owed: false,
         })
     }
 
@@ -104,10 +107,16 @@ impl LoopState {
     /// [`DEVICE_TRAFFIC_TICK_MS`] while frames stream in.
     pub(super) fn devices_publish_due(&mut self, now_ms: u64) -> bool {
         if now_ms < self.devices.last_tick_ms + DEVICE_TRAFFIC_TICK_MS {
+            self.devices.tick_owed = true;
             return false;
         }
-        self.devices.last_tick_ms = now_ms;
         true
+    }
+
+    /// When the loop must wake up at the latest: the owed tick, if a device request
+    /// skipped one (so the status never lags device traffic by more than a tick).
+    pub(super) fn devices_deadline_ms(&self) -> u64 {
+        if self.devices.tick_owed { self.devices.last_tick_ms + DEVICE_TRAFFIC_TICK_MS } else { u64::MAX }
     }
 
     /// A radio delivered a frame.
@@ -155,6 +164,8 @@ impl LoopState {
     /// Expires fragment sequences and anchors waiting readings when the last anchor left
     /// the mempool.
     pub(super) fn devices_tick(&mut self, now_ms: u64) {
+        self.devices.last_tick_ms = now_ms;
+        self.devices.tick_owed = false;
         self.devices.pipeline.tick(now_ms);
         if !self.devices.pipeline.has_waiting() || now_ms < self.devices.last_anchor_ms + ANCHOR_INTERVAL_MIN_MS {
             return;

@@ -730,7 +730,8 @@ impl LoopState {
                 .filter_map(ChainRuntime::next_timer_ms)
                 .min()
                 .unwrap_or(u64::MAX)
-                .min(now + TICK_FALLBACK_MS);
+                .min(now + TICK_FALLBACK_MS)
+                .min(self.devices_deadline_ms());
             match receiver.recv_timeout(Duration::from_millis(deadline.saturating_sub(now))) {
                 Ok(Request::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Ok(request) => {
