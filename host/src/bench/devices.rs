@@ -24,10 +24,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Frames sent but not yet accepted or rejected by the node.
-const FRAMES_IN_FLIGHT_MAX: u64 = 512;
+/// Frames sent but not yet accepted or rejected by the node: below what the kernel's
+/// default UDP receive buffer holds (about 270 datagrams of this size), so a burst is
+/// not dropped before the driver reads it.
+const FRAMES_IN_FLIGHT_MAX: u64 = 192;
 /// How often the sender looks at the node's link counters.
-const POLL_MS: u64 = 5;
+const POLL_MS: u64 = 2;
 /// Longest a run waits for the node to catch up or anchor.
 const SETTLE_TIMEOUT_S: u64 = 120;
 

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 /// Least time between two anchor transactions.
 const ANCHOR_INTERVAL_MIN_MS: u64 = 100;
 /// While device frames stream in, the loop ticks and publishes its status this often.
-const DEVICE_TRAFFIC_TICK_MS: u64 = 20;
+const DEVICE_TRAFFIC_TICK_MS: u64 = 5;
 /// Most devices `devices.list` returns.
 const DEVICES_LISTED_MAX: usize = 10_000;
 /// Readings and anchors `devices.show` includes.
