@@ -39,7 +39,7 @@ pub use consensus::{ConsensusEngine, Effect, Input, LastCommit};
 pub use error::PluginError;
 pub use export::{PluginInfo, PluginKind, PluginModule, PluginModuleRef};
 pub use host::{Host, HostServices, LogLevel};
-pub use market::{MarketPolicy, Match, Order, Quote, QuoteRequest, Usage};
+pub use market::{MarketPolicy, Match, Order, Quote, QuoteRequest, Round, Terms, Tier, Usage};
 pub use radio::{FrameSink, RadioDriver, RadioFrame, RadioInfo, SinkStatus};
 pub use serde;
 pub use types::{Hash32, PublicKey, Signature};
@@ -49,4 +49,4 @@ pub use types::{Hash32, PublicKey, Signature};
 /// Written into every package's `plugin.toml` as `sdk_abi`; the host refuses a package
 /// whose number differs from its own before it opens the library. Bumped whenever a
 /// type that crosses the boundary changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;

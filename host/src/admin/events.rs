@@ -60,6 +60,15 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Something happened in the resource market (a strategy installed, a quote, ...).
+    Market {
+        /// What: `strategy_installed`, `strategy_rolled_back`, `quote`, ...
+        what: String,
+        /// The SKU.
+        sku: String,
+        /// Details, as JSON text.
+        detail: String,
+    },
     /// This subscriber fell behind and lost events.
     Lagged {
         /// How many events it missed.
@@ -74,7 +83,7 @@ impl Event {
             Event::BlockCommitted { chain, .. }
             | Event::TxCommitted { chain, .. }
             | Event::TxsCommitted { chain, .. } => Some(chain),
-            Event::PluginState { .. } | Event::Lagged { .. } => None,
+            Event::PluginState { .. } | Event::Market { .. } | Event::Lagged { .. } => None,
         }
     }
 

@@ -1,0 +1,128 @@
+//! Perform market operations on the node loop: strategies (with the store) and quotes.
+
+use super::{LoopState, QueryError};
+use crate::admin::events::Event;
+use crate::market::{CHART_POINTS_MAX, MarketOp, PricingContext, SharedStrategies, StrategyError};
+use crate::store::Store;
+use serde_json::{Value, json};
+
+/// Loads the stored strategies into the registry; a version that no longer loads is logged.
+pub(super) fn load_strategies(strategies: &SharedStrategies, store: &Store) {
+    let mut registry = strategies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match registry.load(store) {
+        Ok(problems) => problems.iter().for_each(|problem| tracing::error!(%problem, "stored pricing strategy")),
+        Err(error) => tracing::error!(%error, "pricing strategies not loaded"),
+    }
+}
+
+fn refused(error: StrategyError) -> QueryError {
+    match error {
+        StrategyError::Unknown(_) | StrategyError::NoVersion { .. } => QueryError::NotFound(error.to_string()),
+        other => QueryError::Failed(other.to_string()),
+    }
+}
+
+impl LoopState {
+    /// Performs one market operation; the answer is JSON for the API and the console.
+    pub(super) fn market_op(&mut self, op: MarketOp) -> Result<Value, QueryError> {
+        let now_ms = super::now_ms();
+        let strategies = self.strategies.clone();
+        let mut registry = strategies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match op {
+            MarketOp::InstallStrategy { sku, source } => {
+                let version = registry.install(&self.store, &sku, &source, now_ms).map_err(refused)?;
+                self.publish_market_event("strategy_installed", &sku, json!({ "version": version }));
+                Ok(json!({ "sku": sku, "version": version }))
+            }
+            MarketOp::Rollback { sku, version } => {
+                registry.rollback(&self.store, &sku, version).map_err(refused)?;
+                self.publish_market_event("strategy_rolled_back", &sku, json!({ "version": version }));
+                Ok(json!({ "sku": sku, "version": version }))
+            }
+            MarketOp::Strategies { sku: None } => {
+                let list: Vec<Value> =
+                    registry.list().into_iter().map(|(sku, active)| json!({ "sku": sku, "active": active })).collect();
+                Ok(Value::Array(list))
+            }
+            MarketOp::Strategies { sku: Some(sku) } => serde_json::to_value(registry.history(&sku).map_err(refused)?)
+                .map_err(|e| QueryError::Failed(e.to_string())),
+            MarketOp::Chart { sku, points, context } => chart(&registry, &sku, points, context),
+            MarketOp::Quote { sku, context } => {
+                drop(registry);
+                self.quote(&sku, context, now_ms)
+            }
+        }
+    }
+
+    /// Quotes through the local market policy instance (which runs the strategy).
+    fn quote(&mut self, sku: &str, mut context: PricingContext, now_ms: u64) -> Result<Value, QueryError> {
+        context.sku = sku.to_string();
+        if context.now_ms == 0 {
+            context.now_ms = now_ms;
+        }
+        let policy = self.policy_for(sku)?;
+        let context_json = serde_json::to_string(&context).map_err(|e| QueryError::Failed(e.to_string()))?;
+        let request = nest_sdk::QuoteRequest {
+            sku: sku.into(),
+            units: context.units.max(1),
+            duration_s: context.duration_s,
+            now_ms: context.now_ms,
+            context_json: context_json.into(),
+        };
+        let part = &mut self.markets[policy];
+        let quote = part.slot.call(|m| m.quote(request)).map_err(|e| QueryError::Failed(e.to_string()))?;
+        Ok(json!({
+            "sku": sku,
+            "market": part.id,
+            "policy": part.slot.status().name,
+            "unit_price": quote.unit_price,
+            "price": quote.price,
+            "valid_until_ms": quote.valid_until_ms,
+        }))
+    }
+
+    /// The local market instance that quotes `sku`: the one whose policy the SKU uses on
+    /// chain, else the only instance the node runs.
+    fn policy_for(&self, sku: &str) -> Result<usize, QueryError> {
+        if let Some(policy) = self.shelved_policy(sku) {
+            return self.markets.iter().position(|m| m.slot.status().name == policy).ok_or_else(|| {
+                QueryError::Failed(format!("SKU \"{sku}\" uses policy {policy}, which this node does not load"))
+            });
+        }
+        match self.markets.len() {
+            1 => Ok(0),
+            0 => Err(QueryError::Failed("this node runs no market policy ([[market]] in the manifest)".into())),
+            _ => Err(QueryError::NotFound(format!("SKU \"{sku}\" is not shelved on any chain of this node"))),
+        }
+    }
+
+    fn publish_market_event(&self, what: &str, sku: &str, detail: Value) {
+        tracing::info!(sku, %detail, "market: {what}");
+        let event = Event::Market { what: what.to_string(), sku: sku.to_string(), detail: detail.to_string() };
+        self.events.publish(event);
+    }
+
+    /// The policy plugin name an SKU shelved on one of this node's chains uses.
+    fn shelved_policy(&self, _sku: &str) -> Option<String> {
+        None
+    }
+}
+
+fn chart(
+    registry: &crate::market::Strategies,
+    sku: &str,
+    points: usize,
+    mut context: PricingContext,
+) -> Result<Value, QueryError> {
+    if !(2..=CHART_POINTS_MAX).contains(&points) {
+        return Err(QueryError::Failed(format!("chart points: {points}, expected 2 to {CHART_POINTS_MAX}")));
+    }
+    context.sku = sku.to_string();
+    let mut series = Vec::with_capacity(points);
+    for index in 0..points {
+        context.utilization = index as f64 / (points - 1) as f64;
+        let priced = registry.price(sku, &context).map_err(refused)?;
+        series.push(json!({ "utilization": context.utilization, "unit_price": priced.unit_price }));
+    }
+    Ok(Value::Array(series))
+}
