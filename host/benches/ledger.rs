@@ -5,7 +5,7 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use nest_host::crypto::SecretKey;
 use nest_host::ledger::merkle::merkle_root;
-use nest_host::ledger::{ChainParams, Ledger, Mempool, SignedTx, TxBody, UnsignedTx, verify_batch};
+use nest_host::ledger::{BlockEnv, ChainParams, Ledger, Mempool, SignedTx, TxBody, UnsignedTx, verify_batch};
 use nest_sdk::{Hash32, PublicKey};
 use std::hint::black_box;
 
@@ -37,14 +37,12 @@ fn workload() -> (Ledger, Vec<SignedTx>) {
 
 fn benches(c: &mut Criterion) {
     let (ledger, txs) = workload();
-    let proposer = PublicKey([255; 32]);
+    let env = BlockEnv { height: 1, time_ms: 0, proposer: PublicKey([255; 32]) };
     let mut group = c.benchmark_group("ledger");
     group.throughput(Throughput::Elements(TXS as u64));
     group.bench_function("verify_batch_1000", |b| b.iter(|| verify_batch(black_box(&txs))));
-    group.bench_function("execute_1000_transfers", |b| {
-        b.iter(|| ledger.execute(black_box(&txs), &proposer, &PARAMS, true))
-    });
-    let outcome = ledger.execute(&txs, &proposer, &PARAMS, true);
+    group.bench_function("execute_1000_transfers", |b| b.iter(|| ledger.execute(black_box(&txs), &env, &PARAMS, true)));
+    let outcome = ledger.execute(&txs, &env, &PARAMS, true);
     group.bench_function("commit_1000_transfers", |b| {
         b.iter_batched(
             || ledger.clone(),

@@ -24,8 +24,13 @@ const TAG_BLOCK: u8 = b'n';
 const TAG_BLOCK_HASH: u8 = b'h';
 /// Tag of an account key in `state`.
 const TAG_ACCOUNT: u8 = b'a';
+/// Tag of a ledger record key in `state`.
+const TAG_RECORD: u8 = b'r';
 /// Tag of the chain head key in `state`.
 const TAG_HEAD: u8 = b'H';
+
+/// A ledger record as stored: key and value bytes.
+pub type RecordEntry = (Vec<u8>, Vec<u8>);
 
 /// The store could not be opened, read or written.
 #[derive(thiserror::Error, Debug)]
@@ -148,7 +153,7 @@ impl Store {
 
     /// Writes one committed block in one batch synced to disk: the block (by height),
     /// hash → height, tx id → (height, index) for each id given (in block order), the
-    /// changed accounts and the new head. After a crash the store holds all or none.
+    /// changed accounts and records, and the new head. After a crash the store holds all or none.
     pub fn commit_block(
         &self,
         chain: &str,
@@ -173,7 +178,14 @@ impl Store {
                 .map_err(|_| StoreError::TooManyTxs { height: block.height, count: tx_hashes.len() })?;
             batch.insert(&self.txindex, joined(&prefix, &tx_hash.0), encode(&(block.height, index)));
         }
-        for (key, account) in changes {
+        for (key, value) in &changes.records {
+            let record_key = tagged(&prefix, TAG_RECORD, key);
+            match value {
+                Some(value) => batch.insert(&self.state, record_key, value.as_slice()),
+                None => batch.remove(&self.state, record_key),
+            }
+        }
+        for (key, account) in &changes.accounts {
             let account_key = tagged(&prefix, TAG_ACCOUNT, &key.0);
             if *account == Account::default() {
                 batch.remove(&self.state, account_key);
@@ -205,6 +217,17 @@ impl Store {
             accounts.push((public_key, self.decode(&key, &value, "account")?));
         }
         Ok(accounts)
+    }
+
+    /// Every stored ledger record of the chain, in key order.
+    pub fn records(&self, chain: &str) -> Result<Vec<RecordEntry>, StoreError> {
+        let prefix = tagged(&chain_prefix(chain)?, TAG_RECORD, &[]);
+        let mut records = Vec::new();
+        for item in self.state.prefix(&prefix) {
+            let (key, value) = item.into_inner().map_err(|source| self.io("read records", source))?;
+            records.push((key[prefix.len()..].to_vec(), value.to_vec()));
+        }
+        Ok(records)
     }
 
     /// The block at `height`, if stored.

@@ -3,11 +3,13 @@
 //! - [`tx`]: transactions, their encoding, signing hash, id and rejection reasons.
 //! - [`verify`]: signature checks spread over the cores, and the cache of checked ids.
 //! - [`mempool`]: pending transactions, bounded, ordered by nonce per account.
-//! - [`state`]: accounts, block execution and the incremental state digest.
+//! - [`state`]: accounts and records, block execution and the incremental state digest.
+//! - [`exec`]: the layered view one transaction executes on ([`exec::TxContext`]).
 //! - [`merkle`]: transaction roots and inclusion proofs for light clients.
 //!
 //! Everything here is a pure function of its inputs: no I/O, no clock, no randomness.
 
+pub mod exec;
 pub mod mempool;
 pub mod merkle;
 pub mod state;
@@ -15,6 +17,6 @@ pub mod tx;
 pub mod verify;
 
 pub use mempool::Mempool;
-pub use state::{Account, BlockOutcome, ChainParams, Changes, GenesisError, Ledger};
+pub use state::{Account, BlockEnv, BlockOutcome, ChainParams, Changes, GenesisError, Ledger};
 pub use tx::{SignedTx, TxBody, TxError, UnsignedTx};
 pub use verify::{VerifiedCache, verify_batch};

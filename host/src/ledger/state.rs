@@ -9,8 +9,11 @@
 //! the sum modulo 2^256 of `sha256(b"nest/account/v1" ++ key ++ borsh(account))` over
 //! every account that differs from the default, then `sha256(b"nest/state/v1" ++ sum)`.
 //! It is updated in O(accounts touched) and does not depend on insertion order.
+//! Records (the typed state of other modules: market escrow, devices) enter the same
+//! sum as `sha256(b"nest/record/v1" ++ u32_le(key length) ++ key ++ value)`.
 
-use super::tx::{SignedTx, TxBody, TxError, gas_of};
+use super::exec::{TxContext, apply_body};
+use super::tx::{SignedTx, TxError, gas_of};
 use crate::crypto::sha256_parts;
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::{Hash32, PublicKey};
@@ -18,6 +21,7 @@ use std::collections::BTreeMap;
 
 const ACCOUNT_DOMAIN: &[u8] = b"nest/account/v1";
 const STATE_DOMAIN: &[u8] = b"nest/state/v1";
+const RECORD_DOMAIN: &[u8] = b"nest/record/v1";
 
 /// The balance and nonce of one account.
 #[derive(BorshSerialize, BorshDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -37,8 +41,64 @@ pub struct ChainParams {
     pub gas_price: u64,
 }
 
-/// New values of the accounts a block touched.
-pub type Changes = BTreeMap<PublicKey, Account>;
+/// Where and when a block executes: the unit's height, timestamp and proposer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockEnv {
+    /// Height of the block being executed.
+    pub height: u64,
+    /// The block's timestamp, milliseconds since the Unix epoch: the only clock of
+    /// execution, the same on every node.
+    pub time_ms: u64,
+    /// The block's proposer; it receives the fees.
+    pub proposer: PublicKey,
+}
+
+#[cfg(test)]
+impl BlockEnv {
+    /// A block at height 1 and time 0 by `proposer`, for tests of execution alone.
+    pub(crate) fn proposed_by(proposer: PublicKey) -> BlockEnv {
+        BlockEnv { height: 1, time_ms: 0, proposer }
+    }
+}
+
+/// New values of what a block touched: accounts, and records (`None`: deleted).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// New account values.
+    pub accounts: BTreeMap<PublicKey, Account>,
+    /// New record values by key; `None` deletes the record.
+    pub records: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Changes {
+    /// No change.
+    pub fn new() -> Changes {
+        Changes::default()
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && self.records.is_empty()
+    }
+
+    /// Lays `newer` over these changes: its values win.
+    pub fn merge(&mut self, newer: &Changes) {
+        self.accounts.extend(newer.accounts.iter().map(|(key, account)| (*key, *account)));
+        self.records.extend(newer.records.iter().map(|(key, value)| (key.clone(), value.clone())));
+    }
+}
+
+impl FromIterator<(PublicKey, Account)> for Changes {
+    fn from_iter<I: IntoIterator<Item = (PublicKey, Account)>>(accounts: I) -> Changes {
+        Changes { accounts: accounts.into_iter().collect(), records: BTreeMap::new() }
+    }
+}
+
+impl<const N: usize> From<[(PublicKey, Account); N]> for Changes {
+    fn from(accounts: [(PublicKey, Account); N]) -> Changes {
+        accounts.into_iter().collect()
+    }
+}
 
 /// What executing a block's transactions did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +130,7 @@ pub enum GenesisError {
 #[derive(Clone, Debug)]
 pub struct Ledger {
     accounts: BTreeMap<PublicKey, Account>,
+    records: BTreeMap<Vec<u8>, Vec<u8>>,
     digest_sum: Sum256,
     supply: u128,
 }
@@ -91,11 +152,42 @@ impl Ledger {
 
     /// A ledger restored from stored accounts; default-valued accounts are dropped.
     pub fn from_accounts(accounts: impl IntoIterator<Item = (PublicKey, Account)>) -> Ledger {
-        let mut ledger = Ledger { accounts: BTreeMap::new(), digest_sum: Sum256::ZERO, supply: 0 };
+        let mut ledger =
+            Ledger { accounts: BTreeMap::new(), records: BTreeMap::new(), digest_sum: Sum256::ZERO, supply: 0 };
         for (key, account) in accounts {
             ledger.set(key, account);
         }
         ledger
+    }
+
+    /// A ledger restored from stored accounts and records.
+    pub fn from_state(
+        accounts: impl IntoIterator<Item = (PublicKey, Account)>,
+        records: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Ledger {
+        let mut ledger = Ledger::from_accounts(accounts);
+        for (key, value) in records {
+            ledger.set_record(key, Some(value));
+        }
+        ledger
+    }
+
+    /// The committed value of a record.
+    pub fn record(&self, key: &[u8]) -> Option<&[u8]> {
+        self.records.get(key).map(Vec::as_slice)
+    }
+
+    /// The committed records whose key starts with `prefix`, in key order.
+    pub fn records_with_prefix<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        self.records
+            .range(prefix.to_vec()..)
+            .take_while(move |(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.as_slice(), value.as_slice()))
+    }
+
+    /// Every committed record, in key order.
+    pub fn records(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.records.iter().map(|(key, value)| (key.as_slice(), value.as_slice()))
     }
 
     /// The account's current value; the default (empty) account if it does not exist.
@@ -141,8 +233,8 @@ impl Ledger {
     /// `changes` what came before it. Without, invalid transactions are skipped (building
     /// a block). Fees are credited to `proposer`. Signatures are not checked here: they
     /// are checked once, at admission (see `verify.rs`).
-    pub fn execute(&self, txs: &[SignedTx], proposer: &PublicKey, params: &ChainParams, strict: bool) -> BlockOutcome {
-        self.execute_on(&Changes::new(), txs, proposer, params, strict)
+    pub fn execute(&self, txs: &[SignedTx], env: &BlockEnv, params: &ChainParams, strict: bool) -> BlockOutcome {
+        self.execute_on(&Changes::new(), txs, env, params, strict)
     }
 
     /// Executes `txs` on the state this ledger reaches once `prior` is applied (the merged
@@ -153,7 +245,7 @@ impl Ledger {
         &self,
         prior: &Changes,
         txs: &[SignedTx],
-        proposer: &PublicKey,
+        env: &BlockEnv,
         params: &ChainParams,
         strict: bool,
     ) -> BlockOutcome {
@@ -162,13 +254,13 @@ impl Ledger {
         let mut rejected = Vec::new();
         let mut fees: u64 = 0;
         for (index, tx) in txs.iter().enumerate() {
-            let result = self.apply_one(prior, &overlay, tx, proposer, params).and_then(|(touched, fee)| {
+            let result = self.apply_one(prior, &overlay, tx, env, params).and_then(|(touched, fee)| {
                 let total = fees.checked_add(fee).ok_or(TxError::Overflow)?;
                 Ok((touched, total))
             });
             match result {
                 Ok((touched, total)) => {
-                    overlay.extend(touched);
+                    overlay.merge(&touched);
                     fees = total;
                     applied.push(index);
                 }
@@ -181,62 +273,62 @@ impl Ledger {
             }
         }
         let mut whole = prior.clone();
-        whole.extend(overlay.iter().map(|(key, account)| (*key, *account)));
+        whole.merge(&overlay);
         let state_digest = self.digest_after(&whole).digest();
         BlockOutcome { changes: overlay, applied, rejected, state_digest, fees }
     }
 
     /// Applies the changes of a [`BlockOutcome`] (or changes restored from the store).
     pub fn commit(&mut self, changes: &Changes) {
-        for (key, account) in changes {
+        for (key, account) in &changes.accounts {
             self.set(*key, *account);
+        }
+        for (key, value) in &changes.records {
+            self.set_record(key.clone(), value.clone());
         }
     }
 
-    /// Applies one transaction on top of `overlay`: the accounts it changes (at most
-    /// three: sender, recipient, proposer) and its fee, or why it cannot apply.
+    /// Applies one transaction on top of `overlay`: what it changes (sender, proposer,
+    /// and whatever its body touches) and its fee, or why it cannot apply.
     fn apply_one(
         &self,
         prior: &Changes,
         overlay: &Changes,
         tx: &SignedTx,
-        proposer: &PublicKey,
+        env: &BlockEnv,
         params: &ChainParams,
     ) -> Result<(Changes, u64), TxError> {
-        let mut touched = Changes::new();
-        let read = |touched: &Changes, key: &PublicKey| -> Account {
-            touched
-                .get(key)
-                .or_else(|| overlay.get(key))
-                .or_else(|| prior.get(key))
-                .copied()
-                .unwrap_or_else(|| self.account(key))
-        };
+        let mut ctx = TxContext::new(self, prior, overlay, env, tx);
         let from = tx.tx.from;
-        let mut sender = read(&touched, &from);
+        let mut sender = ctx.account(&from);
         check_against(&sender, tx, params)?;
-        let cost = tx.tx.cost()?;
-        sender.balance = sender.balance.checked_sub(cost).ok_or(TxError::Overflow)?;
         sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::Overflow)?;
-        touched.insert(from, sender);
-        match &tx.tx.body {
-            TxBody::Transfer { to, amount } => {
-                let recipient = read(&touched, to);
-                credit(&mut touched, recipient, to, *amount)?;
-            }
-        }
-        let proposer_account = read(&touched, proposer);
-        credit(&mut touched, proposer_account, proposer, tx.tx.fee)?;
-        Ok((touched, tx.tx.fee))
+        ctx.set_account(from, sender);
+        ctx.debit(&from, tx.tx.cost()?)?;
+        apply_body(&mut ctx)?;
+        ctx.credit(&env.proposer, tx.tx.fee)?;
+        Ok((ctx.into_changes(), tx.tx.fee))
     }
 
     /// The digest sum once `changes` are applied, computed from the touched accounts only.
     fn digest_after(&self, changes: &Changes) -> Sum256 {
         let mut sum = self.digest_sum;
-        for (key, account) in changes {
+        for (key, account) in &changes.accounts {
             sum = sum.remove(key, &self.account(key)).add(key, account);
         }
+        for (key, value) in &changes.records {
+            sum = sum.remove_record(key, self.record(key)).add_record(key, value.as_deref());
+        }
         sum
+    }
+
+    /// Sets or deletes one record, keeping the digest in step.
+    fn set_record(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.digest_sum = self.digest_sum.remove_record(&key, self.record(&key)).add_record(&key, value.as_deref());
+        match value {
+            Some(value) => self.records.insert(key, value),
+            None => self.records.remove(&key),
+        };
     }
 
     /// Sets one account, keeping the digest and the supply in step.
@@ -251,13 +343,6 @@ impl Ledger {
             self.accounts.insert(key, account);
         }
     }
-}
-
-/// Adds `amount` to `account` (the current value of `key`) and records it in `touched`.
-fn credit(touched: &mut Changes, mut account: Account, key: &PublicKey, amount: u64) -> Result<(), TxError> {
-    account.balance = account.balance.checked_add(amount).ok_or(TxError::Overflow)?;
-    touched.insert(*key, account);
-    Ok(())
 }
 
 /// Checks `tx` against the sender's current `account`: chain, fee, nonce, balance.
@@ -345,6 +430,28 @@ impl Sum256 {
 
     fn remove(self, key: &PublicKey, account: &Account) -> Sum256 {
         match Sum256::element(key, account) {
+            Some(element) => self.wrapping_add(element.wrapping_neg()),
+            None => self,
+        }
+    }
+
+    /// The element of a record; an absent record contributes nothing.
+    fn record_element(key: &[u8], value: Option<&[u8]>) -> Option<Sum256> {
+        let value = value?;
+        let length = u32::try_from(key.len()).expect("record keys are bounded").to_le_bytes();
+        let hash = sha256_parts(&[RECORD_DOMAIN, &length, key, value]);
+        Some(Sum256::from_be_bytes(&hash.0))
+    }
+
+    fn add_record(self, key: &[u8], value: Option<&[u8]>) -> Sum256 {
+        match Sum256::record_element(key, value) {
+            Some(element) => self.wrapping_add(element),
+            None => self,
+        }
+    }
+
+    fn remove_record(self, key: &[u8], value: Option<&[u8]>) -> Sum256 {
+        match Sum256::record_element(key, value) {
             Some(element) => self.wrapping_add(element.wrapping_neg()),
             None => self,
         }

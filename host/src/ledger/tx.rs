@@ -107,6 +107,22 @@ pub enum TxError {
     /// The transaction is already pending.
     #[error("duplicate transaction")]
     Duplicate,
+    /// A record the transaction reads does not decode as the type its module expects.
+    #[error("state record {key} does not decode")]
+    CorruptRecord {
+        /// The record's key, as text where it is.
+        key: String,
+    },
+    /// A record the transaction would write exceeds its bound.
+    #[error("state record {what} too large: {size_bytes} bytes, maximum {max_bytes}")]
+    RecordTooLarge {
+        /// `key` or `value`.
+        what: &'static str,
+        /// Its size.
+        size_bytes: usize,
+        /// The limit.
+        max_bytes: usize,
+    },
 }
 
 impl TxError {
@@ -123,6 +139,8 @@ impl TxError {
             TxError::Overflow => "overflow",
             TxError::MempoolFull => "mempool_full",
             TxError::Duplicate => "duplicate",
+            TxError::CorruptRecord { .. } => "corrupt_record",
+            TxError::RecordTooLarge { .. } => "record_too_large",
         }
     }
 }

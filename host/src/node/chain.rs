@@ -12,7 +12,7 @@ use crate::crypto::sha256;
 use crate::ledger::{
     mempool::Mempool,
     merkle::merkle_root,
-    state::{BlockOutcome, ChainParams, Changes, Ledger},
+    state::{BlockEnv, BlockOutcome, ChainParams, Changes, Ledger},
     tx::{SignedTx, TxError},
     verify::{VerifiedCache, verify_batch},
 };
@@ -211,8 +211,10 @@ impl ChainRuntime {
                 stored_genesis.hash, genesis.hash
             )));
         }
-        let accounts = store.accounts(chain).map_err(|error| ChainError::Store { chain: chain.to_string(), error })?;
-        let ledger = Ledger::from_accounts(accounts);
+        let store_error = |error| ChainError::Store { chain: chain.to_string(), error };
+        let accounts = store.accounts(chain).map_err(store_error)?;
+        let records = store.records(chain).map_err(store_error)?;
+        let ledger = Ledger::from_state(accounts, records);
         if ledger.state_digest() != head.state_digest {
             return Err(state(format!(
                 "stored accounts give state digest {}, but block {} recorded {}",
@@ -238,7 +240,8 @@ impl ChainRuntime {
             state_digest: ledger.state_digest(),
         };
         let block = StoredBlock { height: 0, hash: genesis.hash, unit: bytes, certificate: Vec::new() };
-        let changes: crate::ledger::state::Changes = ledger.accounts().map(|(key, account)| (*key, *account)).collect();
+        let mut changes: Changes = ledger.accounts().map(|(key, account)| (*key, *account)).collect();
+        changes.records = ledger.records().map(|(key, value)| (key.to_vec(), Some(value.to_vec()))).collect();
         store
             .commit_block(chain, &block, &[], &changes, &head)
             .map_err(|error| ChainError::Store { chain: chain.to_string(), error })?;
@@ -378,7 +381,8 @@ impl ChainRuntime {
             .filter(|tx| !included.contains(&tx.hash()))
             .take(self.limits.block_txs_max)
             .collect();
-        let outcome = self.ledger.execute_on(&prior, &candidates, &self.node_key, &self.params, false);
+        let env = BlockEnv { height, time_ms: timestamp_ms, proposer: self.node_key };
+        let outcome = self.ledger.execute_on(&prior, &candidates, &env, &self.params, false);
         self.drop_invalid(&candidates, &outcome);
         let txs: Vec<SignedTx> = outcome.applied.iter().map(|index| candidates[*index].clone()).collect();
         let encoded: Vec<Vec<u8>> = txs.iter().map(SignedTx::encode).collect();
@@ -441,7 +445,7 @@ impl ChainRuntime {
         let mut included = std::collections::BTreeSet::new();
         for view in branch.iter().rev() {
             if let Some(unit) = self.pending.get(&view.hash) {
-                prior.extend(unit.outcome.changes.iter().map(|(key, account)| (*key, *account)));
+                prior.merge(&unit.outcome.changes);
                 included.extend(unit.tx_hashes.iter().copied());
             }
         }
@@ -494,7 +498,8 @@ impl ChainRuntime {
             return Err(format!("unit {}: tx root does not match its transactions", view.hash));
         }
         self.check_signatures(&txs, &tx_hashes)?;
-        let outcome = self.ledger.execute_on(&prior, &txs, &view.proposer, &self.params, true);
+        let env = BlockEnv { height: view.height, time_ms: view.timestamp_ms, proposer: view.proposer };
+        let outcome = self.ledger.execute_on(&prior, &txs, &env, &self.params, true);
         if let Some((index, error)) = outcome.rejected.first() {
             return Err(format!("unit {}: transaction {index}: {error}", view.hash));
         }

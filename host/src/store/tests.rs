@@ -1,4 +1,5 @@
 use super::*;
+use crate::ledger::state::BlockEnv;
 use crate::ledger::{ChainParams, Ledger, SignedTx, TxBody, UnsignedTx};
 use nest_sdk::Signature;
 
@@ -43,7 +44,7 @@ fn committed_blocks_survive_reopening() {
         assert_eq!(store.head("main").unwrap(), None);
         for height in 1..=3u64 {
             let txs = [transfer(1, 2, 2 * (height - 1)), transfer(1, 3, 2 * height - 1)];
-            let outcome = ledger.execute(&txs, &key(9), &params, true);
+            let outcome = ledger.execute(&txs, &BlockEnv::proposed_by(key(9)), &params, true);
             assert!(outcome.rejected.is_empty());
             let hashes: Vec<Hash32> = txs.iter().map(SignedTx::hash).collect();
             let block = block(height);
@@ -150,4 +151,23 @@ fn mismatched_head_and_long_chain_ids_are_refused() {
     let long = "x".repeat(CHAIN_ID_BYTES_MAX + 1);
     assert!(matches!(store.head(&long), Err(StoreError::ChainIdTooLong { size_bytes: 256, max_bytes: 255 })));
     assert!(store.head(&"x".repeat(CHAIN_ID_BYTES_MAX)).is_ok());
+}
+
+#[test]
+fn records_are_written_deleted_and_read_back_per_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut changes = Changes::new();
+    changes.records.insert(b"market/lock/1".to_vec(), Some(vec![1, 2]));
+    changes.records.insert(b"device/a".to_vec(), Some(vec![3]));
+    let first = block(1);
+    store.commit_block("main", &first, &[], &changes, &head_of(&first, Hash32::ZERO)).unwrap();
+    let mut deletion = Changes::new();
+    deletion.records.insert(b"market/lock/1".to_vec(), None);
+    let second = block(2);
+    store.commit_block("main", &second, &[], &deletion, &head_of(&second, Hash32::ZERO)).unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.records("main").unwrap(), vec![(b"device/a".to_vec(), vec![3])]);
+    assert!(store.records("other").unwrap().is_empty());
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::ledger::state::Account;
+use crate::ledger::state::BlockEnv;
 use crate::ledger::tx::{TRANSFER_GAS, TxBody, UnsignedTx};
 use nest_sdk::Signature;
 
@@ -110,7 +111,7 @@ fn select_interleaves_accounts_in_nonce_order_oldest_first() {
     assert_eq!(shape(&pool.select(4)), [(3, 0), (1, 0), (2, 0), (3, 1)]);
     assert!(pool.select(0).is_empty());
     let selected = pool.select(100);
-    let outcome = ledger.execute(&selected, &key(9), &PARAMS, true);
+    let outcome = ledger.execute(&selected, &BlockEnv::proposed_by(key(9)), &PARAMS, true);
     assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
 }
 
@@ -125,7 +126,7 @@ fn remove_committed_drops_included_and_stale_txs() {
     // A block from another proposer includes a different tx with nonce 0 for account 1
     // and the pool's tx 0 for account 2.
     let block = [transfer(1, 77, 0), transfer(2, 1, 0)];
-    let outcome = ledger.execute(&block, &key(9), &PARAMS, true);
+    let outcome = ledger.execute(&block, &BlockEnv::proposed_by(key(9)), &PARAMS, true);
     ledger.commit(&outcome.changes);
     pool.remove_committed(&block, &ledger);
     assert_eq!(shape(&pool.select(100)), [(1, 1), (1, 2)]);
@@ -143,12 +144,12 @@ fn remove_committed_drops_what_the_sender_can_no_longer_afford() {
     }
     // Elsewhere, account 1 spent nearly everything with its nonce 0.
     let block = [transfer(1, 5_000, 0)];
-    ledger.commit(&ledger.execute(&block, &key(9), &PARAMS, true).changes);
+    ledger.commit(&ledger.execute(&block, &BlockEnv::proposed_by(key(9)), &PARAMS, true).changes);
     assert_eq!(ledger.account(&key(1)), Account { balance: 4_000, nonce: 1 });
     pool.remove_committed(&block, &ledger);
     assert_eq!(shape(&pool.select(100)), [(1, 1)]);
     let remaining = pool.select(100);
-    assert!(ledger.execute(&remaining, &key(9), &PARAMS, true).rejected.is_empty());
+    assert!(ledger.execute(&remaining, &BlockEnv::proposed_by(key(9)), &PARAMS, true).rejected.is_empty());
 }
 
 #[test]
@@ -158,7 +159,7 @@ fn admission_catches_up_with_a_ledger_that_moved_on() {
     admit(&mut pool, transfer(1, 1, 0), &ledger).unwrap();
     admit(&mut pool, transfer(1, 1, 1), &ledger).unwrap();
     let block = [transfer(1, 1, 0)];
-    ledger.commit(&ledger.execute(&block, &key(9), &PARAMS, true).changes);
+    ledger.commit(&ledger.execute(&block, &BlockEnv::proposed_by(key(9)), &PARAMS, true).changes);
     // remove_committed not called yet: admission still sees the right next nonce.
     assert_eq!(admit(&mut pool, transfer(1, 1, 3), &ledger), Err(TxError::WrongNonce { expected: 2, got: 3 }));
     admit(&mut pool, transfer(1, 1, 2), &ledger).unwrap();
@@ -173,7 +174,7 @@ fn txs_superseded_by_other_versions_are_dropped() {
     admit(&mut pool, transfer(1, 1, 1), &ledger).unwrap();
     // The ledger jumps to nonce 2 through txs this pool never saw.
     let block = [transfer(1, 5, 0), transfer(1, 5, 1)];
-    ledger.commit(&ledger.execute(&block, &key(9), &PARAMS, true).changes);
+    ledger.commit(&ledger.execute(&block, &BlockEnv::proposed_by(key(9)), &PARAMS, true).changes);
     pool.remove_committed(&block, &ledger);
     assert!(pool.is_empty());
 }

@@ -1,5 +1,6 @@
 use super::*;
-use crate::ledger::tx::{TRANSFER_GAS, UnsignedTx};
+use crate::ledger::state::BlockEnv;
+use crate::ledger::tx::{TRANSFER_GAS, TxBody, UnsignedTx};
 use nest_sdk::Signature;
 
 const CHAIN: Hash32 = Hash32([7; 32]);
@@ -28,7 +29,7 @@ fn account(balance: u64, nonce: u64) -> Account {
 }
 
 fn run(ledger: &mut Ledger, txs: &[SignedTx], proposer: u8, strict: bool) -> BlockOutcome {
-    let outcome = ledger.execute(txs, &key(proposer), &PARAMS, strict);
+    let outcome = ledger.execute(txs, &BlockEnv::proposed_by(key(proposer)), &PARAMS, strict);
     ledger.commit(&outcome.changes);
     assert_eq!(ledger.state_digest(), outcome.state_digest);
     outcome
@@ -44,7 +45,7 @@ fn transfer_moves_amount_bumps_nonce_and_pays_fee_to_proposer() {
     assert_eq!(ledger.account(&key(1)), account(10_000 - 500 - FEE, 1));
     assert_eq!(ledger.account(&key(2)), account(500, 0));
     assert_eq!(ledger.account(&key(9)), account(FEE, 0));
-    assert_eq!(outcome.changes.len(), 3);
+    assert_eq!(outcome.changes.accounts.len(), 3);
     assert_eq!(ledger.total_supply(), 10_000);
 }
 
@@ -99,7 +100,7 @@ fn check_reports_each_reason() {
     ];
     for (tx, error) in cases {
         assert_eq!(ledger.check(&tx, &PARAMS), Err(error.clone()));
-        let outcome = ledger.execute(&[tx], &key(9), &PARAMS, false);
+        let outcome = ledger.execute(&[tx], &BlockEnv::proposed_by(key(9)), &PARAMS, false);
         assert_eq!(outcome.rejected, [(0, error)]);
         assert!(outcome.changes.is_empty());
     }
@@ -120,7 +121,7 @@ fn nonce_and_balance_overflow_reject_the_tx_without_effect() {
         (key(3), account(5_000, 0)),
     ]);
     let txs = [transfer(1, 4, 1, u64::MAX, FEE), transfer(3, 2, 1, 0, FEE)];
-    let outcome = ledger.execute(&txs, &key(9), &PARAMS, false);
+    let outcome = ledger.execute(&txs, &BlockEnv::proposed_by(key(9)), &PARAMS, false);
     assert_eq!(outcome.rejected, [(0, TxError::Overflow), (1, TxError::Overflow)]);
     assert!(outcome.changes.is_empty());
     assert_eq!(outcome.state_digest, ledger.state_digest());
@@ -130,10 +131,10 @@ fn nonce_and_balance_overflow_reject_the_tx_without_effect() {
 fn strict_execute_stops_at_first_invalid_tx() {
     let ledger = ledger(&[(1, 10_000)]);
     let txs = [transfer(1, 2, 1, 0, FEE), transfer(1, 2, 1, 5, FEE), transfer(1, 2, 1, 1, FEE)];
-    let strict = ledger.execute(&txs, &key(9), &PARAMS, true);
+    let strict = ledger.execute(&txs, &BlockEnv::proposed_by(key(9)), &PARAMS, true);
     assert_eq!(strict.applied, [0]);
     assert_eq!(strict.rejected, [(1, TxError::WrongNonce { expected: 1, got: 5 })]);
-    let lenient = ledger.execute(&txs, &key(9), &PARAMS, false);
+    let lenient = ledger.execute(&txs, &BlockEnv::proposed_by(key(9)), &PARAMS, false);
     assert_eq!(lenient.applied, [0, 2]);
     assert_eq!(lenient.rejected.len(), 1);
     assert_eq!(lenient.fees, 2 * FEE);
@@ -145,10 +146,10 @@ fn execute_sees_earlier_txs_of_the_same_block() {
     // 2 receives from 1, then spends it in the same block.
     let ledger = ledger(&[(1, 10_000)]);
     let txs = [transfer(1, 2, 3_000, 0, FEE), transfer(2, 3, 1_000, 0, FEE)];
-    let outcome = ledger.execute(&txs, &key(9), &PARAMS, true);
+    let outcome = ledger.execute(&txs, &BlockEnv::proposed_by(key(9)), &PARAMS, true);
     assert_eq!(outcome.applied, [0, 1]);
-    assert_eq!(outcome.changes[&key(2)], account(1_000, 1));
-    assert_eq!(outcome.changes[&key(3)], account(1_000, 0));
+    assert_eq!(outcome.changes.accounts[&key(2)], account(1_000, 1));
+    assert_eq!(outcome.changes.accounts[&key(3)], account(1_000, 0));
 }
 
 #[test]
@@ -284,12 +285,12 @@ fn execution_on_pending_ancestors_equals_execution_after_committing_them() {
     let first = [transfer(1, 2, 100, 0, 1_000)];
     let second = [transfer(1, 3, 50, 1, 1_000), transfer(2, 1, 10, 0, 1_000)];
 
-    let parent = base.execute(&first, &key(9), &params, true);
-    let on_prior = base.execute_on(&parent.changes, &second, &key(9), &params, true);
+    let parent = base.execute(&first, &BlockEnv::proposed_by(key(9)), &params, true);
+    let on_prior = base.execute_on(&parent.changes, &second, &BlockEnv::proposed_by(key(9)), &params, true);
 
     let mut committed = base.clone();
     committed.commit(&parent.changes);
-    let after_commit = committed.execute(&second, &key(9), &params, true);
+    let after_commit = committed.execute(&second, &BlockEnv::proposed_by(key(9)), &params, true);
 
     assert_eq!(
         on_prior.changes, after_commit.changes,
@@ -307,7 +308,7 @@ fn a_tx_already_in_a_pending_ancestor_is_a_stale_nonce_on_top_of_it() {
     let base = ledger(&[(1, 1_000_000)]);
     let params = PARAMS;
     let tx = [transfer(1, 2, 100, 0, 1_000)];
-    let parent = base.execute(&tx, &key(9), &params, true);
-    let again = base.execute_on(&parent.changes, &tx, &key(9), &params, false);
+    let parent = base.execute(&tx, &BlockEnv::proposed_by(key(9)), &params, true);
+    let again = base.execute_on(&parent.changes, &tx, &BlockEnv::proposed_by(key(9)), &params, false);
     assert_eq!(again.rejected, vec![(0, TxError::WrongNonce { expected: 1, got: 0 })]);
 }
