@@ -5,11 +5,13 @@
 //! - [`mempool`]: pending transactions, bounded, ordered by nonce per account.
 //! - [`state`]: accounts and records, block execution and the incremental state digest.
 //! - [`exec`]: the layered view one transaction executes on ([`exec::TxContext`]).
+//! - [`market`]: resource-market transactions: SKUs, bids, escrow, settlement.
 //! - [`merkle`]: transaction roots and inclusion proofs for light clients.
 //!
 //! Everything here is a pure function of its inputs: no I/O, no clock, no randomness.
 
 pub mod exec;
+pub mod market;
 pub mod mempool;
 pub mod merkle;
 pub mod state;

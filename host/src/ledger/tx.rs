@@ -28,6 +28,8 @@ pub enum TxBody {
         /// Tokens moved.
         amount: u64,
     },
+    /// A resource-market transaction (see `ledger::market`).
+    Market(super::market::MarketTx),
 }
 
 /// A transaction before it is signed: the bytes the sender signs.
@@ -123,6 +125,9 @@ pub enum TxError {
         /// The limit.
         max_bytes: usize,
     },
+    /// A market transaction broke the market's rules.
+    #[error(transparent)]
+    Market(#[from] super::market::MarketError),
 }
 
 impl TxError {
@@ -141,6 +146,7 @@ impl TxError {
             TxError::Duplicate => "duplicate",
             TxError::CorruptRecord { .. } => "corrupt_record",
             TxError::RecordTooLarge { .. } => "record_too_large",
+            TxError::Market(_) => "market",
         }
     }
 }
@@ -161,6 +167,8 @@ impl UnsignedTx {
     pub fn cost(&self) -> Result<u64, TxError> {
         let amount = match &self.body {
             TxBody::Transfer { amount, .. } => *amount,
+            // Escrow moves inside the body's apply, checked there.
+            TxBody::Market(_) => 0,
         };
         amount.checked_add(self.fee).ok_or(TxError::Overflow)
     }
@@ -196,6 +204,7 @@ impl SignedTx {
 pub fn gas_of(body: &TxBody) -> u64 {
     match body {
         TxBody::Transfer { .. } => TRANSFER_GAS,
+        TxBody::Market(body) => super::market::gas_of(body),
     }
 }
 

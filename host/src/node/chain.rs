@@ -99,6 +99,8 @@ pub struct ChainParts {
     pub genesis_timestamp_ms: u64,
     /// This node's key.
     pub node_key: PublicKey,
+    /// The market policies market transactions call.
+    pub markets: crate::ledger::market::MarketRules,
 }
 
 /// Opening a chain failed.
@@ -159,10 +161,11 @@ impl ChainRuntime {
         let (genesis_bytes, genesis, genesis_ledger) =
             build_genesis(&mut parts.chain_type, &parts.allocations, parts.genesis_timestamp_ms).map_err(state)?;
         let store_error = |error| ChainError::Store { chain: chain.clone(), error };
-        let (ledger, head) = match store.head(&chain).map_err(store_error)? {
+        let (mut ledger, head) = match store.head(&chain).map_err(store_error)? {
             Some(head) => (Self::restore_ledger(store, &chain, &head, &genesis)?, head),
             None => Self::write_genesis(store, &chain, genesis_bytes, &genesis, genesis_ledger)?,
         };
+        ledger.set_markets(parts.markets.clone());
         let params = ChainParams { chain: genesis.hash, gas_price: parts.limits.gas_price };
         let start = UnitRef { height: head.height, hash: head.hash, timestamp_ms: head.timestamp_ms };
         parts

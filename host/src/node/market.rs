@@ -2,6 +2,7 @@
 
 use super::{LoopState, QueryError};
 use crate::admin::events::Event;
+use crate::ledger::market::{self, MarketRules};
 use crate::market::{CHART_POINTS_MAX, MarketOp, PricingContext, SharedStrategies, StrategyError};
 use crate::store::Store;
 use serde_json::{Value, json};
@@ -103,8 +104,11 @@ impl LoopState {
     }
 
     /// The policy plugin name an SKU shelved on one of this node's chains uses.
-    fn shelved_policy(&self, _sku: &str) -> Option<String> {
-        None
+    fn shelved_policy(&self, sku: &str) -> Option<String> {
+        self.chains.iter().find_map(|chain| {
+            let bytes = chain.ledger().record(&[market::SKU_PREFIX, sku.as_bytes()].concat())?;
+            borsh::from_slice::<market::Sku>(bytes).ok().map(|record| record.policy)
+        })
     }
 }
 
@@ -125,4 +129,55 @@ fn chart(
         series.push(json!({ "utilization": context.utilization, "unit_price": priced.unit_price }));
     }
     Ok(Value::Array(series))
+}
+
+/// Builds the deterministic side of every market policy the manifest uses: one
+/// instance per plugin name (from its first `[[market]]` entry), lent to the ledgers.
+pub(super) fn build_rules(
+    manifest: &crate::manifest::Manifest,
+    libraries: &std::collections::BTreeMap<&str, &std::sync::Arc<crate::loader::LoadedLibrary>>,
+    key: &std::sync::Arc<crate::crypto::SecretKey>,
+    errors: &mut Vec<String>,
+) -> MarketRules {
+    let mut instances = std::collections::BTreeMap::new();
+    for entry in &manifest.market {
+        let Some(library) = libraries.get(entry.plugin.as_str()) else { continue };
+        let name = library.info.name.to_string();
+        if instances.contains_key(&name) || !library.kinds().contains(&nest_sdk::PluginKind::Market) {
+            continue;
+        }
+        let host = super::services::NodeServices::host(key.clone(), &format!("market/{}/rules", entry.id));
+        match library.new_market(&crate::manifest::config_json(&entry.config), &host) {
+            Ok(instance) => {
+                instances.insert(name, instance);
+            }
+            Err(error) => errors.push(format!("[[market]] id=\"{}\": rules instance: {error}", entry.id)),
+        }
+    }
+    MarketRules::new(instances)
+}
+
+/// Refuses to run a chain whose state holds SKUs or locks of a policy this node does
+/// not load: it could not apply their transactions like the other nodes.
+pub(super) fn check_required_policies(chains: &[super::chain::ChainRuntime]) -> Result<(), String> {
+    for chain in chains {
+        let ledger = chain.ledger();
+        let skus = ledger
+            .records_with_prefix(market::SKU_PREFIX)
+            .map(|(k, v)| (k, borsh::from_slice::<market::Sku>(v).map(|s| s.policy)));
+        let locks = ledger
+            .records_with_prefix(market::LOCK_PREFIX)
+            .map(|(k, v)| (k, borsh::from_slice::<market::Lock>(v).map(|l| l.policy)));
+        for (key, policy) in skus.chain(locks) {
+            let what = String::from_utf8_lossy(key);
+            let policy = policy.map_err(|e| format!("chain {}: record {what}: {e}", chain.id()))?;
+            if !ledger.markets().has(&policy) {
+                return Err(format!(
+                    "chain {}: {what} uses market policy {policy}, which this node does not load: add a [[market]] entry for it",
+                    chain.id()
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -133,6 +133,8 @@ pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
     let radios = prepare_radios(&manifest, &libraries, &key, &mut errors);
     let strategies = crate::market::Strategies::shared().map_err(|e| vec![format!("pricing sandbox: {e}")])?;
     let markets = prepare_markets(&manifest, &libraries, &key, &strategies, &mut errors);
+    let rules = market::build_rules(&manifest, &libraries, &key, &mut errors);
+    chains.iter_mut().for_each(|chain| chain.markets = rules.clone());
     if errors.is_empty() {
         Ok(Prepared { manifest, key, packages, chains, radios, markets, strategies })
     } else {
@@ -288,6 +290,7 @@ fn prepare_chain(
         allocations,
         genesis_timestamp_ms: entry.genesis.timestamp_ms,
         node_key: key.public_key(),
+        markets: Default::default(),
     })
 }
 
@@ -640,6 +643,7 @@ impl Node {
             .into_iter()
             .map(|parts| ChainRuntime::open(parts, &store).map(|chain| chain.with_events(&events)).map_err(Box::new))
             .collect::<Result<Vec<_>, _>>()?;
+        market::check_required_policies(&chains).map_err(|e| StartError::Prepare(vec![e]))?;
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
         let net = net.map(|(handle, net_events)| {
             network::attach(&handle, &mut chains);
