@@ -93,6 +93,8 @@ pub struct Sku {
     pub provider: PublicKey,
     /// Name of the market policy plugin (e.g. `market-metering`).
     pub policy: String,
+    /// Kind of resource (`network`, `power`, `parking`, ...), what demands name.
+    pub resource: String,
     /// What one unit is (`s`, `MB`, `purchase`).
     pub unit: String,
     /// Where (free text: coordinates, a place name).
@@ -172,6 +174,8 @@ pub enum MarketTx {
         sku: String,
         /// Policy plugin name.
         policy: String,
+        /// Kind of resource.
+        resource: String,
         /// Unit.
         unit: String,
         /// Location.
@@ -431,8 +435,9 @@ fn positive(what: &'static str, value: u64) -> Result<(), TxError> {
 /// Applies a market transaction for its sender, at the block's time.
 pub fn apply(ctx: &mut TxContext<'_>, body: &MarketTx) -> Result<(), TxError> {
     match body {
-        MarketTx::Shelve { sku, policy, unit, location, units_available, terms } => {
-            shelve(ctx, sku, policy, unit, location, *units_available, terms)
+        MarketTx::Shelve { sku, policy, resource, unit, location, units_available, terms } => {
+            let text = ShelfText { policy, resource, unit, location };
+            shelve(ctx, sku, text, *units_available, terms)
         }
         MarketTx::Update { sku, units_available, terms } => update(ctx, sku, *units_available, terms),
         MarketTx::Withdraw { sku } => withdraw(ctx, sku),
@@ -483,17 +488,25 @@ fn check_terms(ctx: &TxContext<'_>, policy: &str, terms: &TermsRecord) -> Result
     ctx.markets().check_terms(policy, &terms.to_sdk()).map_err(market)
 }
 
+/// The text fields of a shelved SKU.
+struct ShelfText<'a> {
+    policy: &'a str,
+    resource: &'a str,
+    unit: &'a str,
+    location: &'a str,
+}
+
 fn shelve(
     ctx: &mut TxContext<'_>,
     sku: &str,
-    policy: &str,
-    unit: &str,
-    location: &str,
+    text: ShelfText<'_>,
     units_available: u64,
     terms: &TermsRecord,
 ) -> Result<(), TxError> {
+    let ShelfText { policy, resource, unit, location } = text;
     check_sku_id(sku)?;
     check_text("policy", policy, TEXT_BYTES_MAX, false)?;
+    check_text("resource", resource, TEXT_BYTES_MAX, false)?;
     check_text("unit", unit, TEXT_BYTES_MAX, false)?;
     check_text("location", location, TEXT_BYTES_MAX, true)?;
     positive("units_available", units_available)?;
@@ -504,6 +517,7 @@ fn shelve(
     let record = Sku {
         provider: sender(ctx),
         policy: policy.to_string(),
+        resource: resource.to_string(),
         unit: unit.to_string(),
         location: location.to_string(),
         units_available,

@@ -9,14 +9,11 @@ pub mod strategy;
 
 pub use strategy::{PricingContext, SharedStrategies, Strategies, StrategyError};
 
-use serde::{Deserialize, Serialize};
-
 /// Points of a utilization chart (the console's text chart).
 pub const CHART_POINTS_MAX: usize = 101;
 
 /// A market operation the node loop performs (from the API or the console).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq)]
 pub enum MarketOp {
     /// Install a new strategy version for an SKU (it becomes active if it works).
     InstallStrategy {
@@ -35,7 +32,6 @@ pub enum MarketOp {
     /// Every SKU with a strategy (no `sku`) or one SKU's versions.
     Strategies {
         /// SKU id.
-        #[serde(default)]
         sku: Option<String>,
     },
     /// A quote through the SKU's policy and strategy, without trading.
@@ -43,8 +39,39 @@ pub enum MarketOp {
         /// SKU id.
         sku: String,
         /// The strategy's context.
-        #[serde(default)]
         context: PricingContext,
+    },
+    /// Submit a signed market transaction after a dry run on the committed state: a
+    /// transaction the market would refuse is answered with the reason, not queued.
+    Submit {
+        /// Chain id.
+        chain: String,
+        /// The transaction.
+        tx: Box<crate::ledger::SignedTx>,
+    },
+    /// Every shelved SKU of a chain.
+    Skus {
+        /// Chain id.
+        chain: String,
+    },
+    /// One SKU with its open bids and locks (its order book) and recent prices.
+    Book {
+        /// Chain id.
+        chain: String,
+        /// SKU id.
+        sku: String,
+    },
+    /// Every posted demand of a chain.
+    Demands {
+        /// Chain id.
+        chain: String,
+    },
+    /// Open locks of a chain, all or those where `party` is provider or buyer.
+    Locks {
+        /// Chain id.
+        chain: String,
+        /// Filter by party.
+        party: Option<nest_sdk::PublicKey>,
     },
     /// The strategy's unit price at `points` utilizations from 0 to 1.
     Chart {
@@ -53,7 +80,6 @@ pub enum MarketOp {
         /// Number of points, 2 to [`CHART_POINTS_MAX`].
         points: usize,
         /// The rest of the context.
-        #[serde(default)]
         context: PricingContext,
     },
 }

@@ -2,9 +2,12 @@
 
 use super::{LoopState, QueryError};
 use crate::admin::events::Event;
+use crate::ledger::market::MarketTx;
 use crate::ledger::market::{self, MarketRules};
+use crate::ledger::{BlockEnv, ChainParams, SignedTx, TxBody, TxError};
 use crate::market::{CHART_POINTS_MAX, MarketOp, PricingContext, SharedStrategies, StrategyError};
 use crate::store::Store;
+use borsh::BorshDeserialize;
 use serde_json::{Value, json};
 
 /// Loads the stored strategies into the registry; a version that no longer loads is logged.
@@ -52,7 +55,50 @@ impl LoopState {
                 drop(registry);
                 self.quote(&sku, context, now_ms)
             }
+            MarketOp::Submit { chain, tx } => {
+                drop(registry);
+                self.submit_market(&chain, *tx, now_ms)
+            }
+            MarketOp::Skus { chain } => listing(self.chain(&chain)?, market::SKU_PREFIX, |_: &market::Sku| true),
+            MarketOp::Demands { chain } => {
+                listing(self.chain(&chain)?, market::DEMAND_PREFIX, |_: &market::Demand| true)
+            }
+            MarketOp::Locks { chain, party } => {
+                listing(self.chain(&chain)?, market::LOCK_PREFIX, |lock: &market::Lock| {
+                    party.is_none_or(|p| lock.buyer == p || lock.provider == p)
+                })
+            }
+            MarketOp::Book { chain, sku } => book(self.chain(&chain)?, &sku),
         }
+    }
+
+    /// Dry-runs a market transaction on the committed state (its nonce set to the
+    /// committed one, since pending transactions are not part of that state), then
+    /// admits it like any transaction and gossips it.
+    fn submit_market(&mut self, chain_id: &str, tx: SignedTx, now_ms: u64) -> Result<Value, QueryError> {
+        let TxBody::Market(body) = &tx.tx.body else {
+            return Err(QueryError::Refused("not a market transaction".into()));
+        };
+        let (what, sku) = (market_tx_name(body), sku_of(body));
+        // Admission marks the id verified: the block that includes it is not checked again.
+        if !tx.verify_signature() {
+            return Err(QueryError::Refused(format!("{what} refused: bad signature")));
+        }
+        let chain = self.chain(chain_id)?;
+        let mut trial = tx.clone();
+        trial.tx.nonce = chain.ledger().account(&tx.tx.from).nonce;
+        let env = BlockEnv { height: chain.head_ref().height + 1, time_ms: now_ms, proposer: tx.tx.from };
+        let params = ChainParams { chain: chain.genesis_hash(), gas_price: 0 };
+        let outcome = chain.ledger().execute(std::slice::from_ref(&trial), &env, &params, true);
+        if let Some((_, error @ TxError::Market(_))) = outcome.rejected.first() {
+            return Err(QueryError::Refused(format!("{what} refused: {error}")));
+        }
+        let hash = tx.hash();
+        let admitted = chain.admit(vec![(hash, tx.clone())]).pop().unwrap_or(Ok(()));
+        admitted.map_err(|error| QueryError::Refused(format!("{what} refused: {error}")))?;
+        self.gossip_txs(chain_id, vec![tx]);
+        self.publish_market_event(what, &sku, json!({ "tx": hash, "chain": chain_id }));
+        Ok(json!({ "hash": hash, "id": hash }))
     }
 
     /// Quotes through the local market policy instance (which runs the strategy).
@@ -180,4 +226,68 @@ pub(super) fn check_required_policies(chains: &[super::chain::ChainRuntime]) -> 
         }
     }
     Ok(())
+}
+
+fn market_tx_name(body: &MarketTx) -> &'static str {
+    match body {
+        MarketTx::Shelve { .. } => "shelve",
+        MarketTx::Update { .. } => "update",
+        MarketTx::Withdraw { .. } => "withdraw",
+        MarketTx::PostDemand { .. } => "demand",
+        MarketTx::CancelDemand { .. } => "cancel_demand",
+        MarketTx::Bid { .. } => "bid",
+        MarketTx::CancelBid { .. } => "cancel_bid",
+        MarketTx::Close { .. } => "close",
+        MarketTx::Lock { .. } => "lock",
+        MarketTx::Report { .. } => "report",
+        MarketTx::Confirm { .. } => "confirm",
+        MarketTx::Settle { .. } => "settle",
+        MarketTx::Refund { .. } => "refund",
+    }
+}
+
+fn sku_of(body: &MarketTx) -> String {
+    match body {
+        MarketTx::Shelve { sku, .. }
+        | MarketTx::Update { sku, .. }
+        | MarketTx::Withdraw { sku }
+        | MarketTx::Bid { sku, .. }
+        | MarketTx::CancelBid { sku, .. }
+        | MarketTx::Close { sku }
+        | MarketTx::Lock { sku, .. } => sku.clone(),
+        MarketTx::PostDemand { resource, .. } => resource.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Records under `prefix` that decode as `T` and pass `keep`, as JSON with their id.
+fn listing<T: BorshDeserialize + serde::Serialize>(
+    chain: &super::chain::ChainRuntime,
+    prefix: &[u8],
+    keep: impl Fn(&T) -> bool,
+) -> Result<Value, QueryError> {
+    let mut items = Vec::new();
+    for (key, bytes) in chain.ledger().records_with_prefix(prefix) {
+        let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        let value: T = borsh::from_slice(bytes).map_err(|e| QueryError::Failed(format!("record {id}: {e}")))?;
+        if keep(&value) {
+            let mut json = serde_json::to_value(&value).map_err(|e| QueryError::Failed(e.to_string()))?;
+            json["id"] = Value::String(id);
+            items.push(json);
+        }
+    }
+    Ok(Value::Array(items))
+}
+
+/// An SKU, its open bids and locks, and its recent prices.
+fn book(chain: &super::chain::ChainRuntime, sku: &str) -> Result<Value, QueryError> {
+    let bytes = chain
+        .ledger()
+        .record(&[market::SKU_PREFIX, sku.as_bytes()].concat())
+        .ok_or_else(|| QueryError::NotFound(format!("no SKU \"{sku}\" on chain {}", chain.id())))?;
+    let record: market::Sku = borsh::from_slice(bytes).map_err(|e| QueryError::Failed(e.to_string()))?;
+    let bid_prefix = [market::BID_PREFIX, sku.as_bytes(), b"/"].concat();
+    let bids = listing(chain, &bid_prefix, |_: &market::Bid| true)?;
+    let locks = listing(chain, market::LOCK_PREFIX, |lock: &market::Lock| lock.sku == sku)?;
+    Ok(json!({ "sku": sku, "record": record, "bids": bids, "locks": locks, "recent_prices": record.recent_prices }))
 }

@@ -465,6 +465,9 @@ pub enum QueryError {
     /// The node could not answer.
     #[error("{0}")]
     Failed(String),
+    /// The request is invalid (bad input); the message says what and why.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Results of admitting a batch of transactions, in order.

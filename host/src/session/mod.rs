@@ -11,6 +11,7 @@
 //! socket cancels the running one.
 
 pub mod bindings;
+pub mod market;
 
 use crate::admin::events::EventBus;
 use crate::api::ApiState;
@@ -86,6 +87,8 @@ pub fn open_session(
 
 /// Evaluates `code` and counts it (and any limit it hit) in the metrics.
 pub fn evaluate(session: &Session, code: &str, cancel: &AtomicBool) -> Result<EvalOutput, ScriptError> {
+    // `market(sku):strategy(function ... end)` reads the function's source from here.
+    session.lua().set_app_data(market::ChunkText(code.to_string()));
     let result = session.eval("console", code, cancel);
     crate::admin::metrics::lua_evaluated();
     match &result {
@@ -299,7 +302,9 @@ fn plugin_answer(result: Result<Vec<crate::node::PluginEntry>, QueryError>) -> R
         Err(QueryError::NotFound(message)) => {
             (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response()
         }
-        Err(QueryError::Failed(message)) => (StatusCode::CONFLICT, Json(json!({ "error": message }))).into_response(),
+        Err(QueryError::Failed(message) | QueryError::Refused(message)) => {
+            (StatusCode::CONFLICT, Json(json!({ "error": message }))).into_response()
+        }
     }
 }
 

@@ -92,6 +92,7 @@ fn shelve(chain: &mut Chain, sku: &str, policy: &str, terms: TermsRecord) {
     let body = MarketTx::Shelve {
         sku: sku.into(),
         policy: policy.into(),
+        resource: "network".into(),
         unit: "s".into(),
         location: "lab".into(),
         units_available: 1_000,
@@ -179,6 +180,7 @@ fn auction_clears_at_the_second_price_and_refunds_the_rest() {
     let body = MarketTx::Shelve {
         sku: "slot".into(),
         policy: "market-auction".into(),
+        resource: "network".into(),
         unit: "slot".into(),
         location: String::new(),
         units_available: 1,
@@ -223,6 +225,7 @@ fn bad_inputs_are_refused_with_their_reason_and_nothing_moves() {
     let overflow = MarketTx::Shelve {
         sku: "big".into(),
         policy: "market-price-tag".into(),
+        resource: "network".into(),
         unit: "u".into(),
         location: String::new(),
         units_available: 10,
@@ -236,6 +239,7 @@ fn bad_inputs_are_refused_with_their_reason_and_nothing_moves() {
         MarketTx::Shelve {
             sku: "x".into(),
             policy: "market-nope".into(),
+            resource: "network".into(),
             unit: "u".into(),
             location: String::new(),
             units_available: 1,
@@ -300,7 +304,7 @@ proptest! {
         auction.reserve_price = 10;
         auction.round_end_ms = START + 30_000;
         let body = MarketTx::Shelve {
-            sku: "lot".into(), policy: "market-auction".into(), unit: "lot".into(),
+            sku: "lot".into(), policy: "market-auction".into(), resource: "network".into(), unit: "lot".into(),
             location: String::new(), units_available: 2, terms: auction,
         };
         chain.send(PROVIDER, body).unwrap();
