@@ -68,7 +68,7 @@ async fn quote(
     Path(sku): Path<String>,
     Json(context): Json<PricingContext>,
 ) -> Result<Json<Value>, ApiError> {
-    market(&state, MarketOp::Quote { sku, context }).await
+    market(&state, MarketOp::Quote { sku, policy: None, context }).await
 }
 
 async fn strategies(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {

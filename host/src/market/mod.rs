@@ -38,6 +38,8 @@ pub enum MarketOp {
     Quote {
         /// SKU id.
         sku: String,
+        /// The policy plugin to quote with, for an SKU not shelved yet.
+        policy: Option<String>,
         /// The strategy's context.
         context: PricingContext,
     },

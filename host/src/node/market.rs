@@ -51,9 +51,9 @@ impl LoopState {
             MarketOp::Strategies { sku: Some(sku) } => serde_json::to_value(registry.history(&sku).map_err(refused)?)
                 .map_err(|e| QueryError::Failed(e.to_string())),
             MarketOp::Chart { sku, points, context } => chart(&registry, &sku, points, context),
-            MarketOp::Quote { sku, context } => {
+            MarketOp::Quote { sku, policy, context } => {
                 drop(registry);
-                self.quote(&sku, context, now_ms)
+                self.quote(&sku, policy.as_deref(), context, now_ms)
             }
             MarketOp::Submit { chain, tx } => {
                 drop(registry);
@@ -102,12 +102,18 @@ impl LoopState {
     }
 
     /// Quotes through the local market policy instance (which runs the strategy).
-    fn quote(&mut self, sku: &str, mut context: PricingContext, now_ms: u64) -> Result<Value, QueryError> {
+    fn quote(
+        &mut self,
+        sku: &str,
+        policy: Option<&str>,
+        mut context: PricingContext,
+        now_ms: u64,
+    ) -> Result<Value, QueryError> {
         context.sku = sku.to_string();
         if context.now_ms == 0 {
             context.now_ms = now_ms;
         }
-        let policy = self.policy_for(sku)?;
+        let policy = self.policy_for(sku, policy)?;
         let context_json = serde_json::to_string(&context).map_err(|e| QueryError::Failed(e.to_string()))?;
         let request = nest_sdk::QuoteRequest {
             sku: sku.into(),
@@ -129,9 +135,9 @@ impl LoopState {
     }
 
     /// The local market instance that quotes `sku`: the one whose policy the SKU uses on
-    /// chain, else the only instance the node runs.
-    fn policy_for(&self, sku: &str) -> Result<usize, QueryError> {
-        if let Some(policy) = self.shelved_policy(sku) {
+    /// chain, else the one asked for, else the only instance the node runs.
+    fn policy_for(&self, sku: &str, asked: Option<&str>) -> Result<usize, QueryError> {
+        if let Some(policy) = self.shelved_policy(sku).or(asked.map(str::to_string)) {
             return self.markets.iter().position(|m| m.slot.status().name == policy).ok_or_else(|| {
                 QueryError::Failed(format!("SKU \"{sku}\" uses policy {policy}, which this node does not load"))
             });
@@ -139,7 +145,9 @@ impl LoopState {
         match self.markets.len() {
             1 => Ok(0),
             0 => Err(QueryError::Failed("this node runs no market policy ([[market]] in the manifest)".into())),
-            _ => Err(QueryError::NotFound(format!("SKU \"{sku}\" is not shelved on any chain of this node"))),
+            _ => Err(QueryError::Refused(format!(
+                "SKU \"{sku}\" is not shelved on any chain of this node: name its policy (policy = \"market-...\")"
+            ))),
         }
     }
 

@@ -114,6 +114,15 @@ fn send(ctx: &ConsoleContext, args: &Table, body: MarketTx) -> mlua::Result<Stri
     Ok(answer["hash"].as_str().unwrap_or_default().to_string())
 }
 
+/// A non-negative integer field of an argument table, with a message naming it.
+fn amount(args: &Table, field: &str) -> mlua::Result<u64> {
+    match args.get::<Value>(field)? {
+        Value::Integer(value) if value >= 0 => Ok(value as u64),
+        Value::Nil => Err(runtime(format!("{field}: missing"))),
+        other => Err(runtime(format!("{field}: expected a non-negative integer, got {}", other.to_string()?))),
+    }
+}
+
 fn lock_id(text: &str) -> mlua::Result<Hash32> {
     Hash32::from_hex(text).map_err(|e| runtime(format!("lock id: {e}")))
 }
@@ -142,7 +151,8 @@ fn priced_terms(ctx: &ConsoleContext, sku: &str, args: &Table) -> mlua::Result<T
     let mut terms = terms_from(args)?;
     if args.get::<Option<u64>>("unit_price")?.is_none() {
         let context = PricingContext { units: 1, ..PricingContext::default() };
-        let quote = ask(ctx, MarketOp::Quote { sku: sku.to_string(), context })?;
+        let policy = args.get::<Option<String>>("policy")?;
+        let quote = ask(ctx, MarketOp::Quote { sku: sku.to_string(), policy, context })?;
         terms.unit_price = quote["unit_price"].as_u64().unwrap_or(0);
         if terms.round_end_ms != 0 && terms.reserve_price == 0 {
             terms.reserve_price = terms.unit_price;
@@ -197,9 +207,10 @@ fn sku_methods(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let c = ctx.clone();
     methods.set(
         "quote",
-        lua.create_function(move |lua, (this, context): (Table, Option<Value>)| {
-            let context = context_from(lua, context)?;
-            to_lua(lua, &ask(&c, MarketOp::Quote { sku: id(&this)?, context })?)
+        lua.create_function(move |lua, (this, context): (Table, Option<Table>)| {
+            let policy = context.as_ref().map(|c| c.get::<Option<String>>("policy")).transpose()?.flatten();
+            let context = context_from(lua, context.map(Value::Table))?;
+            to_lua(lua, &ask(&c, MarketOp::Quote { sku: id(&this)?, policy, context })?)
         })?,
     )?;
     let c = ctx.clone();
@@ -231,7 +242,7 @@ fn install_trading(lua: &Lua, ctx: &Arc<ConsoleContext>, methods: &Table) -> mlu
                 resource: args.get::<Option<String>>("resource")?.unwrap_or_else(|| "network".into()),
                 unit: args.get::<Option<String>>("unit")?.unwrap_or_else(|| "unit".into()),
                 location: args.get::<Option<String>>("location")?.unwrap_or_default(),
-                units_available: args.get("units")?,
+                units_available: amount(&args, "units")?,
                 terms,
             };
             send(&c, &args, body)
@@ -243,7 +254,7 @@ fn install_trading(lua: &Lua, ctx: &Arc<ConsoleContext>, methods: &Table) -> mlu
         lua.create_function(move |_, (this, args): (Table, Table)| {
             let sku = id(&this)?;
             let terms = priced_terms(&c, &sku, &args)?;
-            send(&c, &args, MarketTx::Update { sku, units_available: args.get("units")?, terms })
+            send(&c, &args, MarketTx::Update { sku, units_available: amount(&args, "units")?, terms })
         })?,
     )?;
     let c = ctx.clone();
@@ -258,7 +269,11 @@ fn install_trading(lua: &Lua, ctx: &Arc<ConsoleContext>, methods: &Table) -> mlu
     methods.set(
         "lock",
         lua.create_function(move |_, (this, args): (Table, Table)| {
-            let body = MarketTx::Lock { sku: id(&this)?, units: args.get("units")?, max_price: args.get("max_price")? };
+            let body = MarketTx::Lock {
+                sku: id(&this)?,
+                units: amount(&args, "units")?,
+                max_price: amount(&args, "max_price")?,
+            };
             send(&c, &args, body)
         })?,
     )?;
@@ -266,7 +281,11 @@ fn install_trading(lua: &Lua, ctx: &Arc<ConsoleContext>, methods: &Table) -> mlu
     methods.set(
         "bid",
         lua.create_function(move |_, (this, args): (Table, Table)| {
-            let body = MarketTx::Bid { sku: id(&this)?, units: args.get("units")?, max_price: args.get("max_price")? };
+            let body = MarketTx::Bid {
+                sku: id(&this)?,
+                units: amount(&args, "units")?,
+                max_price: amount(&args, "max_price")?,
+            };
             send(&c, &args, body)
         })?,
     )?;
@@ -332,8 +351,8 @@ pub fn install(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<()> {
         lua.create_function(move |_, args: Table| {
             let body = MarketTx::PostDemand {
                 resource: args.get("resource")?,
-                units: args.get("units")?,
-                max_price: args.get("max_price")?,
+                units: amount(&args, "units")?,
+                max_price: amount(&args, "max_price")?,
                 location: args.get::<Option<String>>("location")?.unwrap_or_default(),
             };
             send(&c, &args, body)
@@ -369,7 +388,7 @@ pub fn install(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<()> {
 /// or `nil` and the reason when no offer fits.
 fn buy(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<(Value, Option<String>)> {
     let resource: String = args.get("resource")?;
-    let units: u64 = args.get("units")?;
+    let units: u64 = amount(&args, "units")?;
     let max_unit_price: u64 = args.get("max_unit_price")?;
     let max_total: u64 = args.get::<Option<u64>>("max_total")?.unwrap_or(u64::MAX);
     let location: Option<String> = args.get("location")?;
