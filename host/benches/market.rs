@@ -8,6 +8,9 @@
 //! orders applied as ledger transactions (records, escrow), against a native sort of the
 //! same bids. One thread: the figures are per core. Targets: ≥ 300 000 quotes/s,
 //! ≥ 100 000 orders/s.
+//!
+//! The policies are the signed `.so` files, packaged and loaded through the real loader:
+//! build them first (`cargo build --release -p market-price-tag -p market-auction`).
 
 #![allow(missing_docs)]
 
@@ -15,14 +18,16 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use nest_host::crypto::SecretKey;
 use nest_host::ledger::market::{MarketRules, MarketTx, TermsRecord};
 use nest_host::ledger::{BlockEnv, ChainParams, Ledger, SignedTx, TxBody, UnsignedTx};
+use nest_host::loader::{self, LoadOptions, TrustStore};
 use nest_host::market::{PricingContext, Strategies};
 use nest_host::node::services::NodeServices;
+use nest_host::package;
 use nest_host::store::Store;
-use nest_sdk::market::{MarketAdapter, MarketBox, MarketFfi_TO, rules::QuoteConfig};
+use nest_sdk::market::MarketBox;
 use nest_sdk::testing::market::{order, round, terms};
-use nest_sdk::{Hash32, MarketPolicy, PublicKey, QuoteRequest, Signature};
-use nest_sdk::{abi_stable::sabi_trait::TD_Opaque, abi_stable::std_types::RBox};
+use nest_sdk::{Hash32, PublicKey, QuoteRequest, Signature};
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const SURGE: &str = include_str!("../../scripts/pricing/surge.lua");
@@ -37,9 +42,28 @@ fn native_surge(context: &PricingContext) -> (u64, u64) {
     ((100.0 * factor + 0.5).floor() as u64, 30_000)
 }
 
-fn policy<M: MarketPolicy<Config = QuoteConfig>>(host: nest_sdk::Host) -> MarketBox {
-    let instance = M::new(QuoteConfig { quote_valid_ms: 1_000 }, host).expect("policy");
-    MarketFfi_TO::from_ptr(RBox::new(MarketAdapter(instance)), TD_Opaque)
+fn plugin_library(lib_name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("bench path");
+    let deps = exe.parent().expect("deps dir");
+    let file = format!("lib{lib_name}.so");
+    [deps.join(&file), deps.join("..").join(&file)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{file} not found near {}: build the market plugins first", deps.display()))
+}
+
+/// A policy instance from its signed package, loaded through the real loader.
+fn policy(crate_dir: &str, lib_name: &str, host: &nest_sdk::Host, dir: &Path) -> MarketBox {
+    let vendor = SecretKey::from_seed([3; 32]);
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins").join(crate_dir).join("plugin.toml");
+    let out = dir.join(crate_dir);
+    package::pack(&source, &plugin_library(lib_name), &out, &vendor).expect("pack");
+    let mut trust = TrustStore::new();
+    trust.add("bench", vendor.public_key());
+    let library = loader::load(&out, &LoadOptions { trust, allow_unsigned: false }).expect("load");
+    // Libraries are never unloaded by the host: keep this one for the process.
+    let library: &'static loader::LoadedLibrary = Box::leak(Box::new(library));
+    library.new_market("{}", host).expect("instance")
 }
 
 fn context(index: u64) -> PricingContext {
@@ -48,7 +72,7 @@ fn context(index: u64) -> PricingContext {
 
 /// `LOCKS` immediate orders from distinct buyers against one price-tag SKU, and the
 /// ledger holding that SKU.
-fn lock_workload() -> (Ledger, Vec<SignedTx>) {
+fn lock_workload(dir: &Path) -> (Ledger, Vec<SignedTx>) {
     let provider = PublicKey([1; 32]);
     let buyers: Vec<PublicKey> = (0..LOCKS as u64)
         .map(|i| {
@@ -61,8 +85,8 @@ fn lock_workload() -> (Ledger, Vec<SignedTx>) {
     allocations.push((provider, 1_000_000));
     let mut ledger = Ledger::genesis(&allocations).expect("distinct keys");
     let host = nest_sdk::testing::LocalHost::from_seed([5; 32]).host();
-    ledger
-        .set_markets(MarketRules::new([("market-price-tag".to_string(), policy::<market_price_tag::PriceTag>(host))]));
+    let price_tag = policy("market-price-tag", "market_price_tag", &host, dir);
+    ledger.set_markets(MarketRules::new([("market-price-tag".to_string(), price_tag)]));
     let unsigned = |from, nonce, body| SignedTx {
         tx: UnsignedTx { chain: PARAMS.chain, from, nonce, fee: 0, body: TxBody::Market(body) },
         signature: Signature::default(),
@@ -111,7 +135,8 @@ fn market(c: &mut Criterion) {
     let strategies = Strategies::shared().expect("sandbox");
     strategies.lock().expect("registry").install(&store, "wifi", SURGE, 0).expect("surge installs");
     let key = Arc::new(SecretKey::from_seed([9; 32]));
-    let mut quoting = policy::<market_price_tag::PriceTag>(NodeServices::market_host(key, "bench", strategies.clone()));
+    let quoting_host = NodeServices::market_host(key, "bench", strategies.clone());
+    let mut quoting = policy("market-price-tag", "market_price_tag", &quoting_host, &dir.path().join("quote"));
     let registry = strategies.lock().expect("registry");
     let request = QuoteRequest {
         sku: "wifi".into(),
@@ -121,13 +146,14 @@ fn market(c: &mut Criterion) {
         context_json: r#"{"units":3,"utilization":0.8}"#.into(),
     };
 
-    let auction = policy::<market_auction::Auction>(nest_sdk::testing::LocalHost::from_seed([4; 32]).host());
+    let auction_host = nest_sdk::testing::LocalHost::from_seed([4; 32]).host();
+    let auction = policy("market-auction", "market_auction", &auction_host, &dir.path().join("auction"));
     let mut auction_terms = terms(0);
     auction_terms.round_end_ms = 1;
     auction_terms.reserve_price = 10;
     let bids: Vec<_> = (0..ROUND_BIDS).map(|i| order(i as u8, 1, 100 + (i as u64 * 7919) % 10_000)).collect();
     let auction_round = round(auction_terms, bids.clone(), 1, 10);
-    let (ledger, locks) = lock_workload();
+    let (ledger, locks) = lock_workload(&dir.path().join("locks"));
     let env = BlockEnv { height: 2, time_ms: 10, proposer: PublicKey([1; 32]) };
 
     let mut group = c.benchmark_group("market");

@@ -168,13 +168,27 @@ impl From<StoreError> for StrategyError {
 struct Loaded {
     history: StrategyHistory,
     function: Function,
+    /// The SKU id as a Lua string, made once.
+    sku: mlua::String,
 }
+
+/// Fills the context table and calls the strategy in one call into Lua: setting the
+/// fields from Rust costs a protected call each, several times the strategy itself.
+const DRIVER: &str =
+    "return function(f, t, sku, units, duration_s, utilization, demand_rate, hour, history, height, now_ms)
+  t.sku = sku; t.units = units; t.duration_s = duration_s; t.utilization = utilization
+  t.demand_rate = demand_rate; t.hour = hour; t.requester_history = history; t.height = height
+  t.now_ms = now_ms
+  return f(t)
+end";
 
 /// The node's strategies and the sandbox that runs them.
 pub struct Strategies {
     session: Session,
     /// Reused for every call: filling a table is cheaper than creating one.
     context: Table,
+    /// Fills `context` and calls a strategy (see [`DRIVER`]).
+    driver: Function,
     skus: BTreeMap<String, Loaded>,
     no_cancel: AtomicBool,
 }
@@ -199,7 +213,9 @@ impl Strategies {
         };
         let session = Session::new(limits)?;
         let context = session.lua().create_table().map_err(|e| ScriptError::Runtime { message: e.to_string() })?;
-        Ok(Self { session, context, skus: BTreeMap::new(), no_cancel: AtomicBool::new(false) })
+        let no_cancel = AtomicBool::new(false);
+        let driver = session.load_function("pricing driver", DRIVER, &no_cancel)?;
+        Ok(Self { session, context, driver, skus: BTreeMap::new(), no_cancel })
     }
 
     /// A registry shared behind a mutex.
@@ -218,7 +234,8 @@ impl Strategies {
             let Some(active) = history.versions.iter().find(|v| v.version == history.active) else { continue };
             match self.compile(&sku, active.version, &active.source) {
                 Ok(function) => {
-                    self.skus.insert(sku, Loaded { history, function });
+                    let sku_string = self.lua_string(&sku)?;
+                    self.skus.insert(sku, Loaded { history, function, sku: sku_string });
                 }
                 Err(error) => problems.push(error.to_string()),
             }
@@ -246,6 +263,10 @@ impl Strategies {
         Ok(())
     }
 
+    fn lua_string(&self, text: &str) -> Result<mlua::String, StrategyError> {
+        self.session.lua().create_string(text).map_err(|e| StrategyError::Store(format!("SKU id {text}: {e}")))
+    }
+
     fn compile(&self, sku: &str, version: u32, source: &str) -> Result<Function, StrategyError> {
         let script = |error| StrategyError::Script { sku: sku.to_string(), version, error };
         let function = self.session.load_function(&format!("strategy {sku} v{version}"), source, &self.no_cancel);
@@ -264,10 +285,14 @@ impl Strategies {
         }
         let version = self.skus.get(sku).and_then(|l| l.history.versions.last()).map_or(1, |v| v.version + 1);
         let function = self.compile(sku, version, source)?;
-        self.run(sku, version, &function, &PricingContext::sample(sku))?;
+        let sku_string = self.lua_string(sku)?;
+        self.run(&sku_string, version, &function, &PricingContext::sample(sku))?;
         let entry = self.skus.entry(sku.to_string());
-        let loaded =
-            entry.or_insert_with(|| Loaded { history: StrategyHistory::default(), function: function.clone() });
+        let loaded = entry.or_insert_with(|| Loaded {
+            history: StrategyHistory::default(),
+            function: function.clone(),
+            sku: sku_string,
+        });
         loaded.history.versions.push(StrategyVersion { version, source: source.to_string(), installed_at_ms: now_ms });
         if loaded.history.versions.len() > VERSIONS_MAX {
             loaded.history.versions.remove(0);
@@ -305,7 +330,7 @@ impl Strategies {
     /// Prices `context` with the SKU's active strategy.
     pub fn price(&self, sku: &str, context: &PricingContext) -> Result<Priced, StrategyError> {
         let loaded = self.skus.get(sku).ok_or_else(|| StrategyError::Unknown(sku.to_string()))?;
-        self.run(sku, loaded.history.active, &loaded.function, context)
+        self.run(&loaded.sku, loaded.history.active, &loaded.function, context)
     }
 
     /// Prices a JSON context (the host service plugins call).
@@ -316,30 +341,30 @@ impl Strategies {
         self.price(sku, &context)
     }
 
-    fn fill_context(&self, context: &PricingContext) -> mlua::Result<()> {
-        let table = &self.context;
-        table.raw_set("sku", context.sku.as_str())?;
-        table.raw_set("units", context.units)?;
-        table.raw_set("duration_s", context.duration_s)?;
-        table.raw_set("utilization", context.utilization)?;
-        table.raw_set("demand_rate", context.demand_rate)?;
-        table.raw_set("hour", context.hour)?;
-        table.raw_set("requester_history", context.requester_history)?;
-        table.raw_set("height", context.height)?;
-        table.raw_set("now_ms", context.now_ms)
-    }
-
     fn run(
         &self,
-        sku: &str,
+        sku_string: &mlua::String,
         version: u32,
         function: &Function,
         context: &PricingContext,
     ) -> Result<Priced, StrategyError> {
-        let script = |error| StrategyError::Script { sku: sku.to_string(), version, error };
-        self.fill_context(context).map_err(|e| script(ScriptError::Runtime { message: e.to_string() }))?;
-        let values = self.session.call_multi(function, self.context.clone(), &self.no_cancel).map_err(script)?;
-        let not_a_price = |what: String| StrategyError::NotAPrice { sku: sku.to_string(), version, what };
+        let script = |error| StrategyError::Script { sku: sku_string.to_string_lossy(), version, error };
+        let c = context;
+        let args = (
+            function.clone(),
+            self.context.clone(),
+            sku_string.clone(),
+            c.units,
+            c.duration_s,
+            c.utilization,
+            c.demand_rate,
+            c.hour,
+            c.requester_history,
+            c.height,
+            c.now_ms,
+        );
+        let values = self.session.call_multi(&self.driver, args, &self.no_cancel).map_err(script)?;
+        let not_a_price = |what: String| StrategyError::NotAPrice { sku: sku_string.to_string_lossy(), version, what };
         let unit_price = match values.first() {
             Some(value) => as_amount(value).map_err(|what| not_a_price(format!("price: {what}")))?,
             None => return Err(not_a_price("returned nothing, expected a price".into())),
