@@ -169,7 +169,7 @@ struct Loaded {
     history: StrategyHistory,
     function: Function,
     /// The SKU id as a Lua string, made once.
-    sku: mlua::String,
+    sku: mlua::LuaString,
 }
 
 /// Fills the context table and calls the strategy in one call into Lua: setting the
@@ -263,7 +263,7 @@ impl Strategies {
         Ok(())
     }
 
-    fn lua_string(&self, text: &str) -> Result<mlua::String, StrategyError> {
+    fn lua_string(&self, text: &str) -> Result<mlua::LuaString, StrategyError> {
         self.session.lua().create_string(text).map_err(|e| StrategyError::Store(format!("SKU id {text}: {e}")))
     }
 
@@ -343,7 +343,7 @@ impl Strategies {
 
     fn run(
         &self,
-        sku_string: &mlua::String,
+        sku_string: &mlua::LuaString,
         version: u32,
         function: &Function,
         context: &PricingContext,
