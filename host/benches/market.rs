@@ -14,6 +14,8 @@
 
 #![allow(missing_docs)]
 
+mod support;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use nest_host::crypto::SecretKey;
 use nest_host::ledger::market::{MarketRules, MarketTx, TermsRecord};
@@ -29,6 +31,7 @@ use nest_sdk::{Hash32, PublicKey, QuoteRequest, Signature};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use support::median_ns;
 
 const SURGE: &str = include_str!("../../scripts/pricing/surge.lua");
 const ROUND_BIDS: usize = 256;
@@ -108,21 +111,6 @@ fn lock_workload(dir: &Path) -> (Ledger, Vec<SignedTx>) {
         .map(|buyer| unsigned(*buyer, 0, MarketTx::Lock { sku: "wifi".into(), units: 10, max_price: 30 }))
         .collect();
     (ledger, locks)
-}
-
-/// Median time of one call over 9 samples of `iterations` calls, in nanoseconds.
-fn median_ns(mut call: impl FnMut(), iterations: u32) -> f64 {
-    let mut samples: Vec<f64> = (0..9)
-        .map(|_| {
-            let start = std::time::Instant::now();
-            for _ in 0..iterations {
-                call();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(iterations)
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[4]
 }
 
 fn per_second(ns: f64) -> f64 {

@@ -360,6 +360,20 @@ pub mod rules {
         Ok(())
     }
 
+    /// Checks flat immediate terms: no round, a deadline, no tiers.
+    pub fn check_flat(terms: &Terms) -> Result<(), PluginError> {
+        check_immediate(terms)?;
+        if !terms.tiers.is_empty() {
+            return Err(PluginError::rejected("this policy sells at one unit price: no tiers"));
+        }
+        Ok(())
+    }
+
+    /// Clears an immediate sale at `units × unit_price` per order.
+    pub fn clear_flat(round: &Round) -> Result<Vec<Match>, PluginError> {
+        clear_immediate(round, |order, terms| total(order.units, terms.unit_price))
+    }
+
     /// The units of one order an immediate sale can serve, or a rejection.
     pub fn check_order(order: &Order, units_available: u64) -> Result<(), PluginError> {
         if order.units == 0 {

@@ -257,46 +257,10 @@ fn install_trading(lua: &Lua, ctx: &Arc<ConsoleContext>, methods: &Table) -> mlu
             send(&c, &args, MarketTx::Update { sku, units_available: amount(&args, "units")?, terms })
         })?,
     )?;
-    let c = ctx.clone();
-    methods.set(
-        "withdraw",
-        lua.create_function(move |lua, (this, args): (Table, Option<Table>)| {
-            let args = args.map_or_else(|| lua.create_table(), Ok)?;
-            send(&c, &args, MarketTx::Withdraw { sku: id(&this)? })
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "lock",
-        lua.create_function(move |_, (this, args): (Table, Table)| {
-            let body = MarketTx::Lock {
-                sku: id(&this)?,
-                units: amount(&args, "units")?,
-                max_price: amount(&args, "max_price")?,
-            };
-            send(&c, &args, body)
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "bid",
-        lua.create_function(move |_, (this, args): (Table, Table)| {
-            let body = MarketTx::Bid {
-                sku: id(&this)?,
-                units: amount(&args, "units")?,
-                max_price: amount(&args, "max_price")?,
-            };
-            send(&c, &args, body)
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "close",
-        lua.create_function(move |lua, (this, args): (Table, Option<Table>)| {
-            let args = args.map_or_else(|| lua.create_table(), Ok)?;
-            send(&c, &args, MarketTx::Close { sku: id(&this)? })
-        })?,
-    )?;
+    methods.set("withdraw", sku_method(lua, ctx, |sku| MarketTx::Withdraw { sku })?)?;
+    methods.set("close", sku_method(lua, ctx, |sku| MarketTx::Close { sku })?)?;
+    methods.set("lock", order_method(lua, ctx, |sku, units, max_price| MarketTx::Lock { sku, units, max_price })?)?;
+    methods.set("bid", order_method(lua, ctx, |sku, units, max_price| MarketTx::Bid { sku, units, max_price })?)?;
     let c = ctx.clone();
     methods.set(
         "book",
@@ -315,6 +279,28 @@ fn install_trading(lua: &Lua, ctx: &Arc<ConsoleContext>, methods: &Table) -> mlu
         })?,
     )?;
     Ok(())
+}
+
+/// `market(sku):withdraw([args])` and `:close([args])`: a transaction naming the SKU.
+fn sku_method(lua: &Lua, ctx: &Arc<ConsoleContext>, body: fn(String) -> MarketTx) -> mlua::Result<Function> {
+    let c = ctx.clone();
+    lua.create_function(move |lua, (this, args): (Table, Option<Table>)| {
+        let args = args.map_or_else(|| lua.create_table(), Ok)?;
+        send(&c, &args, body(this.get("sku")?))
+    })
+}
+
+/// `market(sku):lock{units=, max_price=}` and `:bid{...}`: an order on the SKU.
+fn order_method(
+    lua: &Lua,
+    ctx: &Arc<ConsoleContext>,
+    body: fn(String, u64, u64) -> MarketTx,
+) -> mlua::Result<Function> {
+    let c = ctx.clone();
+    lua.create_function(move |_, (this, args): (Table, Table)| {
+        let order = body(this.get("sku")?, amount(&args, "units")?, amount(&args, "max_price")?);
+        send(&c, &args, order)
+    })
 }
 
 /// `market.report(lock, units [, args])` and the other lock operations.

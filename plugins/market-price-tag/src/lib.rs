@@ -29,15 +29,11 @@ impl MarketPolicy for PriceTag {
     }
 
     fn check_terms(&self, terms: &Terms) -> Result<(), PluginError> {
-        rules::check_immediate(terms)?;
-        if !terms.tiers.is_empty() {
-            return Err(PluginError::rejected("price-tag has no tiers"));
-        }
-        Ok(())
+        rules::check_flat(terms)
     }
 
     fn clear(&self, round: Round) -> Result<Vec<Match>, PluginError> {
-        rules::clear_immediate(&round, |order, terms| rules::total(order.units, terms.unit_price))
+        rules::clear_flat(&round)
     }
 
     fn settle(&self, _terms: &Terms, usage: Usage) -> Result<u64, PluginError> {
