@@ -60,8 +60,12 @@ fn node_data_dir(node: &NodeProcess) -> PathBuf {
 
 /// Evaluates Lua on `node` (a fresh console session); the first value, or the error text.
 fn lua(node: &NodeProcess, code: &str) -> Result<Value, String> {
-    let response = ureq::post(&format!("{}/v1/admin/eval", node.url))
-        .set("authorization", &format!("Bearer {}", token(node)))
+    eval_at(&node.url, &token(node), code)
+}
+
+fn eval_at(url: &str, token: &str, code: &str) -> Result<Value, String> {
+    let response = ureq::post(&format!("{url}/v1/admin/eval"))
+        .set("authorization", &format!("Bearer {token}"))
         .send_json(json!({ "code": code }));
     match response {
         Ok(response) => {
@@ -260,8 +264,14 @@ fn a_strategy_replaced_live_keeps_the_market_running_and_survives_a_restart() {
     wait_until(WAIT, "the SKU", || get(&node, "/v1/chains/main/market/skus").as_array().is_some_and(|s| !s.is_empty()));
     assert_eq!(lua_ok(&node, "return market('wifi'):quote{units = 5}")["price"], 50);
 
+    let watcher = {
+        let (url, token) = (node.url.clone(), token(&node));
+        std::thread::spawn(move || eval_at(&url, &token, "return watch{type = 'market', count = 1}"))
+    };
+    std::thread::sleep(Duration::from_millis(500));
     let replaced = lua_ok(&node, "return market('wifi'):strategy(function(ctx)\n  return 20 + ctx.units\nend)");
     assert_eq!(replaced["version"], 2);
+    assert_eq!(watcher.join().unwrap(), Ok(json!(1)), "watch saw the market event");
     assert_eq!(lua_ok(&node, "return market('wifi'):quote{units = 5}")["unit_price"], 25);
 
     let broken = lua_err(&node, "return market('wifi'):strategy(function(ctx) return 'cheap' end)");

@@ -48,7 +48,14 @@ keys        the node's keys: node(), list()
               keys.list()
 log         the node's log: tail(n)
               log.tail(20)
-watch(...)  stream events until Ctrl-C: \"blocks\", \"txs\", \"plugins\", or {type=, chain=, count=}
+market(sku) an SKU: strategy(f|source|file), versions(), rollback(v), quote{...}, chart{points=},
+            shelve{policy=, resource=, unit=, units=}, update{...}, withdraw(), lock{units=, max_price=},
+            bid{...}, close(), book(), prices()
+              market(\"wifi\"):strategy(function(ctx) return 100 * (1 + ctx.utilization) end)
+market      skus(), demands(), locks(), strategies(), demand{...}, report(lock, units), confirm(lock),
+            settle(lock), refund(lock), buy{resource=, units=, max_unit_price=, max_total=?, prefer=?}
+              market.buy{resource=\"network\", units=600, max_unit_price=150}
+watch(...)  stream events until Ctrl-C: \"blocks\", \"txs\", \"plugins\", \"market\", or {type=, chain=, count=}
               watch(\"blocks\")
 
 .help       this text
@@ -308,7 +315,9 @@ mod tests {
 
     #[test]
     fn help_names_every_table_with_an_example() {
-        for name in ["node", "chain(id)", "plugins", "peers", "tx", "keys", "log", "watch(...)"] {
+        for name in
+            ["node", "chain(id)", "plugins", "peers", "tx", "keys", "log", "market(sku)", "market", "watch(...)"]
+        {
             assert!(HELP.lines().any(|line| line.starts_with(name)), "{name} missing");
         }
         for call in ["node.status()", "chain(\"main\"):block(12)", "plugins.inspect(", "tx.transfer{", "log.tail(20)"] {
