@@ -135,6 +135,13 @@ fn two_nodes_meter_wifi_with_the_surge_strategy_and_agree_on_balances() {
     assert_eq!(quote["unit_price"], 250, "surge at 75 % utilization: {quote}");
     let chart = lua_ok(a, "return market('wifi'):chart{points = 5}");
     assert!(chart.as_str().unwrap().contains("100.0% |########################################| 400"), "{chart}");
+    // Node B's buying policy starts looking before anything is for sale.
+    let buying = {
+        let (url, token) = (b.url.clone(), token(b));
+        let code = "return market.buy{resource = 'network', units = 600, max_unit_price = 150, max_total = 100000, wait_ms = 20000}";
+        std::thread::spawn(move || eval_at(&url, &token, code))
+    };
+    std::thread::sleep(Duration::from_millis(500));
     lua_ok(
         a,
         "return market('wifi'):shelve{policy = 'market-metering', resource = 'network', unit = 's', units = 3600, deadline_ms = 5000, location = 'lab'}",
@@ -145,8 +152,7 @@ fn two_nodes_meter_wifi_with_the_surge_strategy_and_agree_on_balances() {
     let sku = get(b, "/v1/chains/main/market/skus/wifi");
     assert_eq!(sku["record"]["terms"]["unit_price"], 100, "shelved at the strategy's price: {sku}");
 
-    let bought =
-        lua_ok(b, "return market.buy{resource = 'network', units = 600, max_unit_price = 150, max_total = 100000}");
+    let bought = buying.join().unwrap().unwrap_or_else(|error| panic!("buying policy: {error}"));
     let lock = bought["lock"].as_str().unwrap().to_string();
     assert_eq!((bought["sku"].as_str(), bought["price"].as_u64()), (Some("wifi"), Some(60_000)));
     wait_lock(a, &lock, "the lock on node A", |l| l.is_some());

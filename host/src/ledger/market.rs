@@ -831,6 +831,3 @@ pub fn escrow_total<'a>(records: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> 
     }
     Ok(total)
 }
-
-#[cfg(test)]
-mod tests;

@@ -17,7 +17,8 @@ use crate::ops;
 use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
 use nest_sdk::Hash32;
 use serde_json::Value as Json;
-use std::sync::Arc;
+use std::sync::{Arc, atomic::Ordering};
+use std::time::{Duration, Instant};
 
 /// Methods of the value `market(sku)` returns (also offered by completion).
 pub const MARKET_METHODS: [&str; 13] = [
@@ -28,6 +29,8 @@ pub const MARKET_METHODS: [&str; 13] = [
 const CHART_WIDTH: usize = 40;
 /// Offers the buying policy considers.
 const BUY_OFFERS_MAX: usize = 64;
+/// How often the buying policy looks again for an offer while it waits.
+const BUY_POLL_MS: u64 = 200;
 
 /// The text of the chunk being evaluated, so `:strategy(function ... end)` can store the
 /// function's source (set by `session::evaluate`).
@@ -364,61 +367,92 @@ pub fn install(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<()> {
     lua.globals().set("market", market)
 }
 
-/// The buying policy: `market.buy{resource=, units=, max_unit_price=, max_total=,
-/// location=?, prefer=function(a, b) return a_is_better end?, demand=true?}`.
+/// What the operator allows one purchase of the buying policy.
+struct BuyLimits {
+    resource: String,
+    units: u64,
+    max_unit_price: u64,
+    /// Most the purchase may cost: `max_total`, at most `units × max_unit_price`.
+    budget: u64,
+    location: Option<String>,
+}
+
+impl BuyLimits {
+    fn from_args(args: &Table) -> mlua::Result<BuyLimits> {
+        let units = amount(args, "units")?;
+        let max_unit_price = amount(args, "max_unit_price")?;
+        let max_total = args.get::<Option<u64>>("max_total")?.unwrap_or(u64::MAX);
+        Ok(BuyLimits {
+            resource: args.get("resource")?,
+            units,
+            max_unit_price,
+            budget: max_total.min(units.saturating_mul(max_unit_price)),
+            location: args.get("location")?,
+        })
+    }
+
+    /// Whether an SKU (as listed) sells at once, enough units, within the limits.
+    fn admits(&self, sku: &Json) -> bool {
+        let unit_price = sku["terms"]["unit_price"].as_u64().unwrap_or(u64::MAX);
+        sku["resource"] == *self.resource.as_str()
+            && sku["terms"]["round_end_ms"] == 0
+            && sku["units_available"].as_u64().unwrap_or(0) >= self.units
+            && self.location.as_ref().is_none_or(|place| sku["location"] == *place.as_str())
+            && unit_price <= self.max_unit_price
+            && unit_price.saturating_mul(self.units) <= self.budget
+    }
+}
+
+/// The buying policy: `market.buy{resource=, units=, max_unit_price=, max_total=?,
+/// location=?, prefer=function(a, b) return a_is_better end?, demand=true?, wait_ms=0?}`.
 ///
 /// Posts a demand (unless `demand = false`), looks at the chain's SKUs of that resource
-/// that sell at once with enough units, keeps those within the operator's limits
-/// (`max_unit_price` per unit, `max_total` for the purchase), orders them by `prefer`
-/// (default: cheapest) and locks the best. Returns `{sku=, lock=, price=, demand=}`,
-/// or `nil` and the reason when no offer fits.
+/// that sell at once with enough units within the operator's limits (`max_unit_price`
+/// per unit, `max_total` for the purchase, `location`), orders them by `prefer`
+/// (default: cheapest) and locks the best. With `wait_ms`, it keeps looking (every
+/// [`BUY_POLL_MS`], until Ctrl-C) for an offer to appear. Returns
+/// `{sku=, lock=, price=, demand=}`, or `nil` and the reason when no offer fits.
 fn buy(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<(Value, Option<String>)> {
-    let resource: String = args.get("resource")?;
-    let units: u64 = amount(&args, "units")?;
-    let max_unit_price: u64 = args.get("max_unit_price")?;
-    let max_total: u64 = args.get::<Option<u64>>("max_total")?.unwrap_or(u64::MAX);
-    let location: Option<String> = args.get("location")?;
+    let limits = BuyLimits::from_args(&args)?;
     let chain: String = args.get::<Option<String>>("chain")?.unwrap_or_else(|| "main".into());
-    let budget = max_total.min(units.saturating_mul(max_unit_price));
+    let wait = Duration::from_millis(args.get::<Option<u64>>("wait_ms")?.unwrap_or(0));
     let demand = if args.get::<Option<bool>>("demand")?.unwrap_or(true) {
         let body = MarketTx::PostDemand {
-            resource: resource.clone(),
-            units,
-            max_price: budget,
-            location: location.clone().unwrap_or_default(),
+            resource: limits.resource.clone(),
+            units: limits.units,
+            max_price: limits.budget,
+            location: limits.location.clone().unwrap_or_default(),
         };
         Some(send(ctx, &args, body)?)
     } else {
         None
     };
-    let skus = ask(ctx, MarketOp::Skus { chain })?;
-    let mut offers: Vec<Json> = skus
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter(|sku| sku["resource"] == *resource.as_str() && sku["terms"]["round_end_ms"] == 0)
-        .filter(|sku| sku["units_available"].as_u64().unwrap_or(0) >= units)
-        .filter(|sku| location.as_ref().is_none_or(|place| sku["location"] == *place.as_str()))
-        .filter(|sku| sku["terms"]["unit_price"].as_u64().is_some_and(|price| price <= max_unit_price))
-        .filter(|sku| sku["terms"]["unit_price"].as_u64().is_some_and(|price| price.saturating_mul(units) <= budget))
-        .take(BUY_OFFERS_MAX)
-        .cloned()
-        .collect();
+    let started = Instant::now();
+    let offers = loop {
+        let skus = ask(ctx, MarketOp::Skus { chain: chain.clone() })?;
+        let listed = skus.as_array().map(Vec::as_slice).unwrap_or_default();
+        let offers: Vec<Json> = listed.iter().filter(|sku| limits.admits(sku)).take(BUY_OFFERS_MAX).cloned().collect();
+        if !offers.is_empty() || started.elapsed() >= wait || ctx.cancel.load(Ordering::Relaxed) {
+            break offers;
+        }
+        std::thread::sleep(Duration::from_millis(BUY_POLL_MS));
+    };
     let price_of = |sku: &Json| sku["terms"]["unit_price"].as_u64().unwrap_or(u64::MAX);
+    let mut offers = offers;
     offers.sort_by_key(price_of);
     if let Some(prefer) = args.get::<Option<Function>>("prefer")? {
         offers = prefer_sort(lua, &prefer, offers)?;
     }
     let Some(best) = offers.first() else {
+        let BuyLimits { resource, units, max_unit_price, .. } = &limits;
         return Ok((
             Value::Nil,
             Some(format!("no {resource} offer of {units} units within {max_unit_price} µNEST per unit")),
         ));
     };
     let sku = best["id"].as_str().unwrap_or_default().to_string();
-    let price = price_of(best).saturating_mul(units);
-    let lock = send(ctx, &args, MarketTx::Lock { sku: sku.clone(), units, max_price: price })?;
+    let price = price_of(best).saturating_mul(limits.units);
+    let lock = send(ctx, &args, MarketTx::Lock { sku: sku.clone(), units: limits.units, max_price: price })?;
     let answer = serde_json::json!({ "sku": sku, "lock": lock, "price": price, "demand": demand });
     Ok((to_lua(lua, &answer)?, None))
 }

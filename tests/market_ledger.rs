@@ -1,9 +1,14 @@
-use super::*;
-use crate::ledger::state::{BlockEnv, ChainParams, Ledger};
-use crate::ledger::tx::{SignedTx, TxBody, UnsignedTx};
-use nest_sdk::market::{MarketAdapter, MarketFfi_TO, rules::QuoteConfig};
-use nest_sdk::{MarketPolicy, Signature, abi_stable::sabi_trait::TD_Opaque, abi_stable::std_types::RBox};
+//! Market transactions on the ledger, with the four policies loaded from their signed
+//! `.so` packages: each policy's flow, refusals with their reasons, and the conservation
+//! property — over random sequences of market transactions, the sum of balances plus
+//! escrow never changes (fees move to the proposer, a balance).
+
+use nest_host::ledger::market::{MarketRules, MarketTx, TermsRecord, escrow_total};
+use nest_host::ledger::{BlockEnv, ChainParams, Ledger, SignedTx, TxBody, TxError, UnsignedTx};
+use nest_sdk::{Hash32, PublicKey, Signature};
+use nest_tests::{PluginCrate, pack_crate, trusting, vendor_key};
 use proptest::prelude::*;
+use std::sync::OnceLock;
 
 const CHAIN: Hash32 = Hash32([7; 32]);
 const PARAMS: ChainParams = ChainParams { chain: CHAIN, gas_price: 0 };
@@ -13,24 +18,45 @@ const OTHER: u8 = 3;
 const PROPOSER: u8 = 9;
 const START: u64 = 1_000_000;
 
+/// The workspace's market policies: package name and library crate name.
+const POLICIES: [(&str, &str); 4] = [
+    ("market-price-tag", "market_price_tag"),
+    ("market-metering", "market_metering"),
+    ("market-auction", "market_auction"),
+    ("market-cpp", "market_cpp"),
+];
+
 fn key(byte: u8) -> PublicKey {
     PublicKey([byte; 32])
 }
 
-fn instance<M: MarketPolicy<Config = QuoteConfig>>() -> nest_sdk::market::MarketBox {
-    let host = nest_sdk::testing::LocalHost::from_seed([5; 32]).host();
-    let policy = M::new(QuoteConfig { quote_valid_ms: 1_000 }, host).unwrap();
-    MarketFfi_TO::from_ptr(RBox::new(MarketAdapter(policy)), TD_Opaque)
+/// The four policies, packed, signed and loaded through the real loader once per process
+/// (the host never unloads a library either).
+fn libraries() -> &'static [(String, nest_host::loader::LoadedLibrary)] {
+    static LOADED: OnceLock<Vec<(String, nest_host::loader::LoadedLibrary)>> = OnceLock::new();
+    LOADED.get_or_init(|| {
+        let vendor = vendor_key(50);
+        let dir = Box::leak(Box::new(tempfile::tempdir().expect("tempdir")));
+        let options = nest_host::loader::LoadOptions { trust: trusting("nest-tests", &vendor), allow_unsigned: false };
+        POLICIES
+            .iter()
+            .map(|(name, lib_name)| {
+                let plugin = PluginCrate { dir: Box::leak(format!("plugins/{name}").into_boxed_str()), lib_name };
+                let out = dir.path().join(name);
+                pack_crate(plugin, &out, &vendor);
+                let library = nest_host::loader::load(&out, &options).unwrap_or_else(|e| panic!("{e}"));
+                (name.to_string(), library)
+            })
+            .collect()
+    })
 }
 
-/// The four workspace policies, linked in process: the same code the `.so` files hold.
+/// One rules instance per policy, as the node builds them.
 fn rules() -> MarketRules {
-    MarketRules::new([
-        ("market-price-tag".to_string(), instance::<market_price_tag::PriceTag>()),
-        ("market-metering".to_string(), instance::<market_metering::Metering>()),
-        ("market-auction".to_string(), instance::<market_auction::Auction>()),
-        ("market-cpp".to_string(), instance::<market_cpp::CostPerPurchase>()),
-    ])
+    let host = nest_sdk::testing::LocalHost::from_seed([5; 32]).host();
+    MarketRules::new(
+        libraries().iter().map(|(name, library)| (name.clone(), library.new_market("{}", &host).expect("instance"))),
+    )
 }
 
 /// A chain in memory: ledger, nonces, block time.
