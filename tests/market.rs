@@ -294,6 +294,18 @@ fn a_strategy_replaced_live_keeps_the_market_running_and_survives_a_restart() {
     assert_eq!(lua_ok(&node, "return market('wifi'):quote{units = 5}")["unit_price"], 25);
     lua_ok(&node, "return market('wifi'):rollback(1)");
     assert_eq!(lua_ok(&node, "return market('wifi'):quote{units = 5}")["unit_price"], 10);
+
+    // Without the policy its SKU uses, the node refuses to run the chain.
+    assert!(node.stop(), "clean stop");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let without = text.replace("[[market]]\nid = \"metering\"\nplugin = \"metering\"\n", "");
+    assert_ne!(text, without, "the devnet manifest has a metering market");
+    std::fs::write(&manifest, without).unwrap();
+    let output =
+        std::process::Command::new(nest_tests::node::nestd_binary()).arg("run").arg(&manifest).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("uses market policy market-metering, which this node does not load"), "{stderr}");
 }
 
 #[test]
