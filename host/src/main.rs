@@ -47,7 +47,7 @@ enum Command {
         #[arg(long, default_value_t = 7300)]
         port: u16,
         /// Nodes, all PoA authorities, each a `nestd run` process connected over libp2p.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 4)]
         nodes: usize,
     },
     /// Generate an Ed25519 key file (node, account or vendor key).

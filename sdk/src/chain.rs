@@ -130,6 +130,13 @@ pub trait ChainType: Send + Sized + 'static {
     fn restore(&mut self, _bytes: &[u8]) -> Result<(), PluginError> {
         Ok(())
     }
+
+    /// Records that `authority` vouches for the agreed unit `unit_hash` (and so for its
+    /// ancestors) and reports what became final. A chain type whose finality does not
+    /// count votes keeps the default, which changes nothing.
+    fn attest(&mut self, _unit_hash: Hash32, _authority: PublicKey) -> Result<InsertReport, PluginError> {
+        Ok(InsertReport { head: self.head(), finalized: RVec::new() })
+    }
 }
 
 /// The FFI face of a chain type instance.
@@ -150,8 +157,10 @@ pub trait ChainTypeFfi: Send {
     /// See [`ChainType::snapshot`].
     fn snapshot(&self) -> RResult<RVec<u8>, PluginError>;
     /// See [`ChainType::restore`].
-    #[sabi(last_prefix_field)]
     fn restore(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError>;
+    /// See [`ChainType::attest`].
+    #[sabi(last_prefix_field)]
+    fn attest(&mut self, unit_hash: Hash32, authority: PublicKey) -> RResult<InsertReport, PluginError>;
 }
 
 /// An owned chain type instance behind the boundary.
@@ -184,5 +193,8 @@ impl<C: ChainType> ChainTypeFfi for ChainTypeAdapter<C> {
     }
     fn restore(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError> {
         guard(|| self.0.restore(bytes.as_slice()))
+    }
+    fn attest(&mut self, unit_hash: Hash32, authority: PublicKey) -> RResult<InsertReport, PluginError> {
+        guard(|| self.0.attest(unit_hash, authority))
     }
 }

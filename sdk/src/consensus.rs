@@ -148,6 +148,15 @@ pub enum Effect {
         /// The proof, in the engine's encoding.
         bytes: RVec<u8>,
     },
+    /// `authority` vouches for the agreed unit `unit_hash` and, through it, for its
+    /// ancestors (a checked vote): the host hands it to the chain type's finality rule
+    /// ([`crate::ChainType::attest`]) and applies what becomes final.
+    Attest {
+        /// Hash of the unit (the chain type's hash, as in [`Input::Head`]).
+        unit_hash: Hash32,
+        /// The authority whose vote was checked.
+        authority: PublicKey,
+    },
 }
 
 /// A consensus engine, as a vendor writes it.

@@ -9,13 +9,15 @@ use super::{
     },
 };
 use libp2p::{
-    PeerId, Swarm, SwarmBuilder, connection_limits, gossipsub, identify, identity, noise, request_response,
-    swarm::NetworkBehaviour, tcp, yamux,
+    PeerId, StreamProtocol, Swarm, SwarmBuilder, connection_limits, gossipsub, identify, identity, kad, noise,
+    request_response, swarm::NetworkBehaviour, tcp, yamux,
 };
 use std::time::Duration;
 
 /// Protocol version announced through identify.
 const IDENTIFY_PROTOCOL: &str = "/nest/1";
+/// Kademlia protocol of Nest networks: a private DHT, apart from the public IPFS one.
+const KADEMLIA_PROTOCOL: StreamProtocol = StreamProtocol::new("/nest/kad/1.0.0");
 
 /// Every protocol a node speaks, polled by the one task that owns the swarm.
 #[derive(NetworkBehaviour)]
@@ -30,6 +32,9 @@ pub struct NestBehaviour {
     pub gossipsub: gossipsub::Behaviour,
     /// Block sync by height range.
     pub sync: request_response::Behaviour<SyncCodec>,
+    /// Peer discovery: a Kademlia routing table filled from bootstrap peers and identify,
+    /// walked periodically; peers it finds are dialled up to `peers_max`.
+    pub discovery: kad::Behaviour<kad::store::MemoryStore>,
 }
 
 /// The libp2p identity of a node: its Ed25519 node key, so the peer id survives restarts.
@@ -70,6 +75,14 @@ pub fn build_swarm(section: &NetworkSection, keypair: identity::Keypair) -> Resu
             let mut gossipsub =
                 gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
             gossipsub.with_peer_score(score_params(), gossipsub::PeerScoreThresholds::default())?;
+            let local = key.public().to_peer_id();
+            let mut discovery = kad::Behaviour::with_config(
+                local,
+                kad::store::MemoryStore::new(local),
+                kad::Config::new(KADEMLIA_PROTOCOL),
+            );
+            // Every Nest node answers DHT queries: networks are private, nodes reachable.
+            discovery.set_mode(Some(kad::Mode::Server));
             Ok(NestBehaviour {
                 blocked: libp2p::allow_block_list::Behaviour::default(),
                 limits: connection_limits::Behaviour::new(limits),
@@ -80,6 +93,7 @@ pub fn build_swarm(section: &NetworkSection, keypair: identity::Keypair) -> Resu
                     [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
                     sync_config,
                 ),
+                discovery,
             })
         })
         .map_err(|e| transport_error(&e))?

@@ -35,6 +35,10 @@ pub const BOOTSTRAP_REDIAL_MAX_MS: u64 = 30_000;
 pub const LISTEN_TIMEOUT_MS: u64 = 5_000;
 /// Time a connection with no protocol in use stays open.
 pub const IDLE_CONNECTION_TIMEOUT_MS: u64 = 60_000;
+/// Interval between two Kademlia walks that look for peers not connected yet.
+pub const DISCOVERY_INTERVAL_MS: u64 = 10_000;
+/// Peer addresses kept per Kademlia bucket entry and learned from one identify message.
+pub const DISCOVERY_ADDRS_PER_PEER_MAX: usize = 8;
 /// Connections kept to one peer (two, so simultaneous dials in both directions both settle).
 pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;
 

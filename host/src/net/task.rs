@@ -6,8 +6,8 @@ use super::{
     behaviour::{NestBehaviour, NestBehaviourEvent, peer_public_key, topic_score_params},
     codec::{RESPONSE_HEADER_BYTES, WireResponse, block_bytes},
     limits::{
-        BOOTSTRAP_REDIAL_MAX_MS, BOOTSTRAP_REDIAL_MS, LISTEN_TIMEOUT_MS, RateLimiter, SYNC_REQUESTS_PENDING_MAX,
-        VALIDATIONS_PENDING_MAX,
+        BOOTSTRAP_REDIAL_MAX_MS, BOOTSTRAP_REDIAL_MS, DISCOVERY_ADDRS_PER_PEER_MAX, DISCOVERY_INTERVAL_MS,
+        LISTEN_TIMEOUT_MS, RateLimiter, SYNC_REQUESTS_PENDING_MAX, VALIDATIONS_PENDING_MAX,
     },
     lock,
 };
@@ -16,7 +16,7 @@ use libp2p::{
     core::transport::ListenerId,
     futures::StreamExt,
     gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, TopicHash},
-    identify,
+    identify, kad,
     request_response::{self, OutboundRequestId},
     swarm::{
         SwarmEvent,
@@ -29,9 +29,6 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio::sync::mpsc;
-
-/// Listen addresses learned from one peer through identify and kept for dialling it.
-const IDENTIFY_ADDRS_MAX: usize = 8;
 
 /// Binds every listen address and waits until each has reported its real address.
 pub(super) async fn bind(swarm: &mut Swarm<NestBehaviour>, listen: &[Multiaddr]) -> Result<Vec<Multiaddr>, NetError> {
@@ -94,11 +91,12 @@ pub(super) struct SwarmTask {
     validations_order: VecDeque<MessageId>,
     requests: HashMap<OutboundRequestId, (PeerId, SyncRequest)>,
     bootstrap: Vec<BootstrapPeer>,
+    peers_max: usize,
 }
 
 impl SwarmTask {
     pub(super) fn new(
-        swarm: Swarm<NestBehaviour>,
+        mut swarm: Swarm<NestBehaviour>,
         section: &NetworkSection,
         bootstrap: Vec<(PeerId, Multiaddr)>,
         shared: Arc<Shared>,
@@ -115,6 +113,9 @@ impl SwarmTask {
         } else {
             Vec::new()
         };
+        for peer in &bootstrap {
+            swarm.behaviour_mut().discovery.add_address(&peer.peer, peer.addr.clone());
+        }
         Self {
             swarm,
             shared,
@@ -128,6 +129,7 @@ impl SwarmTask {
             validations_order: VecDeque::new(),
             requests: HashMap::new(),
             bootstrap,
+            peers_max: section.peers_max as usize,
         }
     }
 
@@ -136,6 +138,8 @@ impl SwarmTask {
         let shared = self.shared.clone();
         let mut redial = tokio::time::interval(Duration::from_millis(BOOTSTRAP_REDIAL_MS));
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut discover = tokio::time::interval(Duration::from_millis(DISCOVERY_INTERVAL_MS));
+        discover.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 () = shared.shutdown.notified() => break,
@@ -145,6 +149,7 @@ impl SwarmTask {
                 },
                 event = self.swarm.select_next_some() => self.swarm_event(event),
                 _ = redial.tick() => self.dial_bootstrap(Instant::now()),
+                _ = discover.tick() => self.discover(),
             }
         }
         lock(&shared.peers).clear();
@@ -252,6 +257,7 @@ impl SwarmTask {
             SwarmEvent::Behaviour(NestBehaviourEvent::Gossipsub(event)) => self.gossip_event(event),
             SwarmEvent::Behaviour(NestBehaviourEvent::Sync(event)) => self.sync_event(event),
             SwarmEvent::Behaviour(NestBehaviourEvent::Identify(event)) => self.identify_event(event),
+            SwarmEvent::Behaviour(NestBehaviourEvent::Discovery(event)) => self.discovery_event(event),
             SwarmEvent::Behaviour(NestBehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } if num_established.get() == 1 => {
                 self.peer_connected(peer_id)
@@ -312,9 +318,35 @@ impl SwarmTask {
 
     fn identify_event(&mut self, event: identify::Event) {
         if let identify::Event::Received { peer_id, info, .. } = event {
-            for addr in info.listen_addrs.into_iter().take(IDENTIFY_ADDRS_MAX) {
+            for addr in info.listen_addrs.into_iter().take(DISCOVERY_ADDRS_PER_PEER_MAX) {
+                self.swarm.behaviour_mut().discovery.add_address(&peer_id, addr.clone());
                 self.swarm.add_peer_address(peer_id, addr);
             }
+        }
+    }
+
+    /// Starts a Kademlia walk for peers (nothing to do while the table is empty).
+    fn discover(&mut self) {
+        if self.swarm.behaviour_mut().discovery.bootstrap().is_err() {
+            tracing::trace!("no known peers to discover from yet");
+        }
+    }
+
+    /// Dials a peer the routing table learned, while there is room for it.
+    fn discovery_event(&mut self, event: kad::Event) {
+        let kad::Event::RoutingUpdated { peer, addresses, .. } = event else {
+            return;
+        };
+        let room = lock(&self.shared.peers).len() < self.peers_max;
+        if !room || self.swarm.is_connected(&peer) || self.swarm.behaviour().blocked.blocked_peers().contains(&peer) {
+            return;
+        }
+        let addresses: Vec<Multiaddr> = addresses.iter().take(DISCOVERY_ADDRS_PER_PEER_MAX).cloned().collect();
+        let options =
+            DialOpts::peer_id(peer).addresses(addresses).condition(PeerCondition::DisconnectedAndNotDialing).build();
+        match self.swarm.dial(options) {
+            Ok(()) => tracing::debug!(%peer, "dialling a discovered peer"),
+            Err(error) => tracing::debug!(%peer, %error, "discovered peer not dialled"),
         }
     }
 

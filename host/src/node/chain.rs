@@ -74,6 +74,8 @@ pub struct ChainRuntime {
     tip: UnitRef,
     /// An input to feed the engine after the one an effect produced.
     queued_input: Option<Input>,
+    /// A received unit lacked its parent (see [`ChainRuntime::take_missing_parent`]).
+    missing_parent: bool,
     /// Where broadcasts go, when the node has a network.
     net: Option<crate::net::NetHandle>,
     next_timer_ms: Option<u64>,
@@ -188,6 +190,7 @@ impl ChainRuntime {
             checked: BTreeMap::new(),
             tip: start,
             queued_input: None,
+            missing_parent: false,
             net: None,
             next_timer_ms: None,
             txs_committed: 0,
@@ -350,6 +353,7 @@ impl ChainRuntime {
                 }
                 None
             }
+            Effect::Attest { unit_hash, authority } => self.attest(store, unit_hash, authority),
             Effect::Evidence { offender, reason, .. } => {
                 tracing::warn!(chain = %self.id, %offender, %reason, "consensus evidence");
                 if self.evidence.len() == EVIDENCE_KEPT_MAX {
@@ -485,9 +489,31 @@ impl ChainRuntime {
         Input::Verified { unit_digest, ok }
     }
 
+    /// Remembers that a unit above the committed head arrived without its parent: this
+    /// node lacks blocks its peers have, and should ask for them now rather than at the
+    /// next sync round.
+    fn note_missing_parent(&mut self, bytes: &[u8]) {
+        let Ok(view) = self.chain_type.call(|c| c.decode(bytes.into())) else { return };
+        let parent_known = view.parent == self.head.hash || self.pending.contains_key(&view.parent);
+        if view.height > self.head.height.saturating_add(1) && !parent_known {
+            self.missing_parent = true;
+        }
+    }
+
+    /// Whether a unit arrived without its parent since the last call.
+    pub fn take_missing_parent(&mut self) -> bool {
+        std::mem::take(&mut self.missing_parent)
+    }
+
     /// Full validation: structure and parent (chain type), signatures, tx root, execution, state digest.
     fn check_unit(&mut self, bytes: Vec<u8>) -> Result<PendingUnit, String> {
-        let view = self.chain_type.call(|c| c.validate(bytes.as_slice().into())).map_err(|e| e.to_string())?;
+        let view = match self.chain_type.call(|c| c.validate(bytes.as_slice().into())) {
+            Ok(view) => view,
+            Err(error) => {
+                self.note_missing_parent(&bytes);
+                return Err(error.to_string());
+            }
+        };
         let branch = self.branch_to(&view.parent).map_err(|reason| format!("unit {}: {reason}", view.hash))?;
         let (prior, _) = self.prior_state(&branch);
         let txs = view
@@ -545,6 +571,19 @@ impl ChainRuntime {
             .call(|c| c.insert(bytes.as_slice().into(), certificate.as_slice().into()))
             .map_err(|e| self.log_failure("insert", e))
             .ok()?;
+        self.apply_report(store, report)
+    }
+
+    /// Hands a checked vote to the chain type's finality rule.
+    fn attest(&mut self, store: &Store, unit_hash: Hash32, authority: PublicKey) -> Option<Input> {
+        let report =
+            self.chain_type.call(|c| c.attest(unit_hash, authority)).map_err(|e| self.log_failure("attest", e)).ok()?;
+        self.apply_report(store, report)
+    }
+
+    /// Commits the units the chain type made final, in order, and tells the engine about
+    /// the new final unit and the new head.
+    fn apply_report(&mut self, store: &Store, report: nest_sdk::InsertReport) -> Option<Input> {
         let mut committed = false;
         for unit_ref in report.finalized.iter() {
             if !self.finalize(store, unit_ref) {

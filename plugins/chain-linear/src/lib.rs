@@ -23,7 +23,9 @@ pub use config::{
 pub use unit::{HEADER_BYTES, Header, UNIT_HASH_DOMAIN, UNIT_VERSION, Unit};
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use nest_sdk::{BuildRequest, ChainType, ConfigError, Hash32, Host, InsertReport, PluginError, UnitRef, UnitView};
+use nest_sdk::{
+    BuildRequest, ChainType, ConfigError, Hash32, Host, InsertReport, PluginError, PublicKey, UnitRef, UnitView,
+};
 use view::{Finality, Node, View};
 
 nest_sdk::export_plugin! {
@@ -34,7 +36,7 @@ nest_sdk::export_plugin! {
 }
 
 /// Format version of [`LinearChain::snapshot`].
-pub const SNAPSHOT_VERSION: u8 = 2;
+pub const SNAPSHOT_VERSION: u8 = 3;
 
 /// Encoded size of one pending entry in a snapshot (key and node).
 const SNAPSHOT_ENTRY_BYTES: usize = 32 + 32 + 32 + 8 + 8 + 32;
@@ -117,9 +119,17 @@ impl LinearChain {
     }
 
     fn max_snapshot_bytes(&self) -> usize {
+        let vote_entry_bytes =
+            32usize.saturating_add(4).saturating_add(32usize.saturating_mul(self.votes_per_unit_max()));
         (self.config.max_pending_units as usize)
             .saturating_mul(SNAPSHOT_ENTRY_BYTES)
+            .saturating_add(view::voted_units_max(self.config.max_pending_units).saturating_mul(vote_entry_bytes))
             .saturating_add(SNAPSHOT_FIXED_BYTES)
+    }
+
+    /// Voters kept per unit: the quorum, as no more are ever needed.
+    fn votes_per_unit_max(&self) -> usize {
+        self.config.finality_proposers as usize
     }
 }
 
@@ -232,6 +242,25 @@ impl ChainType for LinearChain {
         }
         *view = trial;
         Ok(report)
+    }
+
+    fn attest(&mut self, unit_hash: Hash32, authority: PublicKey) -> Result<InsertReport, PluginError> {
+        let finality = Finality { depth: self.config.finality_depth, proposers: self.config.finality_proposers };
+        let (votes_per_unit_max, voted_units_max) =
+            (self.votes_per_unit_max(), view::voted_units_max(self.config.max_pending_units));
+        let view = self.view.as_mut().ok_or_else(|| PluginError::rejected("the chain type has not been started"))?;
+        let voted = if finality.counts_votes() {
+            view.attest(unit_hash, authority, votes_per_unit_max, voted_units_max)
+        } else {
+            None
+        };
+        // A quorum on any branch makes that branch final, even one fork choice does not
+        // prefer yet: the head then moves onto it, as pruning removes the rest.
+        let finalized = match voted {
+            Some(node) => view.advance_finality(node, finality)?,
+            None => Vec::new(),
+        };
+        Ok(InsertReport { head: view.head().to_ref(), finalized: finalized.into_iter().map(Node::to_ref).collect() })
     }
 
     fn head(&self) -> UnitRef {

@@ -414,3 +414,65 @@ fn one_proposer_finalizes_its_own_units_at_once() {
     let (a, _) = child_by(&mut chain, genesis, 1);
     assert_eq!(heights(&chain.insert(&a, &[]).unwrap()), vec![1]);
 }
+
+fn voter(byte: u8) -> PublicKey {
+    PublicKey([byte; 32])
+}
+
+#[test]
+fn votes_for_the_head_make_its_branch_final_at_the_quorum() {
+    let (mut chain, genesis) = started(by_proposers(3));
+    let (a, unit_a) = child(&mut chain, genesis, b"a");
+    let (b, unit_b) = child(&mut chain, unit_a, b"b");
+    chain.insert(&a, &[]).unwrap();
+    chain.insert(&b, &[]).unwrap();
+    // The proposer (key 9) and one voter: two of three.
+    assert!(heights(&chain.attest(unit_b.hash, voter(1)).unwrap()).is_empty());
+    assert!(heights(&chain.attest(unit_b.hash, voter(1)).unwrap()).is_empty(), "a repeated vote counts once");
+    let report = chain.attest(unit_b.hash, voter(2)).unwrap();
+    assert_eq!(heights(&report), vec![1, 2], "a vote for a unit vouches for its ancestors");
+    assert_eq!(report.head.hash, unit_b.hash);
+}
+
+#[test]
+fn a_vote_that_arrives_before_its_unit_counts_when_the_unit_does() {
+    let (mut chain, genesis) = started(by_proposers(3));
+    let (a, unit_a) = child(&mut chain, genesis, b"a");
+    for byte in [1, 2] {
+        assert!(heights(&chain.attest(unit_a.hash, voter(byte)).unwrap()).is_empty());
+    }
+    assert_eq!(heights(&chain.insert(&a, &[]).unwrap()), vec![1]);
+}
+
+#[test]
+fn a_quorum_on_a_branch_fork_choice_does_not_prefer_makes_it_final_and_moves_the_head() {
+    let (mut chain, genesis) = started(by_proposers(3));
+    let (a, unit_a) = child(&mut chain, genesis, b"a");
+    let (long, unit_long) = child(&mut chain, unit_a, b"long");
+    let (b, unit_b) = child(&mut chain, genesis, b"b");
+    for unit in [&a, &long, &b] {
+        chain.insert(unit, &[]).unwrap();
+    }
+    assert_eq!(chain.head().hash, unit_long.hash);
+    chain.attest(unit_b.hash, voter(1)).unwrap();
+    let report = chain.attest(unit_b.hash, voter(2)).unwrap();
+    assert_eq!(report.finalized.iter().map(|unit| unit.hash).collect::<Vec<_>>(), vec![unit_b.hash]);
+    assert_eq!(report.head.hash, unit_b.hash, "the other branch is pruned");
+}
+
+#[test]
+fn votes_change_nothing_under_a_pure_depth_rule_and_votes_stay_bounded() {
+    let (mut chain, genesis) = started(deep(2));
+    let (a, unit_a) = child(&mut chain, genesis, b"a");
+    chain.insert(&a, &[]).unwrap();
+    for byte in 1..=10 {
+        assert!(heights(&chain.attest(unit_a.hash, voter(byte)).unwrap()).is_empty());
+    }
+    let (mut chain, _) = started(LinearConfig { max_pending_units: 2, ..by_proposers(3) });
+    for byte in 0..=255u8 {
+        chain.attest(Hash32([byte; 32]), voter(1)).unwrap();
+    }
+    let snapshot = chain.snapshot().unwrap();
+    let mut restored = chain_with(LinearConfig { max_pending_units: 2, ..by_proposers(3) });
+    restored.restore(&snapshot).expect("a bounded view restores");
+}

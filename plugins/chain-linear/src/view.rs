@@ -19,20 +19,26 @@ pub struct Node {
     pub proposer: PublicKey,
 }
 
+/// Most units the view keeps votes for: the pending units and as many not seen yet.
+pub fn voted_units_max(max_pending_units: u32) -> usize {
+    (max_pending_units as usize).saturating_mul(2)
+}
+
 /// When units become final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Finality {
     /// A unit is final only once it is at least this many units below the head.
     pub depth: u32,
-    /// With a value above 0, a unit is final only once it and the units above it on the
-    /// head's branch were proposed by at least this many distinct proposers.
+    /// With a value above 0, a unit is final only once at least this many distinct
+    /// authorities vouch for it: by proposing it or a unit above it on the branch, or by
+    /// voting for one of those units ([`View::attest`]).
     pub proposers: u32,
 }
 
 impl Finality {
     /// The greatest height that is final on `branch` (head first, down to just above the
     /// final unit), if any.
-    fn target_height(&self, branch: &[Node]) -> Option<u64> {
+    fn target_height(&self, branch: &[Node], attesters: &BTreeMap<Hash32, BTreeSet<PublicKey>>) -> Option<u64> {
         let head = branch.first()?;
         let by_depth = head.height.checked_sub(u64::from(self.depth))?;
         if self.proposers == 0 {
@@ -41,8 +47,14 @@ impl Finality {
         let mut seen = BTreeSet::new();
         branch.iter().find_map(|node| {
             seen.insert(node.proposer);
+            seen.extend(attesters.get(&node.hash).into_iter().flatten().copied());
             (seen.len() >= self.proposers as usize).then(|| node.height.min(by_depth))
         })
+    }
+
+    /// Whether votes take part in this rule.
+    pub fn counts_votes(&self) -> bool {
+        self.proposers > 0
     }
 }
 
@@ -65,6 +77,8 @@ pub struct View {
     pub final_unit: Node,
     /// Units above the final unit, keyed by hash; all descend from `final_unit`.
     pub pending: BTreeMap<Hash32, Node>,
+    /// Authorities that voted for a unit, by unit hash; a vote may arrive before its unit.
+    pub attesters: BTreeMap<Hash32, BTreeSet<PublicKey>>,
 }
 
 impl View {
@@ -79,6 +93,7 @@ impl View {
                 proposer: PublicKey::default(),
             },
             pending: BTreeMap::new(),
+            attesters: BTreeMap::new(),
         }
     }
 
@@ -119,7 +134,7 @@ impl View {
     /// ascending height order and prunes what no longer descends from the new final unit.
     pub fn advance_finality(&mut self, head: Node, rule: Finality) -> Result<Vec<Node>, PluginError> {
         let branch = self.branch(head)?;
-        let Some(target_height) = rule.target_height(&branch) else {
+        let Some(target_height) = rule.target_height(&branch, &self.attesters) else {
             return Ok(Vec::new());
         };
         let mut finalized: Vec<Node> = branch.into_iter().filter(|node| node.height <= target_height).collect();
@@ -144,10 +159,39 @@ impl View {
         Ok(branch)
     }
 
-    /// Keeps only the pending units that descend from the final unit.
+    /// Keeps only the pending units that descend from the final unit, and the votes for
+    /// them or for units not seen yet.
     fn prune(&mut self) {
         let kept = self.descendants_of_final();
+        let dropped: BTreeSet<Hash32> = self.pending.keys().filter(|hash| !kept.contains(*hash)).copied().collect();
         self.pending.retain(|hash, _| kept.contains(hash));
+        let final_hash = self.final_unit.hash;
+        self.attesters.retain(|hash, _| *hash != final_hash && !dropped.contains(hash));
+    }
+
+    /// Records `authority`'s vote for `unit_hash`; at most `votes_per_unit_max` voters per
+    /// unit (no rule needs more) and `voted_units_max` units, so votes cannot grow the view
+    /// without bound. Returns the unit if it is pending (its branch may now be final).
+    pub fn attest(
+        &mut self,
+        unit_hash: Hash32,
+        authority: PublicKey,
+        votes_per_unit_max: usize,
+        voted_units_max: usize,
+    ) -> Option<Node> {
+        if unit_hash == self.final_unit.hash {
+            return None;
+        }
+        if !self.attesters.contains_key(&unit_hash) && self.attesters.len() >= voted_units_max {
+            // Forget a vote for a unit never seen before one for a unit that is pending.
+            let unseen = self.attesters.keys().find(|hash| !self.pending.contains_key(*hash)).copied()?;
+            self.attesters.remove(&unseen);
+        }
+        let voters = self.attesters.entry(unit_hash).or_default();
+        if voters.len() < votes_per_unit_max {
+            voters.insert(authority);
+        }
+        self.pending.get(&unit_hash).copied()
     }
 
     /// Hashes of the pending units that descend from the final unit.
@@ -177,6 +221,13 @@ impl View {
         }
         if self.pending.contains_key(&self.final_unit.hash) {
             return Err(PluginError::rejected("snapshot lists the final unit as pending"));
+        }
+        if self.attesters.len() > voted_units_max(max_pending_units) {
+            return Err(PluginError::rejected(format!(
+                "snapshot holds votes for {} units, more than {} allowed by max_pending_units = {max_pending_units}",
+                self.attesters.len(),
+                voted_units_max(max_pending_units)
+            )));
         }
         let kept = self.descendants_of_final();
         if let Some(node) = self.pending.values().find(|node| !kept.contains(&node.hash)) {

@@ -14,8 +14,13 @@ use std::collections::BTreeMap;
 pub const PENDING_UNITS_MAX: usize = 32;
 /// Most slots remembered for equivocation checks; the oldest is forgotten first.
 pub const SEEN_SLOTS_MAX: usize = 1024;
+/// Most votes remembered (own and received) for double-vote checks; oldest height first.
+pub const VOTES_SEEN_MAX: usize = 4096;
+/// Votes more than this many heights above the final unit are refused: no honest
+/// authority can be that far ahead of the final unit.
+pub const VOTE_HEIGHT_AHEAD_MAX: u64 = 1024;
 /// Format version of [`PoaEngine::snapshot`].
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// Encoded size of a [`PoaMessage::Block`] without its unit bytes.
 const BLOCK_ENVELOPE_BYTES: usize = 1 + 8 + 4 + Signature::LEN;
@@ -70,6 +75,10 @@ struct EngineState {
     seen: BTreeMap<u64, SeenBlock>,
     /// Received units by digest (`host.hash(unit)`), only for slots after `committed_slot`.
     pending: BTreeMap<Hash32, PendingUnit>,
+    /// Height of the final unit.
+    final_height: u64,
+    /// Votes seen (this node's own included) by height and voter, above `final_height`.
+    votes: BTreeMap<(u64, PublicKey), (Hash32, Signature)>,
 }
 
 #[derive(BorshSerialize, BorshDeserialize)]
@@ -127,6 +136,7 @@ impl PoaEngine {
     fn on_start(&mut self, last_commit: LastCommit, now_ms: u64) -> Vec<Effect> {
         let head = Head::from(last_commit);
         self.state.committed_slot = self.committed_slot_of(&head);
+        self.state.final_height = head.height;
         self.state.head = Some(head);
         self.state.started = true;
         self.state.now_ms = now_ms;
@@ -216,8 +226,77 @@ impl PoaEngine {
         }
         let message: PoaMessage =
             borsh::from_slice(bytes).map_err(|error| rejected(format!("malformed PoA message: {error}")))?;
-        let PoaMessage::Block { slot, unit, signature } = message;
-        self.receive_block(slot, unit, signature)
+        match message {
+            PoaMessage::Block { slot, unit, signature } => self.receive_block(slot, unit, signature),
+            PoaMessage::Vote { height, unit_hash, voter, signature } => {
+                self.receive_vote(height, unit_hash, voter, signature)
+            }
+        }
+    }
+
+    /// Checks a vote: an authority's, signed, for a height not yet final and not far
+    /// ahead, and the first of that authority at that height (a second, different one is
+    /// evidence). A checked vote goes to the chain type's finality rule.
+    fn receive_vote(
+        &mut self,
+        height: u64,
+        unit_hash: Hash32,
+        voter: PublicKey,
+        signature: Signature,
+    ) -> Result<Vec<Effect>, PluginError> {
+        if !self.config.authorities.contains(&voter) {
+            return Err(rejected(format!("vote from {voter}, which is not an authority")));
+        }
+        if height > self.state.final_height.saturating_add(VOTE_HEIGHT_AHEAD_MAX) {
+            return Err(rejected(format!(
+                "vote for height {height} is more than {VOTE_HEIGHT_AHEAD_MAX} heights above the final height {}",
+                self.state.final_height
+            )));
+        }
+        if !self.host.verify(&voter, &vote_message(height, &unit_hash), &signature) {
+            return Err(rejected(format!("vote for height {height} does not verify against its voter {voter}")));
+        }
+        if height <= self.state.final_height {
+            return Ok(Vec::new());
+        }
+        match self.state.votes.get(&(height, voter)) {
+            Some((seen, _)) if *seen == unit_hash => Ok(Vec::new()),
+            Some((seen, seen_signature)) => {
+                let proof =
+                    DoubleVoteProof { voter, height, first: (*seen, *seen_signature), second: (unit_hash, signature) };
+                Ok(vec![Effect::Evidence {
+                    offender: voter,
+                    reason: format!("two votes at height {height}").into(),
+                    bytes: encode(&proof)?.into(),
+                }])
+            }
+            None => {
+                self.remember_vote(height, voter, unit_hash, signature);
+                Ok(vec![Effect::Attest { unit_hash, authority: voter }])
+            }
+        }
+    }
+
+    fn remember_vote(&mut self, height: u64, voter: PublicKey, unit_hash: Hash32, signature: Signature) {
+        if self.state.votes.len() >= VOTES_SEEN_MAX {
+            self.state.votes.pop_first();
+        }
+        self.state.votes.insert((height, voter), (unit_hash, signature));
+    }
+
+    /// Votes for the new head, once per height: the vote is broadcast and counted here.
+    fn vote_for(&mut self, head: &Head) -> Result<Vec<Effect>, PluginError> {
+        let voted = self.state.votes.contains_key(&(head.height, self.me));
+        if !self.is_authority() || head.height <= self.state.final_height || voted {
+            return Ok(Vec::new());
+        }
+        let signature = self.host.sign(&vote_message(head.height, &head.unit_hash));
+        self.remember_vote(head.height, self.me, head.unit_hash, signature);
+        let vote = PoaMessage::Vote { height: head.height, unit_hash: head.unit_hash, voter: self.me, signature };
+        Ok(vec![
+            Effect::Broadcast { bytes: encode(&vote)?.into() },
+            Effect::Attest { unit_hash: head.unit_hash, authority: self.me },
+        ])
     }
 
     /// A block fetched by sync: its certificate is the seal its leader signed.
@@ -317,6 +396,7 @@ impl PoaEngine {
         let head = self.head()?.clone();
         let final_unit = Head::from(last_commit);
         self.state.committed_slot = self.committed_slot_of(&final_unit);
+        self.state.final_height = self.state.final_height.max(final_unit.height);
         let stale = self.state.outstanding.as_ref().is_some_and(|outstanding| {
             outstanding.slot <= self.state.committed_slot || outstanding.height <= final_unit.height
         });
@@ -338,8 +418,9 @@ impl PoaEngine {
         if stale {
             self.state.outstanding = None;
         }
+        let effects = self.vote_for(&head)?;
         self.state.head = Some(head);
-        Ok(Vec::new())
+        Ok(effects)
     }
 
     /// Forgets slots and units at or below the committed slot: they can no longer commit.
@@ -347,6 +428,8 @@ impl PoaEngine {
         let committed_slot = self.state.committed_slot;
         self.state.seen.retain(|slot, _| *slot > committed_slot);
         self.state.pending.retain(|_, pending| pending.slot > committed_slot);
+        let final_height = self.state.final_height;
+        self.state.votes.retain(|(height, _), _| *height > final_height);
     }
 
     fn max_snapshot_bytes(&self) -> usize {
@@ -354,10 +437,14 @@ impl PoaEngine {
         PENDING_UNITS_MAX
             .saturating_mul(unit_bytes)
             .saturating_add(SEEN_SLOTS_MAX.saturating_mul(128))
+            .saturating_add(VOTES_SEEN_MAX.saturating_mul(8 + 32 + 32 + 64))
             .saturating_add(1024)
     }
 
     fn check_state(&self, state: &EngineState) -> Result<(), PluginError> {
+        if state.votes.len() > VOTES_SEEN_MAX {
+            return Err(rejected(format!("snapshot holds {} votes, more than {VOTES_SEEN_MAX}", state.votes.len())));
+        }
         if state.pending.len() > PENDING_UNITS_MAX || state.seen.len() > SEEN_SLOTS_MAX {
             return Err(rejected(format!(
                 "snapshot holds {} pending units and {} seen slots, more than {PENDING_UNITS_MAX} and {SEEN_SLOTS_MAX}",

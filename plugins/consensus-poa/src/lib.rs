@@ -23,7 +23,10 @@ pub use config::{
     AUTHORITIES_MAX, BLOCK_INTERVAL_MS_MAX, BLOCK_INTERVAL_MS_MIN, DEFAULT_MAX_CLOCK_DRIFT_MS,
     DEFAULT_MAX_MESSAGE_BYTES, MAX_CLOCK_DRIFT_MS_MAX, MAX_MESSAGE_BYTES_MIN, PoaConfig,
 };
-pub use wire::{EquivocationProof, PoaMessage, SEAL_DOMAIN, Seal, SealedDigest, seal_message};
+pub use wire::{
+    DoubleVoteProof, EquivocationProof, PoaMessage, SEAL_DOMAIN, Seal, SealedDigest, VOTE_DOMAIN, seal_message,
+    vote_message,
+};
 
 pub use engine::*;
 

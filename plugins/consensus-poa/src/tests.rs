@@ -102,7 +102,9 @@ fn proposal_seals_commits_first_then_broadcasts() {
     assert_eq!((seal.slot, seal.signer), (3, me));
     let sealed = SealedDigest { seal: seal.clone(), unit_digest: sha256(b"unit") };
     assert!(sealed.verifies(&local.host()));
-    let PoaMessage::Block { slot, unit, signature } = borsh::from_slice(bytes).expect("block");
+    let Ok(PoaMessage::Block { slot, unit, signature }) = borsh::from_slice(bytes) else {
+        panic!("expected a block message");
+    };
     assert_eq!((slot, unit.as_slice(), signature), (3, &b"unit"[..], seal.signature));
 }
 
@@ -465,4 +467,64 @@ fn a_block_that_failed_verification_is_verified_again_when_it_comes_back() {
     assert!(follower.handle(Input::Verified { unit_digest, ok: false }).unwrap().is_empty());
     let again = deliver(&mut follower, bytes).unwrap();
     assert!(matches!(again.as_slice(), [Effect::Verify { .. }]), "the block is checked again: {again:?}");
+}
+
+fn head_input(height: u64, hash_byte: u8) -> Input {
+    Input::Head { head: LastCommit { height, unit_hash: Hash32([hash_byte; 32]), timestamp_ms: height * INTERVAL_MS } }
+}
+
+fn vote(voter: &LocalHost, height: u64, unit_hash: Hash32) -> Vec<u8> {
+    let signature = voter.host().sign(&vote_message(height, &unit_hash));
+    let message = PoaMessage::Vote { height, unit_hash, voter: voter.host().public_key(), signature };
+    borsh::to_vec(&message).expect("encode")
+}
+
+#[test]
+fn an_authority_votes_once_per_height_for_its_new_head() {
+    let locals = locals(3);
+    let mut engine = started(&locals[0], &keys(&locals));
+    let me = locals[0].host().public_key();
+    let effects = engine.handle(head_input(1, 7)).expect("head");
+    let [Effect::Broadcast { bytes }, Effect::Attest { unit_hash, authority }] = effects.as_slice() else {
+        panic!("expected a broadcast vote and an attestation, got {effects:?}");
+    };
+    assert_eq!((*unit_hash, *authority), (Hash32([7; 32]), me));
+    let Ok(PoaMessage::Vote { height: 1, voter, signature, .. }) = borsh::from_slice(bytes) else {
+        panic!("expected a vote message");
+    };
+    assert!(locals[0].host().verify(&voter, &vote_message(1, &Hash32([7; 32])), &signature));
+    // Fork choice moves to another unit at the same height: no second vote.
+    assert!(engine.handle(head_input(1, 8)).expect("head").is_empty());
+    assert_eq!(engine.handle(head_input(2, 9)).expect("head").len(), 2);
+}
+
+#[test]
+fn a_follower_does_not_vote() {
+    let locals = locals(3);
+    let follower = LocalHost::from_seed([42; 32]);
+    let mut engine = started(&follower, &keys(&locals));
+    assert!(engine.handle(head_input(1, 7)).expect("head").is_empty());
+}
+
+#[test]
+fn checked_votes_attest_and_bad_votes_are_refused_or_reported() {
+    let locals = locals(3);
+    let mut engine = started(&locals[0], &keys(&locals));
+    let unit = Hash32([5; 32]);
+    let voter = locals[1].host().public_key();
+    let effects = deliver(&mut engine, vote(&locals[1], 2, unit)).expect("vote");
+    assert_eq!(effects, vec![Effect::Attest { unit_hash: unit, authority: voter }]);
+    assert!(deliver(&mut engine, vote(&locals[1], 2, unit)).expect("duplicate").is_empty());
+    let double = deliver(&mut engine, vote(&locals[1], 2, Hash32([6; 32]))).expect("double vote");
+    assert!(matches!(double.as_slice(), [Effect::Evidence { offender, .. }] if *offender == voter));
+    let outsider = LocalHost::from_seed([42; 32]);
+    assert!(rejection(deliver(&mut engine, vote(&outsider, 2, unit))).contains("not an authority"));
+    let mut forged = vote(&locals[2], 3, unit);
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert!(rejection(deliver(&mut engine, forged)).contains("does not verify"));
+    let far = VOTE_HEIGHT_AHEAD_MAX + 1;
+    assert!(rejection(deliver(&mut engine, vote(&locals[2], far, unit))).contains("above the final height"));
+    committed(&mut engine, 4, 4 * INTERVAL_MS);
+    assert!(deliver(&mut engine, vote(&locals[2], 4, unit)).expect("stale vote").is_empty());
 }

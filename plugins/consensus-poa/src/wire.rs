@@ -5,6 +5,8 @@ use nest_sdk::{Hash32, Host, PublicKey, Signature};
 
 /// Domain prefix of the message a slot leader signs to seal a unit.
 pub const SEAL_DOMAIN: &[u8] = b"nest/poa/seal/v1";
+/// Domain prefix of the message an authority signs to vote for a unit.
+pub const VOTE_DOMAIN: &[u8] = b"nest/poa/vote/v1";
 
 /// A consensus message between PoA nodes.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -16,6 +18,18 @@ pub enum PoaMessage {
         /// The unit, in the chain type's encoding.
         unit: Vec<u8>,
         /// The leader's seal over `slot` and the unit's digest ([`seal_message`]).
+        signature: Signature,
+    },
+    /// An authority vouches for the unit its fork choice holds as head at `height`; it
+    /// votes at most once per height.
+    Vote {
+        /// Height of the unit.
+        height: u64,
+        /// The unit's hash (the chain type's).
+        unit_hash: Hash32,
+        /// The voting authority.
+        voter: PublicKey,
+        /// The voter's signature over [`vote_message`].
         signature: Signature,
     },
 }
@@ -57,6 +71,29 @@ pub fn seal_message(slot: u64, unit_digest: &Hash32) -> Vec<u8> {
     message.extend_from_slice(&slot.to_le_bytes());
     message.extend_from_slice(unit_digest.as_bytes());
     message
+}
+
+/// The bytes an authority signs to vote: `b"nest/poa/vote/v1" ++ height (u64 LE) ++ unit_hash`.
+pub fn vote_message(height: u64, unit_hash: &Hash32) -> Vec<u8> {
+    let mut message = Vec::with_capacity(VOTE_DOMAIN.len() + 8 + Hash32::LEN);
+    message.extend_from_slice(VOTE_DOMAIN);
+    message.extend_from_slice(&height.to_le_bytes());
+    message.extend_from_slice(unit_hash.as_bytes());
+    message
+}
+
+/// Proof that an authority voted for two different units at one height: the bytes of
+/// [`nest_sdk::Effect::Evidence`].
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct DoubleVoteProof {
+    /// The voter.
+    pub voter: PublicKey,
+    /// The height voted at twice.
+    pub height: u64,
+    /// The first unit and signature seen.
+    pub first: (Hash32, Signature),
+    /// The conflicting unit and signature.
+    pub second: (Hash32, Signature),
 }
 
 impl SealedDigest {
