@@ -158,8 +158,15 @@ fn two_nodes_meter_wifi_with_the_surge_strategy_and_agree_on_balances() {
     wait_lock(a, &lock, "the lock on node A", |l| l.is_some());
     assert_eq!(get(b, "/v1/chains/main/market/demands").as_array().map(Vec::len), Some(1), "the buyer's demand");
 
+    wait_lock(b, &lock, "the lock on node B", |l| l.is_some());
+    let watcher = {
+        let (url, token) = (b.url.clone(), token(b));
+        std::thread::spawn(move || eval_at(&url, &token, "return watch{type = 'market', count = 1}"))
+    };
+    std::thread::sleep(Duration::from_millis(500));
     lua_ok(a, &format!("return market.report({}, 240)", quoted(&lock)));
     wait_lock(b, &lock, "the usage report on node B", |l| l.is_some_and(|l| !l["reported"].is_null()));
+    assert_eq!(watcher.join().unwrap(), Ok(json!(1)), "node B's watch saw node A's committed report");
     lua_ok(b, &format!("return market.confirm({})", quoted(&lock)));
     wait_lock(a, &lock, "the confirmation on node A", |l| l.is_some_and(|l| l["confirmed"] == true));
     lua_ok(a, &format!("return market.settle({})", quoted(&lock)));

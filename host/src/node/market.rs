@@ -19,6 +19,9 @@ pub(super) fn load_strategies(strategies: &SharedStrategies, store: &Store) {
     }
 }
 
+/// Blocks whose market transactions one loop iteration publishes, per chain.
+const MARKET_EVENT_BLOCKS_MAX: u64 = 64;
+
 fn refused(error: StrategyError) -> QueryError {
     match error {
         StrategyError::Unknown(_) | StrategyError::NoVersion { .. } => QueryError::NotFound(error.to_string()),
@@ -69,6 +72,38 @@ impl LoopState {
                 })
             }
             MarketOp::Book { chain, sku } => book(self.chain(&chain)?, &sku),
+        }
+    }
+
+    /// Publishes a market event for each market transaction in blocks committed since
+    /// the last call (at most [`MARKET_EVENT_BLOCKS_MAX`] blocks per chain per call), so
+    /// `watch("market")` shows the market on every node, not only where a tx was sent.
+    pub(super) fn publish_committed_market_txs(&mut self) {
+        let heights: Vec<(String, u64)> =
+            self.chains.iter().map(|c| (c.id().to_string(), c.head_ref().height)).collect();
+        for (chain, height) in heights {
+            let Some(&seen) = self.market_heights.get(&chain) else {
+                // Nothing before the node started is replayed.
+                self.market_heights.insert(chain, height);
+                continue;
+            };
+            let last = height.min(seen.saturating_add(MARKET_EVENT_BLOCKS_MAX));
+            if self.events.has_subscribers() {
+                for at in seen + 1..=last {
+                    self.publish_block_market_txs(&chain, at);
+                }
+            }
+            self.market_heights.insert(chain, last);
+        }
+    }
+
+    fn publish_block_market_txs(&mut self, chain: &str, height: u64) {
+        let Ok(block) = self.block(chain, height) else { return };
+        for view in block.txs {
+            if let TxBody::Market(body) = &view.tx.tx.body {
+                let detail = json!({ "tx": view.hash, "chain": chain, "height": height, "from": view.tx.tx.from });
+                self.publish_market_event(&format!("{}_committed", market_tx_name(body)), &sku_of(body), detail);
+            }
         }
     }
 

@@ -602,6 +602,8 @@ struct LoopState {
     markets: Vec<MarketPart>,
     strategies: crate::market::SharedStrategies,
     events: EventBus,
+    /// Per chain, the height up to which committed market transactions were published.
+    market_heights: BTreeMap<String, u64>,
     packages: Vec<Package>,
     key: Arc<SecretKey>,
     manifest: Manifest,
@@ -670,6 +672,7 @@ impl Node {
             base_status,
             net,
             sync: network::SyncState::default(),
+            market_heights: BTreeMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("nest-node-loop".into())
@@ -754,6 +757,7 @@ impl LoopState {
             }
             self.sync_tick(now);
             self.publish();
+            self.publish_committed_market_txs();
         }
         self.stop_radios();
     }
