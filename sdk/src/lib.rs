@@ -20,9 +20,11 @@
 pub mod chain;
 pub mod config;
 pub mod consensus;
+pub mod device;
 pub mod error;
 #[doc(hidden)]
 pub mod export;
+pub mod fragment;
 pub mod host;
 pub mod market;
 pub mod radio;
@@ -36,8 +38,12 @@ pub use borsh;
 pub use chain::{BuildRequest, ChainType, InsertReport, UnitRef, UnitView};
 pub use config::ConfigError;
 pub use consensus::{ConsensusEngine, Effect, Input, LastCommit};
+pub use device::{DeviceEnvelope, EnvelopeError, device_uid};
 pub use error::PluginError;
 pub use export::{PluginInfo, PluginKind, PluginModule, PluginModuleRef};
+pub use fragment::{
+    FragmentError, FragmentReject, Reassembler, Reassembly, ReassemblyLimits, ReassemblyStats, fragment,
+};
 pub use host::{Host, HostServices, LogLevel};
 pub use market::{MarketPolicy, Match, Order, Quote, QuoteRequest, Usage};
 pub use radio::{FrameSink, RadioDriver, RadioFrame, RadioInfo, SinkStatus};
