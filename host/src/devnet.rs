@@ -14,9 +14,12 @@ use std::{
 };
 
 /// The workspace's plugins: manifest id, package name, source `plugin.toml`.
-const WORKSPACE_PLUGINS: [(&str, &str, &str); 6] = [
+const WORKSPACE_PLUGINS: [(&str, &str, &str); 9] = [
     ("poa", "consensus-poa", include_str!("../../plugins/consensus-poa/plugin.toml")),
     ("linear", "chain-linear", include_str!("../../plugins/chain-linear/plugin.toml")),
+    ("sim", "radio-sim", include_str!("../../plugins/radio-sim/plugin.toml")),
+    ("udp", "radio-udp", include_str!("../../plugins/radio-udp/plugin.toml")),
+    ("mqtt", "radio-mqtt", include_str!("../../plugins/radio-mqtt/plugin.toml")),
     ("price-tag", "market-price-tag", include_str!("../../plugins/market-price-tag/plugin.toml")),
     ("metering", "market-metering", include_str!("../../plugins/market-metering/plugin.toml")),
     ("auction", "market-auction", include_str!("../../plugins/market-auction/plugin.toml")),

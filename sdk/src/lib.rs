@@ -20,9 +20,11 @@
 pub mod chain;
 pub mod config;
 pub mod consensus;
+pub mod device;
 pub mod error;
 #[doc(hidden)]
 pub mod export;
+pub mod fragment;
 pub mod host;
 pub mod market;
 pub mod radio;
@@ -36,8 +38,12 @@ pub use borsh;
 pub use chain::{BuildRequest, ChainType, InsertReport, UnitRef, UnitView};
 pub use config::ConfigError;
 pub use consensus::{ConsensusEngine, Effect, Input, LastCommit};
+pub use device::{DeviceEnvelope, EnvelopeError, device_uid};
 pub use error::PluginError;
 pub use export::{PluginInfo, PluginKind, PluginModule, PluginModuleRef};
+pub use fragment::{
+    FragmentError, FragmentReject, Reassembler, Reassembly, ReassemblyLimits, ReassemblyStats, fragment,
+};
 pub use host::{Host, HostServices, LogLevel};
 pub use market::{MarketPolicy, Match, Order, Quote, QuoteRequest, Round, Terms, Tier, Usage};
 pub use radio::{FrameSink, RadioDriver, RadioFrame, RadioInfo, SinkStatus};
@@ -49,4 +55,4 @@ pub use types::{Hash32, PublicKey, Signature};
 /// Written into every package's `plugin.toml` as `sdk_abi`; the host refuses a package
 /// whose number differs from its own before it opens the library. Bumped whenever a
 /// type that crosses the boundary changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;

@@ -4,7 +4,12 @@
 //! a [`FrameSink`] and the driver's own threads push received frames into it. The sink
 //! is bounded: when it answers [`SinkStatus::Full`] the driver drops or retries.
 
-use crate::{config::ConfigError, error::PluginError, export::guard, host::Host};
+use crate::{
+    config::ConfigError,
+    error::PluginError,
+    export::{guard, panic_message},
+    host::{Host, LogLevel},
+};
 use abi_stable::{
     StableAbi, sabi_trait,
     sabi_trait::TD_Opaque,
@@ -113,6 +118,23 @@ pub trait RadioDriver: Send + Sized + 'static {
     fn stop(&mut self) -> Result<(), PluginError>;
 }
 
+/// Runs the body of one of a driver's own threads, logging a panic through `host`.
+///
+/// A panic there is no entry point the SDK's guard covers; without this it would end the
+/// thread silently. The node keeps running either way. Returns whether `body` returned.
+pub fn run_contained(host: &Host, thread: &str, body: impl FnOnce()) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(()) => true,
+        Err(payload) => {
+            host.log(
+                LogLevel::Error,
+                &format!("radio thread {thread} panicked and stopped: {}", panic_message(&payload)),
+            );
+            false
+        }
+    }
+}
+
 /// The FFI face of a radio driver instance.
 #[sabi_trait]
 pub trait RadioFfi: Send {
@@ -145,5 +167,21 @@ impl<R: RadioDriver> RadioFfi for RadioAdapter<R> {
     }
     fn stop(&mut self) -> RResult<(), PluginError> {
         guard(|| self.0.stop())
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing::LocalHost;
+
+    #[test]
+    fn a_thread_panic_is_logged_not_propagated() {
+        let local = LocalHost::from_seed([5; 32]);
+        assert!(run_contained(&local.host(), "fine", || {}));
+        assert!(!run_contained(&local.host(), "rx", || panic!("socket gone")));
+        let logs = local.logs.lock().unwrap();
+        assert_eq!(logs.len(), 1);
+        assert_eq!(logs[0], (LogLevel::Error, "radio thread rx panicked and stopped: socket gone".to_string()));
     }
 }

@@ -32,6 +32,12 @@ pub struct PluginCrate {
 /// The loopback radio fixture.
 pub const RADIO_LOOPBACK: PluginCrate =
     PluginCrate { dir: "tests/fixtures/radio-loopback", lib_name: "fixture_radio_loopback" };
+/// The simulated radio plugin.
+pub const RADIO_SIM: PluginCrate = PluginCrate { dir: "plugins/radio-sim", lib_name: "radio_sim" };
+/// The UDP radio plugin.
+pub const RADIO_UDP: PluginCrate = PluginCrate { dir: "plugins/radio-udp", lib_name: "radio_udp" };
+/// The MQTT bridge plugin.
+pub const RADIO_MQTT: PluginCrate = PluginCrate { dir: "plugins/radio-mqtt", lib_name: "radio_mqtt" };
 /// The flat-price market fixture.
 pub const MARKET_FLAT: PluginCrate = PluginCrate { dir: "tests/fixtures/market-flat", lib_name: "fixture_market_flat" };
 /// The panicking consensus engine (and counting chain type) fixture.
@@ -161,4 +167,6 @@ impl FrameSinkFfi for CollectingSink {
     }
 }
 
+pub mod device;
+pub mod mosquitto;
 pub mod node;
