@@ -42,7 +42,7 @@ fn unknown_plugin_is_named_with_its_table_and_key() {
     assert!(!ok);
     assert!(
         report.contains(
-            r#"error: MANIFEST: [[chain]] id="main": consensus.plugin: unknown plugin "pbft" (declared: poa, linear, sim, udp, mqtt)"#
+            r#"error: MANIFEST: [[chain]] id="main": consensus.plugin: unknown plugin "pbft" (declared: poa, linear, sim, udp, mqtt, price-tag, metering, auction, cpp)"#
         ),
         "{report}"
     );

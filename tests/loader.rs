@@ -8,7 +8,7 @@ use nest_host::{
 };
 use nest_sdk::{
     ABI_VERSION, BuildRequest, Effect, Hash32, Input, LastCommit, Order, PluginError, PluginKind, PublicKey,
-    QuoteRequest, UnitRef, Usage, testing::LocalHost,
+    QuoteRequest, Round, Terms, UnitRef, Usage, testing::LocalHost,
 };
 use nest_tests::{
     ABI_MISMATCH, CONSENSUS_PANIC, CollectingSink, MARKET_FLAT, PluginCrate, RADIO_LOOPBACK, pack_crate,
@@ -291,14 +291,11 @@ fn radio_loopback_echoes_sent_frames_into_the_sink() {
 }
 
 fn order(id: u8, units: u64, max_price: u64) -> Order {
-    Order {
-        id: Hash32([id; 32]),
-        sku: "wifi".into(),
-        buyer: PublicKey([id; 32]),
-        units,
-        max_price,
-        placed_at_ms: 1_000,
-    }
+    Order { id: Hash32([id; 32]), buyer: PublicKey([id; 32]), units, max_price, placed_at_ms: 1_000 }
+}
+
+fn flat_terms(unit_price: u64) -> Terms {
+    Terms { unit_price, reserve_price: 0, tiers: Default::default(), deadline_ms: 60_000, round_end_ms: 0 }
 }
 
 #[test]
@@ -314,19 +311,38 @@ fn market_flat_quotes_matches_and_settles() {
     assert!(quote.valid_until_ms > 1_000);
     assert!(matches!(market.quote(request(u64::MAX)).into_result(), Err(PluginError::Rejected { .. })));
 
-    market.bid(order(3, 2, 14)).unwrap();
-    market.bid(order(1, 10, 69)).unwrap();
-    market.bid(order(2, 1, 100)).unwrap();
-    let matches = market.clear(2_000).unwrap();
-    let matched: Vec<(u8, u64)> = matches.iter().map(|m| (m.order_id.0[0], m.price)).collect();
-    assert_eq!(matched, vec![(2, 7), (3, 14)], "order-id order; order 1 bids too low");
-    assert!(market.clear(3_000).unwrap().is_empty(), "order 1 still too low");
+    market.check_terms(&flat_terms(7)).unwrap();
+    let mut auction = flat_terms(7);
+    auction.round_end_ms = 5;
+    assert!(matches!(market.check_terms(&auction).into_result(), Err(PluginError::Rejected { .. })));
 
-    let settle = |market: &mut nest_sdk::market::MarketBox, units_used, escrow| {
-        market.settle(Usage { order_id: Hash32([2; 32]), units_used, escrow }).unwrap()
+    let round = Round {
+        terms: flat_terms(7),
+        orders: vec![order(3, 2, 14), order(1, 10, 69), order(2, 1, 100)].into(),
+        units_available: 100,
+        now_ms: 2_000,
     };
-    assert_eq!(settle(&mut market, 2, 100), 14);
-    assert_eq!(settle(&mut market, 20, 100), 100);
+    let matches = market.clear(round).unwrap();
+    let matched: Vec<(u8, u64)> = matches.iter().map(|m| (m.order_id.0[0], m.price)).collect();
+    assert_eq!(matched, vec![(3, 14), (2, 7)], "placement order; order 1 bids too low");
+
+    let usage = |units_used, escrow, reported| Usage {
+        order_id: Hash32([2; 32]),
+        units_locked: 20,
+        units_used,
+        escrow,
+        reported,
+        confirmed: false,
+        locked_at_ms: 1_000,
+        reported_at_ms: 1_500,
+        now_ms: 2_000,
+    };
+    assert_eq!(market.settle(&flat_terms(7), usage(2, 100, true)).unwrap(), 14);
+    assert_eq!(market.settle(&flat_terms(7), usage(20, 100, true)).unwrap(), 100);
+    assert!(matches!(
+        market.settle(&flat_terms(7), usage(2, 100, false)).into_result(),
+        Err(PluginError::Rejected { .. })
+    ));
 }
 
 #[test]

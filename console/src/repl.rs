@@ -48,12 +48,19 @@ keys        the node's keys: node(), list()
               keys.list()
 log         the node's log: tail(n)
               log.tail(20)
+market(sku) an SKU: strategy(f|source|file), versions(), rollback(v), quote{...}, chart{points=},
+            shelve{policy=, resource=, unit=, units=}, update{...}, withdraw(), lock{units=, max_price=},
+            bid{...}, close(), book(), prices()
+              market(\"wifi\"):strategy(function(ctx) return 100 * (1 + ctx.utilization) end)
+market      skus(), demands(), locks(), strategies(), demand{...}, report(lock, units), confirm(lock),
+            settle(lock), refund(lock), buy{resource=, units=, max_unit_price=, max_total=?, prefer=?}
+              market.buy{resource=\"network\", units=600, max_unit_price=150}
 radios      radio drivers and link stats: list(), stats(id), send(id, link_address, frame_hex)
               radios.stats(\"sim\")
 devices     devices on chain: list(), show(uid), readings(uid, from_ms?, to_ms?, limit?), uid(hardware_id),
             register{uid= or hardware_id=, public_key=, class=?, from=...}, transfer{..., to=}, revoke{...}
               devices.show(devices.uid(\"sim-device-0\"))
-watch(...)  stream events until Ctrl-C: \"blocks\", \"txs\", \"plugins\", \"frames\", or {type=, chain=, count=}
+watch(...)  stream events until Ctrl-C: \"blocks\", \"txs\", \"plugins\", \"market\", \"frames\", or {type=, chain=, count=}
               watch(\"blocks\")
 
 .help       this text
@@ -313,7 +320,9 @@ mod tests {
 
     #[test]
     fn help_names_every_table_with_an_example() {
-        for name in ["node", "chain(id)", "plugins", "peers", "tx", "keys", "log", "watch(...)"] {
+        for name in
+            ["node", "chain(id)", "plugins", "peers", "tx", "keys", "log", "market(sku)", "market", "watch(...)"]
+        {
             assert!(HELP.lines().any(|line| line.starts_with(name)), "{name} missing");
         }
         for call in ["node.status()", "chain(\"main\"):block(12)", "plugins.inspect(", "tx.transfer{", "log.tail(20)"] {

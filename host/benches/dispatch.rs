@@ -10,6 +10,8 @@
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
+mod support;
+
 use consensus_poa::{PoaEngine, PoaMessage, seal_message};
 use criterion::{Criterion, criterion_group, criterion_main};
 use nest_host::{
@@ -23,6 +25,7 @@ use nest_sdk::{
     testing::{LocalHost, sha256},
 };
 use std::{hint::black_box, path::PathBuf};
+use support::median_ns;
 
 const INTERVAL_MS: u64 = 1000;
 const NOW_MS: u64 = 1_000_000 * INTERVAL_MS;
@@ -103,21 +106,6 @@ fn dispatch(c: &mut Criterion) {
     println!(
         "poa_dispatch ratio .so / rlib (medians of 9 samples, same run): tick {tick_ratio:.2}, block_message {message_ratio:.2} (target <= 1.20)"
     );
-}
-
-/// Median time of one call over 9 samples of `iterations` calls, in nanoseconds.
-fn median_ns(mut call: impl FnMut(), iterations: u32) -> f64 {
-    let mut samples: Vec<f64> = (0..9)
-        .map(|_| {
-            let start = std::time::Instant::now();
-            for _ in 0..iterations {
-                call();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(iterations)
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[4]
 }
 
 criterion_group!(benches, dispatch);

@@ -11,6 +11,8 @@
 //! `body_bytes_max` (413). Admin routes add the token check (401) and the per-token rate
 //! limit (429).
 
+mod market;
+pub use market::admin_routes as market_admin_routes;
 mod devices;
 
 use crate::admin::{
@@ -141,6 +143,7 @@ fn public_routes() -> Router<ApiState> {
         .route("/v1/chains/{chain}/accounts/{account}", get(account))
         .route("/v1/chains/{chain}/txs", post(submit))
         .route("/v1/chains/{chain}/txs/{hash}", get(tx_status))
+        .merge(market::public_routes())
         .merge(devices::routes())
 }
 
@@ -201,6 +204,7 @@ impl From<QueryError> for ApiError {
         match error {
             QueryError::NotFound(message) => ApiError(StatusCode::NOT_FOUND, message),
             QueryError::Failed(message) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, message),
+            QueryError::Refused(message) => ApiError(StatusCode::BAD_REQUEST, message),
         }
     }
 }

@@ -14,12 +14,16 @@ use std::{
 };
 
 /// The workspace's plugins: manifest id, package name, source `plugin.toml`.
-const WORKSPACE_PLUGINS: [(&str, &str, &str); 5] = [
+const WORKSPACE_PLUGINS: [(&str, &str, &str); 9] = [
     ("poa", "consensus-poa", include_str!("../../plugins/consensus-poa/plugin.toml")),
     ("linear", "chain-linear", include_str!("../../plugins/chain-linear/plugin.toml")),
     ("sim", "radio-sim", include_str!("../../plugins/radio-sim/plugin.toml")),
     ("udp", "radio-udp", include_str!("../../plugins/radio-udp/plugin.toml")),
     ("mqtt", "radio-mqtt", include_str!("../../plugins/radio-mqtt/plugin.toml")),
+    ("price-tag", "market-price-tag", include_str!("../../plugins/market-price-tag/plugin.toml")),
+    ("metering", "market-metering", include_str!("../../plugins/market-metering/plugin.toml")),
+    ("auction", "market-auction", include_str!("../../plugins/market-auction/plugin.toml")),
+    ("cpp", "market-cpp", include_str!("../../plugins/market-cpp/plugin.toml")),
 ];
 
 /// Balance of the devnet's faucet account.
@@ -217,6 +221,10 @@ fn manifest_text(
     let _ = writeln!(text, "[[trust.vendor]]\nname = \"local-developer\"\nkey = \"{vendor}\"\n");
     for (id, name, _) in WORKSPACE_PLUGINS {
         let _ = writeln!(text, "[[plugin]]\nid = \"{id}\"\npackage = \"../packages/{name}\"\n");
+    }
+    // Every node loads every market policy: settlement runs on each of them.
+    for (id, _, _) in WORKSPACE_PLUGINS.iter().filter(|(_, name, _)| name.starts_with("market-")) {
+        let _ = writeln!(text, "[[market]]\nid = \"{id}\"\nplugin = \"{id}\"\n");
     }
     let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = 1");
     let _ = writeln!(text, "block_txs_max = {}\nmempool_txs_max = {}", spec.block_txs_max, spec.mempool_txs_max);

@@ -81,3 +81,11 @@ pub fn submit(
     };
     Ok(merge_results(checked, admitted))
 }
+
+/// A market operation: strategies, quotes, listings, market transactions.
+pub fn market(
+    requests: &mpsc::SyncSender<Request>,
+    op: crate::market::MarketOp,
+) -> Result<serde_json::Value, QueryError> {
+    ask_blocking(requests, |reply| Request::Market { op, reply })
+}

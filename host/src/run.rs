@@ -13,10 +13,31 @@ pub struct Running {
     runtime: tokio::runtime::Runtime,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// SIGINT and SIGTERM listeners, installed before the API address is published, so a
+    /// signal sent as soon as the node is reachable stops it cleanly instead of killing it.
+    signals: std::sync::Mutex<Option<Signals>>,
     /// Where the API listens.
     pub api_addr: SocketAddr,
     /// File holding the API address (in the data directory).
     pub api_addr_file: PathBuf,
+}
+
+/// The signals that stop a node.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install(runtime: &tokio::runtime::Runtime) -> Result<Signals, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _entered = runtime.enter();
+        let failed = |e: std::io::Error| format!("cannot watch SIGINT and SIGTERM: {e}");
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).map_err(failed)?,
+            terminate: signal(SignalKind::terminate()).map_err(failed)?,
+        })
+    }
 }
 
 /// Starts the node loop and the API. The API address is also written to
@@ -44,6 +65,7 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
         let _entered = runtime.enter();
         Node::start_with(manifest, net).map_err(|e| e.to_string())?
     };
+    let signals = Signals::install(&runtime)?;
     let api_addr_file = node.manifest.node.data_dir.join("api.addr");
     std::fs::write(&api_addr_file, format!("{api_addr}\n")).map_err(|e| format!("{}: {e}", api_addr_file.display()))?;
     let router = api::router(ApiState::new(&node, std::sync::Arc::new(token), metrics), &limits);
@@ -57,7 +79,15 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
         }
     });
     tracing::info!(node = %node.manifest.node.name, api = %format!("http://{api_addr}"), "node running");
-    Ok(Running { node: Some(node), runtime, shutdown: Some(shutdown), server: Some(server), api_addr, api_addr_file })
+    Ok(Running {
+        node: Some(node),
+        runtime,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        signals: std::sync::Mutex::new(Some(signals)),
+        api_addr,
+        api_addr_file,
+    })
 }
 
 /// Starts the peer-to-peer layer when `[network]` enables it; writes the node's
@@ -93,18 +123,15 @@ impl Running {
 
     /// Blocks until SIGINT or SIGTERM.
     pub fn wait_for_signal(&self) {
+        let taken = self.signals.lock().ok().and_then(|mut signals| signals.take());
+        let Some(mut signals) = taken else {
+            tracing::warn!("signals already awaited");
+            return;
+        };
         self.runtime.block_on(async {
-            let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot watch SIGTERM; stop with Ctrl-C");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
+                _ = signals.interrupt.recv() => {}
+                _ = signals.terminate.recv() => {}
             }
         });
     }

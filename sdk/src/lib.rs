@@ -45,7 +45,7 @@ pub use fragment::{
     FragmentError, FragmentReject, Reassembler, Reassembly, ReassemblyLimits, ReassemblyStats, fragment,
 };
 pub use host::{Host, HostServices, LogLevel};
-pub use market::{MarketPolicy, Match, Order, Quote, QuoteRequest, Usage};
+pub use market::{MarketPolicy, Match, Order, Quote, QuoteRequest, Round, Terms, Tier, Usage};
 pub use radio::{FrameSink, RadioDriver, RadioFrame, RadioInfo, SinkStatus};
 pub use serde;
 pub use types::{Hash32, PublicKey, Signature};
@@ -55,4 +55,4 @@ pub use types::{Hash32, PublicKey, Signature};
 /// Written into every package's `plugin.toml` as `sdk_abi`; the host refuses a package
 /// whose number differs from its own before it opens the library. Bumped whenever a
 /// type that crosses the boundary changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;

@@ -100,6 +100,11 @@ impl NodeProcess {
         panic!("nestd did not serve within 30 s; log:\n{}", node.log_text());
     }
 
+    /// The manifest it runs.
+    pub fn manifest(&self) -> &Path {
+        &self.manifest
+    }
+
     /// The node's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

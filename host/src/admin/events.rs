@@ -60,6 +60,15 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Something happened in the resource market (a strategy installed, a quote, ...).
+    Market {
+        /// What: `strategy_installed`, `strategy_rolled_back`, `quote`, ...
+        what: String,
+        /// The SKU.
+        sku: String,
+        /// Details, as JSON text.
+        detail: String,
+    },
     /// A device frame was accepted or rejected (see `devices::pipeline`).
     DeviceFrame {
         /// Radio id.
@@ -92,7 +101,7 @@ impl Event {
             Event::BlockCommitted { chain, .. }
             | Event::TxCommitted { chain, .. }
             | Event::TxsCommitted { chain, .. } => Some(chain),
-            Event::PluginState { .. } | Event::DeviceFrame { .. } | Event::Lagged { .. } => None,
+            Event::PluginState { .. } | Event::Market { .. } | Event::DeviceFrame { .. } | Event::Lagged { .. } => None,
         }
     }
 

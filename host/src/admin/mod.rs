@@ -51,6 +51,7 @@ pub fn admin_routes() -> Router<ApiState> {
         .route("/plugins", get(crate::session::plugins_list))
         .route("/plugins/{id}/{action}", axum::routing::post(crate::session::plugin_action))
         .route("/peers/{peer}/{action}", axum::routing::post(crate::session::peer_action))
+        .merge(crate::api::market_admin_routes())
 }
 
 /// For unknown admin paths, behind the token check (so it reveals no routes).

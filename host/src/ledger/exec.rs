@@ -57,6 +57,11 @@ impl<'a> TxContext<'a> {
         self.tx.hash()
     }
 
+    /// The market policies execution may call.
+    pub fn markets(&self) -> &'a super::market::MarketRules {
+        self.ledger.markets()
+    }
+
     /// The account's value in this view; the default account if it does not exist.
     pub fn account(&self, key: &PublicKey) -> Account {
         [&self.touched, self.overlay, self.prior]
@@ -161,6 +166,7 @@ impl<'a> TxContext<'a> {
 pub(super) fn apply_body(ctx: &mut TxContext<'_>) -> Result<(), TxError> {
     match &ctx.tx().tx.body {
         TxBody::Transfer { to, amount } => ctx.credit(to, *amount),
+        TxBody::Market(body) => super::market::apply(ctx, body),
         TxBody::Device(body) => super::device::apply(ctx, body),
     }
 }

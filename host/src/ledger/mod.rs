@@ -5,6 +5,7 @@
 //! - [`mempool`]: pending transactions, bounded, ordered by nonce per account.
 //! - [`state`]: accounts and records, block execution and the incremental state digest.
 //! - [`exec`]: the layered view one transaction executes on ([`exec::TxContext`]).
+//! - [`market`]: resource-market transactions: SKUs, bids, escrow, settlement.
 //! - [`device`]: device registration, ownership, revocation and reading anchors.
 //! - [`merkle`]: transaction roots and inclusion proofs for light clients.
 //!
@@ -12,6 +13,7 @@
 
 pub mod device;
 pub mod exec;
+pub mod market;
 pub mod mempool;
 pub mod merkle;
 pub mod state;

@@ -133,6 +133,8 @@ pub struct Ledger {
     records: BTreeMap<Vec<u8>, Vec<u8>>,
     digest_sum: Sum256,
     supply: u128,
+    /// Market policies that market transactions call (not state: the node's plugins).
+    markets: super::market::MarketRules,
 }
 
 impl Ledger {
@@ -152,8 +154,13 @@ impl Ledger {
 
     /// A ledger restored from stored accounts; default-valued accounts are dropped.
     pub fn from_accounts(accounts: impl IntoIterator<Item = (PublicKey, Account)>) -> Ledger {
-        let mut ledger =
-            Ledger { accounts: BTreeMap::new(), records: BTreeMap::new(), digest_sum: Sum256::ZERO, supply: 0 };
+        let mut ledger = Ledger {
+            accounts: BTreeMap::new(),
+            records: BTreeMap::new(),
+            digest_sum: Sum256::ZERO,
+            supply: 0,
+            markets: Default::default(),
+        };
         for (key, account) in accounts {
             ledger.set(key, account);
         }
@@ -188,6 +195,16 @@ impl Ledger {
     /// Every committed record, in key order.
     pub fn records(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.records.iter().map(|(key, value)| (key.as_slice(), value.as_slice()))
+    }
+
+    /// Lends the node's market policies to market transactions.
+    pub fn set_markets(&mut self, markets: super::market::MarketRules) {
+        self.markets = markets;
+    }
+
+    /// The market policies market transactions call.
+    pub fn markets(&self) -> &super::market::MarketRules {
+        &self.markets
     }
 
     /// The account's current value; the default (empty) account if it does not exist.

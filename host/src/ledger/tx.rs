@@ -28,6 +28,8 @@ pub enum TxBody {
         /// Tokens moved.
         amount: u64,
     },
+    /// A resource-market transaction (see `ledger::market`).
+    Market(super::market::MarketTx),
     /// Registers, transfers or revokes a device, or anchors device readings.
     Device(super::device::DeviceTx),
 }
@@ -125,6 +127,9 @@ pub enum TxError {
         /// The limit.
         max_bytes: usize,
     },
+    /// A market transaction broke the market's rules.
+    #[error(transparent)]
+    Market(#[from] super::market::MarketError),
     /// A device transaction was refused.
     #[error(transparent)]
     Device(#[from] super::device::DeviceError),
@@ -146,6 +151,7 @@ impl TxError {
             TxError::Duplicate => "duplicate",
             TxError::CorruptRecord { .. } => "corrupt_record",
             TxError::RecordTooLarge { .. } => "record_too_large",
+            TxError::Market(_) => "market",
             TxError::Device(error) => error.code(),
         }
     }
@@ -167,6 +173,8 @@ impl UnsignedTx {
     pub fn cost(&self) -> Result<u64, TxError> {
         let amount = match &self.body {
             TxBody::Transfer { amount, .. } => *amount,
+            // Escrow moves inside the body's apply, checked there.
+            TxBody::Market(_) => 0,
             TxBody::Device(_) => 0,
         };
         amount.checked_add(self.fee).ok_or(TxError::Overflow)
@@ -203,6 +211,7 @@ impl SignedTx {
 pub fn gas_of(body: &TxBody) -> u64 {
     match body {
         TxBody::Transfer { .. } => TRANSFER_GAS,
+        TxBody::Market(body) => super::market::gas_of(body),
         TxBody::Device(body) => super::device::gas_of(body),
     }
 }

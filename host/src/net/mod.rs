@@ -55,6 +55,10 @@ pub struct NetworkSection {
     /// Most blocks asked for or answered in one sync request.
     #[serde(default = "default_sync_batch_blocks_max")]
     pub sync_batch_blocks_max: u32,
+    /// Find peers beyond the bootstrap list through the Kademlia DHT (on by default; off
+    /// keeps a node to the peers it is told of and those that dial it).
+    #[serde(default = "default_discovery")]
+    pub discovery: bool,
 }
 
 impl Default for NetworkSection {
@@ -66,6 +70,7 @@ impl Default for NetworkSection {
             message_bytes_max: default_message_bytes_max(),
             messages_per_peer_per_s: default_messages_per_peer_per_s(),
             sync_batch_blocks_max: default_sync_batch_blocks_max(),
+            discovery: default_discovery(),
         }
     }
 }
@@ -81,6 +86,9 @@ fn default_message_bytes_max() -> usize {
 }
 fn default_messages_per_peer_per_s() -> u32 {
     500
+}
+fn default_discovery() -> bool {
+    true
 }
 fn default_sync_batch_blocks_max() -> u32 {
     256

@@ -92,6 +92,7 @@ pub(super) struct SwarmTask {
     requests: HashMap<OutboundRequestId, (PeerId, SyncRequest)>,
     bootstrap: Vec<BootstrapPeer>,
     peers_max: usize,
+    discovery: bool,
 }
 
 impl SwarmTask {
@@ -130,6 +131,7 @@ impl SwarmTask {
             requests: HashMap::new(),
             bootstrap,
             peers_max: section.peers_max as usize,
+            discovery: section.discovery,
         }
     }
 
@@ -327,6 +329,9 @@ impl SwarmTask {
 
     /// Starts a Kademlia walk for peers (nothing to do while the table is empty).
     fn discover(&mut self) {
+        if !self.discovery {
+            return;
+        }
         if self.swarm.behaviour_mut().discovery.bootstrap().is_err() {
             tracing::trace!("no known peers to discover from yet");
         }
@@ -337,6 +342,9 @@ impl SwarmTask {
         let kad::Event::RoutingUpdated { peer, addresses, .. } = event else {
             return;
         };
+        if !self.discovery {
+            return;
+        }
         let room = lock(&self.shared.peers).len() < self.peers_max;
         if !room || self.swarm.is_connected(&peer) || self.swarm.behaviour().blocked.blocked_peers().contains(&peer) {
             return;

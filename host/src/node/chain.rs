@@ -74,6 +74,8 @@ pub struct ChainRuntime {
     tip: UnitRef,
     /// An input to feed the engine after the one an effect produced.
     queued_input: Option<Input>,
+    /// A received unit lacked its parent (see [`ChainRuntime::take_missing_parent`]).
+    missing_parent: bool,
     /// Where broadcasts go, when the node has a network.
     net: Option<crate::net::NetHandle>,
     next_timer_ms: Option<u64>,
@@ -99,6 +101,8 @@ pub struct ChainParts {
     pub genesis_timestamp_ms: u64,
     /// This node's key.
     pub node_key: PublicKey,
+    /// The market policies market transactions call.
+    pub markets: crate::ledger::market::MarketRules,
 }
 
 /// Opening a chain failed.
@@ -159,10 +163,11 @@ impl ChainRuntime {
         let (genesis_bytes, genesis, genesis_ledger) =
             build_genesis(&mut parts.chain_type, &parts.allocations, parts.genesis_timestamp_ms).map_err(state)?;
         let store_error = |error| ChainError::Store { chain: chain.clone(), error };
-        let (ledger, head) = match store.head(&chain).map_err(store_error)? {
+        let (mut ledger, head) = match store.head(&chain).map_err(store_error)? {
             Some(head) => (Self::restore_ledger(store, &chain, &head, &genesis)?, head),
             None => Self::write_genesis(store, &chain, genesis_bytes, &genesis, genesis_ledger)?,
         };
+        ledger.set_markets(parts.markets.clone());
         let params = ChainParams { chain: genesis.hash, gas_price: parts.limits.gas_price };
         let start = UnitRef { height: head.height, hash: head.hash, timestamp_ms: head.timestamp_ms };
         parts
@@ -185,6 +190,7 @@ impl ChainRuntime {
             checked: BTreeMap::new(),
             tip: start,
             queued_input: None,
+            missing_parent: false,
             net: None,
             next_timer_ms: None,
             txs_committed: 0,
@@ -483,9 +489,31 @@ impl ChainRuntime {
         Input::Verified { unit_digest, ok }
     }
 
+    /// Remembers that a unit above the committed head arrived without its parent: this
+    /// node lacks blocks its peers have, and should ask for them now rather than at the
+    /// next sync round.
+    fn note_missing_parent(&mut self, bytes: &[u8]) {
+        let Ok(view) = self.chain_type.call(|c| c.decode(bytes.into())) else { return };
+        let parent_known = view.parent == self.head.hash || self.pending.contains_key(&view.parent);
+        if view.height > self.head.height.saturating_add(1) && !parent_known {
+            self.missing_parent = true;
+        }
+    }
+
+    /// Whether a unit arrived without its parent since the last call.
+    pub fn take_missing_parent(&mut self) -> bool {
+        std::mem::take(&mut self.missing_parent)
+    }
+
     /// Full validation: structure and parent (chain type), signatures, tx root, execution, state digest.
     fn check_unit(&mut self, bytes: Vec<u8>) -> Result<PendingUnit, String> {
-        let view = self.chain_type.call(|c| c.validate(bytes.as_slice().into())).map_err(|e| e.to_string())?;
+        let view = match self.chain_type.call(|c| c.validate(bytes.as_slice().into())) {
+            Ok(view) => view,
+            Err(error) => {
+                self.note_missing_parent(&bytes);
+                return Err(error.to_string());
+            }
+        };
         let branch = self.branch_to(&view.parent).map_err(|reason| format!("unit {}: {reason}", view.hash))?;
         let (prior, _) = self.prior_state(&branch);
         let txs = view

@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod chain;
+mod market;
 mod devices;
 mod network;
 pub mod services;
@@ -104,6 +105,8 @@ pub struct Prepared {
     pub radios: Vec<RadioPart>,
     /// Market policies.
     pub markets: Vec<MarketPart>,
+    /// The operator's pricing strategies, lent to market policies.
+    pub strategies: crate::market::SharedStrategies,
 }
 
 /// Loads and verifies every plugin, validates every plugin config through its plugin,
@@ -129,8 +132,15 @@ pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
         }
     }
     let radios = prepare_radios(&manifest, &libraries, &key, &mut errors);
-    let markets = prepare_markets(&manifest, &libraries, &key, &mut errors);
-    if errors.is_empty() { Ok(Prepared { manifest, key, packages, chains, radios, markets }) } else { Err(errors) }
+    let strategies = crate::market::Strategies::shared().map_err(|e| vec![format!("pricing sandbox: {e}")])?;
+    let markets = prepare_markets(&manifest, &libraries, &key, &strategies, &mut errors);
+    let rules = market::build_rules(&manifest, &libraries, &key, &mut errors);
+    chains.iter_mut().for_each(|chain| chain.markets = rules.clone());
+    if errors.is_empty() {
+        Ok(Prepared { manifest, key, packages, chains, radios, markets, strategies })
+    } else {
+        Err(errors)
+    }
 }
 
 /// The trust store and unsigned policy the manifest sets.
@@ -281,6 +291,7 @@ fn prepare_chain(
         allocations,
         genesis_timestamp_ms: entry.genesis.timestamp_ms,
         node_key: key.public_key(),
+        markets: Default::default(),
     })
 }
 
@@ -330,7 +341,8 @@ fn prepare_radios(
     errors: &mut Vec<String>,
 ) -> Vec<RadioPart> {
     let build = |lib: &LoadedLibrary, config: &str, host: &nest_sdk::Host| lib.new_radio(config, host);
-    prepare_instances(manifest, &manifest.radio, PluginKind::Radio, libraries, key, build, errors)
+    let host_for = |label: &str| NodeServices::host(key.clone(), label);
+    prepare_instances(manifest, &manifest.radio, PluginKind::Radio, libraries, host_for, build, errors)
         .into_iter()
         .map(|(id, slot)| RadioPart { id, slot })
         .collect()
@@ -340,10 +352,12 @@ fn prepare_markets(
     manifest: &Manifest,
     libraries: &BTreeMap<&str, &Arc<LoadedLibrary>>,
     key: &Arc<SecretKey>,
+    strategies: &crate::market::SharedStrategies,
     errors: &mut Vec<String>,
 ) -> Vec<MarketPart> {
     let build = |lib: &LoadedLibrary, config: &str, host: &nest_sdk::Host| lib.new_market(config, host);
-    prepare_instances(manifest, &manifest.market, PluginKind::Market, libraries, key, build, errors)
+    let host_for = |label: &str| NodeServices::market_host(key.clone(), label, strategies.clone());
+    prepare_instances(manifest, &manifest.market, PluginKind::Market, libraries, host_for, build, errors)
         .into_iter()
         .map(|(id, slot)| MarketPart { id, slot })
         .collect()
@@ -356,7 +370,7 @@ fn prepare_instances<T>(
     entries: &[crate::manifest::InstanceEntry],
     kind: PluginKind,
     libraries: &BTreeMap<&str, &Arc<LoadedLibrary>>,
-    key: &Arc<SecretKey>,
+    host_for: impl Fn(&str) -> nest_sdk::Host,
     build: impl Fn(&LoadedLibrary, &str, &nest_sdk::Host) -> Result<T, nest_sdk::PluginError>,
     errors: &mut Vec<String>,
 ) -> Vec<(String, Slot<T>)> {
@@ -365,7 +379,7 @@ fn prepare_instances<T>(
         let table = format!("[[{}]] id=\"{}\"", kind.name(), entry.id);
         let config = config_json(&entry.config);
         let instance = resolve(manifest, libraries, &table, "", &entry.plugin, kind, &entry.config).and_then(|lib| {
-            let host = NodeServices::host(key.clone(), &format!("{}/{}", kind.name(), entry.id));
+            let host = host_for(&format!("{}/{}", kind.name(), entry.id));
             let instance =
                 build(lib, &config, &host).map_err(|e| manifest.error(&table, "plugin", e.to_string()).to_string())?;
             Ok(Slot::new(instance, &entry.plugin, &lib.info.name, &lib.info.version, &config))
@@ -452,6 +466,9 @@ pub enum QueryError {
     /// The node could not answer.
     #[error("{0}")]
     Failed(String),
+    /// The request is invalid (bad input); the message says what and why.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Results of admitting a batch of transactions, in order.
@@ -520,6 +537,13 @@ pub enum Request {
         /// The frame.
         frame: RadioFrame,
     },
+    /// A market operation (strategies, quotes, listings).
+    Market {
+        /// What to do.
+        op: crate::market::MarketOp,
+        /// The answer, as JSON.
+        reply: oneshot::Sender<Result<serde_json::Value, QueryError>>,
+    },
     /// The verification pool checked device frames.
     DeviceVerdicts(Vec<crate::devices::pool::Verdict>),
     /// A device or radio query or command.
@@ -587,6 +611,10 @@ struct LoopState {
     chains: Vec<ChainRuntime>,
     radios: Vec<(RadioPart, RadioStatus)>,
     markets: Vec<MarketPart>,
+    strategies: crate::market::SharedStrategies,
+    events: EventBus,
+    /// Per chain, the height up to which committed market transactions were published.
+    market_heights: BTreeMap<String, u64>,
     packages: Vec<Package>,
     key: Arc<SecretKey>,
     manifest: Manifest,
@@ -625,6 +653,7 @@ impl Node {
             StartError::Prepare(vec![prepared.manifest.error("[node]", "data_dir", e.to_string()).to_string()])
         })?;
         let store = Store::open(&prepared.manifest.node.data_dir.join("store"))?;
+        market::load_strategies(&prepared.strategies, &store);
         let base_status = base_status(&prepared);
         let manifest = prepared.manifest.clone();
         let mut chains = prepared
@@ -632,6 +661,7 @@ impl Node {
             .into_iter()
             .map(|parts| ChainRuntime::open(parts, &store).map(|chain| chain.with_events(&events)).map_err(Box::new))
             .collect::<Result<Vec<_>, _>>()?;
+        market::check_required_policies(&chains).map_err(|e| StartError::Prepare(vec![e]))?;
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
         let net = net.map(|(handle, net_events)| {
             network::attach(&handle, &mut chains);
@@ -647,6 +677,8 @@ impl Node {
             chains,
             radios,
             markets: prepared.markets,
+            strategies: prepared.strategies,
+            events: events.clone(),
             packages: prepared.packages,
             key: prepared.key.clone(),
             manifest: manifest.clone(),
@@ -655,6 +687,7 @@ impl Node {
             base_status,
             net,
             sync: network::SyncState::default(),
+            market_heights: BTreeMap::new(),
             devices,
         };
         let thread = std::thread::Builder::new()
@@ -751,6 +784,7 @@ impl LoopState {
             self.sync_tick(now);
             self.devices_tick(now);
             self.publish();
+            self.publish_committed_market_txs();
         }
         self.stop_radios();
     }
@@ -851,6 +885,9 @@ impl LoopState {
             Request::Net(event) => self.on_net(event),
             Request::BlockPeer { peer, blocked, reply } => {
                 let _ = reply.send(self.block_peer(&peer, blocked));
+            }
+            Request::Market { op, reply } => {
+                let _ = reply.send(self.market_op(op));
             }
             Request::Shutdown => {}
         }

@@ -71,10 +71,17 @@ impl LoopState {
             NetEvent::Message { chain, topic, id, from, from_key, bytes } => {
                 let verdict = match self.chains.iter_mut().find(|c| c.id() == chain) {
                     None => Verdict::Ignore,
-                    Some(runtime) => match topic {
-                        Topic::Consensus => runtime.on_consensus_message(&self.store, from_key, bytes),
-                        Topic::Txs => runtime.on_tx_gossip(&bytes),
-                    },
+                    Some(runtime) => {
+                        let verdict = match topic {
+                            Topic::Consensus => runtime.on_consensus_message(&self.store, from_key, bytes),
+                            Topic::Txs => runtime.on_tx_gossip(&bytes),
+                        };
+                        // The sender built on blocks this node lacks: it can serve them.
+                        if runtime.take_missing_parent() {
+                            ask_blocks(&net, &mut self.sync, from, runtime, super::now_ms());
+                        }
+                        verdict
+                    }
                 };
                 let _ = net.report(id, from, verdict);
             }

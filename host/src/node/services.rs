@@ -1,6 +1,7 @@
-//! Lend the node's key, hashing and logging to plugin instances.
+//! Lend the node's key, hashing, logging and pricing strategies to plugin instances.
 
 use crate::crypto::{self, SecretKey};
+use crate::market::SharedStrategies;
 use nest_sdk::{
     Hash32, Host, HostServices, LogLevel, PublicKey, Signature,
     abi_stable::std_types::{RResult, RSlice, RStr, RString},
@@ -12,12 +13,19 @@ use std::sync::Arc;
 pub struct NodeServices {
     key: Arc<SecretKey>,
     label: Arc<str>,
+    /// The node's pricing strategies (market policies only).
+    strategies: Option<SharedStrategies>,
 }
 
 impl NodeServices {
     /// Services signing with `key`, logging as `label` (e.g. `main/consensus`).
     pub fn host(key: Arc<SecretKey>, label: &str) -> Host {
-        Host::new(NodeServices { key, label: Arc::from(label) })
+        Host::new(NodeServices { key, label: Arc::from(label), strategies: None })
+    }
+
+    /// Services for a market policy: also prices with the node's strategies.
+    pub fn market_host(key: Arc<SecretKey>, label: &str, strategies: SharedStrategies) -> Host {
+        Host::new(NodeServices { key, label: Arc::from(label), strategies: Some(strategies) })
     }
 }
 
@@ -49,7 +57,14 @@ impl HostServices for NodeServices {
         }
     }
 
-    fn price(&self, strategy: RStr<'_>, _context_json: RStr<'_>) -> RResult<u64, RString> {
-        RResult::RErr(format!("no pricing strategy named `{strategy}` is installed on this node").into())
+    fn price(&self, strategy: RStr<'_>, context_json: RStr<'_>) -> RResult<u64, RString> {
+        let Some(strategies) = &self.strategies else {
+            return RResult::RErr(format!("{} is not a market policy: no pricing strategies", self.label).into());
+        };
+        let strategies = strategies.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match strategies.price_json(strategy.as_str(), context_json.as_str()) {
+            Ok(priced) => RResult::ROk(priced.unit_price),
+            Err(error) => RResult::RErr(error.to_string().into()),
+        }
     }
 }

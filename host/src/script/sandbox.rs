@@ -382,6 +382,30 @@ impl Session {
         function.call::<mlua::Value>(args).map_err(|error| self.classify(&error))
     }
 
+    /// Calls a Lua function under the same limits as [`Session::eval`]; returns all its values.
+    pub fn call_multi(
+        &self,
+        function: &Function,
+        args: impl IntoLuaMulti,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<mlua::Value>, ScriptError> {
+        let _armed = Armed::new(&self.guard, cancel);
+        function.call::<MultiValue>(args).map(MultiValue::into_vec).map_err(|error| self.classify(&error))
+    }
+
+    /// Runs a text chunk that must return a function (a pricing strategy's source) and
+    /// returns that function; the chunk runs under the same limits as an evaluation.
+    pub fn load_function(&self, chunk_name: &str, code: &str, cancel: &AtomicBool) -> Result<Function, ScriptError> {
+        let _armed = Armed::new(&self.guard, cancel);
+        let chunk = load_text(&self.lua, &format!("={chunk_name}"), code.as_bytes()).map_err(|e| self.classify(&e))?;
+        match chunk.call::<mlua::Value>(()).map_err(|error| self.classify(&error))? {
+            mlua::Value::Function(function) => Ok(function),
+            other => Err(ScriptError::Runtime {
+                message: format!("{chunk_name}: the chunk must return a function, it returned a {}", other.type_name()),
+            }),
+        }
+    }
+
     /// Completion candidates for the identifier path ending at the end of `line`.
     ///
     /// Follows globals, table fields and `__index` tables of metatables without calling

@@ -48,8 +48,10 @@ pub fn install(session: &Session, ctx: Arc<ConsoleContext>) -> mlua::Result<()> 
     globals.set("keys", keys_table(lua, &ctx)?)?;
     globals.set("log", log_table(lua)?)?;
     globals.set("watch", watch_function(lua, &ctx)?)?;
+    super::market::install(lua, &ctx)?;
     super::devices::install(lua, &ctx)?;
     session.register_completion_type("chain", &CHAIN_METHODS);
+    session.register_completion_type("market", &super::market::MARKET_METHODS);
     Ok(())
 }
 

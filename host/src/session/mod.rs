@@ -11,6 +11,7 @@
 //! socket cancels the running one.
 
 pub mod bindings;
+pub mod market;
 pub mod devices;
 
 use crate::admin::events::EventBus;
@@ -87,6 +88,8 @@ pub fn open_session(
 
 /// Evaluates `code` and counts it (and any limit it hit) in the metrics.
 pub fn evaluate(session: &Session, code: &str, cancel: &AtomicBool) -> Result<EvalOutput, ScriptError> {
+    // `market(sku):strategy(function ... end)` reads the function's source from here.
+    session.lua().set_app_data(market::ChunkText(code.to_string()));
     let result = session.eval("console", code, cancel);
     crate::admin::metrics::lua_evaluated();
     match &result {
@@ -300,7 +303,9 @@ fn plugin_answer(result: Result<Vec<crate::node::PluginEntry>, QueryError>) -> R
         Err(QueryError::NotFound(message)) => {
             (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response()
         }
-        Err(QueryError::Failed(message)) => (StatusCode::CONFLICT, Json(json!({ "error": message }))).into_response(),
+        Err(QueryError::Failed(message) | QueryError::Refused(message)) => {
+            (StatusCode::CONFLICT, Json(json!({ "error": message }))).into_response()
+        }
     }
 }
 
