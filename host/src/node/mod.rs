@@ -8,8 +8,8 @@
 
 mod admin;
 pub mod chain;
-mod market;
 mod devices;
+mod market;
 mod network;
 pub mod services;
 pub mod slot;

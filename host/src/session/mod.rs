@@ -11,8 +11,8 @@
 //! socket cancels the running one.
 
 pub mod bindings;
-pub mod market;
 pub mod devices;
+pub mod market;
 
 use crate::admin::events::EventBus;
 use crate::api::ApiState;
