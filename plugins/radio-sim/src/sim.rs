@@ -102,7 +102,11 @@ impl Simulator {
                 // Between just above the receiver's sensitivity and 40 dB stronger.
                 rssi_dbm: settings.profile.sensitivity_dbm + RSSI_MARGIN_MIN_DB + (rng.below(RSSI_SPREAD_DB) as i32),
                 next_reading_ms: rng.next() % interval_ms,
-                counter: 0,
+                // A real device keeps its counter in flash; a simulated one has no storage,
+                // so it starts from the wall clock (ms): a restarted simulation stays ahead
+                // of every counter the chain has anchored, unless a device sent more than
+                // one reading per millisecond.
+                counter: settings.epoch_ms,
                 message_id: 0,
                 budget_us: 0,
                 budget_at_ms: 0,
