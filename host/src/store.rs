@@ -1,8 +1,9 @@
 //! Persist blocks, ledger state and consensus data in fjall.
 //!
-//! One fjall database per node, five keyspaces: `blocks` (by height, and hash → height),
-//! `txindex` (tx id → height and index), `state` (accounts and chain head), `consensus`
-//! (an engine's persisted data) and `meta` (node-wide values). Every key but meta's
+//! One fjall database per node, six keyspaces: `blocks` (by height, and hash → height),
+//! `txindex` (tx id → height and index), `state` (accounts, ledger records and chain
+//! head), `consensus` (an engine's persisted data), `meta` (node-wide values) and
+//! `readings` (device readings, see [`readings`]). Every key of the first four
 //! starts with the chain id, length-prefixed, so two chains never see each other's
 //! data; heights are big-endian so they sort. Values are borsh.
 //!
