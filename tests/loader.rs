@@ -352,8 +352,11 @@ fn consensus_panic_sets_timers_and_its_panic_becomes_an_error() {
     let library = load_ok(&dir, &key);
     assert_eq!(library.kinds(), vec![PluginKind::Consensus, PluginKind::ChainType]);
     let mut engine = library.new_consensus(r#"{"panic_after_ticks": 3}"#, &host().host()).unwrap();
-    let start =
-        Input::Start { last_commit: LastCommit { height: 0, unit_hash: Hash32::ZERO, timestamp_ms: 0 }, now_ms: 500 };
+    let start = Input::Start {
+        last_commit: LastCommit { height: 0, unit_hash: Hash32::ZERO, timestamp_ms: 0 },
+        now_ms: 500,
+        persisted: Default::default(),
+    };
     assert_eq!(engine.handle(start).unwrap().to_vec(), vec![Effect::TimerAt { at_ms: 600 }]);
     for now_ms in [1_000, 2_000] {
         assert_eq!(

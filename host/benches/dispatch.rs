@@ -38,6 +38,7 @@ fn start() -> Input {
     Input::Start {
         last_commit: LastCommit { height: 0, unit_hash: nest_sdk::Hash32::ZERO, timestamp_ms: 0 },
         now_ms: NOW_MS,
+        persisted: Default::default(),
     }
 }
 

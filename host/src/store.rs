@@ -271,6 +271,17 @@ impl Store {
         self.get_raw(&self.consensus, &key, "read consensus data")
     }
 
+    /// Every value a consensus engine stored for the chain, in key order (engine keys).
+    pub fn consensus_entries(&self, chain: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let prefix = chain_prefix(chain)?;
+        let mut entries = Vec::new();
+        for item in self.consensus.prefix(&prefix) {
+            let (key, value) = item.into_inner().map_err(|source| self.io("read consensus data", source))?;
+            entries.push((key[prefix.len()..].to_vec(), value.to_vec()));
+        }
+        Ok(entries)
+    }
+
     /// Stores a node-wide value durably.
     pub fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.put_synced(&self.meta, key.as_bytes().to_vec(), value, "write meta")
@@ -360,6 +371,64 @@ fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
 }
 
 pub mod readings;
+
+/// What a chain runtime reads and writes: the node's fjall [`Store`] in production, an
+/// in-memory store with crash semantics in the simulator. Every write is durable when it
+/// returns (a crash after it keeps it).
+pub trait ChainStore {
+    /// The chain's latest committed block, if any.
+    fn head(&self, chain: &str) -> Result<Option<ChainHead>, StoreError>;
+    /// The block at `height`, if stored.
+    fn block_by_height(&self, chain: &str, height: u64) -> Result<Option<StoredBlock>, StoreError>;
+    /// Every stored account of the chain, in key order.
+    fn accounts(&self, chain: &str) -> Result<Vec<(PublicKey, Account)>, StoreError>;
+    /// Every stored ledger record of the chain, in key order.
+    fn records(&self, chain: &str) -> Result<Vec<RecordEntry>, StoreError>;
+    /// Writes one committed block with its changes and the new head, all or nothing.
+    fn commit_block(
+        &self,
+        chain: &str,
+        block: &StoredBlock,
+        tx_hashes: &[Hash32],
+        changes: &Changes,
+        head: &ChainHead,
+    ) -> Result<(), StoreError>;
+    /// Stores a consensus engine's value.
+    fn put_consensus(&self, chain: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    /// Every value the chain's consensus engine stored, in key order.
+    fn consensus_entries(&self, chain: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+}
+
+impl ChainStore for Store {
+    fn head(&self, chain: &str) -> Result<Option<ChainHead>, StoreError> {
+        Store::head(self, chain)
+    }
+    fn block_by_height(&self, chain: &str, height: u64) -> Result<Option<StoredBlock>, StoreError> {
+        Store::block_by_height(self, chain, height)
+    }
+    fn accounts(&self, chain: &str) -> Result<Vec<(PublicKey, Account)>, StoreError> {
+        Store::accounts(self, chain)
+    }
+    fn records(&self, chain: &str) -> Result<Vec<RecordEntry>, StoreError> {
+        Store::records(self, chain)
+    }
+    fn commit_block(
+        &self,
+        chain: &str,
+        block: &StoredBlock,
+        tx_hashes: &[Hash32],
+        changes: &Changes,
+        head: &ChainHead,
+    ) -> Result<(), StoreError> {
+        Store::commit_block(self, chain, block, tx_hashes, changes, head)
+    }
+    fn put_consensus(&self, chain: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        Store::put_consensus(self, chain, key, value)
+    }
+    fn consensus_entries(&self, chain: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        Store::consensus_entries(self, chain)
+    }
+}
 
 #[cfg(test)]
 mod tests;

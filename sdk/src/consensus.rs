@@ -13,7 +13,7 @@ use crate::{
 };
 use abi_stable::{
     StableAbi, sabi_trait,
-    std_types::{RBox, RResult, RSlice, RString, RVec},
+    std_types::{RBox, ROption, RResult, RSlice, RString, RVec},
 };
 use serde::de::DeserializeOwned;
 
@@ -29,6 +29,36 @@ pub struct LastCommit {
     pub timestamp_ms: u64,
 }
 
+/// One value an engine stored with [`Effect::Persist`], handed back on [`Input::Start`].
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct Persisted {
+    /// The engine's key.
+    pub key: RVec<u8>,
+    /// The value last stored under it.
+    pub bytes: RVec<u8>,
+}
+
+/// What a unit handed to [`Effect::Verify`] must also satisfy, beyond the chain's own
+/// checks: the engine knows who may seal it and when, the chain type knows what the
+/// unit says. The host refuses a unit whose header disagrees.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct UnitExpectation {
+    /// The proposer the unit's header must name (the key that sealed it), if any.
+    pub proposer: ROption<PublicKey>,
+    /// The unit's timestamp must not be earlier (milliseconds since the Unix epoch).
+    pub not_before_ms: u64,
+    /// The unit's timestamp must not be later (milliseconds since the Unix epoch).
+    pub not_after_ms: u64,
+}
+
+impl UnitExpectation {
+    /// No expectation: any proposer, any time.
+    pub const ANY: UnitExpectation =
+        UnitExpectation { proposer: ROption::RNone, not_before_ms: 0, not_after_ms: u64::MAX };
+}
+
 /// What the host tells a consensus engine.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
@@ -39,6 +69,9 @@ pub enum Input {
         last_commit: LastCommit,
         /// Wall-clock time in milliseconds since the Unix epoch.
         now_ms: u64,
+        /// Everything the engine stored with [`Effect::Persist`] and the store holds
+        /// (the last value per key), so that a restarted engine never signs twice.
+        persisted: RVec<Persisted>,
     },
     /// Time has passed (a timer fired, or the host's periodic tick).
     Tick {
@@ -85,6 +118,18 @@ pub enum Input {
     Head {
         /// The new head.
         head: LastCommit,
+        /// The units from just above the final unit up to and including `head`, in
+        /// ascending height (empty when the head is the final unit): what a vote for the
+        /// head vouches for, so that an engine can tell which branch it is on.
+        branch: RVec<LastCommit>,
+    },
+    /// The chain type could not build the unit asked for with
+    /// [`Effect::RequestProposal`]: the engine stops waiting for it.
+    ProposalFailed {
+        /// Height of the unit that was asked for.
+        height: u64,
+        /// Why, for operators.
+        reason: RString,
     },
 }
 
@@ -123,8 +168,11 @@ pub enum Effect {
     Verify {
         /// The unit, in the chain type's encoding.
         unit_bytes: RVec<u8>,
+        /// What the unit's header must say (the sealer as proposer, a time in its slot).
+        expect: UnitExpectation,
     },
-    /// Store `bytes` under `key` durably before any later effect of this call is executed.
+    /// Store `bytes` under `key` durably (synced to disk) before any later effect of this
+    /// call is executed; the last value per key comes back in [`Input::Start`].
     Persist {
         /// Engine-chosen key.
         key: RVec<u8>,

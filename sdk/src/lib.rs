@@ -37,7 +37,7 @@ pub use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 pub use borsh;
 pub use chain::{BuildRequest, ChainType, InsertReport, UnitRef, UnitView};
 pub use config::ConfigError;
-pub use consensus::{ConsensusEngine, Effect, Input, LastCommit};
+pub use consensus::{ConsensusEngine, Effect, Input, LastCommit, Persisted, UnitExpectation};
 pub use device::{DeviceEnvelope, EnvelopeError, device_uid};
 pub use error::PluginError;
 pub use export::{PluginInfo, PluginKind, PluginModule, PluginModuleRef};
@@ -55,4 +55,4 @@ pub use types::{Hash32, PublicKey, Signature};
 /// Written into every package's `plugin.toml` as `sdk_abi`; the host refuses a package
 /// whose number differs from its own before it opens the library. Bumped whenever a
 /// type that crosses the boundary changes.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;

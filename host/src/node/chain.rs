@@ -16,10 +16,10 @@ use crate::ledger::{
     tx::{SignedTx, TxError},
     verify::{VerifiedCache, verify_batch},
 };
-use crate::store::{ChainHead, Store, StoredBlock};
+use crate::store::{ChainHead, ChainStore, StoredBlock};
 use nest_sdk::{
-    BuildRequest, Effect, Hash32, Input, LastCommit, PublicKey, RVec, UnitRef, chain::ChainTypeBox,
-    consensus::ConsensusBox,
+    BuildRequest, Effect, Hash32, Input, LastCommit, Persisted, PublicKey, RVec, UnitExpectation, UnitRef,
+    chain::ChainTypeBox, consensus::ConsensusBox,
 };
 use std::collections::{BTreeMap, VecDeque};
 
@@ -31,6 +31,9 @@ const PENDING_UNITS_MAX: usize = 1024;
 const EVIDENCE_KEPT_MAX: usize = 32;
 /// Signatures remembered as verified.
 const VERIFIED_CACHE_TXS: usize = 1 << 20;
+/// Consensus messages waiting for the node loop (or the simulator) to send them; a
+/// runtime that is never drained drops the oldest.
+const OUTBOUND_MESSAGES_MAX: usize = 1024;
 
 /// Limits and prices of one chain, from the manifest.
 pub struct ChainLimits {
@@ -76,12 +79,13 @@ pub struct ChainRuntime {
     queued_input: Option<Input>,
     /// A received unit lacked its parent (see [`ChainRuntime::take_missing_parent`]).
     missing_parent: bool,
-    /// Where broadcasts go, when the node has a network.
-    net: Option<crate::net::NetHandle>,
+    /// Consensus messages to send, oldest first: the caller drains them
+    /// ([`ChainRuntime::take_outbound`]) and hands them to the network.
+    outbound: VecDeque<Vec<u8>>,
     next_timer_ms: Option<u64>,
     txs_committed: u64,
     blocks_committed: u64,
-    evidence: VecDeque<String>,
+    evidence: VecDeque<(PublicKey, String)>,
     events: Option<EventBus>,
 }
 
@@ -157,7 +161,7 @@ pub fn build_genesis(
 
 impl ChainRuntime {
     /// Opens a chain: restores it from the store, or writes its genesis block.
-    pub fn open(mut parts: ChainParts, store: &Store) -> Result<ChainRuntime, ChainError> {
+    pub fn open(mut parts: ChainParts, store: &dyn ChainStore) -> Result<ChainRuntime, ChainError> {
         let chain = parts.id.clone();
         let state = |message: String| ChainError::State { chain: chain.clone(), message };
         let (genesis_bytes, genesis, genesis_ledger) =
@@ -191,7 +195,7 @@ impl ChainRuntime {
             tip: start,
             queued_input: None,
             missing_parent: false,
-            net: None,
+            outbound: VecDeque::new(),
             next_timer_ms: None,
             txs_committed: 0,
             blocks_committed: 0,
@@ -201,7 +205,7 @@ impl ChainRuntime {
     }
 
     fn restore_ledger(
-        store: &Store,
+        store: &dyn ChainStore,
         chain: &str,
         head: &ChainHead,
         genesis: &nest_sdk::UnitView,
@@ -233,7 +237,7 @@ impl ChainRuntime {
     }
 
     fn write_genesis(
-        store: &Store,
+        store: &dyn ChainStore,
         chain: &str,
         bytes: Vec<u8>,
         genesis: &nest_sdk::UnitView,
@@ -273,13 +277,23 @@ impl ChainRuntime {
     }
 
     /// Starts the consensus engine at the committed head.
-    pub fn start(&mut self, store: &Store, now_ms: u64) {
-        let input = Input::Start { last_commit: self.last_commit(), now_ms };
+    pub fn start(&mut self, store: &dyn ChainStore, now_ms: u64) {
+        let persisted = match store.consensus_entries(&self.id) {
+            Ok(entries) => {
+                entries.into_iter().map(|(key, bytes)| Persisted { key: key.into(), bytes: bytes.into() }).collect()
+            }
+            Err(error) => {
+                tracing::error!(chain = %self.id, %error, "consensus data unreadable; the engine is not started");
+                self.consensus.disable(format!("consensus data unreadable: {error}"));
+                return;
+            }
+        };
+        let input = Input::Start { last_commit: self.last_commit(), now_ms, persisted };
         let _ = self.drive(store, input);
     }
 
     /// Delivers a tick if the engine's timer is due (or no timer is set).
-    pub fn tick(&mut self, store: &Store, now_ms: u64) {
+    pub fn tick(&mut self, store: &dyn ChainStore, now_ms: u64) {
         if self.next_timer_ms.is_none_or(|at| at <= now_ms) {
             self.next_timer_ms = None;
             let _ = self.drive(store, Input::Tick { now_ms });
@@ -292,7 +306,7 @@ impl ChainRuntime {
 
     /// Feeds one input to the engine and executes the effects, following up inputs they
     /// produce. Returns whether the engine accepted the first input.
-    fn drive(&mut self, store: &Store, first: Input) -> Result<(), SlotError> {
+    fn drive(&mut self, store: &dyn ChainStore, first: Input) -> Result<(), SlotError> {
         let mut inputs = VecDeque::from([first]);
         let mut handled = 0;
         let mut first_result = Ok(());
@@ -324,14 +338,14 @@ impl ChainRuntime {
         first_result
     }
 
-    fn execute(&mut self, store: &Store, effect: Effect) -> Option<Input> {
+    fn execute(&mut self, store: &dyn ChainStore, effect: Effect) -> Option<Input> {
         match effect {
             Effect::TimerAt { at_ms } => {
                 self.next_timer_ms = Some(self.next_timer_ms.map_or(at_ms, |t| t.min(at_ms)));
                 None
             }
             Effect::RequestProposal { height, parent, timestamp_ms } => self.propose(height, parent, timestamp_ms),
-            Effect::Verify { unit_bytes } => Some(self.verify(unit_bytes.into_vec())),
+            Effect::Verify { unit_bytes, expect } => Some(self.verify(unit_bytes.into_vec(), &expect)),
             Effect::Commit { unit_bytes, certificate } => {
                 self.commit(store, unit_bytes.into_vec(), certificate.into_vec())
             }
@@ -343,14 +357,11 @@ impl ChainRuntime {
                 None
             }
             Effect::Broadcast { bytes } | Effect::Send { bytes, .. } => {
-                match &self.net {
-                    Some(net) => {
-                        if let Err(error) = net.publish(&self.id, crate::net::Topic::Consensus, bytes.into_vec()) {
-                            tracing::warn!(chain = %self.id, %error, "consensus message not sent");
-                        }
-                    }
-                    None => tracing::trace!(chain = %self.id, "consensus message not sent: this node has no network"),
+                if self.outbound.len() >= OUTBOUND_MESSAGES_MAX {
+                    tracing::warn!(chain = %self.id, "consensus messages not drained; dropping the oldest");
+                    self.outbound.pop_front();
                 }
+                self.outbound.push_back(bytes.into_vec());
                 None
             }
             Effect::Attest { unit_hash, authority } => self.attest(store, unit_hash, authority),
@@ -359,26 +370,32 @@ impl ChainRuntime {
                 if self.evidence.len() == EVIDENCE_KEPT_MAX {
                     self.evidence.pop_front();
                 }
-                self.evidence.push_back(format!("{offender}: {reason}"));
+                self.evidence.push_back((offender, reason.into_string()));
                 None
             }
         }
     }
 
     /// Builds a block on `parent` (the committed head or an agreed, not yet final unit)
-    /// from the mempool.
+    /// from the mempool; a proposal that cannot be built is reported to the engine.
     fn propose(&mut self, height: u64, parent: Hash32, timestamp_ms: u64) -> Option<Input> {
-        let branch = match self.branch_to(&parent) {
-            Ok(branch) => branch,
+        match self.build_proposal(height, parent, timestamp_ms) {
+            Ok(unit_bytes) => Some(Input::Proposal { height, unit_bytes: unit_bytes.into() }),
             Err(reason) => {
-                tracing::warn!(chain = %self.id, height, %parent, %reason, "proposal requested on an unknown parent");
-                return None;
+                tracing::warn!(chain = %self.id, height, %parent, %reason, "proposal not built");
+                Some(Input::ProposalFailed { height, reason: reason.into() })
             }
-        };
+        }
+    }
+
+    fn build_proposal(&mut self, height: u64, parent: Hash32, timestamp_ms: u64) -> Result<Vec<u8>, String> {
+        let branch = self.branch_to(&parent).map_err(|reason| format!("unknown parent: {reason}"))?;
         let parent_height = branch.first().map_or(self.head.height, |unit| unit.height);
         if height != parent_height + 1 {
-            tracing::warn!(chain = %self.id, height, %parent, "proposal requested at a height that does not follow its parent");
-            return None;
+            return Err(format!("height {height} does not follow its parent's height {parent_height}"));
+        }
+        if self.pending.len() >= PENDING_UNITS_MAX {
+            return Err(format!("{PENDING_UNITS_MAX} units already wait to become final (PENDING_UNITS_MAX)"));
         }
         let (prior, included) = self.prior_state(&branch);
         let candidates: Vec<SignedTx> = self
@@ -403,16 +420,11 @@ impl ChainRuntime {
             state_digest: outcome.state_digest,
             txs: encoded.into_iter().map(RVec::from).collect(),
         };
-        let bytes =
-            self.chain_type.call(|c| c.build(request)).map_err(|e| self.log_failure("build", e)).ok()?.into_vec();
-        let view = self
-            .chain_type
-            .call(|c| c.decode(bytes.as_slice().into()))
-            .map_err(|e| self.log_failure("decode", e))
-            .ok()?;
+        let bytes = self.chain_type.call(|c| c.build(request)).map_err(|e| format!("build: {e}"))?.into_vec();
+        let view = self.chain_type.call(|c| c.decode(bytes.as_slice().into())).map_err(|e| format!("decode: {e}"))?;
         let unit = PendingUnit { bytes: bytes.clone(), certificate: Vec::new(), view, txs, tx_hashes, outcome };
-        self.remember(unit);
-        Some(Input::Proposal { height, unit_bytes: bytes.into() })
+        self.remember(unit)?;
+        Ok(bytes)
     }
 
     /// Drops from the mempool what can never apply. A stale nonce is left alone: the tx
@@ -463,22 +475,34 @@ impl ChainRuntime {
         tracing::error!(chain = %self.id, %error, "{what} failed");
     }
 
-    fn remember(&mut self, unit: PendingUnit) {
-        if self.pending.len() >= PENDING_UNITS_MAX
-            && let Some(oldest) = self.pending.iter().min_by_key(|(_, u)| u.view.height).map(|(h, _)| *h)
-        {
-            self.pending.remove(&oldest);
+    /// Keeps an agreed or checked unit until it is final or pruned. The bound agrees with
+    /// the chain type's: a unit that does not fit is refused, never an older one evicted
+    /// (the chain type would still hold it and finalization would fail).
+    fn remember(&mut self, unit: PendingUnit) -> Result<(), String> {
+        if self.pending.len() >= PENDING_UNITS_MAX && !self.pending.contains_key(&unit.view.hash) {
+            return Err(format!(
+                "unit {}: {PENDING_UNITS_MAX} units already wait to become final (PENDING_UNITS_MAX)",
+                unit.view.hash
+            ));
         }
         self.pending.insert(unit.view.hash, unit);
+        Ok(())
     }
 
-    /// Checks a unit received from a peer; answers the engine.
-    fn verify(&mut self, bytes: Vec<u8>) -> Input {
+    /// Checks a unit received from a peer against the chain and the engine's
+    /// expectation; answers the engine.
+    fn verify(&mut self, bytes: Vec<u8>, expect: &UnitExpectation) -> Input {
         let unit_digest = sha256(&bytes);
-        let ok = match self.check_unit(bytes) {
-            Ok(unit) => {
-                self.checked.insert(unit_digest, unit.view.hash);
-                self.remember(unit);
+        let checked = self
+            .check_unit(bytes)
+            .and_then(|unit| check_expectation(&unit.view, expect).map(|()| unit))
+            .and_then(|unit| {
+                let hash = unit.view.hash;
+                self.remember(unit).map(|()| hash)
+            });
+        let ok = match checked {
+            Ok(hash) => {
+                self.checked.insert(unit_digest, hash);
                 true
             }
             Err(reason) => {
@@ -556,7 +580,7 @@ impl ChainRuntime {
     }
 
     /// Inserts an agreed unit into the chain type and commits what became final.
-    fn commit(&mut self, store: &Store, bytes: Vec<u8>, certificate: Vec<u8>) -> Option<Input> {
+    fn commit(&mut self, store: &dyn ChainStore, bytes: Vec<u8>, certificate: Vec<u8>) -> Option<Input> {
         let digest = sha256(&bytes);
         let known = self.checked.remove(&digest).filter(|hash| self.pending.contains_key(hash));
         let hash = match known {
@@ -575,7 +599,7 @@ impl ChainRuntime {
     }
 
     /// Hands a checked vote to the chain type's finality rule.
-    fn attest(&mut self, store: &Store, unit_hash: Hash32, authority: PublicKey) -> Option<Input> {
+    fn attest(&mut self, store: &dyn ChainStore, unit_hash: Hash32, authority: PublicKey) -> Option<Input> {
         let report =
             self.chain_type.call(|c| c.attest(unit_hash, authority)).map_err(|e| self.log_failure("attest", e)).ok()?;
         self.apply_report(store, report)
@@ -583,7 +607,7 @@ impl ChainRuntime {
 
     /// Commits the units the chain type made final, in order, and tells the engine about
     /// the new final unit and the new head.
-    fn apply_report(&mut self, store: &Store, report: nest_sdk::InsertReport) -> Option<Input> {
+    fn apply_report(&mut self, store: &dyn ChainStore, report: nest_sdk::InsertReport) -> Option<Input> {
         let mut committed = false;
         for unit_ref in report.finalized.iter() {
             if !self.finalize(store, unit_ref) {
@@ -598,16 +622,28 @@ impl ChainRuntime {
         let head = report.head;
         if head.hash != self.tip.hash {
             self.tip = head;
+            let branch = self.head_branch(&head.hash);
             let head = LastCommit { height: head.height, unit_hash: head.hash, timestamp_ms: head.timestamp_ms };
+            let input = Input::Head { head, branch };
             return match self.queued_input.take() {
                 Some(committed) => {
-                    self.queued_input = Some(Input::Head { head });
+                    self.queued_input = Some(input);
                     Some(committed)
                 }
-                None => Some(Input::Head { head }),
+                None => Some(input),
             };
         }
         self.queued_input.take()
+    }
+
+    /// The units above the committed head up to `head`, oldest first, as the engine sees them.
+    fn head_branch(&self, head: &Hash32) -> RVec<LastCommit> {
+        let branch = self.branch_to(head).unwrap_or_default();
+        branch
+            .iter()
+            .rev()
+            .map(|view| LastCommit { height: view.height, unit_hash: view.hash, timestamp_ms: view.timestamp_ms })
+            .collect()
     }
 
     /// Forgets agreed units that no longer descend from the committed head (a branch
@@ -628,12 +664,11 @@ impl ChainRuntime {
         if self.pending.contains_key(&view.hash) {
             return Some(view.hash);
         }
-        match self.check_unit(bytes) {
-            Ok(unit) => {
-                let hash = unit.view.hash;
-                self.remember(unit);
-                Some(hash)
-            }
+        match self.check_unit(bytes).and_then(|unit| {
+            let hash = unit.view.hash;
+            self.remember(unit).map(|()| hash)
+        }) {
+            Ok(hash) => Some(hash),
             Err(reason) => {
                 tracing::warn!(chain = %self.id, %reason, "committed unit rejected");
                 None
@@ -642,7 +677,7 @@ impl ChainRuntime {
     }
 
     /// Writes a final unit to the store (fsync), then applies it in memory.
-    fn finalize(&mut self, store: &Store, unit_ref: &UnitRef) -> bool {
+    fn finalize(&mut self, store: &dyn ChainStore, unit_ref: &UnitRef) -> bool {
         let Some(unit) = self.pending.remove(&unit_ref.hash) else {
             tracing::error!(chain = %self.id, hash = %unit_ref.hash, "chain type finalized a unit this node does not hold");
             return false;
@@ -677,9 +712,42 @@ impl ChainRuntime {
         true
     }
 
-    /// Sends this chain's consensus broadcasts through `net`.
-    pub fn attach_net(&mut self, net: crate::net::NetHandle) {
-        self.net = Some(net);
+    /// The consensus messages the engine asked to send since the last call, oldest first.
+    pub fn take_outbound(&mut self) -> Vec<Vec<u8>> {
+        self.outbound.drain(..).collect()
+    }
+
+    /// Evidence the engine reported (offender, what happened), oldest first, bounded.
+    pub fn evidence(&self) -> impl Iterator<Item = &(PublicKey, String)> {
+        self.evidence.iter()
+    }
+
+    /// The committed state digest (of the head).
+    pub fn state_digest(&self) -> Hash32 {
+        self.head.state_digest
+    }
+
+    /// Blocks for a peer that asked from `from_height` on, at most `count`: committed ones
+    /// from the store, then the agreed branch up to this node's head (the peer may have
+    /// been on another branch). Returns them with this node's head height.
+    pub fn serve_blocks(
+        &self,
+        store: &dyn ChainStore,
+        from_height: u64,
+        count: usize,
+    ) -> (u64, Vec<crate::net::SyncBlock>) {
+        let last = from_height.saturating_add(count as u64);
+        let mut blocks: Vec<crate::net::SyncBlock> = (from_height..last.min(self.head.height.saturating_add(1)))
+            .map_while(|height| match store.block_by_height(&self.id, height) {
+                Ok(Some(block)) => {
+                    Some(crate::net::SyncBlock { height, unit: block.unit, certificate: block.certificate })
+                }
+                _ => None,
+            })
+            .collect();
+        let room = count.saturating_sub(blocks.len());
+        blocks.extend(self.tip_branch(from_height).into_iter().take(room));
+        (self.tip.height, blocks)
     }
 
     /// The genesis hash (the chain's identity on the network and in transactions).
@@ -717,7 +785,12 @@ impl ChainRuntime {
 
     /// Hands a consensus message from a peer to the engine; the verdict for gossip.
     /// A block that merely arrived late (stale) is ignored, not held against the sender.
-    pub fn on_consensus_message(&mut self, store: &Store, from: PublicKey, bytes: Vec<u8>) -> crate::net::Verdict {
+    pub fn on_consensus_message(
+        &mut self,
+        store: &dyn ChainStore,
+        from: PublicKey,
+        bytes: Vec<u8>,
+    ) -> crate::net::Verdict {
         match self.drive(store, Input::Message { from, bytes: bytes.into() }) {
             Ok(()) => crate::net::Verdict::Accept,
             Err(SlotError::Plugin { error: nest_sdk::PluginError::Rejected { message }, .. })
@@ -746,7 +819,7 @@ impl ChainRuntime {
 
     /// Hands blocks fetched by sync to the engine in height order; returns how many new
     /// ones it accepted (blocks already held are skipped).
-    pub fn apply_synced(&mut self, store: &Store, blocks: Vec<crate::net::SyncBlock>) -> usize {
+    pub fn apply_synced(&mut self, store: &dyn ChainStore, blocks: Vec<crate::net::SyncBlock>) -> usize {
         let mut applied = 0;
         for block in blocks {
             if block.height <= self.head.height {
@@ -830,11 +903,29 @@ impl ChainRuntime {
             mempool_txs: self.mempool.len(),
             txs_committed: self.txs_committed,
             blocks_committed: self.blocks_committed,
-            evidence: self.evidence.iter().cloned().collect(),
+            evidence: self.evidence.iter().map(|(offender, reason)| format!("{offender}: {reason}")).collect(),
             plugins: ChainPlugins {
                 chain_type: self.chain_type.status().clone(),
                 consensus: self.consensus.status().clone(),
             },
         }
     }
+}
+
+/// Whether a unit's header says what the engine expects of it (defence against a unit
+/// whose seal and header disagree: a proposer credited with fees it did not seal, or a
+/// timestamp outside its slot).
+fn check_expectation(view: &nest_sdk::UnitView, expect: &UnitExpectation) -> Result<(), String> {
+    if let nest_sdk::ROption::RSome(proposer) = expect.proposer
+        && view.proposer != proposer
+    {
+        return Err(format!("unit {} names proposer {} but was sealed by {proposer}", view.hash, view.proposer));
+    }
+    if view.timestamp_ms < expect.not_before_ms || view.timestamp_ms > expect.not_after_ms {
+        return Err(format!(
+            "unit {} has timestamp {} ms, outside {}..={} ms that its seal allows",
+            view.hash, view.timestamp_ms, expect.not_before_ms, expect.not_after_ms
+        ));
+    }
+    Ok(())
 }

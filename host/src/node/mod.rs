@@ -754,6 +754,7 @@ impl LoopState {
         for chain in &mut self.chains {
             chain.start(&self.store, now);
         }
+        network::flush(self.net.as_ref(), &mut self.chains);
         self.publish();
         loop {
             let now = now_ms();
@@ -770,6 +771,7 @@ impl LoopState {
                 Ok(request) => {
                     let device_traffic = matches!(request, Request::Frame { .. } | Request::DeviceVerdicts(_));
                     self.handle(request);
+                    network::flush(self.net.as_ref(), &mut self.chains);
                     if device_traffic && !self.devices_publish_due(now_ms()) {
                         // Device frames come by the thousand: the status follows at its own pace.
                         continue;
@@ -781,6 +783,7 @@ impl LoopState {
             for chain in &mut self.chains {
                 chain.tick(&self.store, now);
             }
+            network::flush(self.net.as_ref(), &mut self.chains);
             self.sync_tick(now);
             self.devices_tick(now);
             self.publish();

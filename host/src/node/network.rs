@@ -9,7 +9,7 @@
 
 use super::{LoopState, Request, chain::ChainRuntime};
 use crate::ledger::tx::SignedTx;
-use crate::net::{NetEvent, NetHandle, PeerId, SyncBlock, SyncRequest, SyncResponse, Topic, Verdict};
+use crate::net::{NetEvent, NetHandle, PeerId, SyncRequest, SyncResponse, Topic, Verdict};
 use std::{collections::BTreeMap, sync::mpsc, time::Duration};
 
 /// How often a node asks a peer whether it is behind.
@@ -40,7 +40,19 @@ pub(super) fn attach(net: &NetHandle, chains: &mut [ChainRuntime]) {
         if let Err(error) = net.subscribe(chain.id(), &chain.genesis_hash()) {
             tracing::error!(chain = %chain.id(), %error, "cannot subscribe to the chain's topics");
         }
-        chain.attach_net(net.clone());
+    }
+}
+
+/// Sends the consensus messages each chain's engine asked for since the last call.
+pub(super) fn flush(net: Option<&NetHandle>, chains: &mut [ChainRuntime]) {
+    for chain in chains {
+        let messages = chain.take_outbound();
+        let Some(net) = net else { continue };
+        for bytes in messages {
+            if let Err(error) = net.publish(chain.id(), Topic::Consensus, bytes) {
+                tracing::warn!(chain = %chain.id(), %error, "consensus message not sent");
+            }
+        }
     }
 }
 
@@ -105,18 +117,9 @@ impl LoopState {
         let Some(chain) = self.chains.iter().find(|c| c.id() == request.chain) else {
             return SyncResponse { head_height: 0, blocks: Vec::new() };
         };
-        let committed = chain.committed_height();
         let count = request.count.min(SYNC_BATCH_BLOCKS) as usize;
-        let last = request.from_height.saturating_add(count as u64);
-        let mut blocks: Vec<SyncBlock> = (request.from_height..last.min(committed.saturating_add(1)))
-            .map_while(|height| match self.store.block_by_height(&request.chain, height) {
-                Ok(Some(block)) => Some(SyncBlock { height, unit: block.unit, certificate: block.certificate }),
-                _ => None,
-            })
-            .collect();
-        let room = count.saturating_sub(blocks.len());
-        blocks.extend(chain.tip_branch(request.from_height).into_iter().take(room));
-        SyncResponse { head_height: chain.tip_height(), blocks }
+        let (head_height, blocks) = chain.serve_blocks(&self.store, request.from_height, count);
+        SyncResponse { head_height, blocks }
     }
 
     fn on_blocks(

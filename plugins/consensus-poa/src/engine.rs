@@ -367,7 +367,7 @@ impl PoaEngine {
             return Ok(Vec::new());
         }
         self.state.pending.insert(unit_digest, PendingUnit { slot, unit: unit.clone(), signature });
-        Ok(vec![Effect::Verify { unit_bytes: unit.into() }])
+        Ok(vec![Effect::Verify { unit_bytes: unit.into(), expect: nest_sdk::UnitExpectation::ANY }])
     }
 
     fn on_verified(&mut self, unit_digest: Hash32, ok: bool) -> Result<Vec<Effect>, PluginError> {
@@ -408,6 +408,14 @@ impl PoaEngine {
         }
         self.prune();
         Ok(Vec::new())
+    }
+
+    /// The host could not build the proposal asked for: stop waiting for it.
+    fn on_proposal_failed(&mut self, height: u64) -> Vec<Effect> {
+        if self.state.outstanding.as_ref().is_some_and(|outstanding| outstanding.height == height) {
+            self.state.outstanding = None;
+        }
+        Vec::new()
     }
 
     /// Fork choice moved the head: the next proposal builds on it.
@@ -523,13 +531,14 @@ impl ConsensusEngine for PoaEngine {
 
     fn handle(&mut self, input: Input) -> Result<Vec<Effect>, PluginError> {
         match input {
-            Input::Start { last_commit, now_ms } => Ok(self.on_start(last_commit, now_ms)),
+            Input::Start { last_commit, now_ms, persisted: _ } => Ok(self.on_start(last_commit, now_ms)),
             Input::Tick { now_ms } => self.on_tick(now_ms),
             Input::Message { from: _, bytes } => self.on_message(&bytes),
             Input::Proposal { height, unit_bytes } => self.on_proposal(height, unit_bytes.into_vec()),
             Input::Verified { unit_digest, ok } => self.on_verified(unit_digest, ok),
             Input::Committed { last_commit } => self.on_committed(last_commit),
-            Input::Head { head } => self.on_head(head),
+            Input::Head { head, branch: _ } => self.on_head(head),
+            Input::ProposalFailed { height, reason: _ } => Ok(self.on_proposal_failed(height)),
             Input::Sync { unit_bytes, certificate } => self.on_sync(unit_bytes.into_vec(), &certificate),
         }
     }

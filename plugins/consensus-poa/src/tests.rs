@@ -23,7 +23,9 @@ fn genesis() -> LastCommit {
 fn started(local: &LocalHost, authorities: &[PublicKey]) -> PoaEngine {
     let config = PoaConfig::new(authorities.to_vec(), INTERVAL_MS);
     let mut engine = PoaEngine::new(config, local.host()).expect("valid config");
-    let effects = engine.handle(Input::Start { last_commit: genesis(), now_ms: 0 }).expect("start");
+    let effects = engine
+        .handle(Input::Start { last_commit: genesis(), now_ms: 0, persisted: Default::default() })
+        .expect("start");
     assert_eq!(effects, vec![Effect::TimerAt { at_ms: INTERVAL_MS }]);
     engine
 }
@@ -153,7 +155,10 @@ fn block_from_the_leader_is_verified_then_committed_on_another_engine() {
     };
     let _ = tick(&mut follower, 1000);
     let effects = deliver(&mut follower, bytes.to_vec()).expect("valid block");
-    assert_eq!(effects, vec![Effect::Verify { unit_bytes: b"unit-1".to_vec().into() }]);
+    assert_eq!(
+        effects,
+        vec![Effect::Verify { unit_bytes: b"unit-1".to_vec().into(), expect: nest_sdk::UnitExpectation::ANY }]
+    );
     assert!(deliver(&mut follower, bytes.to_vec()).expect("duplicate").is_empty());
     let effects = follower.handle(Input::Verified { unit_digest: sha256(b"unit-1"), ok: true }).expect("verified");
     assert_eq!(
@@ -332,7 +337,9 @@ impl Node {
         chain.start(genesis).expect("start");
         let config = PoaConfig::new(authorities.to_vec(), INTERVAL_MS);
         let mut engine = PoaEngine::new(config, local.host()).expect("engine");
-        let _ = engine.handle(Input::Start { last_commit: to_commit(genesis), now_ms: 0 }).expect("start");
+        let _ = engine
+            .handle(Input::Start { last_commit: to_commit(genesis), now_ms: 0, persisted: Default::default() })
+            .expect("start");
         Self { engine, chain, key: local.host().public_key() }
     }
 
@@ -356,7 +363,7 @@ impl Node {
                 let unit = self.chain.build(build_request(parent, height, timestamp_ms, self.key)).expect("build");
                 Input::Proposal { height, unit_bytes: unit.into() }
             }
-            Effect::Verify { unit_bytes } => {
+            Effect::Verify { unit_bytes, .. } => {
                 Input::Verified { unit_digest: sha256(&unit_bytes), ok: self.chain.validate(&unit_bytes).is_ok() }
             }
             Effect::Commit { unit_bytes, certificate } => {
@@ -462,7 +469,7 @@ fn a_block_that_failed_verification_is_verified_again_when_it_comes_back() {
     let (locals, mut follower) = follower_at_slot_one();
     let bytes = block(&locals[1], 1, b"unit whose parent arrives later");
     let first = deliver(&mut follower, bytes.clone()).unwrap();
-    let Some(Effect::Verify { unit_bytes }) = first.first() else { panic!("expected Verify, got {first:?}") };
+    let Some(Effect::Verify { unit_bytes, .. }) = first.first() else { panic!("expected Verify, got {first:?}") };
     let unit_digest = nest_sdk::testing::sha256(unit_bytes);
     assert!(follower.handle(Input::Verified { unit_digest, ok: false }).unwrap().is_empty());
     let again = deliver(&mut follower, bytes).unwrap();
@@ -470,7 +477,10 @@ fn a_block_that_failed_verification_is_verified_again_when_it_comes_back() {
 }
 
 fn head_input(height: u64, hash_byte: u8) -> Input {
-    Input::Head { head: LastCommit { height, unit_hash: Hash32([hash_byte; 32]), timestamp_ms: height * INTERVAL_MS } }
+    Input::Head {
+        head: LastCommit { height, unit_hash: Hash32([hash_byte; 32]), timestamp_ms: height * INTERVAL_MS },
+        branch: Default::default(),
+    }
 }
 
 fn vote(voter: &LocalHost, height: u64, unit_hash: Hash32) -> Vec<u8> {
