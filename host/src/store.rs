@@ -272,7 +272,7 @@ impl Store {
     }
 
     /// Every value a consensus engine stored for the chain, in key order (engine keys).
-    pub fn consensus_entries(&self, chain: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn consensus_entries(&self, chain: &str) -> Result<Vec<RecordEntry>, StoreError> {
         let prefix = chain_prefix(chain)?;
         let mut entries = Vec::new();
         for item in self.consensus.prefix(&prefix) {
@@ -396,7 +396,7 @@ pub trait ChainStore {
     /// Stores a consensus engine's value.
     fn put_consensus(&self, chain: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     /// Every value the chain's consensus engine stored, in key order.
-    fn consensus_entries(&self, chain: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn consensus_entries(&self, chain: &str) -> Result<Vec<RecordEntry>, StoreError>;
 }
 
 impl ChainStore for Store {
@@ -425,7 +425,7 @@ impl ChainStore for Store {
     fn put_consensus(&self, chain: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         Store::put_consensus(self, chain, key, value)
     }
-    fn consensus_entries(&self, chain: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn consensus_entries(&self, chain: &str) -> Result<Vec<RecordEntry>, StoreError> {
         Store::consensus_entries(self, chain)
     }
 }

@@ -818,23 +818,25 @@ impl ChainRuntime {
     }
 
     /// Hands blocks fetched by sync to the engine in height order; returns how many new
-    /// ones it accepted (blocks already held are skipped).
+    /// ones this node now holds (blocks already held are skipped). A block the engine
+    /// took but the checks refused does not count, so a node that cannot use a peer's
+    /// branch does not ask that peer again at once, forever.
     pub fn apply_synced(&mut self, store: &dyn ChainStore, blocks: Vec<crate::net::SyncBlock>) -> usize {
         let mut applied = 0;
         for block in blocks {
             if block.height <= self.head.height {
                 continue;
             }
-            let known = self
-                .chain_type
-                .call(|c| c.decode(block.unit.as_slice().into()))
-                .is_ok_and(|view| self.pending.contains_key(&view.hash));
-            if known {
+            let Ok(view) = self.chain_type.call(|c| c.decode(block.unit.as_slice().into())) else { break };
+            if self.pending.contains_key(&view.hash) {
                 continue;
             }
             let input = Input::Sync { unit_bytes: block.unit.into(), certificate: block.certificate.into() };
             if let Err(error) = self.drive(store, input) {
                 tracing::warn!(chain = %self.id, height = block.height, %error, "synced block refused");
+                break;
+            }
+            if !self.pending.contains_key(&view.hash) && self.head.height < view.height {
                 break;
             }
             applied += 1;

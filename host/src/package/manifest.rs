@@ -29,6 +29,11 @@ pub struct PackageManifest {
     pub library_sha256: Hash32,
     /// The vendor's Ed25519 public key; `plugin.sig` is checked against it.
     pub vendor_key: PublicKey,
+    /// For a consensus engine: the fault families it claims to survive (`delay`, `loss`,
+    /// `partition`, `crash`, `twins`), which `nestd sim --faults all` puts it through.
+    /// Signed with the rest; absent from the canonical text when empty.
+    #[serde(default)]
+    pub tolerates: Vec<String>,
 }
 
 /// The manifest a plugin crate keeps in its root; `pack` completes it.
@@ -46,6 +51,9 @@ pub struct SourceManifest {
     pub library: String,
     /// One line describing the plugin.
     pub description: String,
+    /// See [`PackageManifest::tolerates`].
+    #[serde(default)]
+    pub tolerates: Vec<String>,
 }
 
 /// Why a manifest text was refused; `line` is 1-based when known.
@@ -153,6 +161,10 @@ impl PackageManifest {
         line("library", toml_string(&self.library));
         line("library_sha256", toml_string(&self.library_sha256.to_hex()));
         line("vendor_key", toml_string(&self.vendor_key.to_hex()));
+        if !self.tolerates.is_empty() {
+            let families: Vec<String> = self.tolerates.iter().map(|name| toml_string(name)).collect();
+            line("tolerates", format!("[{}]", families.join(", ")));
+        }
         out
     }
 
@@ -212,6 +224,7 @@ mod tests {
             library: "libconsensus_poa.so".into(),
             library_sha256: Hash32([0xab; 32]),
             vendor_key: PublicKey([0x01; 32]),
+            tolerates: Vec::new(),
         }
     }
 

@@ -231,6 +231,7 @@ pub fn pack(
         library: source.library,
         library_sha256: crypto::sha256(&bytes),
         vendor_key: key.public_key(),
+        tolerates: source.tolerates,
     };
     write_manifest(out_dir, &manifest)?;
     write_signature(out_dir, &key.sign(&signing_message(&manifest)))?;
@@ -336,6 +337,7 @@ mod tests {
             library: "libx.so".into(),
             library_sha256: crypto::sha256(&library),
             vendor_key: PublicKey::default(),
+            tolerates: Vec::new(),
         };
         write_manifest(dir, &manifest).unwrap();
         sign(dir, key).unwrap()

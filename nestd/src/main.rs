@@ -74,6 +74,8 @@ enum Command {
     },
     /// Measure committed tx/s and commit latency on a local node against this machine's verify ceiling.
     Bench(bench::BenchOptions),
+    /// Run many simulated nodes of the real chain runtime under faults and check consensus invariants.
+    Sim(nest_sim::cli::SimOptions),
 }
 
 #[derive(Subcommand)]
@@ -110,7 +112,12 @@ enum TxCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `up` draws a status line: keep the node's per-block lines out of it by default.
-    init_logging(if matches!(cli.command, Command::Up { .. }) { "warn" } else { "info" });
+    // The simulator judges runs by their invariants; thousands of nodes' log lines would bury the report.
+    init_logging(match cli.command {
+        Command::Up { .. } => "warn",
+        Command::Sim(_) => "off",
+        _ => "info",
+    });
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -157,6 +164,7 @@ fn execute(command: Command) -> Result<(), String> {
         Command::Device { command } => devices::cli::run(command),
         Command::Plugin { command } => package::cli::run(command),
         Command::Bench(options) => bench::run(&options),
+        Command::Sim(options) => nest_sim::cli::run(&options),
     }
 }
 

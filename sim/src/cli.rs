@@ -1,0 +1,122 @@
+//! `nestd sim`: run a range of seeds, print failing seeds with the command that replays
+//! each, the throughput, and a JSON report on request.
+
+use crate::{Engines, FaultFamily, Report, RunSpec, faults::parse_families, replay_command, run_seeds};
+use nest_host::loader::LoadOptions;
+use nest_host::package::cli::parse_trust;
+use std::path::PathBuf;
+
+/// Options of `nestd sim`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimOptions {
+    /// The consensus engine: `poa` (built in), or a signed package directory.
+    #[arg(long, default_value = "poa")]
+    pub consensus: String,
+    /// Vendor keys trusted for a package engine, as `name=hex` or `hex` (repeatable).
+    #[arg(long)]
+    pub trust: Vec<String>,
+    /// Authorities, each on its own node (Byzantine twins add nodes).
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Seeds to run, as `A..B` (B excluded).
+    #[arg(long, default_value = "0..100")]
+    pub seeds: String,
+    /// Fault families, comma-separated (delay, loss, partition, crash, twins), `all`
+    /// (every family the engine declares it tolerates) or `none`.
+    #[arg(long, default_value = "all")]
+    pub faults: String,
+    /// Length of each run in block intervals.
+    #[arg(long, default_value_t = 200)]
+    pub heights: u64,
+    /// Block interval of the simulated chain, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u64,
+    /// Run without the transfer load.
+    #[arg(long)]
+    pub no_txs: bool,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Parses `A..B`.
+pub fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let (from, to) = text.split_once("..").ok_or_else(|| format!("--seeds {text}: expected A..B, e.g. 0..1000"))?;
+    let number = |part: &str| part.trim().parse::<u64>().map_err(|e| format!("--seeds {text}: `{part}`: {e}"));
+    let (from, to) = (number(from)?, number(to)?);
+    if from >= to {
+        return Err(format!("--seeds {text}: the range is empty (B is excluded)"));
+    }
+    Ok(from..to)
+}
+
+/// Checks the options and builds the run's spec and engines.
+pub fn prepare(options: &SimOptions) -> Result<(RunSpec, Engines), String> {
+    if !(1..=64).contains(&options.nodes) {
+        return Err(format!("--nodes {}: between 1 and 64", options.nodes));
+    }
+    if options.heights < 40 {
+        return Err(format!(
+            "--heights {}: at least 40, so that faults heal with time left to recover",
+            options.heights
+        ));
+    }
+    if !(50..=60_000).contains(&options.interval_ms) {
+        return Err(format!("--interval-ms {}: between 50 and 60000", options.interval_ms));
+    }
+    let load = LoadOptions { trust: parse_trust(&options.trust)?, allow_unsigned: false };
+    let engines = Engines::open(&options.consensus, &load)?;
+    let faults = parse_families(&options.faults, &engines.tolerated())?;
+    let spec = RunSpec {
+        authorities: options.nodes,
+        interval_ms: options.interval_ms,
+        heights: options.heights,
+        faults,
+        transactions: !options.no_txs,
+    };
+    Ok((spec, engines))
+}
+
+/// Runs `nestd sim`; an error (or a violation) makes the exit status non-zero.
+pub fn run(options: &SimOptions) -> Result<(), String> {
+    let seeds = parse_seeds(&options.seeds)?;
+    let (spec, engines) = prepare(options)?;
+    let untolerated: Vec<&FaultFamily> =
+        spec.faults.iter().filter(|family| !engines.tolerated().contains(family)).collect();
+    if !untolerated.is_empty() {
+        let names: Vec<&str> = untolerated.iter().map(|family| family.name()).collect();
+        eprintln!("note: {} does not declare that it tolerates {}", engines.name(), names.join(", "));
+    }
+    let report = run_seeds(&spec, &engines, seeds, |outcome| {
+        if let Some(first) = outcome.violations.first() {
+            println!("seed {} FAILED {}: {}", outcome.seed, first.kind, first.detail);
+            println!("  replay: {}", replay_command(&spec, &options.consensus, outcome.seed));
+        }
+    });
+    print_summary(&report);
+    if let Some(path) = &options.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if report.violations.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} violations in {} seeds", report.violations.len(), report.seeds_run))
+    }
+}
+
+fn print_summary(report: &Report) {
+    let faults = if report.faults.is_empty() { "none".to_string() } else { report.faults.join(",") };
+    println!(
+        "{} seeds of {} on {} nodes, faults {faults}, {} heights: {} violations; {:.2} seeds/s, {:.0} simulated s per wall s ({:.1} s), median final height {}",
+        report.seeds_run,
+        report.consensus,
+        report.nodes,
+        report.heights,
+        report.violations.len(),
+        report.seeds_per_s,
+        report.virtual_s_per_wall_s,
+        report.wall_s,
+        report.final_height_median
+    );
+}
