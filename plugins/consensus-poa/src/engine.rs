@@ -231,7 +231,8 @@ impl PoaEngine {
 
     /// Broadcasts this node's votes above the final height again, lowest first and at
     /// most [`VOTES_RESENT_MAX`], once finality has stalled for two slots: gossip may
-    /// have lost them, and nothing else carries them.
+    /// have lost them (a partition, a restart), and nothing else carries them. They go
+    /// as [`PoaMessage::VoteAgain`], whose bytes differ on every tick.
     fn resend_own_votes(&self, now_ms: u64) -> Result<Vec<Effect>, PluginError> {
         let stalled_ms = self.config.block_interval_ms.saturating_mul(2);
         if now_ms.saturating_sub(self.state.final_advanced_ms) < stalled_ms {
@@ -244,8 +245,13 @@ impl PoaEngine {
             .filter(|((height, voter), _)| *voter == self.me && *height > final_height)
             .take(VOTES_RESENT_MAX)
             .map(|((height, voter), (unit_hash, signature))| {
-                let vote =
-                    PoaMessage::Vote { height: *height, unit_hash: *unit_hash, voter: *voter, signature: *signature };
+                let vote = PoaMessage::VoteAgain {
+                    height: *height,
+                    unit_hash: *unit_hash,
+                    voter: *voter,
+                    signature: *signature,
+                    sent_ms: now_ms,
+                };
                 Ok(Effect::Broadcast { bytes: encode(&vote)?.into() })
             })
             .collect()
@@ -318,7 +324,8 @@ impl PoaEngine {
             borsh::from_slice(bytes).map_err(|error| rejected(format!("malformed PoA message: {error}")))?;
         match message {
             PoaMessage::Block { slot, unit, signature } => self.receive_block(slot, unit, signature),
-            PoaMessage::Vote { height, unit_hash, voter, signature } => {
+            PoaMessage::Vote { height, unit_hash, voter, signature }
+            | PoaMessage::VoteAgain { height, unit_hash, voter, signature, sent_ms: _ } => {
                 self.receive_vote(height, unit_hash, voter, signature)
             }
         }

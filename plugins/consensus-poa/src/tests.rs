@@ -651,7 +651,7 @@ fn broadcast_vote_heights(effects: &[Effect]) -> Vec<u64> {
         .iter()
         .filter_map(|effect| match effect {
             Effect::Broadcast { bytes } => match borsh::from_slice(bytes) {
-                Ok(PoaMessage::Vote { height, .. }) => Some(height),
+                Ok(PoaMessage::VoteAgain { height, .. }) => Some(height),
                 _ => None,
             },
             _ => None,
@@ -666,11 +666,19 @@ fn own_votes_are_sent_again_once_finality_stalls_lowest_first_and_bounded() {
     let branch: Vec<u8> = (1..=70).collect();
     assert_eq!(own_votes(&locals[0], &engine.handle(head_on(&branch)).expect("head")).len(), 70);
     assert!(broadcast_vote_heights(&tick(&mut engine, 1000)).is_empty(), "one slot is not a stall");
-    let resent = broadcast_vote_heights(&tick(&mut engine, 2000));
-    assert_eq!(resent, (1..=VOTES_RESENT_MAX as u64).collect::<Vec<_>>());
+    let first = tick(&mut engine, 2000);
+    assert_eq!(broadcast_vote_heights(&first), (1..=VOTES_RESENT_MAX as u64).collect::<Vec<_>>());
+    // Gossip drops bytes it has seen: each sending differs, and a peer counts it as the vote.
+    let second = tick(&mut engine, 2500);
+    assert_ne!(first[0], second[0], "re-sent votes carry the time they were sent");
+    let Effect::Broadcast { bytes } = &second[0] else { panic!("expected a broadcast, got {second:?}") };
+    let mut peer = started(&locals[1], &keys(&locals));
+    let voter = locals[0].host().public_key();
+    let expected = vec![Effect::Attest { unit_hash: Hash32([1; 32]), authority: voter }];
+    assert_eq!(deliver(&mut peer, bytes.to_vec()).expect("re-sent vote"), expected);
     committed(&mut engine, 10, 2000);
-    assert!(broadcast_vote_heights(&tick(&mut engine, 3000)).is_empty(), "finality moved at 2000 ms");
-    let resent = broadcast_vote_heights(&tick(&mut engine, 4000));
+    assert!(broadcast_vote_heights(&tick(&mut engine, 3000)).is_empty(), "finality moved at 2500 ms");
+    let resent = broadcast_vote_heights(&tick(&mut engine, 4500));
     assert_eq!(resent.first(), Some(&11), "only votes above the final height");
 }
 
