@@ -25,9 +25,12 @@ pub struct LinearConfig {
     /// 0 makes every unit final as soon as it is inserted.
     #[serde(default)]
     pub finality_depth: u32,
-    /// With a value above 0, a unit is final only once it and the units above it on the
-    /// head's branch were proposed by this many distinct proposers (for a PoA chain of
-    /// n authorities, 2n/3 + 1: a minority partition never finalizes, so forks heal).
+    /// With a value above 0, the quorum: a unit is final once this many distinct
+    /// authorities voted for exactly that unit (votes for its descendants and proposing
+    /// do not count), and its ancestors with it. For a PoA chain of n authorities,
+    /// floor(2n/3) + 1: two quorums share an authority, and a minority partition never
+    /// finalizes. `finality_depth` then also applies, counted from the highest known
+    /// unit on the voted unit's branch.
     #[serde(default)]
     pub finality_proposers: u32,
     /// Largest encoded unit accepted or built, in bytes.

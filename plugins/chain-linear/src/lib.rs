@@ -3,9 +3,17 @@
 //! A unit is a borsh-encoded [`Unit`]: a [`Header`] and its transactions. Its hash is
 //! `host.hash(b"nest/unit/v1" ++ borsh(header))`. The chain type keeps the final unit
 //! and a bounded tree of agreed units above it. Fork choice picks the greatest height,
-//! then the lower unit hash, so every node picks the same head. A unit becomes final
-//! when it is `finality_depth` units below the head on the head's branch; units that do
-//! not descend from the final unit are pruned.
+//! then the lower unit hash, so every node picks the same head. Units that do not
+//! descend from the final unit are pruned.
+//!
+//! Finality has two rules. With `finality_proposers = 0` (single-node devnets) a unit is
+//! final when it is `finality_depth` units below the head on the head's branch. With
+//! `finality_proposers = q > 0` a unit is final once `q` distinct authorities voted for
+//! exactly that unit ([`ChainType::attest`]) and, if `finality_depth > 0`, a known unit
+//! on its branch is `finality_depth` above it; its ancestors become final with it, even
+//! on a branch fork choice does not prefer. Votes for descendants do not count: an
+//! honest authority may vote on two branches at different heights, so only direct votes
+//! make two quorums intersect in one unit (ADR 0007).
 //!
 //! The host computes `tx_root` and `state_digest`; this crate only carries them.
 
@@ -147,9 +155,8 @@ fn check_genesis_shape(parent: Hash32, height: u64) -> Result<(), PluginError> {
 /// Adds an extending unit to the view, runs fork choice and finality.
 fn insert_node(view: &mut View, node: Node, finality: Finality) -> Result<InsertReport, PluginError> {
     view.pending.insert(node.hash, node);
-    let head = view.head();
-    let finalized = view.advance_finality(head, finality)?;
-    Ok(InsertReport { head: head.to_ref(), finalized: finalized.into_iter().map(Node::to_ref).collect() })
+    let finalized = view.finalize_after_insert(node, finality)?;
+    Ok(InsertReport { head: view.head().to_ref(), finalized: finalized.into_iter().map(Node::to_ref).collect() })
 }
 
 fn node_of(header: &Header, hash: Hash32) -> Node {
@@ -257,7 +264,7 @@ impl ChainType for LinearChain {
         // A quorum on any branch makes that branch final, even one fork choice does not
         // prefer yet: the head then moves onto it, as pruning removes the rest.
         let finalized = match voted {
-            Some(node) => view.advance_finality(node, finality)?,
+            Some(node) => view.finalize_after_vote(node, finality)?,
             None => Vec::new(),
         };
         Ok(InsertReport { head: view.head().to_ref(), finalized: finalized.into_iter().map(Node::to_ref).collect() })

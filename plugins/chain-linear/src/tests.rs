@@ -373,80 +373,76 @@ fn child_by(chain: &mut LinearChain, parent: UnitRef, proposer: u8) -> (Vec<u8>,
     (bytes, unit)
 }
 
-fn by_proposers(proposers: u32) -> LinearConfig {
-    LinearConfig { finality_proposers: proposers, ..LinearConfig::default() }
-}
-
-#[test]
-fn a_unit_is_final_once_enough_distinct_proposers_built_on_its_branch() {
-    let (mut chain, genesis) = started(by_proposers(3));
-    let (a, ua) = child_by(&mut chain, genesis, 1);
-    assert!(heights(&chain.insert(&a, &[]).unwrap()).is_empty());
-    let (b, ub) = child_by(&mut chain, ua, 2);
-    assert!(heights(&chain.insert(&b, &[]).unwrap()).is_empty(), "two proposers are not enough");
-    let (c, uc) = child_by(&mut chain, ub, 2);
-    assert!(heights(&chain.insert(&c, &[]).unwrap()).is_empty(), "the same proposer twice counts once");
-    let (d, _) = child_by(&mut chain, uc, 3);
-    assert_eq!(heights(&chain.insert(&d, &[]).unwrap()), vec![1], "proposers 1, 2, 3 above height 1");
-}
-
-#[test]
-fn a_minority_branch_never_finalizes_and_loses_to_the_majority_after_a_heal() {
-    let (mut chain, genesis) = started(by_proposers(3));
-    let (m1, um1) = child_by(&mut chain, genesis, 1);
-    let (m2, um2) = child_by(&mut chain, um1, 2);
-    let (n1, un1) = child_by(&mut chain, genesis, 3);
-    let (n2, un2) = child_by(&mut chain, un1, 4);
-    for unit in [&m1, &m2, &n1, &n2] {
-        assert!(heights(&chain.insert(unit, &[]).unwrap()).is_empty(), "no branch has three proposers");
-    }
-    let (n3, un3) = child_by(&mut chain, un2, 1);
-    let report = chain.insert(&n3, &[]).unwrap();
-    assert_eq!(report.head.hash, un3.hash, "the longer branch wins");
-    assert_eq!(heights(&report), vec![1], "proposers 3, 4, then 1 after the heal: height 1 of that branch is final");
-    let (orphan, _) = child_by(&mut chain, um2, 1);
-    assert!(chain.validate(&orphan).is_err(), "the losing branch is pruned");
-}
-
-#[test]
-fn one_proposer_finalizes_its_own_units_at_once() {
-    let (mut chain, genesis) = started(by_proposers(1));
-    let (a, _) = child_by(&mut chain, genesis, 1);
-    assert_eq!(heights(&chain.insert(&a, &[]).unwrap()), vec![1]);
+fn by_quorum(quorum: u32) -> LinearConfig {
+    LinearConfig { finality_proposers: quorum, ..LinearConfig::default() }
 }
 
 fn voter(byte: u8) -> PublicKey {
     PublicKey([byte; 32])
 }
 
+/// Votes for `unit` by each of `voters`; returns the heights the last vote finalized.
+fn votes(chain: &mut LinearChain, unit: UnitRef, voters: &[u8]) -> Vec<u64> {
+    let mut finalized = Vec::new();
+    for byte in voters {
+        finalized = heights(&chain.attest(unit.hash, voter(*byte)).unwrap());
+    }
+    finalized
+}
+
 #[test]
-fn votes_for_the_head_make_its_branch_final_at_the_quorum() {
-    let (mut chain, genesis) = started(by_proposers(3));
+fn proposing_units_on_a_branch_finalizes_nothing_under_a_quorum_rule() {
+    let (mut chain, genesis) = started(by_quorum(3));
+    let mut parent = genesis;
+    for proposer in 1..=6 {
+        let (bytes, unit) = child_by(&mut chain, parent, proposer);
+        assert!(heights(&chain.insert(&bytes, &[]).unwrap()).is_empty(), "proposer {proposer}");
+        parent = unit;
+    }
+}
+
+#[test]
+fn a_quorum_of_direct_votes_finalizes_the_unit_and_its_ancestors() {
+    let (mut chain, genesis) = started(by_quorum(3));
     let (a, unit_a) = child(&mut chain, genesis, b"a");
     let (b, unit_b) = child(&mut chain, unit_a, b"b");
     chain.insert(&a, &[]).unwrap();
     chain.insert(&b, &[]).unwrap();
-    // The proposer (key 9) and one voter: two of three.
-    assert!(heights(&chain.attest(unit_b.hash, voter(1)).unwrap()).is_empty());
-    assert!(heights(&chain.attest(unit_b.hash, voter(1)).unwrap()).is_empty(), "a repeated vote counts once");
-    let report = chain.attest(unit_b.hash, voter(2)).unwrap();
-    assert_eq!(heights(&report), vec![1, 2], "a vote for a unit vouches for its ancestors");
+    assert!(votes(&mut chain, unit_b, &[1, 1]).is_empty(), "a repeated vote counts once");
+    assert!(votes(&mut chain, unit_b, &[2]).is_empty(), "two of three");
+    let report = chain.attest(unit_b.hash, voter(3)).unwrap();
+    assert_eq!(heights(&report), vec![1, 2], "the voted unit and its ancestors, ascending");
     assert_eq!(report.head.hash, unit_b.hash);
 }
 
 #[test]
-fn a_vote_that_arrives_before_its_unit_counts_when_the_unit_does() {
-    let (mut chain, genesis) = started(by_proposers(3));
+fn votes_for_a_descendant_do_not_finalize_an_ancestor() {
+    let (mut chain, genesis) = started(by_quorum(3));
     let (a, unit_a) = child(&mut chain, genesis, b"a");
-    for byte in [1, 2] {
-        assert!(heights(&chain.attest(unit_a.hash, voter(byte)).unwrap()).is_empty());
+    let (b, unit_b) = child(&mut chain, unit_a, b"b");
+    let (c, unit_c) = child(&mut chain, unit_b, b"c");
+    for unit in [&a, &b, &c] {
+        chain.insert(unit, &[]).unwrap();
     }
+    // One vote on each unit of the branch: three voters on it, but no unit has three.
+    assert!(votes(&mut chain, unit_a, &[1]).is_empty());
+    assert!(votes(&mut chain, unit_b, &[2]).is_empty());
+    assert!(votes(&mut chain, unit_c, &[3]).is_empty());
+    assert!(votes(&mut chain, unit_c, &[4]).is_empty(), "two votes on c, one on b, one on a");
+    assert_eq!(votes(&mut chain, unit_a, &[2, 3]), vec![1], "a alone, by its own three votes");
+}
+
+#[test]
+fn a_vote_that_arrives_before_its_unit_counts_when_the_unit_does() {
+    let (mut chain, genesis) = started(by_quorum(3));
+    let (a, unit_a) = child(&mut chain, genesis, b"a");
+    assert!(votes(&mut chain, unit_a, &[1, 2, 3]).is_empty(), "the unit is not known yet");
     assert_eq!(heights(&chain.insert(&a, &[]).unwrap()), vec![1]);
 }
 
 #[test]
 fn a_quorum_on_a_branch_fork_choice_does_not_prefer_makes_it_final_and_moves_the_head() {
-    let (mut chain, genesis) = started(by_proposers(3));
+    let (mut chain, genesis) = started(by_quorum(3));
     let (a, unit_a) = child(&mut chain, genesis, b"a");
     let (long, unit_long) = child(&mut chain, unit_a, b"long");
     let (b, unit_b) = child(&mut chain, genesis, b"b");
@@ -454,10 +450,54 @@ fn a_quorum_on_a_branch_fork_choice_does_not_prefer_makes_it_final_and_moves_the
         chain.insert(unit, &[]).unwrap();
     }
     assert_eq!(chain.head().hash, unit_long.hash);
-    chain.attest(unit_b.hash, voter(1)).unwrap();
-    let report = chain.attest(unit_b.hash, voter(2)).unwrap();
+    assert!(votes(&mut chain, unit_b, &[1, 2]).is_empty());
+    let report = chain.attest(unit_b.hash, voter(3)).unwrap();
     assert_eq!(report.finalized.iter().map(|unit| unit.hash).collect::<Vec<_>>(), vec![unit_b.hash]);
     assert_eq!(report.head.hash, unit_b.hash, "the other branch is pruned");
+    let (orphan, _) = child(&mut chain, unit_long, b"orphan");
+    assert!(chain.validate(&orphan).is_err(), "the losing branch is gone");
+}
+
+#[test]
+fn a_minority_branch_never_finalizes_and_loses_after_the_heal() {
+    let (mut chain, genesis) = started(by_quorum(3));
+    let (m1, unit_m1) = child_by(&mut chain, genesis, 1);
+    let (n1, unit_n1) = child_by(&mut chain, genesis, 3);
+    let (n2, unit_n2) = child_by(&mut chain, unit_n1, 4);
+    for unit in [&m1, &n1, &n2] {
+        chain.insert(unit, &[]).unwrap();
+    }
+    assert!(votes(&mut chain, unit_m1, &[1, 2]).is_empty(), "two of four voted m1");
+    assert!(votes(&mut chain, unit_n1, &[3, 4]).is_empty(), "two of four voted n1");
+    assert!(votes(&mut chain, unit_n2, &[3, 4]).is_empty());
+    let report = chain.attest(unit_n2.hash, voter(1)).unwrap();
+    assert_eq!(heights(&report), vec![1, 2], "n2 reaches three voters after the heal");
+    assert_eq!(report.head.hash, unit_n2.hash);
+}
+
+#[test]
+fn with_a_depth_a_voted_unit_waits_until_a_unit_is_that_far_above_it() {
+    let (mut chain, genesis) = started(LinearConfig { finality_depth: 2, ..by_quorum(2) });
+    let (a, unit_a) = child(&mut chain, genesis, b"a");
+    let (b, unit_b) = child(&mut chain, unit_a, b"b");
+    let (c, _) = child(&mut chain, unit_b, b"c");
+    chain.insert(&a, &[]).unwrap();
+    assert!(votes(&mut chain, unit_a, &[1, 2]).is_empty(), "nothing above a yet");
+    assert!(heights(&chain.insert(&b, &[]).unwrap()).is_empty(), "one above a");
+    assert_eq!(heights(&chain.insert(&c, &[]).unwrap()), vec![1], "two above a");
+    let (mut early, _) = started(LinearConfig { finality_depth: 1, ..by_quorum(2) });
+    for unit in [&a, &b] {
+        early.insert(unit, &[]).unwrap();
+    }
+    assert_eq!(votes(&mut early, unit_a, &[1, 2]), vec![1], "b is already one above a");
+}
+
+#[test]
+fn a_quorum_of_one_finalizes_on_a_single_vote() {
+    let (mut chain, genesis) = started(by_quorum(1));
+    let (a, unit_a) = child_by(&mut chain, genesis, 1);
+    assert!(heights(&chain.insert(&a, &[]).unwrap()).is_empty(), "proposing is not voting");
+    assert_eq!(votes(&mut chain, unit_a, &[1]), vec![1]);
 }
 
 #[test]
@@ -468,11 +508,15 @@ fn votes_change_nothing_under_a_pure_depth_rule_and_votes_stay_bounded() {
     for byte in 1..=10 {
         assert!(heights(&chain.attest(unit_a.hash, voter(byte)).unwrap()).is_empty());
     }
-    let (mut chain, _) = started(LinearConfig { max_pending_units: 2, ..by_proposers(3) });
+    let (mut chain, _) = started(LinearConfig { max_pending_units: 2, ..by_quorum(3) });
     for byte in 0..=255u8 {
-        chain.attest(Hash32([byte; 32]), voter(1)).unwrap();
+        chain.attest(Hash32([byte; 32]), voter(byte)).unwrap();
+        chain.attest(Hash32([1; 32]), voter(byte)).unwrap();
     }
+    let view = chain.view.as_ref().expect("started");
+    assert!(view.attesters.len() <= view::voted_units_max(2));
+    assert!(view.attesters.values().all(|voters| voters.len() <= 3), "at most the quorum per unit");
     let snapshot = chain.snapshot().unwrap();
-    let mut restored = chain_with(LinearConfig { max_pending_units: 2, ..by_proposers(3) });
+    let mut restored = chain_with(LinearConfig { max_pending_units: 2, ..by_quorum(3) });
     restored.restore(&snapshot).expect("a bounded view restores");
 }

@@ -27,34 +27,25 @@ pub fn voted_units_max(max_pending_units: u32) -> usize {
 /// When units become final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Finality {
-    /// A unit is final only once it is at least this many units below the head.
+    /// A unit is final only once it is at least this many units below the head (with
+    /// `proposers == 0`), or below a known unit on its branch (with `proposers > 0`).
     pub depth: u32,
-    /// With a value above 0, a unit is final only once at least this many distinct
-    /// authorities vouch for it: by proposing it or a unit above it on the branch, or by
-    /// voting for one of those units ([`View::attest`]).
+    /// With a value above 0 (the quorum q), a unit is final only once at least this many
+    /// distinct authorities voted for exactly that unit ([`View::attest`]); votes for its
+    /// descendants do not count, as an authority may vote on two branches at different
+    /// heights (ADR 0007).
     pub proposers: u32,
 }
 
 impl Finality {
-    /// The greatest height that is final on `branch` (head first, down to just above the
-    /// final unit), if any.
-    fn target_height(&self, branch: &[Node], attesters: &BTreeMap<Hash32, BTreeSet<PublicKey>>) -> Option<u64> {
-        let head = branch.first()?;
-        let by_depth = head.height.checked_sub(u64::from(self.depth))?;
-        if self.proposers == 0 {
-            return Some(by_depth);
-        }
-        let mut seen = BTreeSet::new();
-        branch.iter().find_map(|node| {
-            seen.insert(node.proposer);
-            seen.extend(attesters.get(&node.hash).into_iter().flatten().copied());
-            (seen.len() >= self.proposers as usize).then(|| node.height.min(by_depth))
-        })
-    }
-
     /// Whether votes take part in this rule.
     pub fn counts_votes(&self) -> bool {
         self.proposers > 0
+    }
+
+    /// Direct votes a unit needs to be final.
+    fn quorum(&self) -> usize {
+        self.proposers as usize
     }
 }
 
@@ -130,18 +121,75 @@ impl View {
         Ok(())
     }
 
-    /// Finalizes the units on `head`'s branch that `rule` makes final; returns them in
+    /// Runs `rule` after `node` was inserted; returns the units that became final in
     /// ascending height order and prunes what no longer descends from the new final unit.
-    pub fn advance_finality(&mut self, head: Node, rule: Finality) -> Result<Vec<Node>, PluginError> {
-        let branch = self.branch(head)?;
-        let Some(target_height) = rule.target_height(&branch, &self.attesters) else {
+    pub fn finalize_after_insert(&mut self, node: Node, rule: Finality) -> Result<Vec<Node>, PluginError> {
+        if !rule.counts_votes() {
+            return self.finalize_by_depth(rule);
+        }
+        // Only `node`'s branch changed: `node` may carry early votes, and it may be the
+        // unit that puts a voted ancestor `depth` below a known unit. Highest first.
+        let branch = self.branch(node)?;
+        let depth = u64::from(rule.depth);
+        let target = branch
+            .iter()
+            .find(|unit| self.has_quorum(&unit.hash, rule) && node.height.saturating_sub(unit.height) >= depth);
+        match target.copied() {
+            Some(target) => self.finalize_through(target),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Runs `rule` after a vote for the pending unit `unit`: the unit (and so its
+    /// ancestors) is final once it has a quorum of direct votes and is deep enough, even
+    /// on a branch fork choice does not prefer (pruning then moves the head onto it).
+    pub fn finalize_after_vote(&mut self, unit: Node, rule: Finality) -> Result<Vec<Node>, PluginError> {
+        if !rule.counts_votes() || !self.has_quorum(&unit.hash, rule) || !self.is_deep_enough(unit, rule)? {
+            return Ok(Vec::new());
+        }
+        self.finalize_through(unit)
+    }
+
+    /// The pure depth rule: the unit `depth` below the head, on the head's branch.
+    fn finalize_by_depth(&mut self, rule: Finality) -> Result<Vec<Node>, PluginError> {
+        let head = self.head();
+        let Some(target_height) = head.height.checked_sub(u64::from(rule.depth)) else {
             return Ok(Vec::new());
         };
-        let mut finalized: Vec<Node> = branch.into_iter().filter(|node| node.height <= target_height).collect();
-        finalized.reverse();
-        if let Some(last) = finalized.last() {
-            self.final_unit = *last;
+        match self.branch(head)?.into_iter().find(|node| node.height <= target_height) {
+            Some(target) => self.finalize_through(target),
+            None => Ok(Vec::new()),
         }
+    }
+
+    /// Whether at least the quorum of authorities voted for exactly this unit.
+    fn has_quorum(&self, unit_hash: &Hash32, rule: Finality) -> bool {
+        self.attesters.get(unit_hash).is_some_and(|voters| voters.len() >= rule.quorum())
+    }
+
+    /// Whether a known unit descending from `unit` is at least `depth` above it.
+    fn is_deep_enough(&self, unit: Node, rule: Finality) -> Result<bool, PluginError> {
+        let Some(tip_height) = unit.height.checked_add(u64::from(rule.depth)) else {
+            return Ok(false);
+        };
+        if tip_height == unit.height {
+            return Ok(true);
+        }
+        // A descendant at a greater height has an ancestor at exactly `tip_height`.
+        for candidate in self.pending.values().filter(|node| node.height == tip_height) {
+            if self.branch(*candidate)?.iter().any(|node| node.hash == unit.hash) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Makes `target` and its pending ancestors final; returns them in ascending height
+    /// order and prunes what no longer descends from `target`.
+    fn finalize_through(&mut self, target: Node) -> Result<Vec<Node>, PluginError> {
+        let mut finalized = self.branch(target)?;
+        finalized.reverse();
+        self.final_unit = target;
         self.prune();
         Ok(finalized)
     }

@@ -5,8 +5,8 @@ use crate::config::*;
 use crate::wire::*;
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::{
-    ConfigError, ConsensusEngine, Effect, Hash32, Host, Input, LastCommit, LogLevel, PluginError, PublicKey, RVec,
-    Signature,
+    ConfigError, ConsensusEngine, Effect, Hash32, Host, Input, LastCommit, LogLevel, Persisted, PluginError, PublicKey,
+    ROption, RVec, Signature, UnitExpectation,
 };
 use std::collections::BTreeMap;
 
@@ -14,13 +14,27 @@ use std::collections::BTreeMap;
 pub const PENDING_UNITS_MAX: usize = 32;
 /// Most slots remembered for equivocation checks; the oldest is forgotten first.
 pub const SEEN_SLOTS_MAX: usize = 1024;
-/// Most votes remembered (own and received) for double-vote checks; oldest height first.
+/// Most votes remembered (own and received) for double-vote checks and lock releases;
+/// when full, the received vote at the greatest height is forgotten first (own votes
+/// never are: they are this node's locks).
 pub const VOTES_SEEN_MAX: usize = 4096;
-/// Votes more than this many heights above the final unit are refused: no honest
-/// authority can be that far ahead of the final unit.
+/// Votes more than this many heights above the final unit are refused, and this node
+/// votes no higher: no honest authority can be that far ahead of the final unit.
 pub const VOTE_HEIGHT_AHEAD_MAX: u64 = 1024;
+/// Size of the ring of persisted own votes: the vote at height `h` is stored under
+/// `b"vote/" ++ (h % VOTE_KEYS)` (u64 big endian). Own votes only exist for heights in
+/// `(final, final + VOTE_HEIGHT_AHEAD_MAX]`, so a key is overwritten only once the vote
+/// it held is at or below the final height, where it can no longer matter.
+pub const VOTE_KEYS: u64 = VOTE_HEIGHT_AHEAD_MAX;
+/// Most own votes broadcast again on one tick while finality is stalled, lowest first.
+pub const VOTES_RESENT_MAX: usize = 64;
 /// Format version of [`PoaEngine::snapshot`].
-pub const SNAPSHOT_VERSION: u8 = 2;
+pub const SNAPSHOT_VERSION: u8 = 3;
+
+/// Persisted key of the last slot this node sealed a unit for.
+const PROPOSED_KEY: &[u8] = b"proposed";
+/// Prefix of the persisted keys of own votes ([`VOTE_KEYS`]).
+const VOTE_KEY_PREFIX: &[u8] = b"vote/";
 
 /// Encoded size of a [`PoaMessage::Block`] without its unit bytes.
 const BLOCK_ENVELOPE_BYTES: usize = 1 + 8 + 4 + Signature::LEN;
@@ -79,6 +93,11 @@ struct EngineState {
     final_height: u64,
     /// Votes seen (this node's own included) by height and voter, above `final_height`.
     votes: BTreeMap<(u64, PublicKey), (Hash32, Signature)>,
+    /// The last head's branch above `final_height`, ascending and contiguous, at most
+    /// [`VOTE_HEIGHT_AHEAD_MAX`] units: what this node votes along.
+    branch: Vec<Head>,
+    /// When `final_height` last advanced (or the engine started), in milliseconds.
+    final_advanced_ms: u64,
 }
 
 #[derive(BorshSerialize, BorshDeserialize)]
@@ -133,16 +152,61 @@ impl PoaEngine {
         Effect::TimerAt { at_ms: next_slot.saturating_mul(self.config.block_interval_ms) }
     }
 
-    fn on_start(&mut self, last_commit: LastCommit, now_ms: u64) -> Vec<Effect> {
+    fn on_start(&mut self, last_commit: LastCommit, now_ms: u64, persisted: &[Persisted]) -> Vec<Effect> {
         let head = Head::from(last_commit);
         self.state.committed_slot = self.committed_slot_of(&head);
         self.state.final_height = head.height;
         self.state.head = Some(head);
         self.state.started = true;
         self.state.now_ms = now_ms;
+        self.state.final_advanced_ms = now_ms;
         self.state.outstanding = None;
+        self.state.branch.clear();
         self.prune();
-        vec![self.next_timer(now_ms)]
+        let mut effects = vec![self.next_timer(now_ms)];
+        effects.extend(self.restore_persisted(persisted));
+        effects
+    }
+
+    /// Takes back what this node signed before a restart, so that it never signs twice:
+    /// its votes above the final height (counted again here) and its last sealed slot.
+    /// A malformed entry is logged and skipped.
+    fn restore_persisted(&mut self, persisted: &[Persisted]) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for entry in persisted {
+            match self.restore_entry(&entry.key, &entry.bytes) {
+                Ok(attest) => effects.extend(attest),
+                Err(message) => self.host.log(LogLevel::Warn, &format!("persisted consensus entry ignored: {message}")),
+            }
+        }
+        effects
+    }
+
+    fn restore_entry(&mut self, key: &[u8], bytes: &[u8]) -> Result<Option<Effect>, String> {
+        if key == PROPOSED_KEY {
+            let slot: u64 = borsh::from_slice(bytes).map_err(|error| format!("malformed proposed slot: {error}"))?;
+            self.state.last_proposed_slot = Some(self.state.last_proposed_slot.map_or(slot, |last| last.max(slot)));
+            return Ok(None);
+        }
+        let Some(index) = key.strip_prefix(VOTE_KEY_PREFIX) else {
+            return Err(format!("unknown key {key:?}"));
+        };
+        let (height, unit_hash, signature): (u64, Hash32, Signature) =
+            borsh::from_slice(bytes).map_err(|error| format!("malformed own vote: {error}"))?;
+        if index != vote_key(height).get(VOTE_KEY_PREFIX.len()..).unwrap_or_default() {
+            return Err(format!("own vote for height {height} is stored under the wrong key {key:?}"));
+        }
+        let final_height = self.state.final_height;
+        if height <= final_height || height > final_height.saturating_add(VOTE_HEIGHT_AHEAD_MAX) {
+            return Ok(None);
+        }
+        if !self.host.verify(&self.me, &vote_message(height, &unit_hash), &signature) {
+            return Err(format!("own vote for height {height} is not signed by this node's key {}", self.me));
+        }
+        if !self.remember_vote(height, self.me, unit_hash, signature) {
+            return Err(format!("no room for the own vote at height {height} (VOTES_SEEN_MAX)"));
+        }
+        Ok(Some(Effect::Attest { unit_hash, authority: self.me }))
     }
 
     fn on_tick(&mut self, now_ms: u64) -> Result<Vec<Effect>, PluginError> {
@@ -160,8 +224,37 @@ impl PoaEngine {
             self.state.outstanding = Some(Outstanding { slot, height });
             self.state.last_proposed_slot = Some(slot);
         }
+        effects.extend(self.resend_own_votes(now_ms)?);
         effects.push(self.next_timer(now_ms));
         Ok(effects)
+    }
+
+    /// Broadcasts this node's votes above the final height again, lowest first and at
+    /// most [`VOTES_RESENT_MAX`], once finality has stalled for two slots: gossip may
+    /// have lost them (a partition, a restart), and nothing else carries them. They go
+    /// as [`PoaMessage::VoteAgain`], whose bytes differ on every tick.
+    fn resend_own_votes(&self, now_ms: u64) -> Result<Vec<Effect>, PluginError> {
+        let stalled_ms = self.config.block_interval_ms.saturating_mul(2);
+        if now_ms.saturating_sub(self.state.final_advanced_ms) < stalled_ms {
+            return Ok(Vec::new());
+        }
+        let final_height = self.state.final_height;
+        self.state
+            .votes
+            .iter()
+            .filter(|((height, voter), _)| *voter == self.me && *height > final_height)
+            .take(VOTES_RESENT_MAX)
+            .map(|((height, voter), (unit_hash, signature))| {
+                let vote = PoaMessage::VoteAgain {
+                    height: *height,
+                    unit_hash: *unit_hash,
+                    voter: *voter,
+                    signature: *signature,
+                    sent_ms: now_ms,
+                };
+                Ok(Effect::Broadcast { bytes: encode(&vote)?.into() })
+            })
+            .collect()
     }
 
     /// Whether this node leads `slot` and may build on the head in it (its slot must be
@@ -202,7 +295,10 @@ impl PoaEngine {
         self.remember_slot(slot, unit_digest, signature);
         let certificate = encode(&Seal { slot, signer: self.me, signature })?;
         let message = encode(&PoaMessage::Block { slot, unit: unit.clone(), signature })?;
+        // Stored before the block leaves, so that a restarted leader never seals a second
+        // unit for this slot (the host syncs a Persist before the later effects).
         Ok(vec![
+            Effect::Persist { key: PROPOSED_KEY.to_vec().into(), bytes: encode(&slot)?.into() },
             Effect::Commit { unit_bytes: unit.into(), certificate: certificate.into() },
             Effect::Broadcast { bytes: message.into() },
         ])
@@ -228,7 +324,8 @@ impl PoaEngine {
             borsh::from_slice(bytes).map_err(|error| rejected(format!("malformed PoA message: {error}")))?;
         match message {
             PoaMessage::Block { slot, unit, signature } => self.receive_block(slot, unit, signature),
-            PoaMessage::Vote { height, unit_hash, voter, signature } => {
+            PoaMessage::Vote { height, unit_hash, voter, signature }
+            | PoaMessage::VoteAgain { height, unit_hash, voter, signature, sent_ms: _ } => {
                 self.receive_vote(height, unit_hash, voter, signature)
             }
         }
@@ -271,31 +368,113 @@ impl PoaEngine {
                 }])
             }
             None => {
+                // A vote with no room left still counts: forgetting it only weakens
+                // double-vote checks and lock releases, never safety.
                 self.remember_vote(height, voter, unit_hash, signature);
-                Ok(vec![Effect::Attest { unit_hash, authority: voter }])
+                let mut effects = vec![Effect::Attest { unit_hash, authority: voter }];
+                if self.own_vote(height).is_some_and(|own| own != unit_hash) {
+                    // It may release this node's lock at `height`.
+                    effects.extend(self.vote_on_branch()?);
+                }
+                Ok(effects)
             }
         }
     }
 
-    fn remember_vote(&mut self, height: u64, voter: PublicKey, unit_hash: Hash32, signature: Signature) {
+    /// Remembers a vote within [`VOTES_SEEN_MAX`]; returns whether it was kept. When
+    /// full, the received vote at the greatest height makes room if it is above this one:
+    /// low heights hold the locks to release next. Own votes are never dropped.
+    fn remember_vote(&mut self, height: u64, voter: PublicKey, unit_hash: Hash32, signature: Signature) -> bool {
         if self.state.votes.len() >= VOTES_SEEN_MAX {
-            self.state.votes.pop_first();
+            let me = self.me;
+            let highest_received = self.state.votes.keys().rev().find(|(_, key)| *key != me).copied();
+            match highest_received {
+                Some(key) if voter == me || key.0 > height => self.state.votes.remove(&key),
+                _ => return false,
+            };
         }
         self.state.votes.insert((height, voter), (unit_hash, signature));
+        true
     }
 
-    /// Votes for the new head, once per height: the vote is broadcast and counted here.
-    fn vote_for(&mut self, head: &Head) -> Result<Vec<Effect>, PluginError> {
-        let voted = self.state.votes.contains_key(&(head.height, self.me));
-        if !self.is_authority() || head.height <= self.state.final_height || voted {
+    /// The unit this node voted for at `height`, if any.
+    fn own_vote(&self, height: u64) -> Option<Hash32> {
+        self.state.votes.get(&(height, self.me)).map(|(unit_hash, _)| *unit_hash)
+    }
+
+    /// Quorum: floor(2n/3) + 1 of the n authorities.
+    fn quorum(&self) -> usize {
+        self.config.authorities.len() * 2 / 3 + 1
+    }
+
+    /// Whether this node's vote for `unit_hash` at `height` is released: more than
+    /// n − q authorities are known to have voted for another unit there, so (honest
+    /// authorities voting once per height) it can never gather a quorum.
+    fn is_released(&self, height: u64, unit_hash: &Hash32) -> bool {
+        let others = self
+            .state
+            .votes
+            .range((height, PublicKey([0; 32]))..=(height, PublicKey([0xFF; 32])))
+            .filter(|(_, (voted, _))| voted != unit_hash)
+            .count();
+        others > self.config.authorities.len().saturating_sub(self.quorum())
+    }
+
+    /// Votes along the remembered branch, lowest height first, once per height (ADR
+    /// 0007). A unit at height h may get this node's vote only if every own vote at a
+    /// height h' in (final, h) is for the branch's unit at h' or is released; the walk
+    /// stops at the first height that fails, as every higher one fails too.
+    fn vote_on_branch(&mut self) -> Result<Vec<Effect>, PluginError> {
+        let final_height = self.state.final_height;
+        let Some(first_height) = self.state.branch.first().map(|unit| unit.height) else {
+            return Ok(Vec::new());
+        };
+        // Own votes below the branch have no unit on it to match: they must be released.
+        if !self.is_authority() || !self.own_votes_released_below(first_height) {
             return Ok(Vec::new());
         }
-        let signature = self.host.sign(&vote_message(head.height, &head.unit_hash));
-        self.remember_vote(head.height, self.me, head.unit_hash, signature);
-        let vote = PoaMessage::Vote { height: head.height, unit_hash: head.unit_hash, voter: self.me, signature };
+        let mut effects = Vec::new();
+        for unit in self.state.branch.clone() {
+            if unit.height <= final_height {
+                continue;
+            }
+            if unit.height > final_height.saturating_add(VOTE_HEIGHT_AHEAD_MAX) {
+                break;
+            }
+            match self.own_vote(unit.height) {
+                None => effects.extend(self.cast_vote(&unit)?),
+                Some(voted) if voted == unit.unit_hash || self.is_released(unit.height, &voted) => {}
+                Some(_) => break,
+            }
+        }
+        Ok(effects)
+    }
+
+    /// Whether every own vote above the final height and below `height` is released.
+    fn own_votes_released_below(&self, height: u64) -> bool {
+        let final_height = self.state.final_height;
+        self.state
+            .votes
+            .iter()
+            .filter(|((voted_height, voter), _)| {
+                *voter == self.me && *voted_height > final_height && *voted_height < height
+            })
+            .all(|((voted_height, _), (voted, _))| self.is_released(*voted_height, voted))
+    }
+
+    /// Signs a vote for `unit`, stores it, and broadcasts it only after it is persisted.
+    fn cast_vote(&mut self, unit: &Head) -> Result<Vec<Effect>, PluginError> {
+        let signature = self.host.sign(&vote_message(unit.height, &unit.unit_hash));
+        let stored = encode(&(unit.height, unit.unit_hash, signature))?;
+        let vote = PoaMessage::Vote { height: unit.height, unit_hash: unit.unit_hash, voter: self.me, signature };
+        let message = encode(&vote)?;
+        if !self.remember_vote(unit.height, self.me, unit.unit_hash, signature) {
+            return Ok(Vec::new());
+        }
         Ok(vec![
-            Effect::Broadcast { bytes: encode(&vote)?.into() },
-            Effect::Attest { unit_hash: head.unit_hash, authority: self.me },
+            Effect::Persist { key: vote_key(unit.height).into(), bytes: stored.into() },
+            Effect::Broadcast { bytes: message.into() },
+            Effect::Attest { unit_hash: unit.unit_hash, authority: self.me },
         ])
     }
 
@@ -367,7 +546,18 @@ impl PoaEngine {
             return Ok(Vec::new());
         }
         self.state.pending.insert(unit_digest, PendingUnit { slot, unit: unit.clone(), signature });
-        Ok(vec![Effect::Verify { unit_bytes: unit.into(), expect: nest_sdk::UnitExpectation::ANY }])
+        Ok(vec![Effect::Verify { unit_bytes: unit.into(), expect: self.expectation(slot) }])
+    }
+
+    /// What a unit sealed for `slot` must say: the slot leader as proposer, a timestamp
+    /// inside the slot. Binds the seal to the header, not only to the bytes.
+    fn expectation(&self, slot: u64) -> UnitExpectation {
+        let interval_ms = self.config.block_interval_ms;
+        UnitExpectation {
+            proposer: ROption::RSome(self.leader(slot)),
+            not_before_ms: slot.saturating_mul(interval_ms),
+            not_after_ms: slot.saturating_add(1).saturating_mul(interval_ms).saturating_sub(1),
+        }
     }
 
     fn on_verified(&mut self, unit_digest: Hash32, ok: bool) -> Result<Vec<Effect>, PluginError> {
@@ -396,7 +586,10 @@ impl PoaEngine {
         let head = self.head()?.clone();
         let final_unit = Head::from(last_commit);
         self.state.committed_slot = self.committed_slot_of(&final_unit);
-        self.state.final_height = self.state.final_height.max(final_unit.height);
+        if final_unit.height > self.state.final_height {
+            self.state.final_height = final_unit.height;
+            self.state.final_advanced_ms = self.state.now_ms;
+        }
         let stale = self.state.outstanding.as_ref().is_some_and(|outstanding| {
             outstanding.slot <= self.state.committed_slot || outstanding.height <= final_unit.height
         });
@@ -418,17 +611,37 @@ impl PoaEngine {
         Vec::new()
     }
 
-    /// Fork choice moved the head: the next proposal builds on it.
-    fn on_head(&mut self, head: LastCommit) -> Result<Vec<Effect>, PluginError> {
+    /// Fork choice moved the head: the next proposal builds on it, and this node votes
+    /// along its branch.
+    fn on_head(&mut self, head: LastCommit, branch: RVec<LastCommit>) -> Result<Vec<Effect>, PluginError> {
         self.head()?;
         let head = Head::from(head);
         let stale = self.state.outstanding.as_ref().is_some_and(|outstanding| outstanding.height != head.height + 1);
         if stale {
             self.state.outstanding = None;
         }
-        let effects = self.vote_for(&head)?;
         self.state.head = Some(head);
-        Ok(effects)
+        self.remember_branch(branch);
+        self.vote_on_branch()
+    }
+
+    /// Keeps the branch's units above the final height, at most [`VOTE_HEIGHT_AHEAD_MAX`]
+    /// of them; a branch whose heights do not follow each other is not voted on.
+    fn remember_branch(&mut self, branch: RVec<LastCommit>) {
+        let final_height = self.state.final_height;
+        let units: Vec<Head> = branch
+            .into_iter()
+            .filter(|unit| unit.height > final_height)
+            .take(VOTE_HEIGHT_AHEAD_MAX as usize)
+            .map(Head::from)
+            .collect();
+        let contiguous = units.windows(2).all(|pair| pair[0].height.checked_add(1) == Some(pair[1].height));
+        if !contiguous {
+            self.host.log(LogLevel::Warn, "head branch with heights that do not follow each other: not voted on");
+            self.state.branch = Vec::new();
+            return;
+        }
+        self.state.branch = units;
     }
 
     /// Forgets slots and units at or below the committed slot: they can no longer commit.
@@ -438,6 +651,7 @@ impl PoaEngine {
         self.state.pending.retain(|_, pending| pending.slot > committed_slot);
         let final_height = self.state.final_height;
         self.state.votes.retain(|(height, _), _| *height > final_height);
+        self.state.branch.retain(|unit| unit.height > final_height);
     }
 
     fn max_snapshot_bytes(&self) -> usize {
@@ -446,12 +660,19 @@ impl PoaEngine {
             .saturating_mul(unit_bytes)
             .saturating_add(SEEN_SLOTS_MAX.saturating_mul(128))
             .saturating_add(VOTES_SEEN_MAX.saturating_mul(8 + 32 + 32 + 64))
+            .saturating_add((VOTE_HEIGHT_AHEAD_MAX as usize).saturating_mul(8 + 32 + 8))
             .saturating_add(1024)
     }
 
     fn check_state(&self, state: &EngineState) -> Result<(), PluginError> {
         if state.votes.len() > VOTES_SEEN_MAX {
             return Err(rejected(format!("snapshot holds {} votes, more than {VOTES_SEEN_MAX}", state.votes.len())));
+        }
+        if state.branch.len() > VOTE_HEIGHT_AHEAD_MAX as usize {
+            return Err(rejected(format!(
+                "snapshot holds a branch of {} units, more than {VOTE_HEIGHT_AHEAD_MAX}",
+                state.branch.len()
+            )));
         }
         if state.pending.len() > PENDING_UNITS_MAX || state.seen.len() > SEEN_SLOTS_MAX {
             return Err(rejected(format!(
@@ -506,6 +727,13 @@ fn seen_again(
     }
 }
 
+/// The persisted key of this node's vote at `height`: `b"vote/" ++ (height % VOTE_KEYS)`.
+fn vote_key(height: u64) -> Vec<u8> {
+    let mut key = VOTE_KEY_PREFIX.to_vec();
+    key.extend_from_slice(&(height % VOTE_KEYS).to_be_bytes());
+    key
+}
+
 fn encode(value: &impl BorshSerialize) -> Result<Vec<u8>, PluginError> {
     borsh::to_vec(value).map_err(|error| PluginError::failed(format!("cannot encode: {error}")))
 }
@@ -531,13 +759,13 @@ impl ConsensusEngine for PoaEngine {
 
     fn handle(&mut self, input: Input) -> Result<Vec<Effect>, PluginError> {
         match input {
-            Input::Start { last_commit, now_ms, persisted: _ } => Ok(self.on_start(last_commit, now_ms)),
+            Input::Start { last_commit, now_ms, persisted } => Ok(self.on_start(last_commit, now_ms, &persisted)),
             Input::Tick { now_ms } => self.on_tick(now_ms),
             Input::Message { from: _, bytes } => self.on_message(&bytes),
             Input::Proposal { height, unit_bytes } => self.on_proposal(height, unit_bytes.into_vec()),
             Input::Verified { unit_digest, ok } => self.on_verified(unit_digest, ok),
             Input::Committed { last_commit } => self.on_committed(last_commit),
-            Input::Head { head, branch: _ } => self.on_head(head),
+            Input::Head { head, branch } => self.on_head(head, branch),
             Input::ProposalFailed { height, reason: _ } => Ok(self.on_proposal_failed(height)),
             Input::Sync { unit_bytes, certificate } => self.on_sync(unit_bytes.into_vec(), &certificate),
         }

@@ -1,9 +1,11 @@
 use super::*;
 use chain_linear::{LinearChain, LinearConfig};
 use nest_sdk::{
-    BuildRequest, ChainType, ConsensusEngine, Effect, Hash32, Input, LastCommit, PluginError, PublicKey, RVec, UnitRef,
+    BuildRequest, ChainType, ConsensusEngine, Effect, Hash32, Input, LastCommit, Persisted, PluginError, PublicKey,
+    RVec, Signature, UnitRef,
     testing::{LocalHost, sha256},
 };
+use std::collections::BTreeMap;
 
 const INTERVAL_MS: u64 = 1000;
 
@@ -82,7 +84,7 @@ fn single_authority_proposes_on_each_new_slot_and_not_twice_for_one() {
     assert!(requests(&tick(&mut engine, 1500)).is_empty(), "outstanding");
     let effects =
         engine.handle(Input::Proposal { height: 1, unit_bytes: b"unit-1".to_vec().into() }).expect("proposal");
-    assert!(matches!(effects.as_slice(), [Effect::Commit { .. }, Effect::Broadcast { .. }]));
+    assert!(matches!(effects.as_slice(), [Effect::Persist { .. }, Effect::Commit { .. }, Effect::Broadcast { .. }]));
     assert!(requests(&tick(&mut engine, 1700)).is_empty(), "slot already proposed");
     committed(&mut engine, 1, 1000);
     assert!(requests(&tick(&mut engine, 1900)).is_empty(), "slot already committed");
@@ -90,15 +92,18 @@ fn single_authority_proposes_on_each_new_slot_and_not_twice_for_one() {
 }
 
 #[test]
-fn proposal_seals_commits_first_then_broadcasts() {
+fn proposal_persists_its_slot_then_seals_commits_and_broadcasts() {
     let local = LocalHost::from_seed([1; 32]);
     let me = local.host().public_key();
     let mut engine = started(&local, &[me]);
     let _ = tick(&mut engine, 3000);
     let effects = engine.handle(Input::Proposal { height: 1, unit_bytes: b"unit".to_vec().into() }).expect("proposal");
-    let [Effect::Commit { unit_bytes, certificate }, Effect::Broadcast { bytes }] = effects.as_slice() else {
-        panic!("expected Commit then Broadcast, got {effects:?}");
+    let [Effect::Persist { key, bytes: slot }, Effect::Commit { unit_bytes, certificate }, Effect::Broadcast { bytes }] =
+        effects.as_slice()
+    else {
+        panic!("expected Persist, Commit then Broadcast, got {effects:?}");
     };
+    assert_eq!((key.as_slice(), borsh::from_slice::<u64>(slot).expect("slot")), (&b"proposed"[..], 3));
     assert_eq!(unit_bytes.as_slice(), b"unit");
     let seal: Seal = borsh::from_slice(certificate).expect("certificate is a seal");
     assert_eq!((seal.slot, seal.signer), (3, me));
@@ -150,15 +155,19 @@ fn block_from_the_leader_is_verified_then_committed_on_another_engine() {
     assert_eq!(requests(&tick(&mut leader, 1000)), vec![(1, 1000)]);
     let effects =
         leader.handle(Input::Proposal { height: 1, unit_bytes: b"unit-1".to_vec().into() }).expect("proposal");
-    let [Effect::Commit { certificate, .. }, Effect::Broadcast { bytes }] = effects.as_slice() else {
+    let [Effect::Persist { .. }, Effect::Commit { certificate, .. }, Effect::Broadcast { bytes }] = effects.as_slice()
+    else {
         panic!("unexpected {effects:?}");
     };
     let _ = tick(&mut follower, 1000);
     let effects = deliver(&mut follower, bytes.to_vec()).expect("valid block");
-    assert_eq!(
-        effects,
-        vec![Effect::Verify { unit_bytes: b"unit-1".to_vec().into(), expect: nest_sdk::UnitExpectation::ANY }]
-    );
+    // The seal binds the header: slot 1's leader as proposer, a timestamp inside slot 1.
+    let expect = nest_sdk::UnitExpectation {
+        proposer: nest_sdk::ROption::RSome(authorities[1]),
+        not_before_ms: 1000,
+        not_after_ms: 1999,
+    };
+    assert_eq!(effects, vec![Effect::Verify { unit_bytes: b"unit-1".to_vec().into(), expect }]);
     assert!(deliver(&mut follower, bytes.to_vec()).expect("duplicate").is_empty());
     let effects = follower.handle(Input::Verified { unit_digest: sha256(b"unit-1"), ok: true }).expect("verified");
     assert_eq!(
@@ -256,7 +265,7 @@ fn inputs_before_start_and_unrequested_proposals_are_rejected() {
     let _ = tick(&mut engine, 1000);
     let message = rejection(engine.handle(proposal(7)));
     assert!(message.contains("outstanding request is for height 1"), "{message}");
-    assert_eq!(engine.handle(proposal(1)).expect("asked for").len(), 2);
+    assert_eq!(engine.handle(proposal(1)).expect("asked for").len(), 3);
 }
 
 #[test]
@@ -476,11 +485,16 @@ fn a_block_that_failed_verification_is_verified_again_when_it_comes_back() {
     assert!(matches!(again.as_slice(), [Effect::Verify { .. }]), "the block is checked again: {again:?}");
 }
 
-fn head_input(height: u64, hash_byte: u8) -> Input {
-    Input::Head {
-        head: LastCommit { height, unit_hash: Hash32([hash_byte; 32]), timestamp_ms: height * INTERVAL_MS },
-        branch: Default::default(),
-    }
+fn unit(height: u64, hash_byte: u8) -> LastCommit {
+    LastCommit { height, unit_hash: Hash32([hash_byte; 32]), timestamp_ms: height * INTERVAL_MS }
+}
+
+/// A new head whose branch above genesis holds units with these hash bytes, from height 1.
+fn head_on(hash_bytes: &[u8]) -> Input {
+    let branch: Vec<LastCommit> =
+        hash_bytes.iter().enumerate().map(|(index, byte)| unit(index as u64 + 1, *byte)).collect();
+    let head = branch.last().cloned().unwrap_or_else(genesis);
+    Input::Head { head, branch: branch.into() }
 }
 
 fn vote(voter: &LocalHost, height: u64, unit_hash: Hash32) -> Vec<u8> {
@@ -489,23 +503,183 @@ fn vote(voter: &LocalHost, height: u64, unit_hash: Hash32) -> Vec<u8> {
     borsh::to_vec(&message).expect("encode")
 }
 
+/// The own votes in `effects` as (height, unit hash byte), checking that each is
+/// persisted under its ring key, then broadcast, then attested.
+fn own_votes(local: &LocalHost, effects: &[Effect]) -> Vec<(u64, u8)> {
+    assert_eq!(effects.len() % 3, 0, "{effects:?}");
+    effects
+        .chunks(3)
+        .map(|vote| {
+            let [
+                Effect::Persist { key, bytes: stored },
+                Effect::Broadcast { bytes },
+                Effect::Attest { unit_hash, authority },
+            ] = vote
+            else {
+                panic!("expected Persist, Broadcast, Attest, got {vote:?}");
+            };
+            let Ok(PoaMessage::Vote { height, unit_hash: voted, voter, signature }) = borsh::from_slice(bytes) else {
+                panic!("expected a vote message");
+            };
+            assert_eq!((voter, *authority, voted), (local.host().public_key(), voter, *unit_hash));
+            assert!(local.host().verify(&voter, &vote_message(height, &voted), &signature));
+            let mut expected_key = b"vote/".to_vec();
+            expected_key.extend((height % VOTE_KEYS).to_be_bytes());
+            assert_eq!(key.as_slice(), expected_key.as_slice());
+            assert_eq!(
+                borsh::from_slice::<(u64, Hash32, Signature)>(stored).expect("stored"),
+                (height, voted, signature)
+            );
+            (height, voted.0[0])
+        })
+        .collect()
+}
+
 #[test]
 fn an_authority_votes_once_per_height_for_its_new_head() {
     let locals = locals(3);
     let mut engine = started(&locals[0], &keys(&locals));
-    let me = locals[0].host().public_key();
-    let effects = engine.handle(head_input(1, 7)).expect("head");
-    let [Effect::Broadcast { bytes }, Effect::Attest { unit_hash, authority }] = effects.as_slice() else {
-        panic!("expected a broadcast vote and an attestation, got {effects:?}");
-    };
-    assert_eq!((*unit_hash, *authority), (Hash32([7; 32]), me));
-    let Ok(PoaMessage::Vote { height: 1, voter, signature, .. }) = borsh::from_slice(bytes) else {
-        panic!("expected a vote message");
-    };
-    assert!(locals[0].host().verify(&voter, &vote_message(1, &Hash32([7; 32])), &signature));
+    let effects = engine.handle(head_on(&[7])).expect("head");
+    assert_eq!(own_votes(&locals[0], &effects), vec![(1, 7)]);
     // Fork choice moves to another unit at the same height: no second vote.
-    assert!(engine.handle(head_input(1, 8)).expect("head").is_empty());
-    assert_eq!(engine.handle(head_input(2, 9)).expect("head").len(), 2);
+    assert!(engine.handle(head_on(&[8])).expect("head").is_empty());
+    let effects = engine.handle(head_on(&[7, 9])).expect("head");
+    assert_eq!(own_votes(&locals[0], &effects), vec![(2, 9)]);
+}
+
+#[test]
+fn an_authority_votes_at_every_height_of_its_branch_lowest_first() {
+    let locals = locals(4);
+    let mut engine = started(&locals[0], &keys(&locals));
+    let effects = engine.handle(head_on(&[1, 2, 3])).expect("head");
+    assert_eq!(own_votes(&locals[0], &effects), vec![(1, 1), (2, 2), (3, 3)]);
+    let effects = engine.handle(head_on(&[1, 2, 3, 4, 5])).expect("head");
+    assert_eq!(own_votes(&locals[0], &effects), vec![(4, 4), (5, 5)], "only the heights not voted yet");
+}
+
+#[test]
+fn a_vote_locks_its_height_against_votes_on_another_branch() {
+    let locals = locals(4);
+    let mut engine = started(&locals[0], &keys(&locals));
+    let _ = engine.handle(head_on(&[0x10])).expect("vote for X at 1");
+    // Fork choice moves to Y at height 1 and its child: no vote at 1 (voted), none at 2 (locked on X).
+    assert!(engine.handle(head_on(&[0x20, 0x21])).expect("head").is_empty());
+    // One other vote for Y at 1 is not enough: n − q = 1 others could still leave X a quorum.
+    let y = Hash32([0x20; 32]);
+    let effects = deliver(&mut engine, vote(&locals[1], 1, y)).expect("vote");
+    assert_eq!(effects, vec![Effect::Attest { unit_hash: y, authority: locals[1].host().public_key() }]);
+    assert!(engine.handle(head_on(&[0x20, 0x21])).expect("head").is_empty(), "still locked");
+}
+
+#[test]
+fn a_lock_is_released_once_more_than_n_minus_q_others_voted_elsewhere() {
+    let locals = locals(4);
+    let mut engine = started(&locals[0], &keys(&locals));
+    let _ = engine.handle(head_on(&[0x10])).expect("vote for X at 1");
+    assert!(engine.handle(head_on(&[0x20, 0x21])).expect("head").is_empty());
+    let y = Hash32([0x20; 32]);
+    let _ = deliver(&mut engine, vote(&locals[1], 1, y)).expect("first vote for Y");
+    // A vote for X changes nothing: it is no vote elsewhere.
+    let effects = deliver(&mut engine, vote(&locals[3], 1, Hash32([0x10; 32]))).expect("vote for X");
+    assert_eq!(effects.len(), 1);
+    let effects = deliver(&mut engine, vote(&locals[2], 1, y)).expect("second vote for Y");
+    let (attest, votes) = effects.split_at(1);
+    assert_eq!(attest, [Effect::Attest { unit_hash: y, authority: locals[2].host().public_key() }]);
+    assert_eq!(own_votes(&locals[0], votes), vec![(2, 0x21)], "X can no longer gather 3 of 4: vote on Y's branch");
+}
+
+#[test]
+fn a_restarted_engine_neither_votes_again_at_a_height_nor_seals_again_in_a_slot() {
+    let locals = locals(3);
+    let authorities = keys(&locals);
+    let mut engine = started(&locals[1], &authorities);
+    let mut persisted: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut keep = |effects: &[Effect]| {
+        for effect in effects {
+            if let Effect::Persist { key, bytes } = effect {
+                persisted.insert(key.to_vec(), bytes.to_vec());
+            }
+        }
+    };
+    assert_eq!(requests(&tick(&mut engine, 1000)), vec![(1, 1000)]);
+    keep(&engine.handle(Input::Proposal { height: 1, unit_bytes: b"unit".to_vec().into() }).expect("proposal"));
+    keep(&engine.handle(head_on(&[0x10])).expect("vote"));
+    assert_eq!(persisted.len(), 2, "the slot and the vote");
+    let mut entries: Vec<Persisted> = persisted
+        .iter()
+        .map(|(key, bytes)| Persisted { key: key.clone().into(), bytes: bytes.clone().into() })
+        .collect();
+    // Malformed entries are skipped, not fatal.
+    for (key, bytes) in [(&b"vote/"[..], &[1u8][..]), (b"unknown", b""), (b"proposed", b"x")] {
+        entries.push(Persisted { key: key.to_vec().into(), bytes: bytes.to_vec().into() });
+    }
+    let mut wrong_key = b"vote/".to_vec();
+    wrong_key.extend(7u64.to_be_bytes());
+    entries.push(Persisted { key: wrong_key.into(), bytes: persisted[&vote_key_of(1)].clone().into() });
+
+    let mut restarted =
+        PoaEngine::new(PoaConfig::new(authorities.clone(), INTERVAL_MS), locals[1].host()).expect("new");
+    let start = Input::Start { last_commit: genesis(), now_ms: 1500, persisted: entries.clone().into() };
+    let effects = restarted.handle(start).expect("start");
+    let me = authorities[1];
+    assert_eq!(
+        effects,
+        vec![Effect::TimerAt { at_ms: 2000 }, Effect::Attest { unit_hash: Hash32([0x10; 32]), authority: me }]
+    );
+    let warnings = locals[1].logs.lock().expect("logs").iter().filter(|(_, line)| line.contains("ignored")).count();
+    assert_eq!(warnings, 4, "each malformed entry is logged");
+    assert!(requests(&tick(&mut restarted, 1600)).is_empty(), "slot 1 was sealed before the restart");
+    assert!(restarted.handle(head_on(&[0x20])).expect("head").is_empty(), "voted at 1 before the restart");
+    let effects = restarted.handle(head_on(&[0x10, 0x11])).expect("head");
+    assert_eq!(own_votes(&locals[1], &effects), vec![(2, 0x11)]);
+
+    // A vote at or below the final height is stale: not restored.
+    let mut after_final = PoaEngine::new(PoaConfig::new(authorities, INTERVAL_MS), locals[1].host()).expect("new");
+    let start = Input::Start { last_commit: unit(1, 0x10), now_ms: 1500, persisted: entries.into() };
+    assert_eq!(after_final.handle(start).expect("start"), vec![Effect::TimerAt { at_ms: 2000 }]);
+}
+
+fn vote_key_of(height: u64) -> Vec<u8> {
+    let mut key = b"vote/".to_vec();
+    key.extend((height % VOTE_KEYS).to_be_bytes());
+    key
+}
+
+/// The heights of the votes broadcast in `effects`.
+fn broadcast_vote_heights(effects: &[Effect]) -> Vec<u64> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Broadcast { bytes } => match borsh::from_slice(bytes) {
+                Ok(PoaMessage::VoteAgain { height, .. }) => Some(height),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn own_votes_are_sent_again_once_finality_stalls_lowest_first_and_bounded() {
+    let locals = locals(3);
+    let mut engine = started(&locals[0], &keys(&locals));
+    let branch: Vec<u8> = (1..=70).collect();
+    assert_eq!(own_votes(&locals[0], &engine.handle(head_on(&branch)).expect("head")).len(), 70);
+    assert!(broadcast_vote_heights(&tick(&mut engine, 1000)).is_empty(), "one slot is not a stall");
+    let first = tick(&mut engine, 2000);
+    assert_eq!(broadcast_vote_heights(&first), (1..=VOTES_RESENT_MAX as u64).collect::<Vec<_>>());
+    // Gossip drops bytes it has seen: each sending differs, and a peer counts it as the vote.
+    let second = tick(&mut engine, 2500);
+    assert_ne!(first[0], second[0], "re-sent votes carry the time they were sent");
+    let Effect::Broadcast { bytes } = &second[0] else { panic!("expected a broadcast, got {second:?}") };
+    let mut peer = started(&locals[1], &keys(&locals));
+    let voter = locals[0].host().public_key();
+    let expected = vec![Effect::Attest { unit_hash: Hash32([1; 32]), authority: voter }];
+    assert_eq!(deliver(&mut peer, bytes.to_vec()).expect("re-sent vote"), expected);
+    committed(&mut engine, 10, 2000);
+    assert!(broadcast_vote_heights(&tick(&mut engine, 3000)).is_empty(), "finality moved at 2500 ms");
+    let resent = broadcast_vote_heights(&tick(&mut engine, 4500));
+    assert_eq!(resent.first(), Some(&11), "only votes above the final height");
 }
 
 #[test]
@@ -513,7 +687,7 @@ fn a_follower_does_not_vote() {
     let locals = locals(3);
     let follower = LocalHost::from_seed([42; 32]);
     let mut engine = started(&follower, &keys(&locals));
-    assert!(engine.handle(head_input(1, 7)).expect("head").is_empty());
+    assert!(engine.handle(head_on(&[7])).expect("head").is_empty());
 }
 
 #[test]
@@ -537,4 +711,10 @@ fn checked_votes_attest_and_bad_votes_are_refused_or_reported() {
     assert!(rejection(deliver(&mut engine, vote(&locals[2], far, unit))).contains("above the final height"));
     committed(&mut engine, 4, 4 * INTERVAL_MS);
     assert!(deliver(&mut engine, vote(&locals[2], 4, unit)).expect("stale vote").is_empty());
+}
+
+#[test]
+fn tolerated_faults_exclude_twins() {
+    assert_eq!(TOLERATED_FAULTS, ["delay", "loss", "reorder", "partition", "crash"]);
+    assert!(!TOLERATED_FAULTS.contains(&"twins"), "a key with two faces can double vote and release locks");
 }

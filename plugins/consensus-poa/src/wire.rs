@@ -32,6 +32,21 @@ pub enum PoaMessage {
         /// The voter's signature over [`vote_message`].
         signature: Signature,
     },
+    /// A [`PoaMessage::Vote`] sent again while finality stalls. `sent_ms` only makes its
+    /// bytes differ from every earlier sending: gossip drops a message whose bytes it has
+    /// already seen, so an identical copy would never reach a peer that missed it.
+    VoteAgain {
+        /// Height of the unit.
+        height: u64,
+        /// The unit's hash (the chain type's).
+        unit_hash: Hash32,
+        /// The voting authority.
+        voter: PublicKey,
+        /// The voter's signature over [`vote_message`].
+        signature: Signature,
+        /// When the sender sent it again, in milliseconds since the Unix epoch.
+        sent_ms: u64,
+    },
 }
 
 /// The certificate of a committed unit: who sealed it, for which slot.
