@@ -106,7 +106,7 @@ pub struct ChainHead {
 }
 
 /// A committed block as stored: the chain type's unit bytes and the consensus certificate.
-#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(BorshSerialize, Clone, Debug, PartialEq, Eq)]
 pub struct StoredBlock {
     /// Height of the block.
     pub height: u64,
@@ -116,6 +116,23 @@ pub struct StoredBlock {
     pub unit: Vec<u8>,
     /// The consensus engine's commit certificate.
     pub certificate: Vec<u8>,
+    /// The engine's proof that the block is final (`Effect::Certify`); empty when the
+    /// engine gave none. Blocks written before it existed decode with it empty.
+    pub finality: Vec<u8>,
+}
+
+impl BorshDeserialize for StoredBlock {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
+        let height = u64::deserialize_reader(reader)?;
+        let hash = Hash32::deserialize_reader(reader)?;
+        let unit = Vec::<u8>::deserialize_reader(reader)?;
+        let certificate = Vec::<u8>::deserialize_reader(reader)?;
+        // The field came later: a block stored before it ends here.
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest)?;
+        let finality = if rest.is_empty() { Vec::new() } else { borsh::from_slice(&rest)? };
+        Ok(StoredBlock { height, hash, unit, certificate, finality })
+    }
 }
 
 /// The node's persistent store.

@@ -112,6 +112,9 @@ pub enum Input {
         unit_bytes: RVec<u8>,
         /// The certificate from the unit's `Commit`.
         certificate: RVec<u8>,
+        /// The proof that the unit is final, from [`Effect::Certify`] on the serving
+        /// node (empty when it had none, e.g. for a unit not final there yet).
+        finality: RVec<u8>,
     },
     /// Fork choice moved the head (the unit to build on) to `head`, which need not be
     /// final yet: it may still lose to a longer branch.
@@ -186,6 +189,16 @@ pub enum Effect {
         unit_bytes: RVec<u8>,
         /// Engine-specific proof of agreement (a signature, a quorum certificate).
         certificate: RVec<u8>,
+    },
+    /// `proof` shows that the unit `unit_hash` is final (for example a quorum of signed
+    /// votes): the host stores it with the block and serves it with the block to syncing
+    /// nodes and light clients, whose engines check it ([`Input::Sync`]). Emit it before
+    /// the effect that makes the unit final, so that the block is written with it.
+    Certify {
+        /// Hash of the unit (the chain type's hash).
+        unit_hash: Hash32,
+        /// The proof, in the engine's encoding.
+        proof: RVec<u8>,
     },
     /// A peer broke the rules (for example equivocated); `bytes` proves it.
     Evidence {

@@ -90,6 +90,7 @@ pub fn run(options: &SimOptions) -> Result<(), String> {
     let report = run_seeds(&spec, &engines, seeds, |outcome| {
         if let Some(first) = outcome.violations.first() {
             println!("seed {} FAILED {}: {}", outcome.seed, first.kind, first.detail);
+            println!("  final heights {:?}, head heights {:?}", outcome.final_heights, outcome.head_heights);
             println!("  replay: {}", replay_command(&spec, &options.consensus, outcome.seed));
         }
     });

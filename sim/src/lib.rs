@@ -37,6 +37,7 @@ pub fn run_seed(spec: &RunSpec, engines: &Engines, seed: u64) -> RunOutcome {
             events: 0,
             virtual_ms: 0,
             final_heights: Vec::new(),
+            head_heights: Vec::new(),
         },
     }
 }

@@ -74,6 +74,8 @@ pub struct RunOutcome {
     pub virtual_ms: u64,
     /// Final height of each node at the end.
     pub final_heights: Vec<u64>,
+    /// Fork-choice head height of each node at the end.
+    pub head_heights: Vec<u64>,
 }
 
 enum Event {
@@ -165,6 +167,8 @@ pub struct World<'a> {
     events: u64,
     checker: Checker,
     plan: FaultPlan,
+    /// Print every node's heights after each call (`NEST_SIM_TRACE=1`), for debugging a seed.
+    trace: bool,
 }
 
 impl<'a> World<'a> {
@@ -221,6 +225,7 @@ impl<'a> World<'a> {
             events: 0,
             checker,
             plan,
+            trace: std::env::var_os("NEST_SIM_TRACE").is_some(),
         };
         world.boot()?;
         Ok(world)
@@ -267,6 +272,11 @@ impl<'a> World<'a> {
             events: self.events,
             virtual_ms: end_ms - start_ms,
             final_heights: finals.iter().map(|height| height.unwrap_or(0)).collect(),
+            head_heights: self
+                .nodes
+                .iter()
+                .map(|node| node.runtime.as_ref().map_or(0, ChainRuntime::tip_height))
+                .collect(),
         }
     }
 
@@ -382,6 +392,14 @@ impl<'a> World<'a> {
         }
         let node = &self.nodes[index];
         if let Some(runtime) = &node.runtime {
+            if self.trace {
+                eprintln!(
+                    "{} node {index}: final {} head {}",
+                    self.now_ms - GENESIS_MS,
+                    runtime.committed_height(),
+                    runtime.tip_height()
+                );
+            }
             self.checker.observe(index, runtime, &node.store, self.now_ms);
         }
     }
@@ -500,6 +518,9 @@ impl<'a> World<'a> {
     }
 
     fn fault(&mut self, action: FaultAction) {
+        if self.trace {
+            eprintln!("{} fault {action:?}", self.now_ms - GENESIS_MS);
+        }
         match action {
             FaultAction::Delay { extra_max_ms } => self.links.extra_delay_max_ms = extra_max_ms,
             FaultAction::Loss { ppm } => self.links.loss_ppm = ppm,

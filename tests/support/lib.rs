@@ -137,6 +137,7 @@ pub fn package_by_hand(
         library: file_name.into(),
         library_sha256: crypto::sha256(&bytes),
         vendor_key: key.public_key(),
+        tolerates: Vec::new(),
     };
     package::write_manifest(out_dir, &manifest).expect("write plugin.toml");
     package::sign(out_dir, key).expect("sign package")

@@ -137,7 +137,7 @@ mod tests {
 
         let response = SyncResponse {
             head_height: 9,
-            blocks: vec![SyncBlock { height: 7, unit: vec![1; 10], certificate: vec![2; 5] }],
+            blocks: vec![SyncBlock { height: 7, unit: vec![1; 10], certificate: vec![2; 5], finality: vec![3; 4] }],
         };
         let wire: WireResponse = Ok(response.clone());
         assert_eq!(borsh::to_vec(&wire).unwrap().len(), response_bytes(&response));
@@ -161,7 +161,7 @@ mod tests {
     fn writing_an_oversized_frame_is_refused() {
         let response: WireResponse = Ok(SyncResponse {
             head_height: 1,
-            blocks: vec![SyncBlock { height: 1, unit: vec![0; 2000], certificate: vec![] }],
+            blocks: vec![SyncBlock { height: 1, unit: vec![0; 2000], certificate: vec![], finality: vec![] }],
         });
         let error = block_on(write_frame(&mut Cursor::new(Vec::new()), &response, 1000)).unwrap_err();
         assert!(error.to_string().contains("exceeds the bound of 1000"), "{error}");

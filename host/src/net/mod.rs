@@ -280,6 +280,9 @@ pub struct SyncBlock {
     pub unit: Vec<u8>,
     /// The commit certificate as the consensus engine encodes it.
     pub certificate: Vec<u8>,
+    /// The proof that the block is final, as the consensus engine encodes it (empty
+    /// when the serving node has none).
+    pub finality: Vec<u8>,
 }
 
 /// Where the answer to one inbound sync request goes; pass it to [`NetHandle::answer_blocks`].

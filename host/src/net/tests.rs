@@ -259,7 +259,14 @@ async fn next_blocks_received(
 }
 
 fn blocks(heights: std::ops::RangeInclusive<u64>) -> Vec<SyncBlock> {
-    heights.map(|height| SyncBlock { height, unit: vec![height as u8; 32], certificate: vec![7; 64] }).collect()
+    heights
+        .map(|height| SyncBlock {
+            height,
+            unit: vec![height as u8; 32],
+            certificate: vec![7; 64],
+            finality: vec![8; 96],
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

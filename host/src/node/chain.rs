@@ -27,6 +27,8 @@ use std::collections::{BTreeMap, VecDeque};
 const DRIVE_INPUTS_MAX: usize = 64;
 /// Agreed but not yet final units kept in memory.
 const PENDING_UNITS_MAX: usize = 1024;
+/// Finality proofs kept for units that are not final yet (they may come before the unit).
+const FINALITY_PROOFS_MAX: usize = 2 * PENDING_UNITS_MAX;
 /// Evidence lines kept for the status report.
 const EVIDENCE_KEPT_MAX: usize = 32;
 /// Signatures remembered as verified.
@@ -71,6 +73,8 @@ pub struct ChainRuntime {
     genesis_hash: Hash32,
     node_key: PublicKey,
     pending: BTreeMap<Hash32, PendingUnit>,
+    /// Finality proofs from `Effect::Certify` for units not final yet, by unit hash.
+    proofs: BTreeMap<Hash32, Vec<u8>>,
     /// Units checked through `Effect::Verify`, by digest of their bytes.
     checked: BTreeMap<Hash32, Hash32>,
     /// The head fork choice picked (the committed head, or an agreed unit above it).
@@ -191,6 +195,7 @@ impl ChainRuntime {
             genesis_hash: genesis.hash,
             node_key: parts.node_key,
             pending: BTreeMap::new(),
+            proofs: BTreeMap::new(),
             checked: BTreeMap::new(),
             tip: start,
             queued_input: None,
@@ -249,7 +254,8 @@ impl ChainRuntime {
             timestamp_ms: genesis.timestamp_ms,
             state_digest: ledger.state_digest(),
         };
-        let block = StoredBlock { height: 0, hash: genesis.hash, unit: bytes, certificate: Vec::new() };
+        let block =
+            StoredBlock { height: 0, hash: genesis.hash, unit: bytes, certificate: Vec::new(), finality: Vec::new() };
         let mut changes: Changes = ledger.accounts().map(|(key, account)| (*key, *account)).collect();
         changes.records = ledger.records().map(|(key, value)| (key.to_vec(), Some(value.to_vec()))).collect();
         store
@@ -365,6 +371,10 @@ impl ChainRuntime {
                 None
             }
             Effect::Attest { unit_hash, authority } => self.attest(store, unit_hash, authority),
+            Effect::Certify { unit_hash, proof } => {
+                self.keep_proof(unit_hash, proof.into_vec());
+                None
+            }
             Effect::Evidence { offender, reason, .. } => {
                 tracing::warn!(chain = %self.id, %offender, %reason, "consensus evidence");
                 if self.evidence.len() == EVIDENCE_KEPT_MAX {
@@ -636,6 +646,19 @@ impl ChainRuntime {
         self.queued_input.take()
     }
 
+    /// Keeps an engine's finality proof until its unit is written (bounded: a proof for a
+    /// unit never seen is dropped first).
+    fn keep_proof(&mut self, unit_hash: Hash32, proof: Vec<u8>) {
+        if self.proofs.len() >= FINALITY_PROOFS_MAX && !self.proofs.contains_key(&unit_hash) {
+            let unseen = self.proofs.keys().find(|hash| !self.pending.contains_key(*hash)).copied();
+            match unseen {
+                Some(hash) => self.proofs.remove(&hash),
+                None => return,
+            };
+        }
+        self.proofs.insert(unit_hash, proof);
+    }
+
     /// The units above the committed head up to `head`, oldest first, as the engine sees them.
     fn head_branch(&self, head: &Hash32) -> RVec<LastCommit> {
         let branch = self.branch_to(head).unwrap_or_default();
@@ -650,8 +673,10 @@ impl ChainRuntime {
     /// that lost to the one that became final).
     fn prune_pending(&mut self) {
         let keep: Vec<Hash32> = self.pending.keys().copied().filter(|hash| self.branch_to(hash).is_ok()).collect();
+        let pruned: Vec<Hash32> = self.pending.keys().copied().filter(|hash| !keep.contains(hash)).collect();
         self.pending.retain(|hash, _| keep.contains(hash));
         self.checked.retain(|_, hash| keep.contains(hash));
+        self.proofs.retain(|hash, _| !pruned.contains(hash));
     }
 
     /// Checks a unit that was committed without an earlier `Verify` (own proposals are known).
@@ -692,8 +717,14 @@ impl ChainRuntime {
             timestamp_ms: unit.view.timestamp_ms,
             state_digest: unit.outcome.state_digest,
         };
-        let block =
-            StoredBlock { height: head.height, hash: head.hash, unit: unit.bytes, certificate: unit.certificate };
+        let finality = self.proofs.remove(&head.hash).unwrap_or_default();
+        let block = StoredBlock {
+            height: head.height,
+            hash: head.hash,
+            unit: unit.bytes,
+            certificate: unit.certificate,
+            finality,
+        };
         if let Err(error) = store.commit_block(&self.id, &block, &unit.tx_hashes, &unit.outcome.changes, &head) {
             tracing::error!(chain = %self.id, %error, "block not persisted; the chain stops here");
             self.consensus.disable(format!("store failed: {error}"));
@@ -739,9 +770,12 @@ impl ChainRuntime {
         let last = from_height.saturating_add(count as u64);
         let mut blocks: Vec<crate::net::SyncBlock> = (from_height..last.min(self.head.height.saturating_add(1)))
             .map_while(|height| match store.block_by_height(&self.id, height) {
-                Ok(Some(block)) => {
-                    Some(crate::net::SyncBlock { height, unit: block.unit, certificate: block.certificate })
-                }
+                Ok(Some(block)) => Some(crate::net::SyncBlock {
+                    height,
+                    unit: block.unit,
+                    certificate: block.certificate,
+                    finality: block.finality,
+                }),
                 _ => None,
             })
             .collect();
@@ -779,6 +813,7 @@ impl ChainRuntime {
                 height: unit.view.height,
                 unit: unit.bytes.clone(),
                 certificate: unit.certificate.clone(),
+                finality: self.proofs.get(&unit.view.hash).cloned().unwrap_or_default(),
             })
             .collect()
     }
@@ -831,7 +866,11 @@ impl ChainRuntime {
             if self.pending.contains_key(&view.hash) {
                 continue;
             }
-            let input = Input::Sync { unit_bytes: block.unit.into(), certificate: block.certificate.into() };
+            let input = Input::Sync {
+                unit_bytes: block.unit.into(),
+                certificate: block.certificate.into(),
+                finality: block.finality.into(),
+            };
             if let Err(error) = self.drive(store, input) {
                 tracing::warn!(chain = %self.id, height = block.height, %error, "synced block refused");
                 break;

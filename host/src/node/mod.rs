@@ -439,6 +439,8 @@ pub struct BlockView {
     pub state_digest: Hash32,
     /// Consensus certificate, hex.
     pub certificate: String,
+    /// The consensus engine's proof that the block is final, hex (empty if none).
+    pub finality: String,
     /// Number of transactions.
     pub tx_count: usize,
     /// Hashes of the transactions, in order.
@@ -922,6 +924,7 @@ impl LoopState {
             tx_root: view.tx_root,
             state_digest: view.state_digest,
             certificate: hex::encode(&stored.certificate),
+            finality: hex::encode(&stored.finality),
             tx_count: txs.len(),
             tx_hashes: txs.iter().map(|t| t.hash).collect(),
             txs,

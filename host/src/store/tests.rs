@@ -13,7 +13,25 @@ fn block(height: u64) -> StoredBlock {
         hash: Hash32([height as u8 + 100; 32]),
         unit: vec![height as u8; 10],
         certificate: vec![0xce, height as u8],
+        finality: vec![0xf1, height as u8, 7],
     }
+}
+
+#[test]
+fn a_block_stored_before_finality_proofs_decodes_with_none() {
+    #[derive(BorshSerialize)]
+    struct OldBlock {
+        height: u64,
+        hash: Hash32,
+        unit: Vec<u8>,
+        certificate: Vec<u8>,
+    }
+    let old = OldBlock { height: 3, hash: Hash32([3; 32]), unit: vec![1, 2], certificate: vec![9] };
+    let decoded: StoredBlock = borsh::from_slice(&borsh::to_vec(&old).unwrap()).unwrap();
+    assert_eq!(decoded.finality, Vec::<u8>::new());
+    assert_eq!((decoded.height, decoded.unit, decoded.certificate), (3, vec![1, 2], vec![9]));
+    let new = block(4);
+    assert_eq!(borsh::from_slice::<StoredBlock>(&borsh::to_vec(&new).unwrap()).unwrap(), new);
 }
 
 fn head_of(block: &StoredBlock, state_digest: Hash32) -> ChainHead {

@@ -371,7 +371,8 @@ impl PoaEngine {
                 // A vote with no room left still counts: forgetting it only weakens
                 // double-vote checks and lock releases, never safety.
                 self.remember_vote(height, voter, unit_hash, signature);
-                let mut effects = vec![Effect::Attest { unit_hash, authority: voter }];
+                let mut effects: Vec<Effect> = self.certify_if_quorum(height, &unit_hash)?.into_iter().collect();
+                effects.push(Effect::Attest { unit_hash, authority: voter });
                 if self.own_vote(height).is_some_and(|own| own != unit_hash) {
                     // It may release this node's lock at `height`.
                     effects.extend(self.vote_on_branch()?);
@@ -471,15 +472,17 @@ impl PoaEngine {
         if !self.remember_vote(unit.height, self.me, unit.unit_hash, signature) {
             return Ok(Vec::new());
         }
-        Ok(vec![
+        let mut effects = vec![
             Effect::Persist { key: vote_key(unit.height).into(), bytes: stored.into() },
             Effect::Broadcast { bytes: message.into() },
-            Effect::Attest { unit_hash: unit.unit_hash, authority: self.me },
-        ])
+        ];
+        effects.extend(self.certify_if_quorum(unit.height, &unit.unit_hash)?);
+        effects.push(Effect::Attest { unit_hash: unit.unit_hash, authority: self.me });
+        Ok(effects)
     }
 
     /// A block fetched by sync: its certificate is the seal its leader signed.
-    fn on_sync(&mut self, unit: Vec<u8>, certificate: &[u8]) -> Result<Vec<Effect>, PluginError> {
+    fn on_sync(&mut self, unit: Vec<u8>, certificate: &[u8], finality: &[u8]) -> Result<Vec<Effect>, PluginError> {
         self.head()?;
         if unit.len() > self.config.max_message_bytes as usize {
             return Err(rejected(format!(
@@ -493,7 +496,74 @@ impl PoaEngine {
         if seal.signer != self.leader(seal.slot) {
             return Err(rejected(format!("certificate for slot {} is not signed by that slot's leader", seal.slot)));
         }
-        self.receive_block(seal.slot, unit, seal.signature)
+        let proof = self.check_finality_proof(finality)?;
+        let mut effects = self.receive_block(seal.slot, unit, seal.signature)?;
+        if let Some(proof) = proof {
+            for (voter, signature) in proof.votes {
+                effects.extend(self.receive_vote(proof.height, proof.unit_hash, voter, signature)?);
+            }
+        }
+        Ok(effects)
+    }
+
+    /// Decodes and checks a synced block's finality proof: at most one vote per
+    /// authority, each signed; `None` when the serving node had none.
+    fn check_finality_proof(&self, finality: &[u8]) -> Result<Option<FinalityProof>, PluginError> {
+        if finality.is_empty() {
+            return Ok(None);
+        }
+        let authorities = self.config.authorities.len();
+        let max_bytes = 8 + 32 + 4 + authorities.saturating_mul(32 + 64);
+        if finality.len() > max_bytes {
+            return Err(rejected(format!(
+                "finality proof of {} bytes is larger than {max_bytes} bytes for {authorities} authorities",
+                finality.len()
+            )));
+        }
+        let proof: FinalityProof =
+            borsh::from_slice(finality).map_err(|error| rejected(format!("malformed finality proof: {error}")))?;
+        let mut voters = std::collections::BTreeSet::new();
+        let message = vote_message(proof.height, &proof.unit_hash);
+        for (voter, signature) in &proof.votes {
+            if !self.config.authorities.contains(voter) || !voters.insert(*voter) {
+                return Err(rejected(format!(
+                    "finality proof at height {}: {voter} is not a distinct authority",
+                    proof.height
+                )));
+            }
+            if !self.host.verify(voter, &message, signature) {
+                return Err(rejected(format!(
+                    "finality proof at height {}: the vote of {voter} does not verify",
+                    proof.height
+                )));
+            }
+        }
+        if voters.len() < self.quorum() {
+            return Err(rejected(format!(
+                "finality proof at height {} holds {} votes, fewer than the quorum {}",
+                proof.height,
+                voters.len(),
+                self.quorum()
+            )));
+        }
+        Ok(Some(proof))
+    }
+
+    /// The proof that `unit_hash` is final, once a quorum of the votes this node knows at
+    /// `height` are for it (emitted once: when the quorum is first reached).
+    fn certify_if_quorum(&self, height: u64, unit_hash: &Hash32) -> Result<Option<Effect>, PluginError> {
+        let votes: Vec<(PublicKey, Signature)> = self
+            .state
+            .votes
+            .range((height, PublicKey([0; 32]))..=(height, PublicKey([0xFF; 32])))
+            .filter(|(_, (voted, _))| voted == unit_hash)
+            .map(|((_, voter), (_, signature))| (*voter, *signature))
+            .collect();
+        if votes.len() != self.quorum() {
+            return Ok(None);
+        }
+        let proof = FinalityProof { height, unit_hash: *unit_hash, votes };
+        Ok(Some(Effect::Certify { unit_hash: *unit_hash, proof: encode(&proof)?.into() }))
     }
 
     /// Checks a block's slot and seal; verifies it unless its slot already had one.
@@ -767,7 +837,9 @@ impl ConsensusEngine for PoaEngine {
             Input::Committed { last_commit } => self.on_committed(last_commit),
             Input::Head { head, branch } => self.on_head(head, branch),
             Input::ProposalFailed { height, reason: _ } => Ok(self.on_proposal_failed(height)),
-            Input::Sync { unit_bytes, certificate } => self.on_sync(unit_bytes.into_vec(), &certificate),
+            Input::Sync { unit_bytes, certificate, finality } => {
+                self.on_sync(unit_bytes.into_vec(), &certificate, &finality)
+            }
         }
     }
 

@@ -33,8 +33,8 @@ pub use config::{
     DEFAULT_MAX_MESSAGE_BYTES, MAX_CLOCK_DRIFT_MS_MAX, MAX_MESSAGE_BYTES_MIN, PoaConfig,
 };
 pub use wire::{
-    DoubleVoteProof, EquivocationProof, PoaMessage, SEAL_DOMAIN, Seal, SealedDigest, VOTE_DOMAIN, seal_message,
-    vote_message,
+    DoubleVoteProof, EquivocationProof, FinalityProof, PoaMessage, SEAL_DOMAIN, Seal, SealedDigest, VOTE_DOMAIN,
+    seal_message, vote_message,
 };
 
 pub use engine::*;

@@ -111,6 +111,19 @@ pub struct DoubleVoteProof {
     pub second: (Hash32, Signature),
 }
 
+/// Proof that a unit is final: a quorum of authorities' votes for it at its height.
+/// Stored with the final block (`Effect::Certify`) and served with it by sync, so that a
+/// node that missed the votes learns them and reaches the same final unit.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct FinalityProof {
+    /// Height of the unit.
+    pub height: u64,
+    /// The unit's hash (the chain type's).
+    pub unit_hash: Hash32,
+    /// Distinct voters and their signatures over [`vote_message`]`(height, unit_hash)`.
+    pub votes: Vec<(PublicKey, Signature)>,
+}
+
 impl SealedDigest {
     /// Whether the seal's signature verifies over its slot and digest.
     pub fn verifies(&self, host: &Host) -> bool {
