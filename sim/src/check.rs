@@ -44,6 +44,8 @@ pub struct Checker {
     seen_height: Vec<u64>,
     last_final_ms: Vec<u64>,
     reported: BTreeSet<(PublicKey, String)>,
+    /// Offences reported against keys that are not honest (twins), distinct.
+    byzantine: BTreeSet<(PublicKey, String)>,
     violations: Vec<Violation>,
 }
 
@@ -60,6 +62,7 @@ impl Checker {
             seen_height: vec![0; nodes],
             last_final_ms: vec![0; nodes],
             reported: BTreeSet::new(),
+            byzantine: BTreeSet::new(),
             violations: Vec::new(),
         }
     }
@@ -122,8 +125,14 @@ impl Checker {
     }
 
     fn check_evidence(&mut self, index: usize, runtime: &ChainRuntime) {
-        let offences: Vec<(PublicKey, String)> =
-            runtime.evidence().filter(|(offender, _)| self.honest_keys.contains(offender)).cloned().collect();
+        let mut offences = Vec::new();
+        for (offender, reason) in runtime.evidence() {
+            if self.honest_keys.contains(offender) {
+                offences.push((*offender, reason.clone()));
+            } else if self.byzantine.len() < VIOLATIONS_MAX * 64 {
+                self.byzantine.insert((*offender, reason.clone()));
+            }
+        }
         for (offender, reason) in offences {
             if self.reported.insert((offender, reason.clone())) {
                 self.fail("double-sign", format!("node {index} holds evidence against honest {offender}: {reason}"));
@@ -147,6 +156,11 @@ impl Checker {
                 self.fail("liveness", detail);
             }
         }
+    }
+
+    /// Distinct offences reported against Byzantine keys.
+    pub fn byzantine_offences(&self) -> usize {
+        self.byzantine.len()
     }
 
     /// The violations found.

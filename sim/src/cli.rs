@@ -34,6 +34,9 @@ pub struct SimOptions {
     /// Run without the transfer load.
     #[arg(long)]
     pub no_txs: bool,
+    /// Votes that make a unit final, instead of 2n/3 + 1: to watch an unsafe setting fail.
+    #[arg(long)]
+    pub finality_quorum: Option<usize>,
     /// Write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -61,6 +64,9 @@ pub fn prepare(options: &SimOptions) -> Result<(RunSpec, Engines), String> {
             options.heights
         ));
     }
+    if options.finality_quorum.is_some_and(|quorum| quorum == 0 || quorum > options.nodes) {
+        return Err(format!("--finality-quorum: between 1 and --nodes ({})", options.nodes));
+    }
     if !(50..=60_000).contains(&options.interval_ms) {
         return Err(format!("--interval-ms {}: between 50 and 60000", options.interval_ms));
     }
@@ -73,6 +79,7 @@ pub fn prepare(options: &SimOptions) -> Result<(RunSpec, Engines), String> {
         heights: options.heights,
         faults,
         transactions: !options.no_txs,
+        finality_quorum: options.finality_quorum,
     };
     Ok((spec, engines))
 }

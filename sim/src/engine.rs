@@ -86,9 +86,10 @@ impl Engines {
         }
     }
 
-    /// A chain-type instance for one node: chain-linear, final on 2n/3 + 1 votes.
-    pub fn chain_type(&self, authorities: usize, host: Host) -> Result<ChainTypeBox, String> {
-        let quorum = authorities * 2 / 3 + 1;
+    /// A chain-type instance for one node: chain-linear, final on `quorum` votes
+    /// (2n/3 + 1 unless a run overrides it to explore an unsafe setting).
+    pub fn chain_type(&self, authorities: usize, quorum: Option<usize>, host: Host) -> Result<ChainTypeBox, String> {
+        let quorum = quorum.unwrap_or(authorities * 2 / 3 + 1);
         let config_json = format!(r#"{{"finality_proposers": {quorum}}}"#);
         let config = serde_json::from_str(&config_json).map_err(|e| e.to_string())?;
         let chain = chain_linear::LinearChain::new(config, host).map_err(|e| e.to_string())?;

@@ -38,6 +38,7 @@ pub fn run_seed(spec: &RunSpec, engines: &Engines, seed: u64) -> RunOutcome {
             virtual_ms: 0,
             final_heights: Vec::new(),
             head_heights: Vec::new(),
+            byzantine_offences: 0,
         },
     }
 }
@@ -108,11 +109,12 @@ pub fn replay_command(spec: &RunSpec, consensus: &str, seed: u64) -> String {
     let faults: Vec<&str> = spec.faults.iter().map(|family| family.name()).collect();
     let faults = if faults.is_empty() { "none".to_string() } else { faults.join(",") };
     format!(
-        "nestd sim --consensus {consensus} --nodes {} --heights {} --interval-ms {} --faults {faults}{} --seeds {seed}..{}",
+        "nestd sim --consensus {consensus} --nodes {} --heights {} --interval-ms {} --faults {faults}{}{} --seeds {seed}..{}",
         spec.authorities,
         spec.heights,
         spec.interval_ms,
         if spec.transactions { "" } else { " --no-txs" },
+        spec.finality_quorum.map(|quorum| format!(" --finality-quorum {quorum}")).unwrap_or_default(),
         seed + 1
     )
 }

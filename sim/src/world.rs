@@ -57,6 +57,8 @@ pub struct RunSpec {
     pub faults: Vec<FaultFamily>,
     /// Submit a transfer load.
     pub transactions: bool,
+    /// Votes that make a unit final, instead of 2n/3 + 1 (to watch an unsafe setting fail).
+    pub finality_quorum: Option<usize>,
 }
 
 /// What one run produced.
@@ -76,6 +78,8 @@ pub struct RunOutcome {
     pub final_heights: Vec<u64>,
     /// Fork-choice head height of each node at the end.
     pub head_heights: Vec<u64>,
+    /// Distinct offences the engines reported against Byzantine keys (twins).
+    pub byzantine_offences: usize,
 }
 
 enum Event {
@@ -265,8 +269,10 @@ impl<'a> World<'a> {
         let finals: Vec<Option<u64>> =
             self.nodes.iter().map(|node| node.runtime.as_ref().map(ChainRuntime::committed_height)).collect();
         self.checker.check_liveness(&finals, healed_ms, end_ms, self.spec.interval_ms);
+        let byzantine_offences = self.checker.byzantine_offences();
         RunOutcome {
             seed: self.seed,
+            byzantine_offences,
             violations: self.checker.into_violations(),
             event_digest: Hash32(self.digest.finalize().into()),
             events: self.events,
@@ -312,7 +318,7 @@ impl<'a> World<'a> {
         let node = &self.nodes[index];
         let host = || SimServices::host(node.key.clone(), self.cache.clone());
         let consensus = self.engines.consensus(&self.authorities, self.spec.interval_ms, host())?;
-        let chain_type = self.engines.chain_type(self.authorities.len(), host())?;
+        let chain_type = self.engines.chain_type(self.authorities.len(), self.spec.finality_quorum, host())?;
         let allocations = self.senders.iter().map(|key| (key.public_key(), SENDER_TOKENS)).collect();
         let parts = ChainParts {
             id: "main".into(),
@@ -474,6 +480,15 @@ impl<'a> World<'a> {
         let node = &mut self.nodes[to];
         let Some(runtime) = node.runtime.as_mut() else { return };
         let applied = runtime.apply_synced(&node.store, blocks.to_vec());
+        if self.trace {
+            let first = blocks.first().map_or(0, |block| block.height);
+            let proofs: Vec<usize> = blocks.iter().map(|block| block.finality.len()).collect();
+            eprintln!(
+                "{} node {to}: synced {} blocks from {first} off node {from}, {applied} new, proof bytes {proofs:?}",
+                self.now_ms - GENESIS_MS,
+                blocks.len()
+            );
+        }
         let behind = runtime.committed_height() < head_height;
         self.after_call(to);
         if applied > 0 && behind {

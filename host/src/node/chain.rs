@@ -863,7 +863,10 @@ impl ChainRuntime {
                 continue;
             }
             let Ok(view) = self.chain_type.call(|c| c.decode(block.unit.as_slice().into())) else { break };
-            if self.pending.contains_key(&view.hash) {
+            // A unit held but not final here still goes to the engine with its proof of
+            // finality: the votes in it may be the ones this node missed.
+            let held = self.pending.contains_key(&view.hash);
+            if held && block.finality.is_empty() {
                 continue;
             }
             let input = Input::Sync {
@@ -874,6 +877,9 @@ impl ChainRuntime {
             if let Err(error) = self.drive(store, input) {
                 tracing::warn!(chain = %self.id, height = block.height, %error, "synced block refused");
                 break;
+            }
+            if held {
+                continue;
             }
             if !self.pending.contains_key(&view.hash) && self.head.height < view.height {
                 break;

@@ -460,16 +460,28 @@ fn synced_block_with_its_leaders_seal_is_verified_and_a_forged_certificate_is_re
     let signature = leader.host().sign(&seal_message(slot, &nest_sdk::testing::sha256(&unit)));
     let seal = Seal { slot, signer: leader.host().public_key(), signature };
     let certificate = borsh::to_vec(&seal).unwrap();
-    let effects =
-        follower.handle(Input::Sync { unit_bytes: unit.clone().into(), certificate: certificate.into() }).unwrap();
+    let effects = follower
+        .handle(Input::Sync {
+            unit_bytes: unit.clone().into(),
+            certificate: certificate.into(),
+            finality: Default::default(),
+        })
+        .unwrap();
     assert!(matches!(effects.as_slice(), [Effect::Verify { .. }]), "{effects:?}");
 
     let other = &locals[((slot + 1) % locals.len() as u64) as usize];
     let forged = Seal { slot, signer: other.host().public_key(), signature };
-    let result =
-        follower.handle(Input::Sync { unit_bytes: unit.into(), certificate: borsh::to_vec(&forged).unwrap().into() });
+    let result = follower.handle(Input::Sync {
+        unit_bytes: unit.into(),
+        certificate: borsh::to_vec(&forged).unwrap().into(),
+        finality: Default::default(),
+    });
     assert!(rejection(result).contains("not signed by that slot's leader"));
-    let garbage = follower.handle(Input::Sync { unit_bytes: vec![1].into(), certificate: vec![9, 9].into() });
+    let garbage = follower.handle(Input::Sync {
+        unit_bytes: vec![1].into(),
+        certificate: vec![9, 9].into(),
+        finality: Default::default(),
+    });
     assert!(rejection(garbage).contains("malformed PoA certificate"));
 }
 
@@ -717,4 +729,66 @@ fn checked_votes_attest_and_bad_votes_are_refused_or_reported() {
 fn tolerated_faults_exclude_twins() {
     assert_eq!(TOLERATED_FAULTS, ["delay", "loss", "reorder", "partition", "crash"]);
     assert!(!TOLERATED_FAULTS.contains(&"twins"), "a key with two faces can double vote and release locks");
+}
+
+fn sealed_sync(locals: &[LocalHost], unit: &[u8], finality: Vec<u8>) -> Input {
+    let slot = 1;
+    let leader = &locals[(slot % locals.len() as u64) as usize];
+    let signature = leader.host().sign(&seal_message(slot, &sha256(unit)));
+    let seal = Seal { slot, signer: leader.host().public_key(), signature };
+    Input::Sync {
+        unit_bytes: unit.to_vec().into(),
+        certificate: borsh::to_vec(&seal).unwrap().into(),
+        finality: finality.into(),
+    }
+}
+
+fn proof_by(voters: &[LocalHost], height: u64, unit_hash: Hash32) -> FinalityProof {
+    let votes = voters
+        .iter()
+        .map(|local| (local.host().public_key(), local.host().sign(&vote_message(height, &unit_hash))))
+        .collect();
+    FinalityProof { height, unit_hash, votes }
+}
+
+#[test]
+fn a_synced_finality_proof_hands_its_votes_to_the_chain_type_and_is_certified_again() {
+    let (locals, mut follower) = follower_at_slot_one();
+    let unit_hash = Hash32([0x51; 32]);
+    let proof = proof_by(&locals, 1, unit_hash);
+    let effects = follower.handle(sealed_sync(&locals, b"final unit", borsh::to_vec(&proof).unwrap())).unwrap();
+    assert!(matches!(effects.first(), Some(Effect::Verify { .. })), "{effects:?}");
+    let attested: Vec<PublicKey> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Attest { unit_hash: hash, authority } if *hash == unit_hash => Some(*authority),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attested, keys(&locals), "{effects:?}");
+    let certified = effects.iter().find_map(|effect| match effect {
+        Effect::Certify { unit_hash: hash, proof } if *hash == unit_hash => Some(proof.clone()),
+        _ => None,
+    });
+    let certified: FinalityProof = borsh::from_slice(&certified.expect("certified once a quorum is known")).unwrap();
+    assert_eq!(certified.votes.len(), 3);
+}
+
+#[test]
+fn a_finality_proof_short_of_a_quorum_forged_or_repeating_a_voter_is_refused() {
+    let (locals, mut follower) = follower_at_slot_one();
+    let unit_hash = Hash32([0x52; 32]);
+    let short = proof_by(&locals[1..2], 1, unit_hash);
+    let message = rejection(follower.handle(sealed_sync(&locals, b"u", borsh::to_vec(&short).unwrap())));
+    assert!(message.contains("fewer than the quorum"), "{message}");
+    let mut forged = proof_by(&locals, 1, unit_hash);
+    forged.votes[2].1 = Signature([7; 64]);
+    let message = rejection(follower.handle(sealed_sync(&locals, b"u", borsh::to_vec(&forged).unwrap())));
+    assert!(message.contains("does not verify"), "{message}");
+    let mut repeated = proof_by(&locals, 1, unit_hash);
+    repeated.votes[2] = repeated.votes[1];
+    let message = rejection(follower.handle(sealed_sync(&locals, b"u", borsh::to_vec(&repeated).unwrap())));
+    assert!(message.contains("not a distinct authority"), "{message}");
+    let message = rejection(follower.handle(sealed_sync(&locals, b"u", vec![0xFF; 9])));
+    assert!(message.contains("malformed finality proof"), "{message}");
 }
