@@ -21,6 +21,19 @@ pub const LIVENESS_SLOTS: u64 = 16;
 /// Violations kept per run (the first ones matter; the rest follow from them).
 const VIOLATIONS_MAX: usize = 16;
 
+/// The times a liveness check needs, in virtual milliseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct LivenessTimes {
+    /// Start of the run.
+    pub start_ms: u64,
+    /// When the last fault healed.
+    pub healed_ms: u64,
+    /// End of the run.
+    pub end_ms: u64,
+    /// Block interval.
+    pub interval_ms: u64,
+}
+
 /// One broken invariant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Violation {
@@ -141,17 +154,20 @@ impl Checker {
     }
 
     /// Checks at the end of the run that every honest live node kept finalizing after
-    /// `healed_ms`; `finals` is each node's final height (`None` when it is down).
-    pub fn check_liveness(&mut self, finals: &[Option<u64>], healed_ms: u64, end_ms: u64, interval_ms: u64) {
+    /// `healed_ms`; `finals` is each node's final height (`None` when it is down). Times
+    /// in the report are virtual milliseconds since `start_ms`.
+    pub fn check_liveness(&mut self, finals: &[Option<u64>], times_ms: LivenessTimes) {
+        let LivenessTimes { start_ms, healed_ms, end_ms, interval_ms } = times_ms;
         let due_ms = end_ms.saturating_sub(LIVENESS_SLOTS * interval_ms).max(healed_ms);
         for (index, final_height) in finals.iter().enumerate() {
             let Some(final_height) = final_height else { continue };
             if self.honest[index] && self.last_final_ms[index] < due_ms {
                 let detail = format!(
-                    "node {index} finalized nothing after {} ms (final height {final_height}, last new final unit at {} ms, faults healed at {} ms)",
-                    due_ms.saturating_sub(healed_ms.min(due_ms)),
-                    self.last_final_ms[index],
-                    healed_ms
+                    "node {index} finalized nothing from {} ms to the end at {} ms (final height {final_height}, last new final unit at {} ms, faults healed at {} ms)",
+                    due_ms - start_ms,
+                    end_ms - start_ms,
+                    self.last_final_ms[index].saturating_sub(start_ms),
+                    healed_ms - start_ms
                 );
                 self.fail("liveness", detail);
             }

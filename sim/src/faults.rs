@@ -13,7 +13,8 @@ pub enum FaultFamily {
     Loss,
     /// The nodes split into two groups that cannot reach each other, then heal.
     Partition,
-    /// Nodes stop (losing all but their synced store) and restart later.
+    /// Nodes stop (losing all but their synced store) and restart later; in half the
+    /// seeds one of them (never more than f) stays down to the end.
     Crash,
     /// Byzantine twins: a second node with an authority's key, the network split between them.
     Twins,
@@ -153,11 +154,16 @@ pub fn draw_plan(
             FaultFamily::Crash => {
                 let crashes = rng.between(1, byzantine_max.max(1) as u64) as usize;
                 let mut nodes: Vec<usize> = (0..authorities).collect();
-                for _ in 0..crashes.min(authorities) {
+                // With at least one fault to spare, half the seeds keep the first crashed
+                // authority down for good: the others must go on finalizing without it.
+                let permanent = byzantine_max >= 1 && rng.below(2) == 0;
+                for crash in 0..crashes.min(authorities) {
                     let node = nodes.remove(rng.below(nodes.len() as u64) as usize);
                     let (from, to) = within(rng);
                     plan.actions.push((from, FaultAction::Crash { node }));
-                    plan.actions.push((to, FaultAction::Restart { node }));
+                    if !(permanent && crash == 0) {
+                        plan.actions.push((to, FaultAction::Restart { node }));
+                    }
                 }
             }
             FaultFamily::Twins => {

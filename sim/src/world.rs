@@ -5,7 +5,7 @@
 //! and every random choice comes from the seed's generator, so a seed always produces
 //! the same run; the digest of the processed events proves it.
 
-use crate::check::{Checker, Violation};
+use crate::check::{Checker, LivenessTimes, Violation};
 use crate::engine::Engines;
 use crate::faults::{FaultAction, FaultFamily, FaultPlan, draw_plan};
 use crate::rng::Rng;
@@ -268,7 +268,8 @@ impl<'a> World<'a> {
         self.now_ms = end_ms;
         let finals: Vec<Option<u64>> =
             self.nodes.iter().map(|node| node.runtime.as_ref().map(ChainRuntime::committed_height)).collect();
-        self.checker.check_liveness(&finals, healed_ms, end_ms, self.spec.interval_ms);
+        let times = LivenessTimes { start_ms, healed_ms, end_ms, interval_ms: self.spec.interval_ms };
+        self.checker.check_liveness(&finals, times);
         let byzantine_offences = self.checker.byzantine_offences();
         RunOutcome {
             seed: self.seed,

@@ -90,7 +90,10 @@ fn the_same_seed_gives_the_same_run_over_50_seeds() {
 
 /// Restarted authorities come back from their synced store: none signs two different
 /// votes at one height or seals two blocks in one slot (any node holding such evidence
-/// against an honest key is a violation), and each catches up.
+/// against an honest key is a violation), and each catches up. In about half of these
+/// seeds one authority stays down for good: with longest-chain fork choice 43 of 200
+/// seeds of all faults then stalled (locked authorities on a branch fork choice left);
+/// the vote-led fork choice keeps finality going.
 #[test]
 fn crashed_authorities_restart_without_signing_twice() {
     let engines = poa();

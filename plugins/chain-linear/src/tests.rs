@@ -520,3 +520,24 @@ fn votes_change_nothing_under_a_pure_depth_rule_and_votes_stay_bounded() {
     let mut restored = chain_with(LinearConfig { max_pending_units: 2, ..by_quorum(3) });
     restored.restore(&snapshot).expect("a bounded view restores");
 }
+
+#[test]
+fn fork_choice_follows_the_latest_votes_before_the_length() {
+    let (mut chain, genesis) = started(by_quorum(3));
+    let (a, unit_a) = child(&mut chain, genesis, b"a");
+    let (b, unit_b) = child(&mut chain, genesis, b"b");
+    let (b2, unit_b2) = child(&mut chain, unit_b, b"b2");
+    for unit in [&a, &b, &b2] {
+        chain.insert(unit, &[]).unwrap();
+    }
+    assert_eq!(chain.head().hash, unit_b2.hash, "without votes the longer branch leads");
+    assert!(votes(&mut chain, unit_a, &[1, 2]).is_empty());
+    assert!(votes(&mut chain, unit_b2, &[3]).is_empty());
+    assert_eq!(chain.head().hash, unit_a.hash, "two latest votes on a outweigh one on the longer branch");
+    let (a2, unit_a2) = child(&mut chain, unit_a, b"a2");
+    chain.insert(&a2, &[]).unwrap();
+    assert_eq!(chain.head().hash, unit_a2.hash, "the head grows on the voted branch");
+    assert!(votes(&mut chain, unit_b2, &[4]).is_empty());
+    let lower = if unit_a2.hash < unit_b2.hash { unit_a2.hash } else { unit_b2.hash };
+    assert_eq!(chain.head().hash, lower, "two against two, equal heights: the lower hash decides");
+}

@@ -93,9 +93,82 @@ impl View {
         if *hash == self.final_unit.hash { Some(&self.final_unit) } else { self.pending.get(hash) }
     }
 
-    /// The head chosen by fork choice among the final and pending units.
+    /// The head chosen by fork choice: from the final unit, step to the child whose
+    /// subtree holds the most authorities' latest votes (each authority counts once, for
+    /// the highest pending unit it voted for); ties go to the child whose subtree reaches
+    /// higher, then to the lower hash. Without votes this is the longest chain with the
+    /// lower-hash tie-break.
+    ///
+    /// Why votes lead: an authority locked on a unit (ADR 0007) votes only on its
+    /// branch, and the units whose locks can still hold lie on one branch, which holds
+    /// more latest votes than any other while at most f authorities are silent. Following
+    /// the votes puts every node's head there, so the locked ones can vote again and
+    /// finality resumes even with an authority down for good.
     pub fn head(&self) -> Node {
-        self.pending.values().fold(self.final_unit, |best, node| if node.beats(&best) { *node } else { best })
+        let weights = self.latest_vote_weights();
+        let tips = self.subtree_tips();
+        let mut children: BTreeMap<Hash32, Vec<&Node>> = BTreeMap::new();
+        for node in self.pending.values() {
+            children.entry(node.parent).or_default().push(node);
+        }
+        let mut cursor = self.final_unit;
+        while let Some(next) = children.get(&cursor.hash).and_then(|nodes| {
+            nodes.iter().copied().max_by_key(|node| {
+                let tip = tips.get(&node.hash).copied().unwrap_or(**node);
+                (weights.get(&node.hash).copied().unwrap_or(0), tip.height, std::cmp::Reverse(tip.hash))
+            })
+        }) {
+            cursor = *next;
+        }
+        cursor
+    }
+
+    /// For each pending unit, how many authorities' latest votes are for it or a unit above it.
+    fn latest_vote_weights(&self) -> BTreeMap<Hash32, usize> {
+        let mut latest: BTreeMap<PublicKey, Node> = BTreeMap::new();
+        for (hash, voters) in &self.attesters {
+            let Some(node) = self.pending.get(hash) else { continue };
+            for voter in voters {
+                let entry = latest.entry(*voter).or_insert(*node);
+                if node.beats(entry) {
+                    *entry = *node;
+                }
+            }
+        }
+        let mut weights = BTreeMap::new();
+        for node in latest.values() {
+            self.for_each_ancestor(node, |hash| *weights.entry(hash).or_insert(0) += 1);
+        }
+        weights
+    }
+
+    /// For each pending unit, the best tip (greatest height, then lower hash) above it.
+    fn subtree_tips(&self) -> BTreeMap<Hash32, Node> {
+        let mut tips: BTreeMap<Hash32, Node> = BTreeMap::new();
+        for node in self.pending.values() {
+            self.for_each_ancestor(node, |hash| {
+                let tip = tips.entry(hash).or_insert(*node);
+                if node.beats(tip) {
+                    *tip = *node;
+                }
+            });
+        }
+        tips
+    }
+
+    /// Calls `visit` with `node` and each pending ancestor of it, down to just above the
+    /// final unit (bounded by the pending tree).
+    fn for_each_ancestor(&self, node: &Node, mut visit: impl FnMut(Hash32)) {
+        let mut cursor = Some(*node);
+        let mut steps = 0;
+        while let Some(unit) = cursor {
+            if unit.hash == self.final_unit.hash || steps > self.pending.len() {
+                break;
+            }
+            visit(unit.hash);
+            cursor = self.pending.get(&unit.parent).copied();
+            steps += 1;
+        }
     }
 
     /// Checks that `node` extends a known unit: parent, height, timestamp.
