@@ -27,7 +27,7 @@ fn assert_clean(report: &nest_sim::Report) {
 }
 
 /// Message delay alone made two honest nodes finalize different blocks at one height
-/// with the PoA of ABI 4 (seeds 0, 1, 4, 7 and 12 of this range failed with
+/// with the PoA of ABI 4 (seeds 0 to 4 of this range failed with
 /// `agreement`); the locked votes of ADR 0007 must keep every one of them clean.
 #[test]
 fn the_seeds_that_found_conflicting_finality_stay_clean() {
