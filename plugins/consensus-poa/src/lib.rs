@@ -45,7 +45,9 @@ pub use engine::*;
 /// run by two nodes, or any Byzantine authority) is not listed: two faces of one key
 /// can vote twice at a height, which releases locks and breaks the quorum intersection
 /// the safety argument rests on. Double votes are reported as evidence, not prevented.
-pub const TOLERATED_FAULTS: &[&str] = &["delay", "loss", "reorder", "partition", "crash"];
+/// (`delay` includes reordering.) The package declares the same list as `tolerates` in
+/// its `plugin.toml`, which is what `nestd sim --faults all` reads.
+pub const TOLERATED_FAULTS: &[&str] = &["delay", "loss", "partition", "crash"];
 
 nest_sdk::export_plugin! {
     name: "consensus-poa",

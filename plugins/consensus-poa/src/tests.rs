@@ -727,8 +727,11 @@ fn checked_votes_attest_and_bad_votes_are_refused_or_reported() {
 
 #[test]
 fn tolerated_faults_exclude_twins() {
-    assert_eq!(TOLERATED_FAULTS, ["delay", "loss", "reorder", "partition", "crash"]);
+    assert_eq!(TOLERATED_FAULTS, ["delay", "loss", "partition", "crash"]);
     assert!(!TOLERATED_FAULTS.contains(&"twins"), "a key with two faces can double vote and release locks");
+    let quoted: Vec<String> = TOLERATED_FAULTS.iter().map(|family| format!("\"{family}\"")).collect();
+    let declared = format!("tolerates = [{}]", quoted.join(", "));
+    assert!(include_str!("../plugin.toml").contains(&declared), "plugin.toml declares {declared}");
 }
 
 fn sealed_sync(locals: &[LocalHost], unit: &[u8], finality: Vec<u8>) -> Input {
