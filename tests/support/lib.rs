@@ -40,6 +40,8 @@ pub const RADIO_UDP: PluginCrate = PluginCrate { dir: "plugins/radio-udp", lib_n
 pub const RADIO_MQTT: PluginCrate = PluginCrate { dir: "plugins/radio-mqtt", lib_name: "radio_mqtt" };
 /// The flat-price market fixture.
 pub const MARKET_FLAT: PluginCrate = PluginCrate { dir: "tests/fixtures/market-flat", lib_name: "fixture_market_flat" };
+/// The proof-of-authority engine.
+pub const CONSENSUS_POA: PluginCrate = PluginCrate { dir: "plugins/consensus-poa", lib_name: "consensus_poa" };
 /// The panicking consensus engine (and counting chain type) fixture.
 pub const CONSENSUS_PANIC: PluginCrate =
     PluginCrate { dir: "tests/fixtures/consensus-panic", lib_name: "fixture_consensus_panic" };
