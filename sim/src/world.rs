@@ -41,6 +41,8 @@ const TX_INTERVAL_MS: u64 = 400;
 const SENDERS: usize = 4;
 /// Tokens each sender starts with.
 const SENDER_TOKENS: u64 = 1_000_000_000;
+/// Largest unit built: the node's default network message bound less the envelope.
+const UNIT_BYTES_MAX: usize = 4 * 1024 * 1024 - nest_host::node::chain::UNIT_ENVELOPE_BYTES;
 /// Events one run may process before it is stopped as runaway.
 const EVENTS_MAX: u64 = 20_000_000;
 
@@ -325,7 +327,12 @@ impl<'a> World<'a> {
             id: "main".into(),
             consensus: Slot::new(consensus, "consensus", self.engines.name(), "sim", "{}"),
             chain_type: Slot::new(chain_type, "chain", "chain-linear", "sim", "{}"),
-            limits: ChainLimits { block_txs_max: 256, mempool_txs_max: 4096, gas_price: 1 },
+            limits: ChainLimits {
+                block_txs_max: 256,
+                unit_bytes_max: UNIT_BYTES_MAX,
+                mempool_txs_max: 4096,
+                gas_price: 1,
+            },
             allocations,
             genesis_timestamp_ms: GENESIS_MS,
             node_key: node.key.public_key(),

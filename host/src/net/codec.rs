@@ -106,7 +106,7 @@ pub const RESPONSE_HEADER_BYTES: usize = 1 + 8 + 4;
 
 /// Encoded size of one block in a response: height and two length-prefixed vectors.
 pub fn block_bytes(block: &SyncBlock) -> usize {
-    8 + 4 + block.unit.len() + 4 + block.certificate.len()
+    8 + 4 + block.unit.len() + 4 + block.certificate.len() + 4 + block.finality.len()
 }
 
 /// The encoded size of a response, computed without encoding it.

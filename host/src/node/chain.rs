@@ -37,10 +37,30 @@ const VERIFIED_CACHE_TXS: usize = 1 << 20;
 /// runtime that is never drained drops the oldest.
 const OUTBOUND_MESSAGES_MAX: usize = 1024;
 
+/// Bytes of a consensus message or sync frame kept free around a unit: the engine's
+/// envelope and seal, its certificate and finality proof (a quorum of signatures for up
+/// to a few hundred authorities) and the framing. A unit is built no larger than the
+/// network's `message_bytes_max` less this, so that every unit built can be gossiped
+/// and synced.
+pub const UNIT_ENVELOPE_BYTES: usize = 64 * 1024;
+/// The largest unit to build for a network whose messages are at most
+/// `message_bytes_max` bytes: that less [`UNIT_ENVELOPE_BYTES`], or half of it on a
+/// network configured smaller than twice the envelope.
+pub fn unit_bytes_max(message_bytes_max: usize) -> usize {
+    message_bytes_max.saturating_sub(UNIT_ENVELOPE_BYTES).max(message_bytes_max / 2)
+}
+
+/// Bytes of a unit besides its transactions (header and length prefixes), counted
+/// generously for every chain type.
+const UNIT_HEADER_BYTES: usize = 1024;
+
 /// Limits and prices of one chain, from the manifest.
 pub struct ChainLimits {
     /// Most transactions in one block.
     pub block_txs_max: usize,
+    /// Largest unit built, in bytes (from the network's message bound, see
+    /// [`UNIT_ENVELOPE_BYTES`]).
+    pub unit_bytes_max: usize,
     /// Most transactions waiting in the mempool.
     pub mempool_txs_max: usize,
     /// Tokens per gas unit.
@@ -415,6 +435,7 @@ impl ChainRuntime {
             .filter(|tx| !included.contains(&tx.hash()))
             .take(self.limits.block_txs_max)
             .collect();
+        let candidates = within_bytes(candidates, self.limits.unit_bytes_max.saturating_sub(UNIT_HEADER_BYTES));
         let env = BlockEnv { height, time_ms: timestamp_ms, proposer: self.node_key };
         let outcome = self.ledger.execute_on(&prior, &candidates, &env, &self.params, false);
         self.drop_invalid(&candidates, &outcome);
@@ -959,6 +980,19 @@ impl ChainRuntime {
     }
 }
 
+/// The longest prefix of `txs` whose encodings (each with its 4-byte length prefix)
+/// fit in `budget_bytes`: a block that could not be gossiped or synced would stall the
+/// chain on its proposer.
+fn within_bytes(txs: Vec<SignedTx>, budget_bytes: usize) -> Vec<SignedTx> {
+    let mut used_bytes = 0usize;
+    txs.into_iter()
+        .take_while(|tx| {
+            used_bytes = used_bytes.saturating_add(tx.encode().len() + 4);
+            used_bytes <= budget_bytes
+        })
+        .collect()
+}
+
 /// Whether a unit's header says what the engine expects of it (defence against a unit
 /// whose seal and header disagree: a proposer credited with fees it did not seal, or a
 /// timestamp outside its slot).
@@ -975,4 +1009,28 @@ fn check_expectation(view: &nest_sdk::UnitView, expect: &UnitExpectation) -> Res
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within_bytes;
+    use crate::crypto::SecretKey;
+    use crate::ledger::tx::{SignedTx, TxBody, UnsignedTx};
+    use nest_sdk::{Hash32, PublicKey};
+
+    fn transfer(nonce: u64) -> SignedTx {
+        let key = SecretKey::from_seed([9; 32]);
+        let body = TxBody::Transfer { to: PublicKey([2; 32]), amount: 5 };
+        UnsignedTx { chain: Hash32::ZERO, from: key.public_key(), nonce, fee: 1000, body }.sign(&key)
+    }
+
+    #[test]
+    fn block_building_stops_at_the_byte_budget() {
+        let txs: Vec<SignedTx> = (0..10).map(transfer).collect();
+        let each = txs[0].encode().len() + 4;
+        assert_eq!(within_bytes(txs.clone(), each * 3).len(), 3);
+        assert_eq!(within_bytes(txs.clone(), each * 3 + each - 1).len(), 3, "a part of a transaction does not fit");
+        assert_eq!(within_bytes(txs.clone(), 0).len(), 0);
+        assert_eq!(within_bytes(txs, usize::MAX).len(), 10);
+    }
 }

@@ -285,6 +285,7 @@ fn prepare_chain(
         ),
         limits: ChainLimits {
             block_txs_max: entry.block_txs_max,
+            unit_bytes_max: chain::unit_bytes_max(manifest.network.message_bytes_max),
             mempool_txs_max: entry.mempool_txs_max,
             gas_price: entry.gas_price,
         },
