@@ -1,7 +1,9 @@
 //! `nestd sim`: run a range of seeds, print failing seeds with the command that replays
 //! each, the throughput, and a JSON report on request.
 
-use crate::{Engines, FaultFamily, Report, RunSpec, faults::parse_families, replay_command, run_seeds};
+use crate::{
+    Engines, FaultFamily, Report, RunSpec, faults::parse_families, replay_command, run_seeds, run_seeds_parallel,
+};
 use nest_host::loader::LoadOptions;
 use nest_host::package::cli::parse_trust;
 use std::path::PathBuf;
@@ -37,6 +39,9 @@ pub struct SimOptions {
     /// Votes that make a unit final, instead of 2n/3 + 1: to watch an unsafe setting fail.
     #[arg(long)]
     pub finality_quorum: Option<usize>,
+    /// Threads running seeds side by side (seeds are independent runs).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
     /// Write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -94,13 +99,21 @@ pub fn run(options: &SimOptions) -> Result<(), String> {
         let names: Vec<&str> = untolerated.iter().map(|family| family.name()).collect();
         eprintln!("note: {} does not declare that it tolerates {}", engines.name(), names.join(", "));
     }
-    let report = run_seeds(&spec, &engines, seeds, |outcome| {
+    let progress = |outcome: &crate::RunOutcome| {
         if let Some(first) = outcome.violations.first() {
-            println!("seed {} FAILED {}: {}", outcome.seed, first.kind, first.detail);
-            println!("  final heights {:?}, head heights {:?}", outcome.final_heights, outcome.head_heights);
-            println!("  replay: {}", replay_command(&spec, &options.consensus, outcome.seed));
+            let replay = replay_command(&spec, &options.consensus, outcome.seed);
+            println!(
+                "seed {} FAILED {}: {}\n  final heights {:?}, head heights {:?}\n  replay: {replay}",
+                outcome.seed, first.kind, first.detail, outcome.final_heights, outcome.head_heights
+            );
         }
-    });
+    };
+    let report = if options.jobs > 1 {
+        let open = || prepare(options).map(|(_, engines)| engines);
+        run_seeds_parallel(&spec, open, seeds, options.jobs, progress)?
+    } else {
+        run_seeds(&spec, &engines, seeds, progress)
+    };
     print_summary(&report);
     if let Some(path) = &options.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;

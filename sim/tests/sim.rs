@@ -125,3 +125,18 @@ fn twins_are_reported_as_offenders() {
     let honest_blamed = outcomes.iter().flat_map(|o| &o.violations).filter(|v| v.kind == "double-sign").count();
     assert_eq!(honest_blamed, 0, "no honest key is blamed for the twin's messages");
 }
+
+#[test]
+fn seeds_split_over_threads_give_the_same_runs() {
+    let engines = poa();
+    let spec = spec(4, 60, &engines.tolerated());
+    let sequential = run_seeds(&spec, &engines, 0..12, |_| {});
+    let parallel = nest_sim::run_seeds_parallel(&spec, poa_result, 0..12, 3, |_| {}).unwrap();
+    assert_eq!(parallel.seeds_run, 12);
+    assert_eq!(parallel.final_heights, sequential.final_heights);
+    assert_eq!(parallel.violations, sequential.violations);
+}
+
+fn poa_result() -> Result<Engines, String> {
+    Ok(poa())
+}
