@@ -50,6 +50,18 @@ fn the_seeds_that_found_stalled_finality_stay_clean() {
     assert_clean(&report);
 }
 
+/// With one authority down for good, a vote it cast before it crashed was known only to
+/// the node it reached; the others stayed locked and finality stopped at height 24 for
+/// the 176 s left (seed 15, 200 heights). Relaying the votes a node knows, not only its
+/// own, lets the others learn it.
+#[test]
+fn the_seed_that_found_an_unknown_vote_of_a_crashed_authority_stays_clean() {
+    let engines = poa();
+    let report = run_seeds(&spec(4, 200, &engines.tolerated()), &engines, 15..16, |_| {});
+    assert_clean(&report);
+    assert!(report.final_height_median > 100, "final height {}", report.final_height_median);
+}
+
 #[test]
 fn poa_survives_every_fault_it_declares_over_200_seeds_at_4_nodes() {
     let engines = poa();

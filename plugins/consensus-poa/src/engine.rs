@@ -112,6 +112,9 @@ pub struct PoaEngine {
     host: Host,
     me: PublicKey,
     state: EngineState,
+    /// The last vote re-sent: the next round goes on after it (not persisted: a
+    /// restarted engine starts again from the lowest height).
+    resent_last: Option<(u64, PublicKey)>,
 }
 
 fn rejected(message: impl Into<String>) -> PluginError {
@@ -224,34 +227,44 @@ impl PoaEngine {
             self.state.outstanding = Some(Outstanding { slot, height });
             self.state.last_proposed_slot = Some(slot);
         }
-        effects.extend(self.resend_own_votes(now_ms)?);
+        effects.extend(self.resend_votes(now_ms)?);
         effects.push(self.next_timer(now_ms));
         Ok(effects)
     }
 
-    /// Broadcasts this node's votes above the final height again, lowest first and at
-    /// most [`VOTES_RESENT_MAX`], once finality has stalled for two slots: gossip may
-    /// have lost them (a partition, a restart), and nothing else carries them. They go
-    /// as [`PoaMessage::VoteAgain`], whose bytes differ on every tick.
-    fn resend_own_votes(&self, now_ms: u64) -> Result<Vec<Effect>, PluginError> {
+    /// Broadcasts the votes this node knows above the final height again — its own and
+    /// those it received — once finality has stalled for two slots, at most
+    /// [`VOTES_RESENT_MAX`] a tick, going on where the last round stopped (lowest heights
+    /// first, then round again). Gossip may have lost them (a partition, a restart), and
+    /// a vote known only to nodes that saw it may be what releases another node's lock
+    /// (ADR 0007): relaying the votes of an authority that is down is how the others
+    /// learn them. They go as [`PoaMessage::VoteAgain`], whose bytes differ on every tick.
+    fn resend_votes(&mut self, now_ms: u64) -> Result<Vec<Effect>, PluginError> {
         let stalled_ms = self.config.block_interval_ms.saturating_mul(2);
         if now_ms.saturating_sub(self.state.final_advanced_ms) < stalled_ms {
             return Ok(Vec::new());
         }
-        let final_height = self.state.final_height;
-        self.state
+        let above_final = (self.state.final_height.saturating_add(1), PublicKey([0; 32]));
+        let after_last = self.resent_last.filter(|last| *last >= above_final).map_or(above_final, |(height, voter)| {
+            match voter.0.iter().rposition(|byte| *byte != 0xFF) {
+                // The key right after `voter` at the same height.
+                Some(_) => (height, next_key(voter)),
+                None => (height.saturating_add(1), PublicKey([0; 32])),
+            }
+        });
+        let round: Vec<((u64, PublicKey), (Hash32, Signature))> = self
+            .state
             .votes
-            .iter()
-            .filter(|((height, voter), _)| *voter == self.me && *height > final_height)
+            .range(after_last..)
+            .chain(self.state.votes.range(above_final..after_last))
             .take(VOTES_RESENT_MAX)
+            .map(|(key, value)| (*key, *value))
+            .collect();
+        self.resent_last = round.last().map(|(key, _)| *key);
+        round
+            .into_iter()
             .map(|((height, voter), (unit_hash, signature))| {
-                let vote = PoaMessage::VoteAgain {
-                    height: *height,
-                    unit_hash: *unit_hash,
-                    voter: *voter,
-                    signature: *signature,
-                    sent_ms: now_ms,
-                };
+                let vote = PoaMessage::VoteAgain { height, unit_hash, voter, signature, sent_ms: now_ms };
                 Ok(Effect::Broadcast { bytes: encode(&vote)?.into() })
             })
             .collect()
@@ -798,6 +811,20 @@ fn seen_again(
 }
 
 /// The persisted key of this node's vote at `height`: `b"vote/" ++ (height % VOTE_KEYS)`.
+/// The public key that follows `key` in byte order (`key` is not all 0xFF bytes).
+fn next_key(key: PublicKey) -> PublicKey {
+    let mut bytes = key.0;
+    for byte in bytes.iter_mut().rev() {
+        if *byte == 0xFF {
+            *byte = 0;
+        } else {
+            *byte += 1;
+            break;
+        }
+    }
+    PublicKey(bytes)
+}
+
 fn vote_key(height: u64) -> Vec<u8> {
     let mut key = VOTE_KEY_PREFIX.to_vec();
     key.extend_from_slice(&(height % VOTE_KEYS).to_be_bytes());
@@ -824,7 +851,7 @@ impl ConsensusEngine for PoaEngine {
                 &format!("node key {me} is not an authority: this node follows and never proposes"),
             );
         }
-        Ok(Self { config, host, me, state: EngineState::default() })
+        Ok(Self { config, host, me, state: EngineState::default(), resent_last: None })
     }
 
     fn handle(&mut self, input: Input) -> Result<Vec<Effect>, PluginError> {

@@ -672,7 +672,7 @@ fn broadcast_vote_heights(effects: &[Effect]) -> Vec<u64> {
 }
 
 #[test]
-fn own_votes_are_sent_again_once_finality_stalls_lowest_first_and_bounded() {
+fn known_votes_are_sent_again_once_finality_stalls_in_bounded_rounds_that_go_on() {
     let locals = locals(3);
     let mut engine = started(&locals[0], &keys(&locals));
     let branch: Vec<u8> = (1..=70).collect();
@@ -680,18 +680,53 @@ fn own_votes_are_sent_again_once_finality_stalls_lowest_first_and_bounded() {
     assert!(broadcast_vote_heights(&tick(&mut engine, 1000)).is_empty(), "one slot is not a stall");
     let first = tick(&mut engine, 2000);
     assert_eq!(broadcast_vote_heights(&first), (1..=VOTES_RESENT_MAX as u64).collect::<Vec<_>>());
-    // Gossip drops bytes it has seen: each sending differs, and a peer counts it as the vote.
+    // The next round goes on where this one stopped, then starts over.
     let second = tick(&mut engine, 2500);
-    assert_ne!(first[0], second[0], "re-sent votes carry the time they were sent");
-    let Effect::Broadcast { bytes } = &second[0] else { panic!("expected a broadcast, got {second:?}") };
+    let expected: Vec<u64> = (65..=70).chain(1..=58).collect();
+    assert_eq!(broadcast_vote_heights(&second), expected);
+    // Gossip drops bytes it has seen: each sending differs, and a peer counts it as the vote.
+    let again = tick(&mut engine, 3000);
+    let at_height_one = |effects: &[Effect]| {
+        effects
+            .iter()
+            .find_map(|effect| match effect {
+                Effect::Broadcast { bytes } => match borsh::from_slice(bytes) {
+                    Ok(PoaMessage::VoteAgain { height: 1, .. }) => Some(bytes.to_vec()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .expect("the vote at height 1 is in the round")
+    };
+    let (earlier, later) = (at_height_one(&first), at_height_one(&again));
+    assert_ne!(earlier, later, "re-sent votes carry the time they were sent");
     let mut peer = started(&locals[1], &keys(&locals));
     let voter = locals[0].host().public_key();
     let expected = vec![Effect::Attest { unit_hash: Hash32([1; 32]), authority: voter }];
-    assert_eq!(deliver(&mut peer, bytes.to_vec()).expect("re-sent vote"), expected);
-    committed(&mut engine, 10, 2000);
-    assert!(broadcast_vote_heights(&tick(&mut engine, 3000)).is_empty(), "finality moved at 2500 ms");
-    let resent = broadcast_vote_heights(&tick(&mut engine, 4500));
-    assert_eq!(resent.first(), Some(&11), "only votes above the final height");
+    assert_eq!(deliver(&mut peer, later).expect("re-sent vote"), expected);
+    committed(&mut engine, 10, 3000);
+    assert!(broadcast_vote_heights(&tick(&mut engine, 4000)).is_empty(), "finality moved at 3000 ms");
+    let resent = broadcast_vote_heights(&tick(&mut engine, 5500));
+    assert!(resent.iter().all(|height| *height > 10), "only votes above the final height: {resent:?}");
+}
+
+#[test]
+fn votes_received_from_others_are_relayed_while_finality_stalls() {
+    let locals = locals(4);
+    let mut engine = started(&locals[0], &keys(&locals));
+    let unit = Hash32([3; 32]);
+    let _ = deliver(&mut engine, vote(&locals[3], 1, unit)).expect("a vote from an authority");
+    let relayed: Vec<(u64, PublicKey)> = tick(&mut engine, 2000)
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Broadcast { bytes } => match borsh::from_slice(bytes) {
+                Ok(PoaMessage::VoteAgain { height, voter, .. }) => Some((height, voter)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(relayed, vec![(1, locals[3].host().public_key())], "the other authority's vote goes on");
 }
 
 #[test]
