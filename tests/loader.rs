@@ -7,8 +7,8 @@ use nest_host::{
     package::{self, PackageManifest},
 };
 use nest_sdk::{
-    ABI_VERSION, BuildRequest, Effect, Hash32, Input, LastCommit, Order, PluginError, PluginKind, PublicKey,
-    QuoteRequest, Round, Terms, UnitRef, Usage, testing::LocalHost,
+    ABI_COMPATIBLE_MIN, ABI_VERSION, BuildRequest, Effect, Hash32, Input, LastCommit, Order, PluginError, PluginKind,
+    PublicKey, QuoteRequest, Round, Terms, UnitRef, Usage, consensus, testing::LocalHost,
 };
 use nest_tests::{
     ABI_MISMATCH, CONSENSUS_PANIC, CollectingSink, MARKET_FLAT, PluginCrate, RADIO_LOOPBACK, pack_crate,
@@ -182,11 +182,17 @@ fn other_sdk_abi_is_refused_before_the_library_is_opened() {
     assert_eq!(
         message,
         format!(
-            "{}: sdk_abi = {} but this host speaks nest-sdk ABI {ABI_VERSION}",
+            "{}: sdk_abi = {} but this host speaks nest-sdk ABI {ABI_VERSION} (and loads ABI {ABI_COMPATIBLE_MIN} to {ABI_VERSION})",
             dir.join("plugin.toml").display(),
             ABI_VERSION + 1
         )
     );
+    // ABI 4 and older had closed boundary enums: a package built for them is refused too.
+    manifest.sdk_abi = ABI_COMPATIBLE_MIN - 1;
+    package::write_manifest(&dir, &manifest).unwrap();
+    package::sign(&dir, &key).unwrap();
+    let (error, message) = refusal(&dir, &options(&key));
+    assert!(matches!(error, LoadError::SdkAbi { declared: 4, .. }), "{message}");
 }
 
 #[test]
@@ -357,23 +363,26 @@ fn consensus_panic_sets_timers_and_its_panic_becomes_an_error() {
         now_ms: 500,
         persisted: Default::default(),
     };
-    assert_eq!(engine.handle(start).unwrap().to_vec(), vec![Effect::TimerAt { at_ms: 600 }]);
+    assert_eq!(consensus::handle(&mut engine, start).unwrap().effects, vec![Effect::TimerAt { at_ms: 600 }]);
     for now_ms in [1_000, 2_000] {
         assert_eq!(
-            engine.handle(Input::Tick { now_ms }).unwrap().to_vec(),
+            consensus::handle(&mut engine, Input::Tick { now_ms }).unwrap().effects,
             vec![Effect::TimerAt { at_ms: now_ms + 100 }]
         );
     }
-    let error = engine.handle(Input::Tick { now_ms: 3_000 }).unwrap_err();
+    let error = consensus::handle(&mut engine, Input::Tick { now_ms: 3_000 }).unwrap_err();
     assert_eq!(error, PluginError::Panicked { message: "fixture panic after 3 ticks".into() });
     assert!(error.is_fatal());
 
     // The process survives; a fresh instance from the same library works.
     let mut engine = library.new_consensus(r#"{"panic_after_ticks": 0}"#, &host().host()).unwrap();
     let message = |bytes: &[u8]| Input::Message { from: PublicKey([1; 32]), bytes: bytes.to_vec().into() };
-    assert!(engine.handle(message(b"hello")).unwrap().is_empty());
-    assert!(matches!(engine.handle(message(b"panic")).into_result(), Err(PluginError::Panicked { .. })));
-    assert!(engine.handle(Input::Tick { now_ms: 10 }).is_ok());
+    assert!(consensus::handle(&mut engine, message(b"hello")).unwrap().effects.is_empty());
+    assert!(matches!(
+        consensus::handle(&mut engine, message(b"panic")).into_result(),
+        Err(PluginError::Panicked { .. })
+    ));
+    assert!(consensus::handle(&mut engine, Input::Tick { now_ms: 10 }).is_ok());
 }
 
 #[test]

@@ -21,7 +21,7 @@ use nest_host::{
 };
 use nest_sdk::{
     ConsensusEngine, Host, Input, LastCommit, RVec,
-    consensus::ConsensusBox,
+    consensus::{ConsensusBox, handle},
     testing::{LocalHost, sha256},
 };
 use std::{hint::black_box, path::PathBuf};
@@ -81,29 +81,30 @@ fn dispatch(c: &mut Criterion) {
     let _ = direct.handle(start());
     let _ = direct.handle(Input::Message { from: leader.host().public_key(), bytes: message.clone().into() });
     let mut loaded = loaded_engine(&follower.host(), &config, dir.path());
-    let _ = loaded.handle(start());
-    let _ = loaded.handle(Input::Message { from: leader.host().public_key(), bytes: message.clone().into() });
+    let _ = handle(&mut loaded, start());
+    let _ = handle(&mut loaded, Input::Message { from: leader.host().public_key(), bytes: message.clone().into() });
 
     let mut group = c.benchmark_group("poa_dispatch");
     group.bench_function("tick/rlib", |b| b.iter(|| black_box(direct.handle(Input::Tick { now_ms: NOW_MS }))));
-    group.bench_function("tick/so", |b| b.iter(|| black_box(loaded.handle(Input::Tick { now_ms: NOW_MS }))));
+    group.bench_function("tick/so", |b| b.iter(|| black_box(handle(&mut loaded, Input::Tick { now_ms: NOW_MS }))));
     let from = leader.host().public_key();
     group.bench_function("block_message/rlib", |b| {
         b.iter(|| black_box(direct.handle(Input::Message { from, bytes: RVec::from(message.clone()) })))
     });
     group.bench_function("block_message/so", |b| {
-        b.iter(|| black_box(loaded.handle(Input::Message { from, bytes: RVec::from(message.clone()) })))
+        b.iter(|| black_box(handle(&mut loaded, Input::Message { from, bytes: RVec::from(message.clone()) })))
     });
     group.finish();
 
-    let tick_ratio = median_ns(|| drop(black_box(loaded.handle(Input::Tick { now_ms: NOW_MS }))), 100_000)
+    let tick_ratio = median_ns(|| drop(black_box(handle(&mut loaded, Input::Tick { now_ms: NOW_MS }))), 100_000)
         / median_ns(|| drop(black_box(direct.handle(Input::Tick { now_ms: NOW_MS }))), 100_000);
-    let message_ratio =
-        median_ns(|| drop(black_box(loaded.handle(Input::Message { from, bytes: RVec::from(message.clone()) }))), 200)
-            / median_ns(
-                || drop(black_box(direct.handle(Input::Message { from, bytes: RVec::from(message.clone()) }))),
-                200,
-            );
+    let message_ratio = median_ns(
+        || drop(black_box(handle(&mut loaded, Input::Message { from, bytes: RVec::from(message.clone()) }))),
+        200,
+    ) / median_ns(
+        || drop(black_box(direct.handle(Input::Message { from, bytes: RVec::from(message.clone()) }))),
+        200,
+    );
     println!(
         "poa_dispatch ratio .so / rlib (medians of 9 samples, same run): tick {tick_ratio:.2}, block_message {message_ratio:.2} (target <= 1.20)"
     );

@@ -144,10 +144,11 @@ pub enum LoadError {
         /// The signature file.
         path: PathBuf,
     },
-    /// `sdk_abi` in the manifest is not this host's ABI.
+    /// `sdk_abi` in the manifest is not one this host loads.
     #[error(
-        "{path}: sdk_abi = {declared} but this host speaks nest-sdk ABI {host}",
-        path = path.display()
+        "{path}: sdk_abi = {declared} but this host speaks nest-sdk ABI {host} (and loads ABI {min} to {host})",
+        path = path.display(),
+        min = nest_sdk::ABI_COMPATIBLE_MIN
     )]
     SdkAbi {
         /// The manifest.

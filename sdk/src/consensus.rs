@@ -12,7 +12,9 @@ use crate::{
     types::{Hash32, PublicKey},
 };
 use abi_stable::{
-    StableAbi, sabi_trait,
+    StableAbi,
+    nonexhaustive_enum::NonExhaustive,
+    sabi_trait,
     std_types::{RBox, ROption, RResult, RSlice, RString, RVec},
 };
 use serde::de::DeserializeOwned;
@@ -60,8 +62,13 @@ impl UnitExpectation {
 }
 
 /// What the host tells a consensus engine.
+///
+/// It crosses the boundary as [`Input_NE`] (abi_stable's non-exhaustive enum, with room
+/// for variants a later SDK adds): an engine built against this SDK ignores an input it
+/// does not know ([`ConsensusAdapter`] does that for it).
 #[repr(u8)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 24], traits(Debug, Clone, PartialEq))))]
 pub enum Input {
     /// The node starts or restarts at `last_commit`.
     Start {
@@ -137,8 +144,12 @@ pub enum Input {
 }
 
 /// What a consensus engine asks the host to do.
+///
+/// It crosses the boundary as [`Effect_NE`]: a host skips (and logs) an effect from a
+/// newer SDK that it cannot execute ([`handle`] reports how many).
 #[repr(u8)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 24], traits(Debug, Clone, PartialEq))))]
 #[must_use]
 pub enum Effect {
     /// Send to every peer of the chain.
@@ -250,8 +261,8 @@ pub trait ConsensusEngine: Send + Sized + 'static {
 /// The FFI face of a consensus engine instance.
 #[sabi_trait]
 pub trait ConsensusFfi: Send {
-    /// See [`ConsensusEngine::handle`].
-    fn handle(&mut self, input: Input) -> RResult<RVec<Effect>, PluginError>;
+    /// See [`ConsensusEngine::handle`]; call it through [`handle`].
+    fn handle(&mut self, input: Input_NE) -> RResult<RVec<Effect_NE>, PluginError>;
     /// See [`ConsensusEngine::snapshot`].
     fn snapshot(&self) -> RResult<RVec<u8>, PluginError>;
     /// See [`ConsensusEngine::restore`].
@@ -266,8 +277,12 @@ pub type ConsensusBox = ConsensusFfi_TO<'static, RBox<()>>;
 pub struct ConsensusAdapter<E>(pub E);
 
 impl<E: ConsensusEngine> ConsensusFfi for ConsensusAdapter<E> {
-    fn handle(&mut self, input: Input) -> RResult<RVec<Effect>, PluginError> {
-        guard(|| self.0.handle(input).map(RVec::from))
+    fn handle(&mut self, input: Input_NE) -> RResult<RVec<Effect_NE>, PluginError> {
+        guard(|| match input.into_enum() {
+            Ok(input) => self.0.handle(input).map(|effects| effects.into_iter().map(NonExhaustive::new).collect()),
+            // An input a newer host added: this engine does not know it and changes nothing.
+            Err(_) => Ok(RVec::new()),
+        })
     }
 
     fn snapshot(&self) -> RResult<RVec<u8>, PluginError> {
@@ -277,4 +292,28 @@ impl<E: ConsensusEngine> ConsensusFfi for ConsensusAdapter<E> {
     fn restore(&mut self, bytes: RSlice<'_, u8>) -> RResult<(), PluginError> {
         guard(|| self.0.restore(bytes.as_slice()))
     }
+}
+
+/// The effects of one [`handle`] call the host can execute, and how many it could not
+/// (variants of a newer SDK than the host's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handled {
+    /// The effects, in order.
+    pub effects: Vec<Effect>,
+    /// Effects skipped because this SDK does not know them.
+    pub unknown: usize,
+}
+
+/// Hands `input` to an engine behind the boundary and unwraps its effects.
+pub fn handle(engine: &mut ConsensusBox, input: Input) -> RResult<Handled, PluginError> {
+    engine.handle(NonExhaustive::new(input)).map(|effects| {
+        let mut handled = Handled { effects: Vec::with_capacity(effects.len()), unknown: 0 };
+        for effect in effects {
+            match effect.into_enum() {
+                Ok(effect) => handled.effects.push(effect),
+                Err(_) => handled.unknown += 1,
+            }
+        }
+        handled
+    })
 }

@@ -56,3 +56,10 @@ pub use types::{Hash32, PublicKey, Signature};
 /// whose number differs from its own before it opens the library. Bumped whenever a
 /// type that crosses the boundary changes.
 pub const ABI_VERSION: u32 = 5;
+
+/// The oldest plugin ABI this SDK's host still loads: packages declaring an `sdk_abi`
+/// from this up to [`ABI_VERSION`] are accepted. ABI 5 is the first whose boundary enums
+/// are extensible ([`consensus::Input_NE`], [`consensus::Effect_NE`]), so that a later
+/// additive change can raise [`ABI_VERSION`] and keep this; a breaking change raises
+/// both.
+pub const ABI_COMPATIBLE_MIN: u32 = 5;

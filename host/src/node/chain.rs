@@ -342,8 +342,13 @@ impl ChainRuntime {
                 tracing::warn!(chain = %self.id, "consensus engine produced more than {DRIVE_INPUTS_MAX} follow-up inputs; dropping the rest");
                 break;
             }
-            let effects = match self.consensus.call(|engine| engine.handle(input)) {
-                Ok(effects) => effects,
+            let effects = match self.consensus.call(|engine| nest_sdk::consensus::handle(engine, input)) {
+                Ok(handled) => {
+                    if handled.unknown > 0 {
+                        tracing::warn!(chain = %self.id, skipped = handled.unknown, "consensus engine asked for effects this host does not know (a newer SDK); skipped");
+                    }
+                    handled.effects
+                }
                 Err(error) => {
                     tracing::debug!(chain = %self.id, %error, "consensus input not handled");
                     if handled == 1 {

@@ -18,7 +18,7 @@ use crate::{
     crypto::{self, KeyError, SecretKey},
     loader::{self, LoadError, TrustStore},
 };
-use nest_sdk::{ABI_VERSION, Hash32, PublicKey, Signature};
+use nest_sdk::{ABI_COMPATIBLE_MIN, ABI_VERSION, Hash32, PublicKey, Signature};
 use std::{
     fmt::Write as _,
     fs,
@@ -149,7 +149,7 @@ pub(crate) fn check(
     let manifest_path = dir.join(MANIFEST_FILE);
     let manifest = read_manifest(dir)?;
     let signed_by = if allow_unsigned { None } else { Some(check_signature(dir, &manifest_path, &manifest, trust)?) };
-    if manifest.sdk_abi != ABI_VERSION {
+    if !(ABI_COMPATIBLE_MIN..=ABI_VERSION).contains(&manifest.sdk_abi) {
         return Err(LoadError::SdkAbi { path: manifest_path, declared: manifest.sdk_abi, host: ABI_VERSION });
     }
     let library_path = dir.join(&manifest.library);
