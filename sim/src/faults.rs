@@ -13,17 +13,24 @@ pub enum FaultFamily {
     Loss,
     /// The nodes split into two groups that cannot reach each other, then heal.
     Partition,
-    /// Nodes stop (losing all but their synced store) and restart later; in half the
-    /// seeds one of them (never more than f) stays down to the end.
+    /// Nodes stop (losing all but their synced store) and restart later.
     Crash,
+    /// One authority stops for good (at most f): the others must go on without it.
+    Silence,
     /// Byzantine twins: a second node with an authority's key, the network split between them.
     Twins,
 }
 
 impl FaultFamily {
     /// Every family, in a fixed order.
-    pub const ALL: [FaultFamily; 5] =
-        [FaultFamily::Delay, FaultFamily::Loss, FaultFamily::Partition, FaultFamily::Crash, FaultFamily::Twins];
+    pub const ALL: [FaultFamily; 6] = [
+        FaultFamily::Delay,
+        FaultFamily::Loss,
+        FaultFamily::Partition,
+        FaultFamily::Crash,
+        FaultFamily::Silence,
+        FaultFamily::Twins,
+    ];
 
     /// The name used on the command line and in package manifests.
     pub fn name(self) -> &'static str {
@@ -32,6 +39,7 @@ impl FaultFamily {
             FaultFamily::Loss => "loss",
             FaultFamily::Partition => "partition",
             FaultFamily::Crash => "crash",
+            FaultFamily::Silence => "silence",
             FaultFamily::Twins => "twins",
         }
     }
@@ -154,16 +162,28 @@ pub fn draw_plan(
             FaultFamily::Crash => {
                 let crashes = rng.between(1, byzantine_max.max(1) as u64) as usize;
                 let mut nodes: Vec<usize> = (0..authorities).collect();
-                // With at least one fault to spare, half the seeds keep the first crashed
-                // authority down for good: the others must go on finalizing without it.
-                let permanent = byzantine_max >= 1 && rng.below(2) == 0;
-                for crash in 0..crashes.min(authorities) {
+                for _ in 0..crashes.min(authorities) {
                     let node = nodes.remove(rng.below(nodes.len() as u64) as usize);
                     let (from, to) = within(rng);
                     plan.actions.push((from, FaultAction::Crash { node }));
-                    if !(permanent && crash == 0) {
-                        plan.actions.push((to, FaultAction::Restart { node }));
-                    }
+                    plan.actions.push((to, FaultAction::Restart { node }));
+                }
+            }
+            FaultFamily::Silence => {
+                // Never one the crash family restarts: silence is for good.
+                let restarted: Vec<usize> = plan
+                    .actions
+                    .iter()
+                    .filter_map(|(_, action)| match action {
+                        FaultAction::Restart { node } => Some(*node),
+                        _ => None,
+                    })
+                    .collect();
+                let candidates: Vec<usize> = (0..authorities).filter(|node| !restarted.contains(node)).collect();
+                if byzantine_max >= 1 && !candidates.is_empty() {
+                    let node = candidates[rng.below(candidates.len() as u64) as usize];
+                    let (from, _) = within(rng);
+                    plan.actions.push((from, FaultAction::Crash { node }));
                 }
             }
             FaultFamily::Twins => {

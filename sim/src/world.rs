@@ -233,6 +233,11 @@ impl<'a> World<'a> {
             plan,
             trace: std::env::var_os("NEST_SIM_TRACE").is_some(),
         };
+        if world.trace {
+            for (index, node) in world.nodes.iter().enumerate() {
+                eprintln!("node {index} is {}", node.key.public_key());
+            }
+        }
         world.boot()?;
         Ok(world)
     }

@@ -102,10 +102,7 @@ fn the_same_seed_gives_the_same_run_over_50_seeds() {
 
 /// Restarted authorities come back from their synced store: none signs two different
 /// votes at one height or seals two blocks in one slot (any node holding such evidence
-/// against an honest key is a violation), and each catches up. In about half of these
-/// seeds one authority stays down for good: with longest-chain fork choice 43 of 200
-/// seeds of all faults then stalled (locked authorities on a branch fork choice left);
-/// the vote-led fork choice keeps finality going.
+/// against an honest key is a violation), and each catches up.
 #[test]
 fn crashed_authorities_restart_without_signing_twice() {
     let engines = poa();
@@ -151,4 +148,23 @@ fn seeds_split_over_threads_give_the_same_runs() {
 
 fn poa_result() -> Result<Engines, String> {
     Ok(poa())
+}
+
+/// An authority down for good (`silence`, which PoA does not declare): safety holds on
+/// every seed. Finality resumes in most seeds but not all (ADR 0007, "silent
+/// authorities"), so liveness is not asserted here.
+#[test]
+fn an_authority_down_for_good_never_breaks_safety() {
+    let engines = poa();
+    let families = [FaultFamily::Silence, FaultFamily::Partition, FaultFamily::Delay];
+    let report = run_seeds(&spec(4, 100, &families), &engines, 500..600, |_| {});
+    let unsafe_kinds: Vec<_> = report.violations.iter().filter(|v| v.kind != "liveness").collect();
+    assert!(unsafe_kinds.is_empty(), "{unsafe_kinds:?}");
+    let stalled = report
+        .violations
+        .iter()
+        .filter(|v| v.kind == "liveness")
+        .map(|v| v.seed)
+        .collect::<std::collections::BTreeSet<_>>();
+    assert!(stalled.len() < 10, "finality resumes in most seeds: stalled in {stalled:?}");
 }
