@@ -7,10 +7,8 @@ pub mod api;
 pub mod bench;
 pub mod check;
 pub mod client;
-pub mod crypto;
 pub mod devices;
 pub mod devnet;
-pub mod ledger;
 pub mod loader;
 pub mod logring;
 pub mod manifest;
@@ -25,3 +23,7 @@ pub mod session;
 pub mod store;
 pub mod up;
 pub mod wallet;
+
+/// The ledger and the keys and hashes it uses live in `nest-ledger`; they keep their
+/// paths here.
+pub use nest_ledger::{crypto, ledger};

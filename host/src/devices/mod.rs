@@ -13,7 +13,7 @@
 
 pub mod cli;
 pub mod devnet;
-pub mod keys;
+pub use nest_ledger::device_keys as keys;
 pub mod pipeline;
 pub mod pool;
 

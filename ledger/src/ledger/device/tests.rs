@@ -1,5 +1,5 @@
 use super::*;
-use crate::devices::keys::DeviceKey;
+use crate::device_keys::DeviceKey;
 use crate::ledger::state::{BlockEnv, BlockOutcome, ChainParams, Ledger};
 use crate::ledger::tx::{SignedTx, TxBody, UnsignedTx};
 use nest_sdk::Signature;

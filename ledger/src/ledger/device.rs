@@ -13,7 +13,7 @@
 
 use super::exec::TxContext;
 use super::tx::TxError;
-use crate::devices::keys::{PublicKeyError, check_public_key};
+use crate::device_keys::{PublicKeyError, check_public_key};
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::{Hash32, PublicKey};
 
