@@ -112,28 +112,17 @@ impl Checker {
     }
 
     fn check_final(&mut self, index: usize, height: u64, hash: Hash32) {
-        match self.finals.get(&height) {
-            Some((first, by)) if *first != hash => {
-                let detail = format!("height {height}: node {by} finalized {first}, node {index} finalized {hash}");
-                self.fail("agreement", detail);
-            }
-            Some(_) => {}
-            None => {
-                self.finals.insert(height, (hash, index));
-            }
+        if let Some((first, by)) = first_differing(&mut self.finals, height, hash, index) {
+            self.fail(
+                "agreement",
+                format!("height {height}: node {by} finalized {first}, node {index} finalized {hash}"),
+            );
         }
     }
 
     fn check_digest(&mut self, index: usize, height: u64, digest: Hash32) {
-        match self.digests.get(&height) {
-            Some((first, by)) if *first != digest => {
-                let detail = format!("height {height}: node {by} has state {first}, node {index} has {digest}");
-                self.fail("state", detail);
-            }
-            Some(_) => {}
-            None => {
-                self.digests.insert(height, (digest, index));
-            }
+        if let Some((first, by)) = first_differing(&mut self.digests, height, digest, index) {
+            self.fail("state", format!("height {height}: node {by} has state {first}, node {index} has {digest}"));
         }
     }
 
@@ -183,4 +172,16 @@ impl Checker {
     pub fn into_violations(self) -> Vec<Violation> {
         self.violations
     }
+}
+
+/// Records `value` as seen first at `height` by node `index`, or returns the first value
+/// (and its node) when it differs.
+fn first_differing(
+    seen: &mut BTreeMap<u64, (Hash32, usize)>,
+    height: u64,
+    value: Hash32,
+    index: usize,
+) -> Option<(Hash32, usize)> {
+    let (first, by) = *seen.entry(height).or_insert((value, index));
+    (first != value).then_some((first, by))
 }
