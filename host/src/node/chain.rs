@@ -1029,6 +1029,36 @@ mod tests {
         UnsignedTx { chain: Hash32::ZERO, from: key.public_key(), nonce, fee: 1000, body }.sign(&key)
     }
 
+    fn view(proposer: u8, timestamp_ms: u64) -> nest_sdk::UnitView {
+        nest_sdk::UnitView {
+            hash: Hash32([1; 32]),
+            parent: Hash32([2; 32]),
+            height: 3,
+            timestamp_ms,
+            proposer: PublicKey([proposer; 32]),
+            tx_root: Hash32::ZERO,
+            state_digest: Hash32::ZERO,
+            txs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_unit_whose_header_disagrees_with_its_seal_is_refused() {
+        let expect = nest_sdk::UnitExpectation {
+            proposer: nest_sdk::ROption::RSome(PublicKey([7; 32])),
+            not_before_ms: 5_000,
+            not_after_ms: 5_999,
+        };
+        assert!(super::check_expectation(&view(7, 5_000), &expect).is_ok());
+        assert!(super::check_expectation(&view(7, 5_999), &expect).is_ok());
+        let other = super::check_expectation(&view(8, 5_500), &expect).unwrap_err();
+        assert!(other.contains("was sealed by"), "{other}");
+        let future = super::check_expectation(&view(7, 9_000_000), &expect).unwrap_err();
+        assert!(future.contains("outside 5000..=5999"), "{future}");
+        assert!(super::check_expectation(&view(7, 4_999), &expect).is_err(), "before its slot");
+        assert!(super::check_expectation(&view(9, 1), &nest_sdk::UnitExpectation::ANY).is_ok());
+    }
+
     #[test]
     fn block_building_stops_at_the_byte_budget() {
         let txs: Vec<SignedTx> = (0..10).map(transfer).collect();
