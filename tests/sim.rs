@@ -13,7 +13,7 @@ fn a_signed_consensus_package_runs_under_the_simulator_with_the_faults_it_declar
     let manifest = pack_crate(CONSENSUS_POA, &dir, &key);
     assert_eq!(manifest.tolerates, ["delay", "loss", "partition", "crash"]);
     let options = LoadOptions { trust: trusting("acme", &key), allow_unsigned: false };
-    let engines = Engines::open(dir.to_str().unwrap(), &options).expect("the signed package loads");
+    let engines = Engines::open(dir.to_str().unwrap(), None, &options).expect("the signed package loads");
     let faults = parse_families("all", &engines.tolerated()).unwrap();
     assert_eq!(faults, [FaultFamily::Delay, FaultFamily::Loss, FaultFamily::Partition, FaultFamily::Crash]);
     let spec =
@@ -23,6 +23,6 @@ fn a_signed_consensus_package_runs_under_the_simulator_with_the_faults_it_declar
     assert!(report.final_height_median >= 30, "median final height {}", report.final_height_median);
 
     let stranger = LoadOptions { trust: trusting("other", &vendor_key(42)), allow_unsigned: false };
-    let refused = Engines::open(dir.to_str().unwrap(), &stranger).err().expect("an untrusted vendor is refused");
+    let refused = Engines::open(dir.to_str().unwrap(), None, &stranger).err().expect("an untrusted vendor is refused");
     assert!(refused.contains("plugin.sig") || refused.contains("trust"), "{refused}");
 }

@@ -57,7 +57,7 @@ pub fn check(path: &Path) -> CheckReport {
     }
     let mut errors = Vec::new();
     for parts in &mut prepared.chains {
-        match build_genesis(&mut parts.chain_type, &parts.allocations, parts.genesis_timestamp_ms) {
+        match build_genesis(&mut parts.chain_type, &parts.allocations, &parts.validators, parts.genesis_timestamp_ms) {
             Ok((_, view, ledger)) => {
                 let _ = writeln!(
                     text,

@@ -4,6 +4,7 @@
 //! TOML parser with line and column; every later check names the file, the table and
 //! the key, e.g. `single.toml: [[chain]] id="main": consensus.config.block_interval_ms: …`.
 
+use crate::ledger::validators::{Member, ValidatorSet, check_schedule};
 pub use crate::net::NetworkSection;
 use nest_sdk::PublicKey;
 use serde::{Deserialize, Serialize};
@@ -170,6 +171,31 @@ pub struct Allocation {
     pub balance: u64,
 }
 
+/// One genesis validator: a node key and its voting power.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorEntry {
+    /// The validator's node public key, hex.
+    pub key: String,
+    /// Its voting power (at least 1).
+    #[serde(default = "default_power")]
+    pub power: u64,
+}
+
+fn default_power() -> u64 {
+    1
+}
+
+/// A validator set scheduled at genesis to take over at a later height.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorChange {
+    /// The first height the set signs.
+    pub from_height: u64,
+    /// The set.
+    pub validators: Vec<ValidatorEntry>,
+}
+
 /// A plugin the chain requires, pinned by name, version and optionally library hash.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +222,45 @@ pub struct GenesisSection {
     /// Plugins every node of this chain must load (name, version, hash).
     #[serde(default)]
     pub require: Vec<Requirement>,
+    /// The validator set from height 1, for engines that take it from the ledger (BFT);
+    /// empty for engines with their own authority list (PoA).
+    #[serde(default)]
+    pub validators: Vec<ValidatorEntry>,
+    /// Later sets, each from its height on (a ledger record like the first).
+    #[serde(default)]
+    pub validator_changes: Vec<ValidatorChange>,
+}
+
+impl GenesisSection {
+    /// The validator sets the genesis block records, first set first. Keys that are not
+    /// hex are an error naming the entry.
+    pub fn validator_sets(&self) -> Result<Vec<ValidatorSet>, (String, String)> {
+        let mut sets = Vec::new();
+        if !self.validators.is_empty() {
+            sets.push(ValidatorSet { from_height: 1, members: members("genesis.validators", &self.validators)? });
+        } else if !self.validator_changes.is_empty() {
+            return Err(("genesis.validator_changes".into(), "changes need a first set in genesis.validators".into()));
+        }
+        for (index, change) in self.validator_changes.iter().enumerate() {
+            let path = format!("genesis.validator_changes[{index}]");
+            let members = members(&format!("{path}.validators"), &change.validators)?;
+            sets.push(ValidatorSet { from_height: change.from_height, members });
+        }
+        check_schedule(&sets).map_err(|error| ("genesis.validators".to_string(), error.to_string()))?;
+        Ok(sets)
+    }
+}
+
+fn members(path: &str, entries: &[ValidatorEntry]) -> Result<Vec<Member>, (String, String)> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            PublicKey::from_hex(&entry.key)
+                .map(|key| Member { key, power: entry.power })
+                .map_err(|error| (format!("{path}[{index}].key"), error.to_string()))
+        })
+        .collect()
 }
 
 /// `[[chain]]`: a chain this node takes part in.
@@ -445,6 +510,7 @@ impl Manifest {
                 return Err(self.error(&table, key, format!("account {} is allocated twice", allocation.account)));
             }
         }
+        chain.genesis.validator_sets().map_err(|(key, message)| self.error(&table, key, message))?;
         Ok(())
     }
 }

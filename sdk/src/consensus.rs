@@ -41,6 +41,16 @@ pub struct Persisted {
     pub bytes: RVec<u8>,
 }
 
+/// One member of a validator set and its voting power.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Validator {
+    /// The validator's node key.
+    pub key: PublicKey,
+    /// Its voting power (at least 1; quorums count power, not members).
+    pub power: u64,
+}
+
 /// What a unit handed to [`Effect::Verify`] must also satisfy, beyond the chain's own
 /// checks: the engine knows who may seal it and when, the chain type knows what the
 /// unit says. The host refuses a unit whose header disagrees.
@@ -140,6 +150,18 @@ pub enum Input {
         height: u64,
         /// Why, for operators.
         reason: RString,
+    },
+    /// The validator set that signs units from `from_height` on, until a later
+    /// `Validators` says otherwise. The ledger decides it (at genesis, then only at a
+    /// height boundary), so every node hands its engine the same set for each height.
+    /// The host sends the set of the next height before [`Input::Start`] and again
+    /// whenever a commit changes it. Engines whose authority list is their own config
+    /// (PoA) ignore it.
+    Validators {
+        /// The first height this set signs.
+        from_height: u64,
+        /// The members, in the ledger's order (distinct keys).
+        validators: RVec<Validator>,
     },
 }
 

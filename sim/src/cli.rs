@@ -2,7 +2,8 @@
 //! each, the throughput, and a JSON report on request.
 
 use crate::{
-    Engines, FaultFamily, Report, RunSpec, faults::parse_families, replay_command, run_seeds, run_seeds_parallel,
+    Engines, FaultFamily, Finality, Report, RunSpec, faults::parse_families, replay_command, run_seeds,
+    run_seeds_parallel,
 };
 use nest_host::loader::LoadOptions;
 use nest_host::package::cli::parse_trust;
@@ -11,9 +12,14 @@ use std::path::PathBuf;
 /// Options of `nestd sim`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimOptions {
-    /// The consensus engine: `poa` (built in), or a signed package directory.
+    /// The consensus engine: `poa` or `bft` (built in), or a signed package directory.
     #[arg(long, default_value = "poa")]
     pub consensus: String,
+    /// How units become final: `votes` (the engine attests; PoA) or `decided` (the engine
+    /// commits only what it decided; BFT). Defaults to the built-in engine's, and to
+    /// `votes` for a package.
+    #[arg(long)]
+    pub finality: Option<Finality>,
     /// Vendor keys trusted for a package engine, as `name=hex` or `hex` (repeatable).
     #[arg(long)]
     pub trust: Vec<String>,
@@ -76,7 +82,7 @@ pub fn prepare(options: &SimOptions) -> Result<(RunSpec, Engines), String> {
         return Err(format!("--interval-ms {}: between 50 and 60000", options.interval_ms));
     }
     let load = LoadOptions { trust: parse_trust(&options.trust)?, allow_unsigned: false };
-    let engines = Engines::open(&options.consensus, &load)?;
+    let engines = Engines::open(&options.consensus, options.finality, &load)?;
     let faults = parse_families(&options.faults, &engines.tolerated())?;
     let spec = RunSpec {
         authorities: options.nodes,
@@ -101,7 +107,7 @@ pub fn run(options: &SimOptions) -> Result<(), String> {
     }
     let progress = |outcome: &crate::RunOutcome| {
         if let Some(first) = outcome.violations.first() {
-            let replay = replay_command(&spec, &options.consensus, outcome.seed);
+            let replay = replay_command(&spec, &engines, outcome.seed);
             println!(
                 "seed {} FAILED {}: {}\n  final heights {:?}, head heights {:?}\n  replay: {replay}",
                 outcome.seed, first.kind, first.detail, outcome.final_heights, outcome.head_heights

@@ -195,9 +195,33 @@ pub fn draw_plan(
             }
         }
     }
+    keep_faulty_within(&mut plan, byzantine_max);
     plan.actions.sort_by_key(|(at, _)| *at);
     plan.healed_at_ms = plan.actions.iter().map(|(at, _)| *at).max().unwrap_or(0);
     plan
+}
+
+/// Keeps the keys that are faulty for good — Byzantine twins and silenced authorities —
+/// at most `byzantine_max` (f), the most any engine can stay live with: a silenced
+/// authority beyond that budget is dropped from the plan.
+fn keep_faulty_within(plan: &mut FaultPlan, byzantine_max: usize) {
+    let restarted: Vec<usize> = plan
+        .actions
+        .iter()
+        .filter_map(|(_, action)| match action {
+            FaultAction::Restart { node } => Some(*node),
+            _ => None,
+        })
+        .collect();
+    let mut budget = byzantine_max.saturating_sub(plan.twins.len());
+    plan.actions.retain(|(_, action)| match action {
+        FaultAction::Crash { node } if !restarted.contains(node) => {
+            let keep = budget > 0 && !plan.twins.contains(node);
+            budget = budget.saturating_sub(usize::from(keep));
+            keep
+        }
+        _ => true,
+    });
 }
 
 /// Two non-empty groups of `nodes` (for two or more nodes).

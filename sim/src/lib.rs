@@ -19,7 +19,7 @@ pub mod store;
 pub mod world;
 
 pub use check::Violation;
-pub use engine::Engines;
+pub use engine::{Engines, Finality};
 pub use faults::FaultFamily;
 pub use world::{RunOutcome, RunSpec, World};
 
@@ -181,11 +181,13 @@ fn summarize(spec: &RunSpec, consensus: &str, outcomes: Vec<RunOutcome>, wall_s:
 }
 
 /// The command that replays one seed of `spec`.
-pub fn replay_command(spec: &RunSpec, consensus: &str, seed: u64) -> String {
+pub fn replay_command(spec: &RunSpec, engines: &Engines, seed: u64) -> String {
     let faults: Vec<&str> = spec.faults.iter().map(|family| family.name()).collect();
     let faults = if faults.is_empty() { "none".to_string() } else { faults.join(",") };
+    let consensus = engines.name();
+    let finality = engines.finality().name();
     format!(
-        "nestd sim --consensus {consensus} --nodes {} --heights {} --interval-ms {} --faults {faults}{}{} --seeds {seed}..{}",
+        "nestd sim --consensus {consensus} --finality {finality} --nodes {} --heights {} --interval-ms {} --faults {faults}{}{} --seeds {seed}..{}",
         spec.authorities,
         spec.heights,
         spec.interval_ms,

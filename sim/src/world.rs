@@ -13,6 +13,7 @@ use crate::services::{SimServices, VerifyCache};
 use crate::store::MemStore;
 use nest_host::crypto::SecretKey;
 use nest_host::ledger::tx::{SignedTx, TRANSFER_GAS, TxBody, UnsignedTx};
+use nest_host::ledger::validators::{Member, ValidatorSet};
 use nest_host::net::SyncBlock;
 use nest_host::node::chain::{ChainLimits, ChainParts, ChainRuntime};
 use nest_host::node::slot::Slot;
@@ -165,6 +166,8 @@ pub struct World<'a> {
     queue: BinaryHeap<Reverse<Scheduled>>,
     nodes: Vec<Node>,
     authorities: Vec<PublicKey>,
+    /// The validator sets genesis records (for engines that read them from the ledger).
+    validators: Vec<ValidatorSet>,
     links: Links,
     cache: VerifyCache,
     senders: Vec<Arc<SecretKey>>,
@@ -222,6 +225,7 @@ impl<'a> World<'a> {
             sequence: 0,
             queue: BinaryHeap::new(),
             nodes,
+            validators: validator_sets(&authorities),
             authorities,
             links: Links::default(),
             cache: VerifyCache::default(),
@@ -339,6 +343,7 @@ impl<'a> World<'a> {
                 gas_price: 1,
             },
             allocations,
+            validators: self.validators.clone(),
             genesis_timestamp_ms: GENESIS_MS,
             node_key: node.key.public_key(),
             markets: nest_host::ledger::market::MarketRules::new([]),
@@ -576,4 +581,10 @@ fn node_key(seed: u64, index: usize) -> SecretKey {
     material[8..16].copy_from_slice(&(index as u64).to_le_bytes());
     material[16..].copy_from_slice(b"nest/sim/key/v1\0");
     SecretKey::from_seed(material)
+}
+
+/// The validator set every node records at genesis: each authority with power 1.
+fn validator_sets(authorities: &[PublicKey]) -> Vec<ValidatorSet> {
+    let members = authorities.iter().map(|key| Member { key: *key, power: 1 }).collect();
+    vec![ValidatorSet { from_height: 1, members }]
 }

@@ -6,7 +6,7 @@ use nest_host::loader::LoadOptions;
 use nest_sim::{Engines, FaultFamily, RunSpec, run_seed, run_seeds};
 
 fn poa() -> Engines {
-    Engines::open("poa", &LoadOptions::default()).expect("built-in engine")
+    Engines::open("poa", None, &LoadOptions::default()).expect("built-in engine")
 }
 
 fn spec(authorities: usize, heights: u64, faults: &[FaultFamily]) -> RunSpec {
@@ -120,7 +120,7 @@ fn an_unsafe_quorum_is_caught() {
     let report = run_seeds(&unsafe_spec, &engines, 0..10, |_| {});
     let agreement: Vec<_> = report.violations.iter().filter(|v| v.kind == "agreement").collect();
     assert!(!agreement.is_empty(), "a 2-of-4 quorum under delay must split finality: {:?}", report.violations);
-    let command = nest_sim::replay_command(&unsafe_spec, "poa", agreement[0].seed);
+    let command = nest_sim::replay_command(&unsafe_spec, &engines, agreement[0].seed);
     assert!(command.contains("--finality-quorum 2") && command.contains("--faults delay"), "{command}");
 }
 

@@ -14,6 +14,7 @@ use crate::ledger::{
     merkle::merkle_root,
     state::{BlockEnv, BlockOutcome, ChainParams, Changes, Ledger},
     tx::{SignedTx, TxError},
+    validators::{ValidatorSet, check_schedule},
     verify::{VerifiedCache, verify_batch},
 };
 use crate::store::{ChainHead, ChainStore, StoredBlock};
@@ -99,8 +100,10 @@ pub struct ChainRuntime {
     checked: BTreeMap<Hash32, Hash32>,
     /// The head fork choice picked (the committed head, or an agreed unit above it).
     tip: UnitRef,
-    /// An input to feed the engine after the one an effect produced.
-    queued_input: Option<Input>,
+    /// Inputs to feed the engine after the effect that produced them, in order.
+    queued_inputs: VecDeque<Input>,
+    /// The validator set last handed to the engine ([`Input::Validators`]).
+    validators_sent: Option<ValidatorSet>,
     /// A received unit lacked its parent (see [`ChainRuntime::take_missing_parent`]).
     missing_parent: bool,
     /// Consensus messages to send, oldest first: the caller drains them
@@ -125,6 +128,9 @@ pub struct ChainParts {
     pub limits: ChainLimits,
     /// Genesis allocations.
     pub allocations: Vec<(PublicKey, u64)>,
+    /// Validator sets recorded at genesis (checked), for engines that take them from
+    /// the ledger; empty for engines with their own authority list.
+    pub validators: Vec<ValidatorSet>,
     /// Genesis timestamp.
     pub genesis_timestamp_ms: u64,
     /// This node's key.
@@ -166,9 +172,15 @@ pub enum ChainError {
 pub fn build_genesis(
     chain_type: &mut Slot<ChainTypeBox>,
     allocations: &[(PublicKey, u64)],
+    validators: &[ValidatorSet],
     timestamp_ms: u64,
 ) -> Result<(Vec<u8>, nest_sdk::UnitView, Ledger), String> {
     let ledger = Ledger::genesis(allocations).map_err(|e| format!("genesis allocations: {e}"))?;
+    check_schedule(validators).map_err(|e| format!("genesis validators: {e}"))?;
+    // Records join the accounts' state digest, so a chain without validator sets keeps
+    // the genesis it always had.
+    let accounts: Vec<_> = ledger.accounts().map(|(key, account)| (*key, *account)).collect();
+    let ledger = Ledger::from_state(accounts, validators.iter().map(ValidatorSet::record));
     let request = BuildRequest {
         parent: Hash32::ZERO,
         height: 0,
@@ -189,7 +201,8 @@ impl ChainRuntime {
         let chain = parts.id.clone();
         let state = |message: String| ChainError::State { chain: chain.clone(), message };
         let (genesis_bytes, genesis, genesis_ledger) =
-            build_genesis(&mut parts.chain_type, &parts.allocations, parts.genesis_timestamp_ms).map_err(state)?;
+            build_genesis(&mut parts.chain_type, &parts.allocations, &parts.validators, parts.genesis_timestamp_ms)
+                .map_err(state)?;
         let store_error = |error| ChainError::Store { chain: chain.clone(), error };
         let (mut ledger, head) = match store.head(&chain).map_err(store_error)? {
             Some(head) => (Self::restore_ledger(store, &chain, &head, &genesis)?, head),
@@ -218,7 +231,8 @@ impl ChainRuntime {
             proofs: BTreeMap::new(),
             checked: BTreeMap::new(),
             tip: start,
-            queued_input: None,
+            queued_inputs: VecDeque::new(),
+            validators_sent: None,
             missing_parent: false,
             outbound: VecDeque::new(),
             next_timer_ms: None,
@@ -314,6 +328,10 @@ impl ChainRuntime {
                 return;
             }
         };
+        self.validators_sent = None;
+        if let Some(validators) = self.validators_input() {
+            let _ = self.drive(store, validators);
+        }
         let input = Input::Start { last_commit: self.last_commit(), now_ms, persisted };
         let _ = self.drive(store, input);
     }
@@ -361,9 +379,7 @@ impl ChainRuntime {
                 if let Some(next) = self.execute(store, effect) {
                     inputs.push_back(next);
                 }
-                if let Some(extra) = self.queued_input.take() {
-                    inputs.push_back(extra);
-                }
+                inputs.extend(self.queued_inputs.drain(..));
             }
         }
         first_result
@@ -631,19 +647,21 @@ impl ChainRuntime {
             .call(|c| c.insert(bytes.as_slice().into(), certificate.as_slice().into()))
             .map_err(|e| self.log_failure("insert", e))
             .ok()?;
-        self.apply_report(store, report)
+        self.apply_report(store, report);
+        None
     }
 
     /// Hands a checked vote to the chain type's finality rule.
     fn attest(&mut self, store: &dyn ChainStore, unit_hash: Hash32, authority: PublicKey) -> Option<Input> {
         let report =
             self.chain_type.call(|c| c.attest(unit_hash, authority)).map_err(|e| self.log_failure("attest", e)).ok()?;
-        self.apply_report(store, report)
+        self.apply_report(store, report);
+        None
     }
 
     /// Commits the units the chain type made final, in order, and tells the engine about
     /// the new final unit and the new head.
-    fn apply_report(&mut self, store: &dyn ChainStore, report: nest_sdk::InsertReport) -> Option<Input> {
+    fn apply_report(&mut self, store: &dyn ChainStore, report: nest_sdk::InsertReport) {
         let mut committed = false;
         for unit_ref in report.finalized.iter() {
             if !self.finalize(store, unit_ref) {
@@ -653,23 +671,32 @@ impl ChainRuntime {
         }
         if committed {
             self.prune_pending();
-            self.queued_input = Some(Input::Committed { last_commit: self.last_commit() });
+            if let Some(validators) = self.validators_input() {
+                self.queued_inputs.push_back(validators);
+            }
+            self.queued_inputs.push_back(Input::Committed { last_commit: self.last_commit() });
         }
         let head = report.head;
         if head.hash != self.tip.hash {
             self.tip = head;
             let branch = self.head_branch(&head.hash);
             let head = LastCommit { height: head.height, unit_hash: head.hash, timestamp_ms: head.timestamp_ms };
-            let input = Input::Head { head, branch };
-            return match self.queued_input.take() {
-                Some(committed) => {
-                    self.queued_input = Some(input);
-                    Some(committed)
-                }
-                None => Some(input),
-            };
+            self.queued_inputs.push_back(Input::Head { head, branch });
         }
-        self.queued_input.take()
+    }
+
+    /// The validator set of the height above the committed head, when it is not the one
+    /// the engine last heard of (at start, and when a commit reaches a change).
+    fn validators_input(&mut self) -> Option<Input> {
+        let set = self.ledger.validators_at(self.head.height.saturating_add(1))?;
+        if self.validators_sent.as_ref() == Some(&set) {
+            return None;
+        }
+        let validators =
+            set.members.iter().map(|member| nest_sdk::Validator { key: member.key, power: member.power }).collect();
+        let input = Input::Validators { from_height: set.from_height, validators };
+        self.validators_sent = Some(set);
+        Some(input)
     }
 
     /// Keeps an engine's finality proof until its unit is written (bounded: a proof for a
@@ -889,23 +916,23 @@ impl ChainRuntime {
                 continue;
             }
             let Ok(view) = self.chain_type.call(|c| c.decode(block.unit.as_slice().into())) else { break };
-            // A unit held but not final here still goes to the engine with its proof of
-            // finality: the votes in it may be the ones this node missed.
+            // A unit held but not final here still goes to the engine: its certificate
+            // or proof of finality may be what this node missed (the votes of a
+            // finality proof, or the precommits of a BFT commit certificate). The
+            // engine may find nothing new in it, which is no reason to stop.
             let held = self.pending.contains_key(&view.hash);
-            if held && block.finality.is_empty() {
-                continue;
-            }
             let input = Input::Sync {
                 unit_bytes: block.unit.into(),
                 certificate: block.certificate.into(),
                 finality: block.finality.into(),
             };
-            if let Err(error) = self.drive(store, input) {
-                tracing::warn!(chain = %self.id, height = block.height, %error, "synced block refused");
-                break;
-            }
+            let result = self.drive(store, input);
             if held {
                 continue;
+            }
+            if let Err(error) = result {
+                tracing::warn!(chain = %self.id, height = block.height, %error, "synced block refused");
+                break;
             }
             if !self.pending.contains_key(&view.hash) && self.head.height < view.height {
                 break;

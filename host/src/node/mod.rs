@@ -264,6 +264,10 @@ fn prepare_chain(
         .iter()
         .filter_map(|a| PublicKey::from_hex(&a.account).ok().map(|account| (account, a.balance)))
         .collect();
+    let validators = entry
+        .genesis
+        .validator_sets()
+        .map_err(|(key, message)| vec![manifest.error(&table, &key, message).to_string()])?;
     let info = |lib: &LoadedLibrary| (lib.info.name.to_string(), lib.info.version.to_string());
     let (ct_name, ct_version) = info(chain_type_lib);
     let (cs_name, cs_version) = info(consensus_lib);
@@ -290,6 +294,7 @@ fn prepare_chain(
             gas_price: entry.gas_price,
         },
         allocations,
+        validators,
         genesis_timestamp_ms: entry.genesis.timestamp_ms,
         node_key: key.public_key(),
         markets: Default::default(),

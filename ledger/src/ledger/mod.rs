@@ -8,6 +8,7 @@
 //! - [`market`]: resource-market transactions: SKUs, bids, escrow, settlement.
 //! - [`device`]: device registration, ownership, revocation and reading anchors.
 //! - [`merkle`]: transaction roots and inclusion proofs for light clients.
+//! - [`validators`]: validator sets with voting power, as ledger records per height.
 //!
 //! Everything here is a pure function of its inputs: no I/O, no clock, no randomness.
 
@@ -18,6 +19,7 @@ pub mod mempool;
 pub mod merkle;
 pub mod state;
 pub mod tx;
+pub mod validators;
 pub mod verify;
 
 pub use mempool::Mempool;

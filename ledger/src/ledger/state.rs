@@ -192,6 +192,16 @@ impl Ledger {
             .map(|(key, value)| (key.as_slice(), value.as_slice()))
     }
 
+    /// The committed record with the greatest key at or below `key` that starts with
+    /// `prefix`.
+    pub fn record_at_or_below<'a>(&'a self, key: &[u8], prefix: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+        self.records
+            .range(..=key.to_vec())
+            .next_back()
+            .filter(|(found, _)| found.starts_with(prefix))
+            .map(|(key, value)| (key.as_slice(), value.as_slice()))
+    }
+
     /// Every committed record, in key order.
     pub fn records(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.records.iter().map(|(key, value)| (key.as_slice(), value.as_slice()))
