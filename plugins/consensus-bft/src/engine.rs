@@ -3,7 +3,7 @@
 //! comments (L22, L36, ...) are the pseudo-code's.
 
 use crate::config::BftConfig;
-use crate::log::{Added, FUTURE_PROPOSAL_ROUNDS, HeightLog, Validity};
+use crate::log::{Added, FUTURE_PROPOSAL_ROUNDS, HeightLog, ProposalAdded, Validity};
 use crate::validators::ValidatorSet;
 use crate::wire::*;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -241,6 +241,15 @@ impl BftEngine {
         self.state.timeouts.insert((at_ms, kind, self.state.height, round));
     }
 
+    /// The latest the clock can read now. The engine learns the time only from ticks,
+    /// and it always has one due within the re-sending interval while it votes, or
+    /// within the commit wait between heights: the clock is at most that far ahead of
+    /// the last tick.
+    fn latest_now_ms(&self) -> u64 {
+        let slack_ms = self.rebroadcast_interval_ms().max(self.config.commit_wait_ms);
+        self.state.now_ms.saturating_add(slack_ms)
+    }
+
     fn rebroadcast_interval_ms(&self) -> u64 {
         self.config.timeout_propose_ms
     }
@@ -359,11 +368,11 @@ impl BftEngine {
         self.state.locked = restored.locked;
         self.state.valid = restored.valid;
         let valid_unit = self.state.restored_valid_unit.take_if(|(unit_height, _)| *unit_height == height);
-        if let (Some((_, value)), Some((_, unit))) = (restored.valid, valid_unit) {
-            if self.host.hash(&unit) == value {
-                self.state.log.add_unit(value, unit);
-                self.state.log.set_validity(value, Validity::Valid);
-            }
+        if let (Some((_, value)), Some((_, unit))) = (restored.valid, valid_unit)
+            && self.host.hash(&unit) == value
+        {
+            self.state.log.add_unit(value, unit);
+            self.state.log.set_validity(value, Validity::Valid);
         }
         for vote in &restored.votes {
             self.state.log.add_vote(vote.clone(), vote.round.max(restored.round));
@@ -386,6 +395,8 @@ impl BftEngine {
         self.head()?;
         self.state.now_ms = now_ms;
         let mut effects = Vec::new();
+        // Sent again first, so that a vote a timeout signs now is not sent twice.
+        self.rebroadcast(&mut effects)?;
         while let Some(timeout) = self.state.timeouts.first().copied() {
             if timeout.0 > now_ms {
                 break;
@@ -393,7 +404,6 @@ impl BftEngine {
             self.state.timeouts.pop_first();
             self.fire(timeout, &mut effects)?;
         }
-        self.rebroadcast(&mut effects)?;
         self.evaluate(&mut effects)?;
         Ok(effects)
     }
@@ -715,23 +725,23 @@ impl BftEngine {
         }
         let unit = proposal.unit;
         match self.state.log.add_proposal(signed.clone(), unit.clone()) {
-            Ok(true) => {
+            ProposalAdded::New => {
                 // A new unit is checked against its proposer and this node's clock; a
                 // re-proposed one was built in an earlier round, by another proposer.
                 let expect = match signed.valid_round {
                     None => UnitExpectation {
                         proposer: Some(signed.proposer).into(),
                         not_before_ms: 0,
-                        not_after_ms: self.state.now_ms.saturating_add(self.config.max_clock_drift_ms),
+                        not_after_ms: self.latest_now_ms().saturating_add(self.config.max_clock_drift_ms),
                     },
                     Some(_) => UnitExpectation::ANY,
                 };
                 self.check_unit(value, unit, expect, effects);
                 Ok(())
             }
-            Ok(false) => Ok(()),
-            Err(first) => {
-                let proof = DoubleProposalProof { first, second: signed };
+            ProposalAdded::Known => Ok(()),
+            ProposalAdded::Conflict(first) => {
+                let proof = DoubleProposalProof { first: *first, second: signed };
                 self.report(proposal.proposer, round, OFFENCE_PROPOSAL, "two proposals", encode(&proof)?, effects);
                 Ok(())
             }
@@ -1028,27 +1038,7 @@ impl BftEngine {
                 BftConfig::timeout_ms(self.config.timeout_prevote_ms, self.config.timeout_prevote_delta_ms, round);
             self.schedule(TimeoutKind::Prevote, timeout, round);
         }
-        // L36: the proposal's value has 2f+1 prevotes and is valid, first time this round.
-        if self.step() >= Step::Prevote && self.state.locked_in_round != Some(round) {
-            if let Some(value) = self.state.log.proposal(round).map(|proposal| proposal.value) {
-                let prevoted = self.state.log.power_for(set, round, VoteKind::Prevote, Some(&value));
-                if self.state.log.is_valid(&value) && set.is_quorum(prevoted) {
-                    self.state.locked_in_round = Some(round);
-                    let precommit = self.step() == Step::Prevote;
-                    if precommit {
-                        self.state.locked = Some((round, value));
-                    }
-                    self.state.valid = Some((round, value));
-                    self.persist_valid_unit(value, effects)?;
-                    if precommit {
-                        self.state.step = Some(Step::Precommit);
-                        self.sign_vote(VoteKind::Precommit, Some(value), effects)?;
-                    } else {
-                        self.persist_signed(effects)?;
-                    }
-                }
-            }
-        }
+        self.rule_lock(set, effects)?;
         // L44: 2f+1 prevotes for nil.
         if self.step() == Step::Prevote && set.is_quorum(self.state.log.power_for(set, round, VoteKind::Prevote, None))
         {
@@ -1056,6 +1046,33 @@ impl BftEngine {
             self.sign_vote(VoteKind::Precommit, None, effects)?;
         }
         Ok(())
+    }
+
+    /// L36: the round's proposal has 2f+1 prevotes and is valid, first time this round:
+    /// lock on it and precommit it (in the prevote step), and take it as valid value.
+    fn rule_lock(&mut self, set: &ValidatorSet, effects: &mut Vec<Effect>) -> Result<(), PluginError> {
+        let round = self.state.round;
+        if self.step() < Step::Prevote || self.state.locked_in_round == Some(round) {
+            return Ok(());
+        }
+        let Some(value) = self.state.log.proposal(round).map(|proposal| proposal.value) else { return Ok(()) };
+        let prevoted = self.state.log.power_for(set, round, VoteKind::Prevote, Some(&value));
+        if !self.state.log.is_valid(&value) || !set.is_quorum(prevoted) {
+            return Ok(());
+        }
+        self.state.locked_in_round = Some(round);
+        let precommit = self.step() == Step::Prevote;
+        if precommit {
+            self.state.locked = Some((round, value));
+        }
+        self.state.valid = Some((round, value));
+        self.persist_valid_unit(value, effects)?;
+        if precommit {
+            self.state.step = Some(Step::Precommit);
+            self.sign_vote(VoteKind::Precommit, Some(value), effects)
+        } else {
+            self.persist_signed(effects)
+        }
     }
 
     /// Stores the unit of the valid value, so that a restarted proposer can offer it.
@@ -1145,27 +1162,7 @@ impl ConsensusEngine for BftEngine {
     }
 
     fn handle(&mut self, input: Input) -> Result<Vec<Effect>, PluginError> {
-        let trace = std::env::var_os("NEST_BFT_TRACE").is_some();
-        let label = if trace { format!("{:?}", input).chars().take(90).collect::<String>() } else { String::new() };
-        let result = self.handle_inner(input);
-        if trace {
-            let fx: Vec<String> = match &result {
-                Ok(effects) => effects.iter().map(|e| format!("{e:?}").chars().take(60).collect()).collect(),
-                Err(error) => vec![format!("ERR {error}")],
-            };
-            eprintln!(
-                "[{} t={}] {label}\n    h={} r={} {:?} locked={:?} valid={:?} decided={} -> {fx:?}",
-                &self.me.to_string()[..6],
-                self.state.now_ms % 1_000_000,
-                self.state.height,
-                self.state.round,
-                self.step(),
-                self.state.locked.map(|l| l.0),
-                self.state.valid.map(|l| l.0),
-                self.state.decided
-            );
-        }
-        result
+        self.dispatch(input)
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, PluginError> {
@@ -1194,7 +1191,8 @@ impl ConsensusEngine for BftEngine {
 }
 
 impl BftEngine {
-    fn handle_inner(&mut self, input: Input) -> Result<Vec<Effect>, PluginError> {
+    /// Hands one input to its handler and adds the tick the engine wants next.
+    fn dispatch(&mut self, input: Input) -> Result<Vec<Effect>, PluginError> {
         let mut effects = match input {
             Input::Validators { from_height, validators } => {
                 self.on_validators(from_height, &validators)?;

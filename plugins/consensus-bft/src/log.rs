@@ -39,6 +39,17 @@ pub enum Added {
     Dropped,
 }
 
+/// What happened to a proposal offered to the log.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProposalAdded {
+    /// The round's first; kept.
+    New,
+    /// Already known.
+    Known,
+    /// The round already has another proposal: that one.
+    Conflict(Box<SignedProposal>),
+}
+
 /// Whether a unit passed the host's checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Validity {
@@ -165,14 +176,14 @@ impl HeightLog {
 
     /// Keeps the first proposal of a round and its unit (the caller checked proposer and
     /// signature); returns whether it is new, or the one already kept when it differs.
-    pub fn add_proposal(&mut self, proposal: SignedProposal, unit: Vec<u8>) -> Result<bool, SignedProposal> {
+    pub fn add_proposal(&mut self, proposal: SignedProposal, unit: Vec<u8>) -> ProposalAdded {
         if let Some(seen) = self.proposals.get(&proposal.round) {
             let same = (seen.valid_round, seen.value) == (proposal.valid_round, proposal.value);
-            return if same { Ok(false) } else { Err(seen.clone()) };
+            return if same { ProposalAdded::Known } else { ProposalAdded::Conflict(Box::new(seen.clone())) };
         }
         self.units.entry(proposal.value).or_insert(unit);
         self.proposals.insert(proposal.round, proposal);
-        Ok(true)
+        ProposalAdded::New
     }
 
     /// Remembers a unit's bytes under its digest.

@@ -1,1 +1,455 @@
+//! The engine against the pseudo-code's cases, one upon-rule or timeout per test.
 
+use super::*;
+use nest_sdk::{
+    ConsensusEngine, Effect, Hash32, Input, LastCommit, Persisted, PluginError, PublicKey, RVec, Validator,
+    testing::{LocalHost, sha256},
+};
+
+const PROPOSE_MS: u64 = 1000;
+const PROPOSE_DELTA_MS: u64 = 500;
+const VOTE_MS: u64 = 400;
+const VOTE_DELTA_MS: u64 = 200;
+
+fn locals() -> Vec<LocalHost> {
+    (1..=4).map(|seed| LocalHost::from_seed([seed; 32])).collect()
+}
+
+fn validators(locals: &[LocalHost], powers: &[u64]) -> RVec<Validator> {
+    locals
+        .iter()
+        .zip(powers)
+        .map(|(local, power)| Validator { key: local.host().public_key(), power: *power })
+        .collect()
+}
+
+fn config() -> BftConfig {
+    BftConfig {
+        timeout_propose_ms: PROPOSE_MS,
+        timeout_propose_delta_ms: PROPOSE_DELTA_MS,
+        timeout_prevote_ms: VOTE_MS,
+        timeout_prevote_delta_ms: VOTE_DELTA_MS,
+        timeout_precommit_ms: VOTE_MS,
+        timeout_precommit_delta_ms: VOTE_DELTA_MS,
+        commit_wait_ms: 500,
+        ..BftConfig::default()
+    }
+}
+
+fn genesis() -> LastCommit {
+    LastCommit { height: 0, unit_hash: Hash32([0xAA; 32]), timestamp_ms: 0 }
+}
+
+/// An engine on `local` among the four, powers equal unless given, started at genesis at
+/// time 0 with `persisted`, and in round 0 of height 1 (after its first tick).
+fn started_with(local: &LocalHost, all: &[LocalHost], powers: &[u64], persisted: Vec<Persisted>) -> BftEngine {
+    let mut engine = BftEngine::new(config(), local.host()).expect("valid config");
+    engine.handle(Input::Validators { from_height: 1, validators: validators(all, powers) }).expect("validators");
+    engine.handle(Input::Start { last_commit: genesis(), now_ms: 0, persisted: persisted.into() }).expect("start");
+    engine.handle(Input::Tick { now_ms: 0 }).expect("first tick");
+    engine
+}
+
+/// The validator of `all` that does not propose `round` at height 1, for a node that
+/// only votes; and the proposer.
+fn roles(all: &[LocalHost], round: u32) -> (usize, usize) {
+    let set = ValidatorSet::new(1, &validators(all, &[1; 4])).unwrap();
+    let proposer = set.proposer(1, round);
+    let proposer_index = all.iter().position(|local| local.host().public_key() == proposer).unwrap();
+    ((proposer_index + 1) % all.len(), proposer_index)
+}
+
+fn key(local: &LocalHost) -> PublicKey {
+    local.host().public_key()
+}
+
+fn envelope(body: Body) -> Vec<u8> {
+    borsh::to_vec(&Envelope { sent_ms: 0, body }).unwrap()
+}
+
+fn vote(signer: &LocalHost, kind: VoteKind, round: u32, value: Option<Hash32>) -> Vote {
+    let signature = signer.host().sign(&vote_message(kind, 1, round, value.as_ref()));
+    Vote { kind, height: 1, round, value, validator: key(signer), signature }
+}
+
+fn proposal(signer: &LocalHost, round: u32, valid_round: Option<u32>, unit: &[u8]) -> Vec<u8> {
+    let signature = signer.host().sign(&proposal_message(1, round, valid_round, &sha256(unit)));
+    envelope(Body::Proposal(Proposal {
+        height: 1,
+        round,
+        valid_round,
+        unit: unit.to_vec(),
+        proposer: key(signer),
+        signature,
+    }))
+}
+
+fn deliver(engine: &mut BftEngine, bytes: Vec<u8>) -> Result<Vec<Effect>, PluginError> {
+    engine.handle(Input::Message { from: PublicKey([0; 32]), bytes: bytes.into() })
+}
+
+fn deliver_vote(engine: &mut BftEngine, vote: Vote) -> Vec<Effect> {
+    deliver(engine, envelope(Body::Vote(vote))).expect("vote accepted")
+}
+
+/// Delivers a proposal and answers the host's check with `ok`.
+fn deliver_proposal(engine: &mut BftEngine, bytes: Vec<u8>, unit: &[u8], ok: bool) -> Vec<Effect> {
+    let mut effects = deliver(engine, bytes).expect("proposal accepted");
+    if effects.iter().any(|effect| matches!(effect, Effect::Verify { .. })) {
+        effects.extend(engine.handle(Input::Verified { unit_digest: sha256(unit), ok }).expect("verified"));
+    }
+    effects
+}
+
+/// The votes this node broadcast, in order.
+fn sent_votes(effects: &[Effect]) -> Vec<(VoteKind, u32, Option<Hash32>)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Broadcast { bytes } => match borsh::from_slice::<Envelope>(bytes).ok()?.body {
+                Body::Vote(vote) => Some((vote.kind, vote.round, vote.value)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn tick(engine: &mut BftEngine, now_ms: u64) -> Vec<Effect> {
+    engine.handle(Input::Tick { now_ms }).expect("tick")
+}
+
+/// A voter engine in round 0 that prevoted and precommitted `unit` (locked on it).
+fn locked_on(all: &[LocalHost], unit: &[u8]) -> (BftEngine, usize) {
+    let (me, proposer) = roles(all, 0);
+    let mut engine = started_with(&all[me], all, &[1; 4], Vec::new());
+    deliver_proposal(&mut engine, proposal(&all[proposer], 0, None, unit), unit, true);
+    let others: Vec<usize> = (0..4).filter(|index| *index != me).take(2).collect();
+    for index in others {
+        deliver_vote(&mut engine, vote(&all[index], VoteKind::Prevote, 0, Some(sha256(unit))));
+    }
+    assert_eq!(engine.locked(), Some((0, sha256(unit))));
+    (engine, me)
+}
+
+/// Moves `engine` to `round` by f+1 prevotes of that round (L55).
+fn skip_to(engine: &mut BftEngine, all: &[LocalHost], me: usize, round: u32) {
+    let others: Vec<usize> = (0..4).filter(|index| *index != me).take(2).collect();
+    for index in others {
+        deliver_vote(engine, vote(&all[index], VoteKind::Precommit, round, None));
+    }
+    assert_eq!(engine.position().1, round);
+}
+
+#[test]
+fn l22_a_valid_new_proposal_gets_the_prevote_persisted_before_it_leaves() {
+    let all = locals();
+    let (me, proposer) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let unit = b"unit a".to_vec();
+    let effects = deliver(&mut engine, proposal(&all[proposer], 0, None, &unit)).unwrap();
+    let expect = effects.iter().find_map(|effect| match effect {
+        Effect::Verify { expect, .. } => Some(expect.clone()),
+        _ => None,
+    });
+    assert_eq!(expect.expect("the unit goes to the host").proposer, Some(key(&all[proposer])).into());
+    assert!(sent_votes(&effects).is_empty(), "no prevote before the host's answer");
+    let effects = engine.handle(Input::Verified { unit_digest: sha256(&unit), ok: true }).unwrap();
+    assert_eq!(sent_votes(&effects), vec![(VoteKind::Prevote, 0, Some(sha256(&unit)))]);
+    let persist = effects.iter().position(|effect| matches!(effect, Effect::Persist { .. })).unwrap();
+    let broadcast = effects.iter().position(|effect| matches!(effect, Effect::Broadcast { .. })).unwrap();
+    assert!(persist < broadcast);
+    assert_eq!(engine.position().2, Step::Prevote);
+}
+
+#[test]
+fn l22_an_invalid_proposal_gets_a_nil_prevote() {
+    let all = locals();
+    let (me, proposer) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let unit = b"bad unit".to_vec();
+    let effects = deliver_proposal(&mut engine, proposal(&all[proposer], 0, None, &unit), &unit, false);
+    assert_eq!(sent_votes(&effects), vec![(VoteKind::Prevote, 0, None)]);
+}
+
+#[test]
+fn a_proposal_from_another_than_the_rounds_proposer_is_refused() {
+    let all = locals();
+    let (me, _) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let error = deliver(&mut engine, proposal(&all[me], 0, None, b"mine")).unwrap_err().to_string();
+    assert!(error.contains("the round's proposer is"), "{error}");
+}
+
+#[test]
+fn l36_2f_plus_1_prevotes_lock_and_precommit_then_l49_decides_with_a_checkable_certificate() {
+    let all = locals();
+    let unit = b"unit a".to_vec();
+    let value = sha256(&unit);
+    let (mut engine, me) = locked_on(&all, &unit);
+    assert_eq!(engine.valid(), Some((0, value)));
+    assert_eq!(engine.position().2, Step::Precommit);
+    let others: Vec<usize> = (0..4).filter(|index| *index != me).take(2).collect();
+    let mut effects = Vec::new();
+    for index in others {
+        effects = deliver_vote(&mut engine, vote(&all[index], VoteKind::Precommit, 0, Some(value)));
+    }
+    let (unit_bytes, certificate) = effects
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::Commit { unit_bytes, certificate } => Some((unit_bytes.to_vec(), certificate.to_vec())),
+            _ => None,
+        })
+        .expect("decided");
+    assert_eq!(unit_bytes, unit);
+    let certificate: CommitCertificate = borsh::from_slice(&certificate).unwrap();
+    assert_eq!((certificate.height, certificate.round, certificate.value), (1, 0, value));
+    let set = ValidatorSet::new(1, &validators(&all, &[1; 4])).unwrap();
+    check_certificate(&all[0].host(), &set, 1, &certificate).expect("the certificate checks");
+}
+
+#[test]
+fn l22_locked_on_another_value_prevotes_nil() {
+    let all = locals();
+    let (mut engine, me) = locked_on(&all, b"unit a");
+    skip_to(&mut engine, &all, me, 1);
+    let (_, proposer) = roles(&all, 1);
+    if proposer == me {
+        return; // This node would propose its valid value itself.
+    }
+    let other = b"unit b".to_vec();
+    let effects = deliver_proposal(&mut engine, proposal(&all[proposer], 1, None, &other), &other, true);
+    assert_eq!(sent_votes(&effects), vec![(VoteKind::Prevote, 1, None)]);
+}
+
+#[test]
+fn l28_a_value_prevoted_by_2f_plus_1_after_the_lock_gets_the_prevote() {
+    let all = locals();
+    let (mut engine, me) = locked_on(&all, b"unit a");
+    let round = (2..20).find(|round| roles(&all, *round).1 != me).unwrap();
+    skip_to(&mut engine, &all, me, round);
+    let other = b"unit b".to_vec();
+    // 2f+1 prevoted b in round 1, after this node locked in round 0.
+    let prevoters: Vec<usize> = (0..4).filter(|index| *index != me).collect();
+    for index in &prevoters {
+        deliver_vote(&mut engine, vote(&all[*index], VoteKind::Prevote, 1, Some(sha256(&other))));
+    }
+    let (_, proposer) = roles(&all, round);
+    let effects = deliver_proposal(&mut engine, proposal(&all[proposer], round, Some(1), &other), &other, true);
+    assert_eq!(sent_votes(&effects), vec![(VoteKind::Prevote, round, Some(sha256(&other)))]);
+}
+
+#[test]
+fn l28_a_value_prevoted_before_the_lock_gets_a_nil_prevote() {
+    let all = locals();
+    let unit = b"unit a".to_vec();
+    let (me, proposer0) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let other = b"unit b".to_vec();
+    // Round 0: 2f+1 prevote b, but this node timed out and prevoted nil.
+    tick(&mut engine, PROPOSE_MS);
+    let prevoters: Vec<usize> = (0..4).filter(|index| *index != me).collect();
+    for index in &prevoters {
+        deliver_vote(&mut engine, vote(&all[*index], VoteKind::Prevote, 0, Some(sha256(&other))));
+    }
+    let _ = proposer0;
+    // Round 1: this node locks on a.
+    skip_to(&mut engine, &all, me, 1);
+    let (_, proposer1) = roles(&all, 1);
+    if proposer1 == me {
+        return;
+    }
+    deliver_proposal(&mut engine, proposal(&all[proposer1], 1, None, &unit), &unit, true);
+    for index in prevoters.iter().take(2) {
+        deliver_vote(&mut engine, vote(&all[*index], VoteKind::Prevote, 1, Some(sha256(&unit))));
+    }
+    assert_eq!(engine.locked(), Some((1, sha256(&unit))));
+    // Round r: b comes back with valid round 0, below the lock.
+    let round = (2..20).find(|round| roles(&all, *round).1 != me).unwrap();
+    skip_to(&mut engine, &all, me, round);
+    let (_, proposer) = roles(&all, round);
+    let effects = deliver_proposal(&mut engine, proposal(&all[proposer], round, Some(0), &other), &other, true);
+    assert_eq!(sent_votes(&effects), vec![(VoteKind::Prevote, round, None)]);
+}
+
+#[test]
+fn l57_the_propose_timeout_prevotes_nil_and_grows_per_round() {
+    let all = locals();
+    let (me, _) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    assert!(sent_votes(&tick(&mut engine, PROPOSE_MS - 1)).is_empty());
+    assert_eq!(sent_votes(&tick(&mut engine, PROPOSE_MS)), vec![(VoteKind::Prevote, 0, None)]);
+    assert_eq!(engine.stats().timeouts_fired[0], 1);
+    assert_eq!(BftConfig::timeout_ms(PROPOSE_MS, PROPOSE_DELTA_MS, 3), PROPOSE_MS + 3 * PROPOSE_DELTA_MS);
+}
+
+#[test]
+fn l34_l61_mixed_prevotes_start_the_prevote_timeout_which_precommits_nil() {
+    let all = locals();
+    let (me, _) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    tick(&mut engine, PROPOSE_MS);
+    let others: Vec<usize> = (0..4).filter(|index| *index != me).collect();
+    deliver_vote(&mut engine, vote(&all[others[0]], VoteKind::Prevote, 0, Some(Hash32([1; 32]))));
+    let effects = deliver_vote(&mut engine, vote(&all[others[1]], VoteKind::Prevote, 0, Some(Hash32([2; 32]))));
+    assert_eq!(effects, vec![Effect::TimerAt { at_ms: PROPOSE_MS + VOTE_MS }]);
+    assert!(sent_votes(&tick(&mut engine, PROPOSE_MS + VOTE_MS - 1)).is_empty());
+    assert_eq!(sent_votes(&tick(&mut engine, PROPOSE_MS + VOTE_MS)), vec![(VoteKind::Precommit, 0, None)]);
+}
+
+#[test]
+fn l44_2f_plus_1_nil_prevotes_precommit_nil_at_once() {
+    let all = locals();
+    let (me, _) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    tick(&mut engine, PROPOSE_MS);
+    let others: Vec<usize> = (0..4).filter(|index| *index != me).take(2).collect();
+    let mut effects = Vec::new();
+    for index in others {
+        effects = deliver_vote(&mut engine, vote(&all[index], VoteKind::Prevote, 0, None));
+    }
+    assert_eq!(sent_votes(&effects), vec![(VoteKind::Precommit, 0, None)]);
+}
+
+#[test]
+fn l47_l65_mixed_precommits_start_the_precommit_timeout_which_starts_the_next_round() {
+    let all = locals();
+    let (me, _) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    tick(&mut engine, PROPOSE_MS);
+    let others: Vec<usize> = (0..4).filter(|index| *index != me).collect();
+    deliver_vote(&mut engine, vote(&all[others[0]], VoteKind::Precommit, 0, Some(Hash32([1; 32]))));
+    deliver_vote(&mut engine, vote(&all[others[1]], VoteKind::Precommit, 0, None));
+    let effects = deliver_vote(&mut engine, vote(&all[others[2]], VoteKind::Precommit, 0, Some(Hash32([2; 32]))));
+    assert!(effects.contains(&Effect::TimerAt { at_ms: PROPOSE_MS + VOTE_MS }), "{effects:?}");
+    tick(&mut engine, PROPOSE_MS + VOTE_MS);
+    assert_eq!(engine.position(), (1, 1, Step::Propose));
+}
+
+#[test]
+fn l55_f_plus_1_messages_of_a_higher_round_move_this_node_there_but_f_do_not() {
+    let all = locals();
+    let (me, _) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let others: Vec<usize> = (0..4).filter(|index| *index != me).collect();
+    deliver_vote(&mut engine, vote(&all[others[0]], VoteKind::Prevote, 7, None));
+    assert_eq!(engine.position().1, 0, "one of four is f");
+    deliver_vote(&mut engine, vote(&all[others[1]], VoteKind::Precommit, 7, None));
+    assert_eq!(engine.position().1, 7);
+}
+
+#[test]
+fn power_not_members_decides_a_quorum() {
+    let all = locals();
+    // Total 9: more than two thirds is 7 or more.
+    let powers = [2, 2, 2, 3];
+    let set = ValidatorSet::new(1, &validators(&all, &powers)).unwrap();
+    let proposer = all.iter().position(|local| key(local) == set.proposer(1, 0)).unwrap();
+    let me = (0..3).find(|index| *index != proposer).unwrap();
+    let mut engine = started_with(&all[me], &all, &powers, Vec::new());
+    let unit = b"heavy".to_vec();
+    deliver_proposal(&mut engine, proposal(&all[proposer], 0, None, &unit), &unit, true);
+    let mut others: Vec<usize> = (0..4).filter(|index| *index != me).collect();
+    others.sort_by_key(|index| std::cmp::Reverse(powers[*index]));
+    let decided = |effects: &[Effect]| effects.iter().any(|effect| matches!(effect, Effect::Commit { .. }));
+    let first = deliver_vote(&mut engine, vote(&all[others[0]], VoteKind::Precommit, 0, Some(sha256(&unit))));
+    let second = deliver_vote(&mut engine, vote(&all[others[1]], VoteKind::Precommit, 0, Some(sha256(&unit))));
+    assert!(!decided(&first) && !decided(&second), "5 of 9 does not decide");
+    let third = deliver_vote(&mut engine, vote(&all[others[2]], VoteKind::Precommit, 0, Some(sha256(&unit))));
+    assert!(decided(&third), "7 of 9 decides: {third:?}");
+}
+
+#[test]
+fn two_votes_of_one_validator_in_one_round_are_evidence_reported_once() {
+    let all = locals();
+    let (me, _) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let offender = (me + 1) % 4;
+    deliver_vote(&mut engine, vote(&all[offender], VoteKind::Prevote, 0, Some(Hash32([1; 32]))));
+    let effects = deliver_vote(&mut engine, vote(&all[offender], VoteKind::Prevote, 0, Some(Hash32([2; 32]))));
+    let proof = effects
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::Evidence { offender: key_seen, bytes, .. } => Some((*key_seen, bytes.to_vec())),
+            _ => None,
+        })
+        .expect("evidence");
+    assert_eq!(proof.0, key(&all[offender]));
+    let proof: DoubleVoteProof = borsh::from_slice(&proof.1).unwrap();
+    assert!(proof.verifies(&all[0].host()));
+    let again = deliver_vote(&mut engine, vote(&all[offender], VoteKind::Prevote, 0, Some(Hash32([3; 32]))));
+    assert!(!again.iter().any(|effect| matches!(effect, Effect::Evidence { .. })));
+}
+
+#[test]
+fn a_restarted_validator_sends_what_it_signed_instead_of_signing_anew() {
+    let all = locals();
+    let (me, proposer) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let effects = tick(&mut engine, PROPOSE_MS);
+    assert_eq!(sent_votes(&effects), vec![(VoteKind::Prevote, 0, None)]);
+    let persisted: Vec<Persisted> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Persist { key, bytes } => Some(Persisted { key: key.clone(), bytes: bytes.clone() }),
+            _ => None,
+        })
+        .collect();
+    // Killed and restarted: the proposal arrives now, but its nil prevote stands.
+    let mut restarted = started_with(&all[me], &all, &[1; 4], persisted);
+    let unit = b"late".to_vec();
+    let effects = deliver_proposal(&mut restarted, proposal(&all[proposer], 0, None, &unit), &unit, true);
+    assert_eq!(sent_votes(&effects), vec![(VoteKind::Prevote, 0, None)]);
+}
+
+#[test]
+fn a_synced_unit_is_decided_only_with_a_certificate_of_more_than_two_thirds() {
+    let all = locals();
+    let (me, _) = roles(&all, 0);
+    let unit = b"synced".to_vec();
+    let value = sha256(&unit);
+    let sign = |index: usize| {
+        (key(&all[index]), all[index].host().sign(&vote_message(VoteKind::Precommit, 1, 0, Some(&value))))
+    };
+    let certificate = |signers: Vec<(PublicKey, nest_sdk::Signature)>| {
+        borsh::to_vec(&CommitCertificate { height: 1, round: 0, value, signatures: signers }).unwrap()
+    };
+    let sync = |engine: &mut BftEngine, certificate: Vec<u8>| {
+        engine.handle(Input::Sync {
+            unit_bytes: unit.clone().into(),
+            certificate: certificate.into(),
+            finality: RVec::new(),
+        })
+    };
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let two = sync(&mut engine, certificate(vec![sign(0), sign(1)])).unwrap_err().to_string();
+    assert!(two.contains("not more than two thirds"), "{two}");
+    let twice = sync(&mut engine, certificate(vec![sign(0), sign(0), sign(1)])).unwrap_err().to_string();
+    assert!(twice.contains("signs twice"), "{twice}");
+    let stranger = LocalHost::from_seed([9; 32]);
+    let forged = (key(&stranger), stranger.host().sign(b"anything"));
+    let outsider = sync(&mut engine, certificate(vec![sign(0), sign(1), forged])).unwrap_err().to_string();
+    assert!(outsider.contains("is not a validator"), "{outsider}");
+    let bad_signature = (key(&all[2]), all[2].host().sign(b"something else"));
+    let bad = sync(&mut engine, certificate(vec![sign(0), sign(1), bad_signature])).unwrap_err().to_string();
+    assert!(bad.contains("does not verify"), "{bad}");
+    let effects = sync(&mut engine, certificate(vec![sign(0), sign(1), sign(2)])).unwrap();
+    assert!(effects.iter().any(|effect| matches!(effect, Effect::Verify { .. })));
+    let effects = engine.handle(Input::Verified { unit_digest: value, ok: true }).unwrap();
+    assert!(effects.iter().any(|effect| matches!(effect, Effect::Commit { .. })), "{effects:?}");
+}
+
+#[test]
+fn garbage_messages_are_refused_with_the_reason() {
+    let all = locals();
+    let mut engine = started_with(&all[0], &all, &[1; 4], Vec::new());
+    let error = deliver(&mut engine, vec![7; 10]).unwrap_err().to_string();
+    assert!(error.contains("malformed BFT message"), "{error}");
+    let mut no_set = BftEngine::new(config(), all[0].host()).unwrap();
+    let error = no_set
+        .handle(Input::Start { last_commit: genesis(), now_ms: 0, persisted: Default::default() })
+        .and_then(|_| no_set.handle(Input::Tick { now_ms: 0 }))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("genesis.validators"), "{error}");
+}
