@@ -1,5 +1,5 @@
-//! The simulator against the real PoA and chain-linear: the seeds that found defects stay
-//! fixed, the declared faults are survived over hundreds of seeds per size, runs are
+//! The simulator against the real PoA, BFT and chain-linear: the seeds that found defects
+//! stay fixed, the declared faults are survived over hundreds of seeds per size, runs are
 //! deterministic, and an unsafe setting is caught (so a pass means something).
 
 use nest_host::loader::LoadOptions;
@@ -180,4 +180,89 @@ fn the_seed_where_silence_still_stalls_finality_stays_safe() {
     let report = run_seeds(&spec(4, 200, &families), &engines, 47..48, |_| {});
     assert!(report.violations.iter().all(|v| v.kind == "liveness"), "{:?}", report.violations);
     assert!(!report.violations.is_empty(), "seed 47 recovers now: update ADR 0007's silent-authorities figure");
+}
+
+fn bft() -> Engines {
+    Engines::open("bft", None, &LoadOptions::default()).expect("built-in engine")
+}
+
+/// The BFT engine declares every family, Byzantine twins included.
+#[test]
+fn bft_declares_every_fault_family_and_decides_finality() {
+    let engines = bft();
+    assert_eq!(engines.finality(), nest_sim::Finality::Decided);
+    assert_eq!(
+        engines.tolerated(),
+        vec![
+            FaultFamily::Delay,
+            FaultFamily::Loss,
+            FaultFamily::Partition,
+            FaultFamily::Crash,
+            FaultFamily::Silence,
+            FaultFamily::Twins
+        ]
+    );
+    assert_eq!(consensus_bft::TOLERATED_FAULTS.len(), engines.tolerated().len());
+}
+
+/// Seeds that stalled an earlier version of the engine (ADR 0009): a twin's prevote shown
+/// to one side only (twins 24), a node that held the unit it needed to sync (partition
+/// 17), unit times judged against a stale clock (all 10), and loss (6).
+#[test]
+fn the_seeds_that_stalled_bft_stay_clean() {
+    let engines = bft();
+    for (family, seed) in
+        [(vec![FaultFamily::Twins], 24), (vec![FaultFamily::Partition], 17), (vec![FaultFamily::Loss], 6)]
+    {
+        let report = run_seeds(&spec(4, 100, &family), &engines, seed..seed + 1, |_| {});
+        assert_clean(&report);
+    }
+    let report = run_seeds(&spec(4, 100, &engines.tolerated()), &engines, 10..11, |_| {});
+    assert_clean(&report);
+}
+
+#[test]
+fn bft_survives_every_fault_it_declares_over_200_seeds_at_4_nodes() {
+    let engines = bft();
+    let report = nest_sim::run_seeds_parallel(&spec(4, 60, &engines.tolerated()), bft_result, 1000..1200, 2, |_| {})
+        .expect("runs");
+    assert_clean(&report);
+    assert_eq!(report.seeds_run, 200);
+    assert!(report.final_height_median >= 20, "decisions kept up: median {}", report.final_height_median);
+}
+
+#[test]
+fn bft_survives_every_fault_it_declares_over_200_seeds_at_7_nodes() {
+    let engines = bft();
+    let report = nest_sim::run_seeds_parallel(&spec(7, 60, &engines.tolerated()), bft_result, 2000..2200, 2, |_| {})
+        .expect("runs");
+    assert_clean(&report);
+    assert_eq!(report.seeds_run, 200);
+}
+
+/// Twins sign conflicting votes; the engines report them against the twin's key only,
+/// and safety holds.
+#[test]
+fn bft_reports_twins_and_blames_no_honest_key() {
+    let engines = bft();
+    let outcomes: Vec<_> = (0..20).map(|seed| run_seed(&spec(4, 60, &[FaultFamily::Twins]), &engines, seed)).collect();
+    assert!(outcomes.iter().any(|outcome| outcome.byzantine_offences > 0), "twins equivocate and are caught");
+    for outcome in &outcomes {
+        assert!(outcome.violations.is_empty(), "seed {}: {:?}", outcome.seed, outcome.violations);
+    }
+}
+
+#[test]
+fn bft_runs_are_deterministic() {
+    let engines = bft();
+    let spec = spec(4, 60, &engines.tolerated());
+    for seed in 0..10 {
+        let first = run_seed(&spec, &engines, seed);
+        let again = run_seed(&spec, &engines, seed);
+        assert_eq!(first.event_digest, again.event_digest, "seed {seed}");
+    }
+}
+
+fn bft_result() -> Result<Engines, String> {
+    Ok(bft())
 }
