@@ -59,7 +59,10 @@ fn node_produces_blocks_and_applies_transfers_with_reasons_for_rejections() {
     assert_eq!(outcome[3], ("rejected", Some("wrong nonce: expected 2, got 7")));
     assert_eq!(
         outcome[4],
-        ("rejected", Some(format!("insufficient balance: has 500, needs {}", 10_000 + fee).as_str()))
+        (
+            "rejected",
+            Some(format!("insufficient balance: has 500, needs {} (amount 10000 + fee {fee})", 10_000 + fee).as_str())
+        )
     );
     assert_eq!(outcome[5], ("rejected", Some(format!("fee too low: minimum {fee}, got 0").as_str())));
     assert_eq!((answer.accepted, answer.rejected), (2, 4));
