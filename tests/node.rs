@@ -219,8 +219,8 @@ fn api_rejects_bad_requests_with_clear_errors_and_keeps_producing_blocks() {
         ("GET", "/v1/chains/main/blocks/minus-one", "", 400, "height must be a non-negative integer"),
         ("GET", "/v1/chains/main/blocks/1?txs=some", "", 400, "txs must be \"full\" or \"hashes\""),
         ("GET", "/v1/chains/nope/blocks/0", "", 404, "no block at height 0"),
-        ("GET", "/v1/chains/main/accounts/xyz", "", 400, "account: invalid hex"),
-        ("GET", "/v1/chains/main/txs/00", "", 400, "transaction hash: expected 32 bytes"),
+        ("GET", "/v1/chains/main/accounts/xyz", "", 400, "account: must be 64 hex characters, got 3"),
+        ("GET", "/v1/chains/main/txs/00", "", 400, "transaction hash: must be 64 hex characters, got 2"),
     ];
     for (method, path, body, status, error) in cases {
         let (got_status, got_error) = raw(&node, method, path, body);
