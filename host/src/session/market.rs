@@ -1,6 +1,6 @@
 //! Give a console session the market: `market(sku)` objects and the `market` table.
 //!
-//! `market("wifi")` has `:strategy(f | source | "file.lua")`, `:versions()`,
+//! `market("wifi")` has `:strategy(f | source | "file.lua")`, `:versions()`, `:source(v)`,
 //! `:rollback(v)`, `:quote(ctx)`, `:chart{...}`, `:shelve{...}`, `:update{...}`,
 //! `:withdraw()`, `:lock{...}`, `:bid{...}`, `:close()`, `:book()`, `:prices()`;
 //! the table has `skus()`, `demands()`, `locks()`, `strategies()`, `demand{...}`,
@@ -23,10 +23,12 @@ use std::sync::{Arc, atomic::Ordering};
 use std::time::{Duration, Instant};
 
 /// Methods of the value `market(sku)` returns (also offered by completion).
-pub const MARKET_METHODS: [&str; 13] = [
-    "strategy", "versions", "rollback", "quote", "chart", "shelve", "update", "withdraw", "lock", "bid", "close",
-    "book", "prices",
+pub const MARKET_METHODS: [&str; 14] = [
+    "strategy", "versions", "source", "rollback", "quote", "chart", "shelve", "update", "withdraw", "lock", "bid",
+    "close", "book", "prices",
 ];
+/// Characters of a strategy's first line `:versions()` shows.
+const SOURCE_PREVIEW_CHARS_MAX: usize = 48;
 /// Width of the bars of `:chart`, in characters.
 const CHART_WIDTH: usize = 40;
 /// Offers the buying policy considers.
@@ -159,6 +161,29 @@ fn priced_terms(ctx: &ConsoleContext, sku: &str, fields: &Fields) -> mlua::Resul
     Ok(terms)
 }
 
+/// An SKU's strategy history as one row per version: its number, whether quotes use
+/// it, when it was installed, and its size and first line instead of its whole source.
+fn version_rows(history: &Json) -> Json {
+    let active = history["active"].as_u64();
+    let versions = history["versions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let rows = versions.iter().map(|entry| {
+        let source = entry["source"].as_str().unwrap_or_default();
+        let first = source.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or_default();
+        let mut preview: String = first.chars().take(SOURCE_PREVIEW_CHARS_MAX).collect();
+        if first.chars().count() > SOURCE_PREVIEW_CHARS_MAX || source.trim().lines().nth(1).is_some() {
+            preview.push('…');
+        }
+        serde_json::json!({
+            "version": entry["version"],
+            "active": entry["version"].as_u64() == active,
+            "installed_at_ms": entry["installed_at_ms"],
+            "lines": source.lines().count(),
+            "source": preview,
+        })
+    });
+    Json::Array(rows.collect())
+}
+
 /// A text chart of `(utilization, unit price)` points, one bar per line.
 fn text_chart(sku: &str, points: &[Json]) -> String {
     let price = |p: &Json| p["unit_price"].as_u64().unwrap_or(0);
@@ -200,9 +225,21 @@ fn sku_methods(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     })?;
     methods.set("strategy", strategy)?;
     let versions = sku_method(lua, ctx, "versions", |lua, c, sku, _| {
-        to_lua(lua, &ask(c, MarketOp::Strategies { sku: Some(sku) })?)
+        to_lua(lua, &version_rows(&ask(c, MarketOp::Strategies { sku: Some(sku) })?))
     })?;
     methods.set("versions", versions)?;
+    let source = sku_method(lua, ctx, "source", |_, c, sku, args| {
+        let history = ask(c, MarketOp::Strategies { sku: Some(sku) })?;
+        let version = match args.optional_integer(0, "version")? {
+            Some(version) => version,
+            None => history["active"].as_u64().unwrap_or_default(),
+        };
+        let versions = history["versions"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let found = versions.iter().find(|v| v["version"].as_u64() == Some(version));
+        let found = found.ok_or_else(|| args.error(format!("no version {version}")))?;
+        Ok(found["source"].as_str().unwrap_or_default().to_string())
+    })?;
+    methods.set("source", source)?;
     let rollback = sku_method(lua, ctx, "rollback", |lua, c, sku, args| {
         let version = args.integer(0, "version")?;
         let version = u32::try_from(version).map_err(|_| args.error(format!("no version {version}")))?;
@@ -480,4 +517,24 @@ fn prefer_sort(lua: &Lua, prefer: &Function, offers: Vec<Json>) -> mlua::Result<
         sorted.insert(at, offer);
     }
     Ok(sorted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_show_one_row_per_version_with_the_first_line_of_its_source() {
+        let history = serde_json::json!({ "active": 2, "versions": [
+            { "version": 1, "installed_at_ms": 10, "source": "return function(ctx)\n  return ctx.base\nend\n" },
+            { "version": 2, "installed_at_ms": 20, "source": "return function(ctx) return 7 end" },
+            { "version": 3, "installed_at_ms": 30, "source": format!("return {}", "1 + ".repeat(20) + "1") },
+        ]});
+        let rows = serde_json::json!([
+            { "version": 1, "active": false, "installed_at_ms": 10, "lines": 3, "source": "return function(ctx)…" },
+            { "version": 2, "active": true, "installed_at_ms": 20, "lines": 1, "source": "return function(ctx) return 7 end" },
+            { "version": 3, "active": false, "installed_at_ms": 30, "lines": 1, "source": "return 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1…" },
+        ]);
+        assert_eq!(version_rows(&history), rows);
+    }
 }
