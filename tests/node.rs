@@ -59,7 +59,10 @@ fn node_produces_blocks_and_applies_transfers_with_reasons_for_rejections() {
     assert_eq!(outcome[3], ("rejected", Some("wrong nonce: expected 2, got 7")));
     assert_eq!(
         outcome[4],
-        ("rejected", Some(format!("insufficient balance: has 500, needs {}", 10_000 + fee).as_str()))
+        (
+            "rejected",
+            Some(format!("insufficient balance: has 500, needs {} (amount 10000 + fee {fee})", 10_000 + fee).as_str())
+        )
     );
     assert_eq!(outcome[5], ("rejected", Some(format!("fee too low: minimum {fee}, got 0").as_str())));
     assert_eq!((answer.accepted, answer.rejected), (2, 4));
@@ -216,8 +219,8 @@ fn api_rejects_bad_requests_with_clear_errors_and_keeps_producing_blocks() {
         ("GET", "/v1/chains/main/blocks/minus-one", "", 400, "height must be a non-negative integer"),
         ("GET", "/v1/chains/main/blocks/1?txs=some", "", 400, "txs must be \"full\" or \"hashes\""),
         ("GET", "/v1/chains/nope/blocks/0", "", 404, "no block at height 0"),
-        ("GET", "/v1/chains/main/accounts/xyz", "", 400, "account: invalid hex"),
-        ("GET", "/v1/chains/main/txs/00", "", 400, "transaction hash: expected 32 bytes"),
+        ("GET", "/v1/chains/main/accounts/xyz", "", 400, "account: must be 64 hex characters, got 3"),
+        ("GET", "/v1/chains/main/txs/00", "", 400, "transaction hash: must be 64 hex characters, got 2"),
     ];
     for (method, path, body, status, error) in cases {
         let (got_status, got_error) = raw(&node, method, path, body);

@@ -43,12 +43,12 @@ plugins     loaded plugins: list, inspect(id), disable(id), enable(id), upgrade(
 peers       the peers the node knows: list(), count()
               peers.list()
 tx          transactions: transfer{from_key_file=... or from=\"node\", to=..., amount=..., fee=?, nonce=?}
-              tx.transfer{from_key_file=\".devnet/faucet.key\", to=\"<account hex>\", amount=10}
+              tx.transfer{from_key_file=\".devnet/faucet.key\", to=\"<account hex>\", amount=5000}
 keys        the node's keys: node(), list()
               keys.list()
 log         the node's log: tail(n)
               log.tail(20)
-market(sku) an SKU: strategy(f|source|file), versions(), rollback(v), quote{...}, chart{points=},
+market(sku) an SKU: strategy(f|source|file), versions(), source(v), rollback(v), quote{...}, chart{points=},
             shelve{policy=, resource=, unit=, units=}, update{...}, withdraw(), lock{units=, max_price=},
             bid{...}, close(), book(), prices()
               market(\"wifi\"):strategy(function(ctx) return 100 * (1 + ctx.utilization) end)

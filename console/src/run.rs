@@ -4,6 +4,7 @@
 use crate::chunk::{CHUNK_BYTES_MAX, too_long};
 use crate::interrupt::Evaluating;
 use crate::json::Json;
+use crate::protocol::ErrorKind;
 use crate::render::{clean_multiline, render_values};
 use crate::session::{Outcome, Session, TransportError};
 use crate::settings::{self, Endpoint};
@@ -87,12 +88,12 @@ pub fn print_outcome(outcome: &Outcome) -> Exit {
             for line in printed {
                 let _ = writeln!(out, "{}", clean_multiline(line));
             }
-            let _ = out.write_all(render_values(values).as_bytes());
+            let _ = out.write_all(render_values(values, output_width()).as_bytes());
             let _ = out.flush();
             Exit::Success
         }
-        Outcome::Failed { message, .. } => {
-            eprintln!("error: {}", clean_multiline(message));
+        Outcome::Failed { kind, message, .. } => {
+            eprintln!("{}", failure_line(*kind, message));
             Exit::Failed
         }
         Outcome::Abandoned => {
@@ -100,6 +101,31 @@ pub fn print_outcome(outcome: &Outcome) -> Exit {
             Exit::Failed
         }
     }
+}
+
+/// What a failed evaluation prints: the node's message, or only `cancelled` when the
+/// operator stopped it (nothing it would have returned is shown).
+fn failure_line(kind: ErrorKind, message: &str) -> String {
+    match kind {
+        ErrorKind::Cancelled => "cancelled".into(),
+        _ => format!("error: {}", clean_multiline(message)),
+    }
+}
+
+/// Columns results are rendered to: the terminal's, when stdout is one; else `COLUMNS`
+/// when set; else no limit (output for a pipe or a file is not wrapped).
+pub fn output_width() -> usize {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        let mut size = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCGWINSZ writes one `winsize` into `size`, which outlives the call.
+        let asked = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+        if asked == 0 && size.ws_col > 0 {
+            return usize::from(size.ws_col);
+        }
+    }
+    let columns = std::env::var("COLUMNS").ok().and_then(|text| text.trim().parse::<usize>().ok());
+    columns.filter(|&columns| columns > 0).unwrap_or(usize::MAX)
 }
 
 /// Read a script file as one chunk (a `#!` first line is blanked, keeping line numbers).
@@ -141,6 +167,12 @@ mod tests {
         std::fs::write(&path, [0xff, 0xfe]).unwrap();
         assert!(read_script(&path).unwrap_err().contains("not UTF-8"));
         assert!(read_script(&dir.path().join("missing.lua")).unwrap_err().contains("missing.lua"));
+    }
+
+    #[test]
+    fn a_cancelled_evaluation_prints_cancelled_and_an_error_its_message() {
+        assert_eq!(failure_line(ErrorKind::Cancelled, "cancelled"), "cancelled");
+        assert_eq!(failure_line(ErrorKind::Runtime, "console:1: boom\u{1b}"), "error: console:1: boom\\u{1b}");
     }
 
     #[test]

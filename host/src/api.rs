@@ -37,7 +37,7 @@ use axum::{
     routing::{get, post},
 };
 use metrics_exporter_prometheus::PrometheusHandle;
-use nest_sdk::{Hash32, PublicKey};
+use nest_sdk::Hash32;
 use serde::{Deserialize, Serialize};
 use std::{
     sync::{Arc, mpsc},
@@ -272,7 +272,7 @@ async fn account(
     State(state): State<ApiState>,
     Path((chain, account)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let account = PublicKey::from_hex(&account).map_err(|e| bad_request(format!("account: {e}")))?;
+    let account = crate::crypto::account_from_hex(&account).map_err(|e| bad_request(format!("account: {e}")))?;
     let view = ask(&state, |reply| Request::Account { chain, account, reply }).await?;
     Ok(Json(view).into_response())
 }
@@ -281,7 +281,7 @@ async fn tx_status(
     State(state): State<ApiState>,
     Path((chain, hash)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let hash = Hash32::from_hex(&hash).map_err(|e| bad_request(format!("transaction hash: {e}")))?;
+    let hash = crate::crypto::hash_from_hex(&hash).map_err(|e| bad_request(format!("transaction hash: {e}")))?;
     let view = ask(&state, |reply| Request::Tx { chain, hash, reply }).await?;
     Ok(Json(view).into_response())
 }

@@ -53,14 +53,9 @@ pub fn transfer(request: &Transfer<'_>) -> Result<(), String> {
                 .next_nonce
         }
     };
-    let tx = UnsignedTx {
-        chain: chain_hash,
-        from: key.public_key(),
-        nonce,
-        fee: request.fee.unwrap_or(minimum_fee),
-        body: TxBody::Transfer { to: request.to, amount: request.amount },
-    }
-    .sign(&key);
+    let fee = request.fee.unwrap_or(minimum_fee);
+    let body = TxBody::Transfer { to: request.to, amount: request.amount };
+    let tx = UnsignedTx { chain: chain_hash, from: key.public_key(), nonce, fee, body }.sign(&key);
     let answer: SubmitAnswer = client
         .post(&format!("/v1/chains/{}/txs", request.chain), &serde_json::json!({ "tx": hex::encode(tx.encode()) }))?;
     let result = answer.results.first().ok_or("the node answered with no result")?;
@@ -68,12 +63,22 @@ pub fn transfer(request: &Transfer<'_>) -> Result<(), String> {
     if result.status != "accepted" {
         return Err(format!("rejected: {}", result.reason.clone().unwrap_or_default()));
     }
-    println!("accepted {hash} (from {} nonce {nonce}, {} to {})", key.public_key(), request.amount, request.to);
+    println!("accepted {hash}: {}", transfer_summary(&tx.tx));
     if request.wait {
         let (height, index) = wait_committed(&client, request.chain, &tx, Duration::from_secs(60))?;
         println!("committed at height {height}, index {index}");
     }
     Ok(())
+}
+
+/// A transfer in one line, the amount and the fee apart:
+/// `5000 from <account> (nonce 0) to <account>, fee 1000`.
+pub fn transfer_summary(tx: &UnsignedTx) -> String {
+    let to = match &tx.body {
+        TxBody::Transfer { to, .. } => to.to_hex(),
+        _ => String::new(),
+    };
+    format!("{} from {} (nonce {}) to {to}, fee {}", tx.amount(), tx.from, tx.nonce, tx.fee)
 }
 
 /// Polls until `tx` is committed; returns its height and index.
@@ -89,4 +94,17 @@ pub fn wait_committed(client: &Client, chain: &str, tx: &SignedTx, timeout: Dura
         std::thread::sleep(Duration::from_millis(100));
     }
     Err(format!("transaction {hash} not committed within {} s", timeout.as_secs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_summary_shows_the_amount_and_the_fee_apart() {
+        let body = TxBody::Transfer { to: PublicKey([0xbb; 32]), amount: 5_000 };
+        let tx = UnsignedTx { chain: Hash32::default(), from: PublicKey([0xaa; 32]), nonce: 3, fee: 1_000, body };
+        let (from, to) = ("aa".repeat(32), "bb".repeat(32));
+        assert_eq!(transfer_summary(&tx), format!("5000 from {from} (nonce 3) to {to}, fee 1000"));
+    }
 }

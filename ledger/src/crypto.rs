@@ -131,9 +131,49 @@ pub fn sha256_parts(parts: &[&[u8]]) -> Hash32 {
     Hash32(out)
 }
 
+/// Parses an account (an Ed25519 public key) written as 64 hex characters.
+pub fn account_from_hex(text: &str) -> Result<PublicKey, String> {
+    hex32(text).map(PublicKey)
+}
+
+/// Parses a hash (a transaction hash, a device µID, a lock id) written as 64 hex characters.
+pub fn hash_from_hex(text: &str) -> Result<Hash32, String> {
+    hex32(text).map(Hash32)
+}
+
+/// 32 bytes from exactly 64 hex characters (surrounding whitespace ignored); the message
+/// says what is wrong with the text: its length or its first character that is not hex.
+fn hex32(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    let length = text.chars().count();
+    if length != 64 {
+        return Err(format!("must be 64 hex characters, got {length}"));
+    }
+    if let Some((position, character)) = text.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!("must be 64 hex characters, got {character:?} at position {}", position + 1));
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).map_err(|e| format!("must be 64 hex characters: {e}"))?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_that_is_not_64_hex_characters_is_refused_saying_so() {
+        let key = "ab".repeat(32);
+        assert_eq!(account_from_hex(&key).unwrap().0, [0xab; 32]);
+        assert_eq!(hash_from_hex(&format!(" {} ", key.to_uppercase())).unwrap().0, [0xab; 32]);
+        assert_eq!(account_from_hex("abc").unwrap_err(), "must be 64 hex characters, got 3");
+        assert_eq!(account_from_hex(&key[..63]).unwrap_err(), "must be 64 hex characters, got 63");
+        assert_eq!(account_from_hex("").unwrap_err(), "must be 64 hex characters, got 0");
+        let bad = format!("{}xy", &key[..62]);
+        assert_eq!(hash_from_hex(&bad).unwrap_err(), "must be 64 hex characters, got 'x' at position 63");
+        let accented = format!("é{}", &key[..63]);
+        assert_eq!(account_from_hex(&accented).unwrap_err(), "must be 64 hex characters, got 'é' at position 1");
+    }
 
     #[test]
     fn key_file_round_trips_and_is_private() {

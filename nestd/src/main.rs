@@ -3,14 +3,13 @@
 use clap::{Parser, Subcommand};
 use nest_host::{
     bench, check,
-    crypto::SecretKey,
+    crypto::{self, SecretKey},
     devices,
     devnet::{self, DevnetSpec},
     manifest::Manifest,
     package, run,
     wallet::{self, Transfer},
 };
-use nest_sdk::PublicKey;
 use std::{path::PathBuf, process::ExitCode};
 
 /// The Nest node host.
@@ -158,7 +157,7 @@ fn execute(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Tx { command: TxCommand::Transfer { key, to, amount, fee, nonce, node, chain, wait } } => {
-            let to = PublicKey::from_hex(&to).map_err(|e| format!("--to: {e}"))?;
+            let to = crypto::account_from_hex(&to).map_err(|e| format!("--to: {e}"))?;
             wallet::transfer(&Transfer { node_url: &node, chain: &chain, key: &key, to, amount, fee, nonce, wait })
         }
         Command::Device { command } => devices::cli::run(command),

@@ -42,7 +42,7 @@ async fn device_op(state: &ApiState, op: DeviceOp) -> Result<Response, ApiError>
 }
 
 fn parse_uid(text: &str) -> Result<Hash32, ApiError> {
-    Hash32::from_hex(text).map_err(|e| bad_request(format!("device µID: {e}")))
+    crate::crypto::hash_from_hex(text).map_err(|e| bad_request(format!("device µID: {e}")))
 }
 
 async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {

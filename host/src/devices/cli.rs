@@ -12,7 +12,7 @@ use crate::crypto::SecretKey;
 use crate::ledger::device::DeviceTx;
 use crate::ledger::tx::{TxBody, UnsignedTx, gas_of};
 use crate::node::{AccountView, status::NodeStatus};
-use nest_sdk::{Hash32, PublicKey, device::device_uid};
+use nest_sdk::{Hash32, device::device_uid};
 use std::{io::Write, path::PathBuf, time::Duration};
 
 /// `nestd device ...`
@@ -91,7 +91,7 @@ impl DeviceArg {
     fn uid(&self) -> Result<Hash32, String> {
         match (&self.hardware_id, &self.uid) {
             (Some(hardware_id), _) => Ok(Hash32(device_uid(hardware_id.as_bytes()))),
-            (None, Some(uid)) => Hash32::from_hex(uid).map_err(|e| format!("--uid: {e}")),
+            (None, Some(uid)) => crate::crypto::hash_from_hex(uid).map_err(|e| format!("--uid: {e}")),
             (None, None) => Err("give --hardware-id or --uid".into()),
         }
     }
@@ -178,7 +178,7 @@ pub fn run(command: DeviceCommand) -> Result<(), String> {
             submit_device_tx(&submit, body)
         }
         DeviceCommand::Transfer { submit, device, to } => {
-            let new_owner = PublicKey::from_hex(&to).map_err(|e| format!("--to: {e}"))?;
+            let new_owner = crate::crypto::account_from_hex(&to).map_err(|e| format!("--to: {e}"))?;
             submit_device_tx(&submit, DeviceTx::Transfer { device_uid: device.uid()?, new_owner })
         }
         DeviceCommand::Revoke { submit, device } => {

@@ -1,7 +1,6 @@
 //! The `nestd plugin` subcommands: the vendor's tools over [`crate::package`].
 
 use crate::{crypto::SecretKey, loader::TrustStore, package};
-use nest_sdk::PublicKey;
 use std::path::PathBuf;
 
 /// `nestd plugin ...`: make, sign and check plugin packages.
@@ -100,7 +99,8 @@ pub fn parse_trust(entries: &[String]) -> Result<TrustStore, String> {
     let mut trust = TrustStore::new();
     for entry in entries {
         let (name, hex) = entry.split_once('=').unwrap_or((entry, entry));
-        let key = PublicKey::from_hex(hex).map_err(|reason| format!("--trust {entry}: not a public key: {reason}"))?;
+        let key = crate::crypto::account_from_hex(hex)
+            .map_err(|reason| format!("--trust {entry}: not a public key: {reason}"))?;
         trust.add(name, key);
     }
     Ok(trust)
@@ -110,6 +110,7 @@ pub fn parse_trust(entries: &[String]) -> Result<TrustStore, String> {
 mod tests {
     use super::*;
     use clap::{CommandFactory, Parser};
+    use nest_sdk::PublicKey;
 
     #[derive(Parser)]
     struct Cli {
@@ -132,6 +133,6 @@ mod tests {
         let trust = parse_trust(std::slice::from_ref(&hex)).unwrap();
         assert_eq!(trust.vendor_name(&PublicKey([0x11; 32])), Some(hex.as_str()));
         let error = parse_trust(&["acme=zz".into()]).unwrap_err();
-        assert!(error.contains("not a public key"), "{error}");
+        assert_eq!(error, "--trust acme=zz: not a public key: must be 64 hex characters, got 2");
     }
 }

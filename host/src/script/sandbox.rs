@@ -364,6 +364,11 @@ impl Session {
         drop(function);
         let values = result.map_err(|error| self.classify(&error))?;
         let printed = self.guard.take_printed();
+        if cancel.load(Ordering::Relaxed) {
+            // A host function that stops on the flag (`watch`) returns normally: what it
+            // returns is not the answer to a cancelled evaluation.
+            return Err(ScriptError::Cancelled);
+        }
         let mut output_bytes_left = self.guard.output_bytes_left();
         drop(armed);
         let values = convert::values_to_json(&values.into_vec(), &mut output_bytes_left)

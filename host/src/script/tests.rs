@@ -237,6 +237,23 @@ fn the_cancel_flag_stops_a_loop_from_another_thread() {
 }
 
 #[test]
+fn an_evaluation_cancelled_while_a_host_function_runs_ends_cancelled_not_with_its_value() {
+    let session = session();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let setter = Arc::clone(&cancel);
+    // Like `watch`: notices the flag, stops and returns what it has.
+    let stops = session.lua().create_function(move |_, ()| {
+        setter.store(true, Ordering::Relaxed);
+        Ok(3)
+    });
+    session.lua().globals().set("stops", stops.expect("a function")).expect("a global");
+    assert_eq!(session.eval("console", "print('x') return stops()", &cancel), Err(ScriptError::Cancelled));
+    cancel.store(false, Ordering::Relaxed);
+    let next = session.eval("console", "return 1", &cancel).expect("the next evaluation");
+    assert_eq!((next.values, next.printed), (vec![json!(1)], Vec::<String>::new()));
+}
+
+#[test]
 fn the_budget_is_per_evaluation() {
     let session = session();
     assert_eq!(error(&session, "while true do end").kind(), "limit");

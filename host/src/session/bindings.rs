@@ -6,13 +6,14 @@
 //! operation. Bindings run on the evaluation's blocking thread.
 
 use super::ConsoleContext;
+use super::args::{self, Args, runtime};
 use crate::crypto::SecretKey;
 use crate::ledger::tx::{TxBody, UnsignedTx, gas_of};
+use crate::node::status::ChainStatus;
 use crate::node::{PluginOp, QueryError, status::NodeStatus};
 use crate::ops;
 use crate::script::Session;
-use mlua::{Lua, LuaSerdeExt, Table, Value, serde::SerializeOptions};
-use nest_sdk::{Hash32, PublicKey};
+use mlua::{IntoLuaMulti, Lua, LuaSerdeExt, MultiValue, Table, Value, serde::SerializeOptions};
 use serde::Serialize;
 use std::{path::PathBuf, sync::Arc, sync::atomic::Ordering, time::Duration};
 use tokio::sync::broadcast::error::TryRecvError;
@@ -89,66 +90,76 @@ fn node_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     Ok(table)
 }
 
+/// The chain `id` of the node's status; otherwise an error, from `function`, that lists
+/// the chains the node has.
+pub(super) fn find_chain(status: &NodeStatus, function: &str, id: &str) -> mlua::Result<ChainStatus> {
+    if let Some(chain) = status.chains.iter().find(|chain| chain.id == id) {
+        return Ok(chain.clone());
+    }
+    let chains: Vec<String> = status.chains.iter().map(|chain| format!("{:?}", chain.id)).collect();
+    let chains = if chains.is_empty() { "it has none".to_string() } else { format!("it has {}", chains.join(", ")) };
+    Err(runtime(format!("{function}: no chain {id:?} on this node ({chains})")))
+}
+
+/// A method of `chain(id)`: `body` gets the chain (checked to exist) and the arguments.
+fn chain_method<R: IntoLuaMulti>(
+    lua: &Lua,
+    ctx: &Arc<ConsoleContext>,
+    name: &'static str,
+    body: impl Fn(&Lua, &ConsoleContext, &ChainStatus, &Args) -> mlua::Result<R> + Send + 'static,
+) -> mlua::Result<mlua::Function> {
+    let c = ctx.clone();
+    lua.create_function(move |lua, values: MultiValue| {
+        let (id, rest) = args::method(values, "id", &format!("chain(id):{name}"))?;
+        let args = Args::new(format!("chain({id:?}):{name}"), rest);
+        let chain = find_chain(&snapshot(&c)?, args.function(), &id)?;
+        body(lua, &c, &chain, &args)
+    })
+}
+
 fn chain_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Function> {
     let methods = lua.create_table()?;
-    let c = ctx.clone();
-    methods.set(
-        "head",
-        lua.create_function(move |lua, this: Table| {
-            let id: String = this.get("id")?;
-            let status = snapshot(&c)?;
-            let chain = status.chains.into_iter().find(|ch| ch.id == id);
-            let chain = chain.ok_or_else(|| mlua::Error::RuntimeError(format!("no chain \"{id}\" on this node")))?;
-            to_lua(lua, &serde_json::json!({ "height": chain.height, "hash": chain.head_hash, "state_digest": chain.state_digest, "timestamp_ms": chain.head_timestamp_ms }))
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "digest",
-        lua.create_function(move |_, this: Table| {
-            let id: String = this.get("id")?;
-            let status = snapshot(&c)?;
-            let chain = status.chains.into_iter().find(|ch| ch.id == id);
-            chain
-                .map(|ch| ch.state_digest.to_hex())
-                .ok_or_else(|| mlua::Error::RuntimeError(format!("no chain \"{id}\" on this node")))
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "block",
-        lua.create_function(move |lua, (this, height): (Table, u64)| {
-            let id: String = this.get("id")?;
-            to_lua(lua, &ops::block(&c.node.requests, &id, height).map_err(failed)?)
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "tx",
-        lua.create_function(move |lua, (this, hash): (Table, String)| {
-            let id: String = this.get("id")?;
-            let hash =
-                Hash32::from_hex(&hash).map_err(|e| mlua::Error::RuntimeError(format!("transaction hash: {e}")))?;
-            to_lua(lua, &ops::tx_status(&c.node.requests, &id, hash).map_err(failed)?)
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "account",
-        lua.create_function(move |lua, (this, key): (Table, String)| {
-            let id: String = this.get("id")?;
-            let key = PublicKey::from_hex(&key).map_err(|e| mlua::Error::RuntimeError(format!("account: {e}")))?;
-            to_lua(lua, &ops::account(&c.node.requests, &id, key).map_err(failed)?)
-        })?,
-    )?;
+    let head = chain_method(lua, ctx, "head", |lua, _, chain, _| {
+        to_lua(
+            lua,
+            &serde_json::json!({ "height": chain.height, "hash": chain.head_hash, "state_digest": chain.state_digest, "timestamp_ms": chain.head_timestamp_ms }),
+        )
+    })?;
+    methods.set("head", head)?;
+    methods.set("digest", chain_method(lua, ctx, "digest", |_, _, chain, _| Ok(chain.state_digest.to_hex()))?)?;
+    let block = chain_method(lua, ctx, "block", |lua, c, chain, args| {
+        let height = args.integer(0, "height")?;
+        to_lua(lua, &ops::block(&c.node.requests, &chain.id, height).map_err(failed)?)
+    })?;
+    methods.set("block", block)?;
+    let tx = chain_method(lua, ctx, "tx", |lua, c, chain, args| {
+        let hash = args.hash(0, "hash")?;
+        to_lua(lua, &ops::tx_status(&c.node.requests, &chain.id, hash).map_err(failed)?)
+    })?;
+    methods.set("tx", tx)?;
+    let account = chain_method(lua, ctx, "account", |lua, c, chain, args| {
+        let key = args.account(0, "account")?;
+        to_lua(lua, &ops::account(&c.node.requests, &chain.id, key).map_err(failed)?)
+    })?;
+    methods.set("account", account)?;
     let meta = lua.create_table()?;
     meta.set("__index", methods)?;
-    lua.create_function(move |lua, id: Option<String>| {
+    lua.create_function(move |lua, values: MultiValue| {
+        let id = Args::new("chain", values).optional_string(0, "id")?;
         let table = lua.create_table()?;
         table.set("id", id.unwrap_or_else(|| "main".to_string()))?;
         table.set_metatable(Some(meta.clone()))?;
         Ok(table)
     })
+}
+
+/// A console function named `name` (as messages show it) whose arguments `body` reads.
+pub(super) fn function<R: IntoLuaMulti>(
+    lua: &Lua,
+    name: &'static str,
+    body: impl Fn(&Lua, &Args) -> mlua::Result<R> + Send + 'static,
+) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |lua, values: MultiValue| body(lua, &Args::new(name, values)))
 }
 
 fn plugin_op(lua: &Lua, ctx: &ConsoleContext, op: PluginOp) -> mlua::Result<Value> {
@@ -160,19 +171,20 @@ fn plugins_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     let c = ctx.clone();
     table.set("list", lua.create_function(move |lua, ()| plugin_op(lua, &c, PluginOp::List))?)?;
+    let plugin_function = |name: &'static str, op: fn(String) -> PluginOp| {
+        let c = ctx.clone();
+        function(lua, name, move |lua, args| plugin_op(lua, &c, op(args.string(0, "id")?)))
+    };
+    table.set("inspect", plugin_function("plugins.inspect", |id| PluginOp::Inspect { id })?)?;
+    table.set("disable", plugin_function("plugins.disable", |id| PluginOp::Disable { id })?)?;
+    table.set("enable", plugin_function("plugins.enable", |id| PluginOp::Enable { id })?)?;
     let c = ctx.clone();
-    table.set("inspect", lua.create_function(move |lua, id: String| plugin_op(lua, &c, PluginOp::Inspect { id }))?)?;
-    let c = ctx.clone();
-    table.set("disable", lua.create_function(move |lua, id: String| plugin_op(lua, &c, PluginOp::Disable { id }))?)?;
-    let c = ctx.clone();
-    table.set("enable", lua.create_function(move |lua, id: String| plugin_op(lua, &c, PluginOp::Enable { id }))?)?;
-    let c = ctx.clone();
-    table.set(
-        "upgrade",
-        lua.create_function(move |lua, (id, package): (String, String)| {
-            plugin_op(lua, &c, PluginOp::Upgrade { id, package: PathBuf::from(package) })
-        })?,
-    )?;
+    let upgrade = function(lua, "plugins.upgrade", move |lua, args| {
+        let id = args.string(0, "id")?;
+        let package = PathBuf::from(args.string(1, "package")?);
+        plugin_op(lua, &c, PluginOp::Upgrade { id, package })
+    })?;
+    table.set("upgrade", upgrade)?;
     Ok(table)
 }
 
@@ -180,16 +192,13 @@ fn peers_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     let c = ctx.clone();
     table.set("count", lua.create_function(move |_, ()| Ok(snapshot(&c)?.peers))?)?;
-    let c = ctx.clone();
-    table.set(
-        "block",
-        lua.create_function(move |_, peer: String| ops::block_peer(&c.node.requests, &peer, true).map_err(failed))?,
-    )?;
-    let c = ctx.clone();
-    table.set(
-        "unblock",
-        lua.create_function(move |_, peer: String| ops::block_peer(&c.node.requests, &peer, false).map_err(failed))?,
-    )?;
+    for (name, shown_as, blocked) in [("block", "peers.block", true), ("unblock", "peers.unblock", false)] {
+        let c = ctx.clone();
+        let block = function(lua, shown_as, move |_, args| {
+            ops::block_peer(&c.node.requests, &args.string(0, "peer")?, blocked).map_err(failed)
+        })?;
+        table.set(name, block)?;
+    }
     let c = ctx.clone();
     table.set("list", lua.create_function(move |lua, ()| to_lua(lua, &snapshot(&c)?.peer_list))?)?;
     Ok(table)
@@ -213,8 +222,9 @@ fn log_table(lua: &Lua) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     table.set(
         "tail",
-        lua.create_function(|lua, count: Option<usize>| {
-            to_lua(lua, &crate::logring::tail(count.unwrap_or(LOG_TAIL_DEFAULT)))
+        function(lua, "log.tail", |lua, args| {
+            let count = args.optional_integer(0, "count")?.map_or(LOG_TAIL_DEFAULT, saturating_usize);
+            to_lua(lua, &crate::logring::tail(count))
         })?,
     )?;
     Ok(table)
@@ -225,40 +235,38 @@ fn log_table(lua: &Lua) -> mlua::Result<Table> {
 fn tx_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     let c = ctx.clone();
-    table.set("transfer", lua.create_function(move |lua, args: Table| transfer(lua, &c, args))?)?;
+    table.set("transfer", function(lua, "tx.transfer", move |lua, args| transfer(lua, &c, args))?)?;
     Ok(table)
 }
 
-fn transfer(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<Value> {
-    let chain: String = args.get::<Option<String>>("chain")?.unwrap_or_else(|| "main".into());
-    let to: String = args.get("to")?;
-    let to = PublicKey::from_hex(&to).map_err(|e| mlua::Error::RuntimeError(format!("to: {e}")))?;
-    let amount: u64 = args.get("amount")?;
-    let key_file: Option<String> = args.get("from_key_file")?;
-    let from: Option<String> = args.get("from")?;
+/// A count as a `usize`, the largest one when it does not fit.
+pub(super) fn saturating_usize(count: u64) -> usize {
+    usize::try_from(count).unwrap_or(usize::MAX)
+}
+
+fn transfer(lua: &Lua, ctx: &ConsoleContext, args: &Args) -> mlua::Result<Value> {
+    let fields = args.required_fields(0, "the transfer")?;
+    let chain = fields.chain()?;
+    let to = fields.account("to")?;
+    let amount = fields.integer("amount")?;
+    let (fee, nonce) = (fields.optional_integer("fee")?, fields.optional_integer("nonce")?);
     let owned;
-    let key: &SecretKey = match (key_file, from.as_deref()) {
+    let key: &SecretKey = match (fields.optional_string("from_key_file")?, fields.optional_string("from")?.as_deref()) {
         (Some(path), _) => {
-            owned =
-                SecretKey::read(std::path::Path::new(&path)).map_err(|e| mlua::Error::RuntimeError(e.to_string()))?;
+            owned = SecretKey::read(std::path::Path::new(&path)).map_err(|e| args.error(e))?;
             &owned
         }
         (None, Some("node")) => &ctx.node.key,
-        _ => return Err(mlua::Error::RuntimeError("give from_key_file = \"path\" or from = \"node\"".into())),
+        _ => return Err(args.error("give from_key_file = \"path\" or from = \"node\"")),
     };
-    let status = snapshot(ctx)?;
-    let chain_status = status
-        .chains
-        .iter()
-        .find(|ch| ch.id == chain)
-        .ok_or_else(|| mlua::Error::RuntimeError(format!("no chain \"{chain}\" on this node")))?;
+    let chain_status = find_chain(&snapshot(ctx)?, args.function(), &chain)?;
     let body = TxBody::Transfer { to, amount };
     let minimum_fee = gas_of(&body).saturating_mul(chain_status.gas_price);
-    let nonce = match args.get::<Option<u64>>("nonce")? {
+    let nonce = match nonce {
         Some(nonce) => nonce,
         None => ops::account(&ctx.node.requests, &chain, key.public_key()).map_err(failed)?.next_nonce,
     };
-    let fee = args.get::<Option<u64>>("fee")?.unwrap_or(minimum_fee);
+    let fee = fee.unwrap_or(minimum_fee);
     let tx = UnsignedTx { chain: chain_status.genesis_hash, from: key.public_key(), nonce, fee, body }.sign(key);
     let answer = ops::submit(&ctx.node.requests, &chain, vec![tx]).map_err(failed)?;
     to_lua(lua, &answer.results.first())
@@ -284,20 +292,23 @@ struct WatchFilter {
 }
 
 impl WatchFilter {
-    fn from_lua(filter: Option<Value>) -> mlua::Result<WatchFilter> {
-        match filter {
-            None | Some(Value::Nil) => Ok(WatchFilter { types: None, chain: None, count: None }),
-            Some(Value::String(name)) => {
-                Ok(WatchFilter { types: Some(watched_types(&name.to_str()?)), chain: None, count: None })
+    fn from_lua(args: &Args) -> mlua::Result<WatchFilter> {
+        match args.value(0) {
+            Value::Nil => Ok(WatchFilter { types: None, chain: None, count: None }),
+            Value::String(_) => {
+                Ok(WatchFilter { types: Some(watched_types(&args.string(0, "name")?)), chain: None, count: None })
             }
-            Some(Value::Table(table)) => Ok(WatchFilter {
-                types: table.get::<Option<String>>("type")?.map(|t| watched_types(&t)),
-                chain: table.get("chain")?,
-                count: table.get("count")?,
-            }),
-            Some(other) => Err(mlua::Error::RuntimeError(format!(
-                "watch takes nothing, a name (\"blocks\", \"txs\", \"plugins\") or a table {{type=, chain=, count=}}, not a {}",
-                other.type_name()
+            Value::Table(_) => {
+                let fields = args.required_fields(0, "filter")?;
+                Ok(WatchFilter {
+                    types: fields.optional_string("type")?.map(|t| watched_types(&t)),
+                    chain: fields.optional_string("chain")?,
+                    count: fields.optional_integer("count")?,
+                })
+            }
+            other => Err(args.error(format!(
+                "give nothing, a name (\"blocks\", \"txs\", \"plugins\", \"frames\") or a table {{type=, chain=, count=}}, not {}",
+                args::describe(other)
             ))),
         }
     }
@@ -312,8 +323,8 @@ impl WatchFilter {
 /// `count` events; returns how many it streamed.
 fn watch_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Function> {
     let c = ctx.clone();
-    lua.create_function(move |_, filter: Option<Value>| {
-        let filter = WatchFilter::from_lua(filter)?;
+    function(lua, "watch", move |_, args| {
+        let filter = WatchFilter::from_lua(args)?;
         let mut events = c.node.events.subscribe();
         let mut streamed = 0u64;
         while filter.count.is_none_or(|n| streamed < n) && !c.cancel.load(Ordering::Relaxed) {

@@ -8,13 +8,15 @@
 //! [`crate::ops`] (the requests the HTTP routes send) or the status snapshot.
 
 use super::ConsoleContext;
+use super::args::{Fields, runtime};
+use super::bindings::{find_chain, function, saturating_usize};
 use crate::crypto::SecretKey;
 use crate::ledger::device::DeviceTx;
 use crate::ledger::tx::{TxBody, UnsignedTx, gas_of};
 use crate::node::{DeviceOp, QueryError};
 use crate::ops;
 use mlua::{Lua, LuaSerdeExt, Table, Value, serde::SerializeOptions};
-use nest_sdk::{Hash32, PublicKey, device::device_uid};
+use nest_sdk::{Hash32, device::device_uid};
 use std::sync::Arc;
 
 /// Readings `devices.readings` returns when no limit is given.
@@ -24,16 +26,8 @@ fn to_lua<T: serde::Serialize>(lua: &Lua, value: &T) -> mlua::Result<Value> {
     lua.to_value_with(value, SerializeOptions::new().serialize_none_to_null(false).serialize_unit_to_null(false))
 }
 
-fn runtime(message: impl Into<String>) -> mlua::Error {
-    mlua::Error::RuntimeError(message.into())
-}
-
 fn failed(error: QueryError) -> mlua::Error {
     runtime(error.to_string())
-}
-
-fn parse_uid(text: &str) -> mlua::Result<Hash32> {
-    Hash32::from_hex(text).map_err(|e| runtime(format!("device µID: {e}")))
 }
 
 /// Installs `radios` and `devices` as globals.
@@ -54,17 +48,20 @@ fn radios_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let c = ctx.clone();
     table.set(
         "stats",
-        lua.create_function(move |lua, id: String| {
+        function(lua, "radios.stats", move |lua, args| {
+            let id = args.string(0, "id")?;
             let radio = radio_statuses(&c)?.into_iter().find(|r| r.id == id);
-            let radio = radio.ok_or_else(|| runtime(format!("no radio \"{id}\" on this node")))?;
+            let radio = radio.ok_or_else(|| args.error(format!("no radio {id:?} on this node")))?;
             to_lua(lua, &radio.link)
         })?,
     )?;
     let c = ctx.clone();
     table.set(
         "send",
-        lua.create_function(move |lua, (radio, link_address, frame_hex): (String, String, String)| {
-            let bytes = hex::decode(frame_hex.trim()).map_err(|e| runtime(format!("frame (hex): {e}")))?;
+        function(lua, "radios.send", move |lua, args| {
+            let (radio, link_address) = (args.string(0, "radio")?, args.string(1, "link_address")?);
+            let frame = args.string(2, "frame")?;
+            let bytes = hex::decode(frame.trim()).map_err(|e| args.error(format!("frame must be hex: {e}")))?;
             let op = DeviceOp::Send { radio, link_address, bytes };
             to_lua(lua, &ops::devices(&c.node.requests, op).map_err(failed)?)
         })?,
@@ -84,82 +81,81 @@ fn devices_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let c = ctx.clone();
     table.set(
         "show",
-        lua.create_function(move |lua, uid: String| {
-            let op = DeviceOp::Show { uid: parse_uid(&uid)? };
+        function(lua, "devices.show", move |lua, args| {
+            let op = DeviceOp::Show { uid: args.hash(0, "uid")? };
             to_lua(lua, &ops::devices(&c.node.requests, op).map_err(failed)?)
         })?,
     )?;
     let c = ctx.clone();
     table.set(
         "readings",
-        lua.create_function(
-            move |lua, (uid, from_ms, to_ms, limit): (String, Option<u64>, Option<u64>, Option<usize>)| {
-                let op = DeviceOp::Readings {
-                    uid: parse_uid(&uid)?,
-                    from_ms: from_ms.unwrap_or(0),
-                    to_ms: to_ms.unwrap_or(u64::MAX),
-                    limit: limit.unwrap_or(READINGS_DEFAULT),
-                };
-                to_lua(lua, &ops::devices(&c.node.requests, op).map_err(failed)?)
-            },
-        )?,
+        function(lua, "devices.readings", move |lua, args| {
+            let op = DeviceOp::Readings {
+                uid: args.hash(0, "uid")?,
+                from_ms: args.optional_integer(1, "from_ms")?.unwrap_or(0),
+                to_ms: args.optional_integer(2, "to_ms")?.unwrap_or(u64::MAX),
+                limit: args.optional_integer(3, "limit")?.map_or(READINGS_DEFAULT, saturating_usize),
+            };
+            to_lua(lua, &ops::devices(&c.node.requests, op).map_err(failed)?)
+        })?,
     )?;
     table.set(
         "uid",
-        lua.create_function(|_, hardware_id: String| Ok(hex::encode(device_uid(hardware_id.as_bytes()))))?,
+        function(lua, "devices.uid", |_, args| Ok(hex::encode(device_uid(args.string(0, "hardware_id")?.as_bytes()))))?,
     )?;
-    for name in ["register", "transfer", "revoke"] {
+    for (name, shown_as) in
+        [("register", "devices.register"), ("transfer", "devices.transfer"), ("revoke", "devices.revoke")]
+    {
         let c = ctx.clone();
-        table.set(name, lua.create_function(move |lua, args: Table| owner_tx(lua, &c, name, &args))?)?;
+        let owner = function(lua, shown_as, move |lua, args| {
+            owner_tx(lua, &c, name, &args.required_fields(0, "the transaction")?)
+        })?;
+        table.set(name, owner)?;
     }
     Ok(table)
 }
 
 /// The device named by `uid = "hex"` or `hardware_id = "text"`.
-fn device_of(args: &Table) -> mlua::Result<Hash32> {
-    match (args.get::<Option<String>>("uid")?, args.get::<Option<String>>("hardware_id")?) {
-        (Some(uid), _) => parse_uid(&uid),
+fn device_of(fields: &Fields) -> mlua::Result<Hash32> {
+    match (fields.optional_hash("uid")?, fields.optional_string("hardware_id")?) {
+        (Some(uid), _) => Ok(uid),
         (None, Some(hardware_id)) => Ok(Hash32(device_uid(hardware_id.as_bytes()))),
-        (None, None) => Err(runtime("give uid = \"hex\" or hardware_id = \"text\"")),
+        (None, None) => Err(runtime(format!("{}: give uid = \"hex\" or hardware_id = \"text\"", fields.function()))),
     }
 }
 
 /// The body of `devices.register/transfer/revoke{...}`.
-fn body_of(name: &str, args: &Table) -> mlua::Result<DeviceTx> {
-    let device_uid = device_of(args)?;
+fn body_of(name: &str, fields: &Fields) -> mlua::Result<DeviceTx> {
+    let device_uid = device_of(fields)?;
     match name {
         "register" => {
-            let key: String =
-                args.get::<Option<String>>("public_key")?.ok_or_else(|| runtime("give public_key = \"hex\""))?;
-            let public_key = hex::decode(key.trim()).map_err(|e| runtime(format!("public_key: {e}")))?;
-            let class = args.get::<Option<String>>("class")?.unwrap_or_else(|| "sensor".into());
+            let key = fields.string("public_key")?;
+            let public_key =
+                hex::decode(key.trim()).map_err(|e| fields.error("public_key", format!("must be hex: {e}")))?;
+            let class = fields.optional_string("class")?.unwrap_or_else(|| "sensor".into());
             Ok(DeviceTx::Register { device_uid, public_key, class })
         }
-        "transfer" => {
-            let to: String = args.get::<Option<String>>("to")?.ok_or_else(|| runtime("give to = \"account\""))?;
-            let new_owner = PublicKey::from_hex(&to).map_err(|e| runtime(format!("to: {e}")))?;
-            Ok(DeviceTx::Transfer { device_uid, new_owner })
-        }
+        "transfer" => Ok(DeviceTx::Transfer { device_uid, new_owner: fields.account("to")? }),
         _ => Ok(DeviceTx::Revoke { device_uid }),
     }
 }
 
 /// Signs a device transaction with `from = "node"` or `from_key_file = "path"` and submits it.
-fn owner_tx(lua: &Lua, ctx: &ConsoleContext, name: &str, args: &Table) -> mlua::Result<Value> {
-    let body = TxBody::Device(body_of(name, args)?);
-    let chain: String = args.get::<Option<String>>("chain")?.unwrap_or_else(|| "main".into());
+fn owner_tx(lua: &Lua, ctx: &ConsoleContext, name: &str, fields: &Fields) -> mlua::Result<Value> {
+    let body = TxBody::Device(body_of(name, fields)?);
+    let chain = fields.chain()?;
+    let function = fields.function();
     let owned;
-    let key: &SecretKey = match (args.get::<Option<String>>("from_key_file")?, args.get::<Option<String>>("from")?) {
+    let key: &SecretKey = match (fields.optional_string("from_key_file")?, fields.optional_string("from")?) {
         (Some(path), _) => {
-            owned = SecretKey::read(std::path::Path::new(&path)).map_err(|e| runtime(e.to_string()))?;
+            owned = SecretKey::read(std::path::Path::new(&path)).map_err(|e| runtime(format!("{function}: {e}")))?;
             &owned
         }
         (None, Some(from)) if from == "node" => &ctx.node.key,
-        _ => return Err(runtime("give from_key_file = \"path\" or from = \"node\"")),
+        _ => return Err(runtime(format!("{function}: give from_key_file = \"path\" or from = \"node\""))),
     };
     let status = ctx.node.status.read().map(|s| s.clone()).map_err(|_| runtime("status unavailable"))?;
-    let terms = status.chains.iter().find(|ch| ch.id == chain);
-    let terms = terms.ok_or_else(|| runtime(format!("no chain \"{chain}\" on this node")))?;
+    let terms = find_chain(&status, function, &chain)?;
     let nonce = ops::account(&ctx.node.requests, &chain, key.public_key()).map_err(failed)?.next_nonce;
     let fee = gas_of(&body).saturating_mul(terms.gas_price);
     let tx = UnsignedTx { chain: terms.genesis_hash, from: key.public_key(), nonce, fee, body }.sign(key);

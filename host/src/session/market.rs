@@ -1,6 +1,6 @@
 //! Give a console session the market: `market(sku)` objects and the `market` table.
 //!
-//! `market("wifi")` has `:strategy(f | source | "file.lua")`, `:versions()`,
+//! `market("wifi")` has `:strategy(f | source | "file.lua")`, `:versions()`, `:source(v)`,
 //! `:rollback(v)`, `:quote(ctx)`, `:chart{...}`, `:shelve{...}`, `:update{...}`,
 //! `:withdraw()`, `:lock{...}`, `:bid{...}`, `:close()`, `:book()`, `:prices()`;
 //! the table has `skus()`, `demands()`, `locks()`, `strategies()`, `demand{...}`,
@@ -8,23 +8,27 @@
 //! the buying policy. Every operation is a [`MarketOp`] through [`ops::market`].
 
 use super::ConsoleContext;
+use super::args::{self, Args, Fields, runtime};
+use super::bindings::{find_chain, function, saturating_usize};
 use crate::crypto::SecretKey;
 use crate::ledger::market::{MarketTx, TermsRecord};
 use crate::ledger::tx::{TxBody, UnsignedTx, gas_of};
 use crate::market::{MarketOp, PricingContext};
 use crate::node::QueryError;
 use crate::ops;
-use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
+use mlua::{Function, IntoLuaMulti, Lua, LuaSerdeExt, MultiValue, Table, Value};
 use nest_sdk::Hash32;
 use serde_json::Value as Json;
 use std::sync::{Arc, atomic::Ordering};
 use std::time::{Duration, Instant};
 
 /// Methods of the value `market(sku)` returns (also offered by completion).
-pub const MARKET_METHODS: [&str; 13] = [
-    "strategy", "versions", "rollback", "quote", "chart", "shelve", "update", "withdraw", "lock", "bid", "close",
-    "book", "prices",
+pub const MARKET_METHODS: [&str; 14] = [
+    "strategy", "versions", "source", "rollback", "quote", "chart", "shelve", "update", "withdraw", "lock", "bid",
+    "close", "book", "prices",
 ];
+/// Characters of a strategy's first line `:versions()` shows.
+const SOURCE_PREVIEW_CHARS_MAX: usize = 48;
 /// Width of the bars of `:chart`, in characters.
 const CHART_WIDTH: usize = 40;
 /// Offers the buying policy considers.
@@ -35,10 +39,6 @@ const BUY_POLL_MS: u64 = 200;
 /// The text of the chunk being evaluated, so `:strategy(function ... end)` can store the
 /// function's source (set by `session::evaluate`).
 pub struct ChunkText(pub String);
-
-fn runtime(message: impl Into<String>) -> mlua::Error {
-    mlua::Error::RuntimeError(message.into())
-}
 
 fn failed(error: QueryError) -> mlua::Error {
     runtime(error.to_string())
@@ -70,45 +70,46 @@ fn function_source(lua: &Lua, function: &Function) -> mlua::Result<String> {
 }
 
 /// A strategy argument: a function, a `.lua` file path, or source text.
-fn strategy_source(lua: &Lua, value: Value) -> mlua::Result<String> {
-    match value {
-        Value::Function(function) => function_source(lua, &function),
-        Value::String(text) => {
-            let text = text.to_str()?.to_string();
+fn strategy_source(lua: &Lua, args: &Args) -> mlua::Result<String> {
+    match args.value(0) {
+        Value::Function(function) => function_source(lua, function),
+        Value::String(_) => {
+            let text = args.string(0, "strategy")?;
             if text.ends_with(".lua") && !text.contains('\n') {
-                std::fs::read_to_string(&text).map_err(|e| runtime(format!("strategy file {text}: {e}")))
+                std::fs::read_to_string(&text).map_err(|e| args.error(format!("strategy file {text}: {e}")))
             } else {
                 Ok(text)
             }
         }
-        other => Err(runtime(format!("strategy: expected a function, source or file, not a {}", other.type_name()))),
+        other => Err(args
+            .error(format!("strategy must be a function, its source or a .lua file, got {}", args::describe(other)))),
     }
 }
 
-fn context_from(lua: &Lua, value: Option<Value>) -> mlua::Result<PricingContext> {
-    match value {
-        None | Some(Value::Nil) => Ok(PricingContext::default()),
-        Some(value) => lua.from_value(value).map_err(|e| runtime(format!("pricing context: {e}"))),
+fn context_from(lua: &Lua, fields: &Fields) -> mlua::Result<PricingContext> {
+    if fields.as_table().is_empty() {
+        return Ok(PricingContext::default());
     }
+    lua.from_value(Value::Table(fields.as_table().clone()))
+        .map_err(|e| runtime(format!("{}: pricing context: {e}", fields.function())))
 }
 
 /// The signing key of a market call: `from_key_file = "path"`, else the node key.
-fn signer(ctx: &ConsoleContext, args: &Table) -> mlua::Result<Arc<SecretKey>> {
-    match args.get::<Option<String>>("from_key_file")? {
-        Some(path) => {
-            SecretKey::read(std::path::Path::new(&path)).map(Arc::new).map_err(|e| runtime(format!("{path}: {e}")))
-        }
+fn signer(ctx: &ConsoleContext, fields: &Fields) -> mlua::Result<Arc<SecretKey>> {
+    match fields.optional_string("from_key_file")? {
+        Some(path) => SecretKey::read(std::path::Path::new(&path))
+            .map(Arc::new)
+            .map_err(|e| runtime(format!("{}: {path}: {e}", fields.function()))),
         None => Ok(ctx.node.key.clone()),
     }
 }
 
 /// Signs and submits a market transaction; returns its id.
-fn send(ctx: &ConsoleContext, args: &Table, body: MarketTx) -> mlua::Result<String> {
-    let chain: String = args.get::<Option<String>>("chain")?.unwrap_or_else(|| "main".into());
-    let key = signer(ctx, args)?;
+fn send(ctx: &ConsoleContext, fields: &Fields, body: MarketTx) -> mlua::Result<String> {
+    let chain = fields.chain()?;
+    let key = signer(ctx, fields)?;
     let status = ctx.node.status.read().map(|s| s.clone()).map_err(|_| runtime("status unavailable"))?;
-    let chain_status =
-        status.chains.iter().find(|c| c.id == chain).ok_or_else(|| runtime(format!("no chain \"{chain}\"")))?;
+    let chain_status = find_chain(&status, fields.function(), &chain)?;
     let body = TxBody::Market(body);
     let fee = gas_of(&body).saturating_mul(chain_status.gas_price);
     let nonce = ops::account(&ctx.node.requests, &chain, key.public_key()).map_err(failed)?.next_nonce;
@@ -117,44 +118,40 @@ fn send(ctx: &ConsoleContext, args: &Table, body: MarketTx) -> mlua::Result<Stri
     Ok(answer["hash"].as_str().unwrap_or_default().to_string())
 }
 
-/// A non-negative integer field of an argument table, with a message naming it.
-fn amount(args: &Table, field: &str) -> mlua::Result<u64> {
-    match args.get::<Value>(field)? {
-        Value::Integer(value) if value >= 0 => Ok(value as u64),
-        Value::Nil => Err(runtime(format!("{field}: missing"))),
-        other => Err(runtime(format!("{field}: expected a non-negative integer, got {}", other.to_string()?))),
+/// Tiers of terms: `tiers = {{from_units, unit_price}, ...}`.
+fn tiers_from(fields: &Fields) -> mlua::Result<Vec<(u64, u64)>> {
+    let Some(tiers) = fields.optional_table("tiers")? else { return Ok(Vec::new()) };
+    let shape = || fields.error("tiers", "must be a list of {from_units, unit_price}");
+    let mut out = Vec::new();
+    for tier in tiers.sequence_values::<Value>() {
+        let Value::Table(tier) = tier? else { return Err(shape()) };
+        let pair = (tier.raw_get::<Value>(1)?, tier.raw_get::<Value>(2)?, tier.raw_len());
+        match pair {
+            (Value::Integer(from), Value::Integer(price), 2) if from >= 0 && price >= 0 => {
+                out.push((from as u64, price as u64))
+            }
+            _ => return Err(shape()),
+        }
     }
+    Ok(out)
 }
 
-fn lock_id(text: &str) -> mlua::Result<Hash32> {
-    Hash32::from_hex(text).map_err(|e| runtime(format!("lock id: {e}")))
-}
-
-fn terms_from(args: &Table) -> mlua::Result<TermsRecord> {
-    let tiers: Option<Vec<Vec<u64>>> = args.get("tiers")?;
-    let tiers = tiers
-        .unwrap_or_default()
-        .into_iter()
-        .map(|tier| match tier.as_slice() {
-            [from, price] => Ok((*from, *price)),
-            _ => Err(runtime("tiers: each tier is {from_units, unit_price}")),
-        })
-        .collect::<mlua::Result<Vec<_>>>()?;
+fn terms_from(fields: &Fields) -> mlua::Result<TermsRecord> {
     Ok(TermsRecord {
-        unit_price: args.get::<Option<u64>>("unit_price")?.unwrap_or(0),
-        reserve_price: args.get::<Option<u64>>("reserve_price")?.unwrap_or(0),
-        tiers,
-        deadline_ms: args.get::<Option<u64>>("deadline_ms")?.unwrap_or(60_000),
-        round_end_ms: args.get::<Option<u64>>("round_end_ms")?.unwrap_or(0),
+        unit_price: fields.optional_integer("unit_price")?.unwrap_or(0),
+        reserve_price: fields.optional_integer("reserve_price")?.unwrap_or(0),
+        tiers: tiers_from(fields)?,
+        deadline_ms: fields.optional_integer("deadline_ms")?.unwrap_or(60_000),
+        round_end_ms: fields.optional_integer("round_end_ms")?.unwrap_or(0),
     })
 }
 
 /// The unit price for new terms: given, or what the SKU's strategy quotes now.
-fn priced_terms(ctx: &ConsoleContext, sku: &str, args: &Table) -> mlua::Result<TermsRecord> {
-    let mut terms = terms_from(args)?;
-    if args.get::<Option<u64>>("unit_price")?.is_none() {
+fn priced_terms(ctx: &ConsoleContext, sku: &str, fields: &Fields) -> mlua::Result<TermsRecord> {
+    let mut terms = terms_from(fields)?;
+    if fields.optional_integer("unit_price")?.is_none() {
         let context = PricingContext { units: 1, ..PricingContext::default() };
-        let policy = args.get::<Option<String>>("policy")?;
+        let policy = fields.optional_string("policy")?;
         let quote = ask(ctx, MarketOp::Quote { sku: sku.to_string(), policy, context })?;
         terms.unit_price = quote["unit_price"].as_u64().unwrap_or(0);
         if terms.round_end_ms != 0 && terms.reserve_price == 0 {
@@ -162,6 +159,29 @@ fn priced_terms(ctx: &ConsoleContext, sku: &str, args: &Table) -> mlua::Result<T
         }
     }
     Ok(terms)
+}
+
+/// An SKU's strategy history as one row per version: its number, whether quotes use
+/// it, when it was installed, and its size and first line instead of its whole source.
+fn version_rows(history: &Json) -> Json {
+    let active = history["active"].as_u64();
+    let versions = history["versions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let rows = versions.iter().map(|entry| {
+        let source = entry["source"].as_str().unwrap_or_default();
+        let first = source.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or_default();
+        let mut preview: String = first.chars().take(SOURCE_PREVIEW_CHARS_MAX).collect();
+        if first.chars().count() > SOURCE_PREVIEW_CHARS_MAX || source.trim().lines().nth(1).is_some() {
+            preview.push('…');
+        }
+        serde_json::json!({
+            "version": entry["version"],
+            "active": entry["version"].as_u64() == active,
+            "installed_at_ms": entry["installed_at_ms"],
+            "lines": source.lines().count(),
+            "source": preview,
+        })
+    });
+    Json::Array(rows.collect())
 }
 
 /// A text chart of `(utilization, unit price)` points, one bar per line.
@@ -182,136 +202,151 @@ fn text_chart(sku: &str, points: &[Json]) -> String {
     text
 }
 
+/// A method of `market(sku)`: `body` gets the SKU and the arguments.
+fn sku_method<R: IntoLuaMulti>(
+    lua: &Lua,
+    ctx: &Arc<ConsoleContext>,
+    name: &'static str,
+    body: impl Fn(&Lua, &ConsoleContext, String, &Args) -> mlua::Result<R> + Send + 'static,
+) -> mlua::Result<Function> {
+    let c = ctx.clone();
+    lua.create_function(move |lua, values: MultiValue| {
+        let (sku, rest) = args::method(values, "sku", &format!("market(sku):{name}"))?;
+        let args = Args::new(format!("market({sku:?}):{name}"), rest);
+        body(lua, &c, sku, &args)
+    })
+}
+
 fn sku_methods(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let methods = lua.create_table()?;
-    let id = |this: &Table| this.get::<String>("sku");
-    let c = ctx.clone();
-    methods.set(
-        "strategy",
-        lua.create_function(move |lua, (this, value): (Table, Value)| {
-            let source = strategy_source(lua, value)?;
-            to_lua(lua, &ask(&c, MarketOp::InstallStrategy { sku: id(&this)?, source })?)
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "versions",
-        lua.create_function(move |lua, this: Table| {
-            to_lua(lua, &ask(&c, MarketOp::Strategies { sku: Some(id(&this)?) })?)
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "rollback",
-        lua.create_function(move |lua, (this, version): (Table, u32)| {
-            to_lua(lua, &ask(&c, MarketOp::Rollback { sku: id(&this)?, version })?)
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "quote",
-        lua.create_function(move |lua, (this, context): (Table, Option<Table>)| {
-            let policy = context.as_ref().map(|c| c.get::<Option<String>>("policy")).transpose()?.flatten();
-            let context = context_from(lua, context.map(Value::Table))?;
-            to_lua(lua, &ask(&c, MarketOp::Quote { sku: id(&this)?, policy, context })?)
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "chart",
-        lua.create_function(move |lua, (this, args): (Table, Option<Table>)| {
-            let points = args.as_ref().map(|a| a.get::<Option<usize>>("points")).transpose()?.flatten().unwrap_or(11);
-            let context = context_from(lua, args.map(Value::Table))?;
-            let sku = id(&this)?;
-            let series = ask(&c, MarketOp::Chart { sku: sku.clone(), points, context })?;
-            Ok(text_chart(&sku, series.as_array().map(Vec::as_slice).unwrap_or_default()))
-        })?,
-    )?;
+    let strategy = sku_method(lua, ctx, "strategy", |lua, c, sku, args| {
+        let source = strategy_source(lua, args)?;
+        to_lua(lua, &ask(c, MarketOp::InstallStrategy { sku, source })?)
+    })?;
+    methods.set("strategy", strategy)?;
+    let versions = sku_method(lua, ctx, "versions", |lua, c, sku, _| {
+        to_lua(lua, &version_rows(&ask(c, MarketOp::Strategies { sku: Some(sku) })?))
+    })?;
+    methods.set("versions", versions)?;
+    let source = sku_method(lua, ctx, "source", |_, c, sku, args| {
+        let history = ask(c, MarketOp::Strategies { sku: Some(sku) })?;
+        let version = match args.optional_integer(0, "version")? {
+            Some(version) => version,
+            None => history["active"].as_u64().unwrap_or_default(),
+        };
+        let versions = history["versions"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let found = versions.iter().find(|v| v["version"].as_u64() == Some(version));
+        let found = found.ok_or_else(|| args.error(format!("no version {version}")))?;
+        Ok(found["source"].as_str().unwrap_or_default().to_string())
+    })?;
+    methods.set("source", source)?;
+    let rollback = sku_method(lua, ctx, "rollback", |lua, c, sku, args| {
+        let version = args.integer(0, "version")?;
+        let version = u32::try_from(version).map_err(|_| args.error(format!("no version {version}")))?;
+        to_lua(lua, &ask(c, MarketOp::Rollback { sku, version })?)
+    })?;
+    methods.set("rollback", rollback)?;
+    let quote = sku_method(lua, ctx, "quote", |lua, c, sku, args| {
+        let fields = args.fields(lua, 0, "the pricing context")?;
+        let policy = fields.optional_string("policy")?;
+        let context = context_from(lua, &fields)?;
+        to_lua(lua, &ask(c, MarketOp::Quote { sku, policy, context })?)
+    })?;
+    methods.set("quote", quote)?;
+    let chart = sku_method(lua, ctx, "chart", |lua, c, sku, args| {
+        let fields = args.fields(lua, 0, "the pricing context")?;
+        let points = fields.optional_integer("points")?.map_or(11, saturating_usize);
+        let context = context_from(lua, &fields)?;
+        let series = ask(c, MarketOp::Chart { sku: sku.clone(), points, context })?;
+        Ok(text_chart(&sku, series.as_array().map(Vec::as_slice).unwrap_or_default()))
+    })?;
+    methods.set("chart", chart)?;
     install_trading(lua, ctx, &methods)?;
     Ok(methods)
 }
 
 fn install_trading(lua: &Lua, ctx: &Arc<ConsoleContext>, methods: &Table) -> mlua::Result<()> {
-    let id = |this: &Table| this.get::<String>("sku");
-    let c = ctx.clone();
-    methods.set(
-        "shelve",
-        lua.create_function(move |_, (this, args): (Table, Table)| {
-            let sku = id(&this)?;
-            let terms = priced_terms(&c, &sku, &args)?;
-            let body = MarketTx::Shelve {
-                sku,
-                policy: args.get("policy")?,
-                resource: args.get::<Option<String>>("resource")?.unwrap_or_else(|| "network".into()),
-                unit: args.get::<Option<String>>("unit")?.unwrap_or_else(|| "unit".into()),
-                location: args.get::<Option<String>>("location")?.unwrap_or_default(),
-                units_available: amount(&args, "units")?,
-                terms,
-            };
-            send(&c, &args, body)
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "update",
-        lua.create_function(move |_, (this, args): (Table, Table)| {
-            let sku = id(&this)?;
-            let terms = priced_terms(&c, &sku, &args)?;
-            send(&c, &args, MarketTx::Update { sku, units_available: amount(&args, "units")?, terms })
-        })?,
-    )?;
-    methods.set("withdraw", sku_method(lua, ctx, |sku| MarketTx::Withdraw { sku })?)?;
-    methods.set("close", sku_method(lua, ctx, |sku| MarketTx::Close { sku })?)?;
-    methods.set("lock", order_method(lua, ctx, |sku, units, max_price| MarketTx::Lock { sku, units, max_price })?)?;
-    methods.set("bid", order_method(lua, ctx, |sku, units, max_price| MarketTx::Bid { sku, units, max_price })?)?;
-    let c = ctx.clone();
-    methods.set(
-        "book",
-        lua.create_function(move |lua, (this, chain): (Table, Option<String>)| {
-            let chain = chain.unwrap_or_else(|| "main".into());
-            to_lua(lua, &ask(&c, MarketOp::Book { chain, sku: id(&this)? })?)
-        })?,
-    )?;
-    let c = ctx.clone();
-    methods.set(
-        "prices",
-        lua.create_function(move |lua, (this, chain): (Table, Option<String>)| {
-            let chain = chain.unwrap_or_else(|| "main".into());
-            let book = ask(&c, MarketOp::Book { chain, sku: id(&this)? })?;
-            to_lua(lua, &book["recent_prices"])
-        })?,
-    )?;
+    let shelve = sku_method(lua, ctx, "shelve", |_, c, sku, args| {
+        let fields = args.required_fields(0, "the offer")?;
+        let terms = priced_terms(c, &sku, &fields)?;
+        let body = MarketTx::Shelve {
+            sku,
+            policy: fields.string("policy")?,
+            resource: fields.optional_string("resource")?.unwrap_or_else(|| "network".into()),
+            unit: fields.optional_string("unit")?.unwrap_or_else(|| "unit".into()),
+            location: fields.optional_string("location")?.unwrap_or_default(),
+            units_available: fields.integer("units")?,
+            terms,
+        };
+        send(c, &fields, body)
+    })?;
+    methods.set("shelve", shelve)?;
+    let update = sku_method(lua, ctx, "update", |_, c, sku, args| {
+        let fields = args.required_fields(0, "the offer")?;
+        let terms = priced_terms(c, &sku, &fields)?;
+        send(c, &fields, MarketTx::Update { sku, units_available: fields.integer("units")?, terms })
+    })?;
+    methods.set("update", update)?;
+    methods.set("withdraw", sku_transaction(lua, ctx, "withdraw", |sku| MarketTx::Withdraw { sku })?)?;
+    methods.set("close", sku_transaction(lua, ctx, "close", |sku| MarketTx::Close { sku })?)?;
+    let lock = |sku, units, max_price| MarketTx::Lock { sku, units, max_price };
+    methods.set("lock", order_method(lua, ctx, "lock", lock)?)?;
+    let bid = |sku, units, max_price| MarketTx::Bid { sku, units, max_price };
+    methods.set("bid", order_method(lua, ctx, "bid", bid)?)?;
+    let book = sku_method(lua, ctx, "book", |lua, c, sku, args| {
+        let chain = args.optional_string(0, "chain")?.unwrap_or_else(|| "main".into());
+        to_lua(lua, &ask(c, MarketOp::Book { chain, sku })?)
+    })?;
+    methods.set("book", book)?;
+    let prices = sku_method(lua, ctx, "prices", |lua, c, sku, args| {
+        let chain = args.optional_string(0, "chain")?.unwrap_or_else(|| "main".into());
+        let book = ask(c, MarketOp::Book { chain, sku })?;
+        to_lua(lua, &book["recent_prices"])
+    })?;
+    methods.set("prices", prices)?;
     Ok(())
 }
 
 /// `market(sku):withdraw([args])` and `:close([args])`: a transaction naming the SKU.
-fn sku_method(lua: &Lua, ctx: &Arc<ConsoleContext>, body: fn(String) -> MarketTx) -> mlua::Result<Function> {
-    let c = ctx.clone();
-    lua.create_function(move |lua, (this, args): (Table, Option<Table>)| {
-        let args = args.map_or_else(|| lua.create_table(), Ok)?;
-        send(&c, &args, body(this.get("sku")?))
-    })
+fn sku_transaction(
+    lua: &Lua,
+    ctx: &Arc<ConsoleContext>,
+    name: &'static str,
+    body: fn(String) -> MarketTx,
+) -> mlua::Result<Function> {
+    sku_method(lua, ctx, name, move |lua, c, sku, args| send(c, &args.fields(lua, 0, "options")?, body(sku)))
 }
 
 /// `market(sku):lock{units=, max_price=}` and `:bid{...}`: an order on the SKU.
 fn order_method(
     lua: &Lua,
     ctx: &Arc<ConsoleContext>,
+    name: &'static str,
     body: fn(String, u64, u64) -> MarketTx,
 ) -> mlua::Result<Function> {
-    let c = ctx.clone();
-    lua.create_function(move |_, (this, args): (Table, Table)| {
-        let order = body(this.get("sku")?, amount(&args, "units")?, amount(&args, "max_price")?);
-        send(&c, &args, order)
+    sku_method(lua, ctx, name, move |_, c, sku, args| {
+        let fields = args.required_fields(0, "the order")?;
+        let order = body(sku, fields.integer("units")?, fields.integer("max_price")?);
+        send(c, &fields, order)
     })
 }
 
 /// `market.report(lock, units [, args])` and the other lock operations.
-fn lock_function(lua: &Lua, ctx: &Arc<ConsoleContext>, body: fn(Hash32, u64) -> MarketTx) -> mlua::Result<Function> {
+fn lock_function(
+    lua: &Lua,
+    ctx: &Arc<ConsoleContext>,
+    name: &'static str,
+    body: fn(Hash32, u64) -> MarketTx,
+) -> mlua::Result<Function> {
     let c = ctx.clone();
-    lua.create_function(move |lua, (lock, units, args): (String, Option<u64>, Option<Table>)| {
-        let args = args.map_or_else(|| lua.create_table(), Ok)?;
-        send(&c, &args, body(lock_id(&lock)?, units.unwrap_or(0)))
+    function(lua, name, move |lua, args| {
+        let lock = args.hash(0, "lock")?;
+        // `market.report(lock, units, {...})`; the others take the options second.
+        let (units, options) = match name {
+            "market.report" => (args.integer(1, "units")?, 2),
+            _ => (0, 1),
+        };
+        send(&c, &args.fields(lua, options, "options")?, body(lock, units))
     })
 }
 
@@ -320,15 +355,16 @@ pub fn install(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<()> {
     let meta = lua.create_table()?;
     meta.set("__index", sku_methods(lua, ctx)?)?;
     let market = lua.create_table()?;
-    let chain_listing = |op: fn(String) -> MarketOp| {
+    let chain_listing = |name: &'static str, op: fn(String) -> MarketOp| {
         let c = ctx.clone();
-        lua.create_function(move |lua, chain: Option<String>| {
-            to_lua(lua, &ask(&c, op(chain.unwrap_or_else(|| "main".into())))?)
+        function(lua, name, move |lua, args| {
+            let chain = args.optional_string(0, "chain")?.unwrap_or_else(|| "main".into());
+            to_lua(lua, &ask(&c, op(chain))?)
         })
     };
-    market.set("skus", chain_listing(|chain| MarketOp::Skus { chain })?)?;
-    market.set("demands", chain_listing(|chain| MarketOp::Demands { chain })?)?;
-    market.set("locks", chain_listing(|chain| MarketOp::Locks { chain, party: None })?)?;
+    market.set("skus", chain_listing("market.skus", |chain| MarketOp::Skus { chain })?)?;
+    market.set("demands", chain_listing("market.demands", |chain| MarketOp::Demands { chain })?)?;
+    market.set("locks", chain_listing("market.locks", |chain| MarketOp::Locks { chain, party: None })?)?;
     let c = ctx.clone();
     market.set(
         "strategies",
@@ -337,26 +373,30 @@ pub fn install(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<()> {
     let c = ctx.clone();
     market.set(
         "demand",
-        lua.create_function(move |_, args: Table| {
+        function(lua, "market.demand", move |_, args| {
+            let fields = args.required_fields(0, "the demand")?;
             let body = MarketTx::PostDemand {
-                resource: args.get("resource")?,
-                units: amount(&args, "units")?,
-                max_price: amount(&args, "max_price")?,
-                location: args.get::<Option<String>>("location")?.unwrap_or_default(),
+                resource: fields.string("resource")?,
+                units: fields.integer("units")?,
+                max_price: fields.integer("max_price")?,
+                location: fields.optional_string("location")?.unwrap_or_default(),
             };
-            send(&c, &args, body)
+            send(&c, &fields, body)
         })?,
     )?;
-    market.set("report", lock_function(lua, ctx, |lock, units_used| MarketTx::Report { lock, units_used })?)?;
-    market.set("confirm", lock_function(lua, ctx, |lock, _| MarketTx::Confirm { lock })?)?;
-    market.set("settle", lock_function(lua, ctx, |lock, _| MarketTx::Settle { lock })?)?;
-    market.set("refund", lock_function(lua, ctx, |lock, _| MarketTx::Refund { lock })?)?;
+    let report = |lock, units_used| MarketTx::Report { lock, units_used };
+    market.set("report", lock_function(lua, ctx, "market.report", report)?)?;
+    market.set("confirm", lock_function(lua, ctx, "market.confirm", |lock, _| MarketTx::Confirm { lock })?)?;
+    market.set("settle", lock_function(lua, ctx, "market.settle", |lock, _| MarketTx::Settle { lock })?)?;
+    market.set("refund", lock_function(lua, ctx, "market.refund", |lock, _| MarketTx::Refund { lock })?)?;
     let c = ctx.clone();
-    market.set("buy", lua.create_function(move |lua, args: Table| buy(lua, &c, args))?)?;
+    market.set("buy", function(lua, "market.buy", move |lua, args| buy(lua, &c, args))?)?;
     let call_meta = lua.create_table()?;
     call_meta.set(
         "__call",
-        lua.create_function(move |lua, (_, sku): (Table, String)| {
+        lua.create_function(move |lua, values: MultiValue| {
+            // `market(sku)`: the table itself comes first.
+            let sku = Args::new("market", values).string(1, "sku")?;
             let object = lua.create_table()?;
             object.set("sku", sku)?;
             object.set_metatable(Some(meta.clone()))?;
@@ -378,16 +418,16 @@ struct BuyLimits {
 }
 
 impl BuyLimits {
-    fn from_args(args: &Table) -> mlua::Result<BuyLimits> {
-        let units = amount(args, "units")?;
-        let max_unit_price = amount(args, "max_unit_price")?;
-        let max_total = args.get::<Option<u64>>("max_total")?.unwrap_or(u64::MAX);
+    fn from_fields(fields: &Fields) -> mlua::Result<BuyLimits> {
+        let units = fields.integer("units")?;
+        let max_unit_price = fields.integer("max_unit_price")?;
+        let max_total = fields.optional_integer("max_total")?.unwrap_or(u64::MAX);
         Ok(BuyLimits {
-            resource: args.get("resource")?,
+            resource: fields.string("resource")?,
             units,
             max_unit_price,
             budget: max_total.min(units.saturating_mul(max_unit_price)),
-            location: args.get("location")?,
+            location: fields.optional_string("location")?,
         })
     }
 
@@ -412,18 +452,24 @@ impl BuyLimits {
 /// (default: cheapest) and locks the best. With `wait_ms`, it keeps looking (every
 /// [`BUY_POLL_MS`], until Ctrl-C) for an offer to appear. Returns
 /// `{sku=, lock=, price=, demand=}`, or `nil` and the reason when no offer fits.
-fn buy(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<(Value, Option<String>)> {
-    let limits = BuyLimits::from_args(&args)?;
-    let chain: String = args.get::<Option<String>>("chain")?.unwrap_or_else(|| "main".into());
-    let wait = Duration::from_millis(args.get::<Option<u64>>("wait_ms")?.unwrap_or(0));
-    let demand = if args.get::<Option<bool>>("demand")?.unwrap_or(true) {
+fn buy(lua: &Lua, ctx: &ConsoleContext, args: &Args) -> mlua::Result<(Value, Option<String>)> {
+    let fields = args.required_fields(0, "the purchase")?;
+    let limits = BuyLimits::from_fields(&fields)?;
+    let chain = fields.chain()?;
+    let wait = Duration::from_millis(fields.optional_integer("wait_ms")?.unwrap_or(0));
+    let prefer = match fields.get("prefer")? {
+        Value::Nil => None,
+        Value::Function(prefer) => Some(prefer),
+        other => return Err(fields.error("prefer", format!("must be a function, got {}", args::describe(&other)))),
+    };
+    let demand = if fields.optional_boolean("demand")?.unwrap_or(true) {
         let body = MarketTx::PostDemand {
             resource: limits.resource.clone(),
             units: limits.units,
             max_price: limits.budget,
             location: limits.location.clone().unwrap_or_default(),
         };
-        Some(send(ctx, &args, body)?)
+        Some(send(ctx, &fields, body)?)
     } else {
         None
     };
@@ -440,7 +486,7 @@ fn buy(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<(Value, Opt
     let price_of = |sku: &Json| sku["terms"]["unit_price"].as_u64().unwrap_or(u64::MAX);
     let mut offers = offers;
     offers.sort_by_key(price_of);
-    if let Some(prefer) = args.get::<Option<Function>>("prefer")? {
+    if let Some(prefer) = prefer {
         offers = prefer_sort(lua, &prefer, offers)?;
     }
     let Some(best) = offers.first() else {
@@ -452,7 +498,7 @@ fn buy(lua: &Lua, ctx: &ConsoleContext, args: Table) -> mlua::Result<(Value, Opt
     };
     let sku = best["id"].as_str().unwrap_or_default().to_string();
     let price = price_of(best).saturating_mul(limits.units);
-    let lock = send(ctx, &args, MarketTx::Lock { sku: sku.clone(), units: limits.units, max_price: price })?;
+    let lock = send(ctx, &fields, MarketTx::Lock { sku: sku.clone(), units: limits.units, max_price: price })?;
     let answer = serde_json::json!({ "sku": sku, "lock": lock, "price": price, "demand": demand });
     Ok((to_lua(lua, &answer)?, None))
 }
@@ -471,4 +517,24 @@ fn prefer_sort(lua: &Lua, prefer: &Function, offers: Vec<Json>) -> mlua::Result<
         sorted.insert(at, offer);
     }
     Ok(sorted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_show_one_row_per_version_with_the_first_line_of_its_source() {
+        let history = serde_json::json!({ "active": 2, "versions": [
+            { "version": 1, "installed_at_ms": 10, "source": "return function(ctx)\n  return ctx.base\nend\n" },
+            { "version": 2, "installed_at_ms": 20, "source": "return function(ctx) return 7 end" },
+            { "version": 3, "installed_at_ms": 30, "source": format!("return {}", "1 + ".repeat(20) + "1") },
+        ]});
+        let rows = serde_json::json!([
+            { "version": 1, "active": false, "installed_at_ms": 10, "lines": 3, "source": "return function(ctx)…" },
+            { "version": 2, "active": true, "installed_at_ms": 20, "lines": 1, "source": "return function(ctx) return 7 end" },
+            { "version": 3, "active": false, "installed_at_ms": 30, "lines": 1, "source": "return 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1…" },
+        ]);
+        assert_eq!(version_rows(&history), rows);
+    }
 }

@@ -10,6 +10,7 @@
 //! Evaluations run on blocking threads, one at a time per session; closing the
 //! socket cancels the running one.
 
+pub mod args;
 pub mod bindings;
 pub mod devices;
 pub mod market;
@@ -374,3 +375,6 @@ pub async fn plugin_action(
     };
     plugin_request(&state, op).await
 }
+
+#[cfg(test)]
+mod tests;

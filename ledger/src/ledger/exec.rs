@@ -79,10 +79,12 @@ impl<'a> TxContext<'a> {
     /// Takes `amount` from `key`'s balance.
     pub fn debit(&mut self, key: &PublicKey, amount: u64) -> Result<(), TxError> {
         let mut account = self.account(key);
-        account.balance = account
-            .balance
-            .checked_sub(amount)
-            .ok_or(TxError::InsufficientBalance { balance: account.balance, needed: amount })?;
+        account.balance = account.balance.checked_sub(amount).ok_or(TxError::InsufficientBalance {
+            balance: account.balance,
+            amount,
+            fee: 0,
+            pending: 0,
+        })?;
         self.touched.accounts.insert(*key, account);
         Ok(())
     }

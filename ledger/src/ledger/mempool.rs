@@ -90,7 +90,8 @@ impl Mempool {
         let cost = tx.tx.cost()?;
         let needed = pending_cost.checked_add(cost).ok_or(TxError::Overflow)?;
         if account.balance < needed {
-            return Err(TxError::InsufficientBalance { balance: account.balance, needed });
+            let (amount, fee) = (tx.tx.amount(), tx.tx.fee);
+            return Err(TxError::InsufficientBalance { balance: account.balance, amount, fee, pending: pending_cost });
         }
         let seq = self.next_seq;
         self.next_seq = self.next_seq.saturating_add(1);

@@ -380,7 +380,8 @@ fn check_against(account: &Account, tx: &SignedTx, params: &ChainParams) -> Resu
     }
     let needed = tx.tx.cost()?;
     if account.balance < needed {
-        return Err(TxError::InsufficientBalance { balance: account.balance, needed });
+        let (amount, fee) = (tx.tx.amount(), tx.tx.fee);
+        return Err(TxError::InsufficientBalance { balance: account.balance, amount, fee, pending: 0 });
     }
     Ok(())
 }

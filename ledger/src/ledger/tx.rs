@@ -86,13 +86,17 @@ pub enum TxError {
         /// The nonce in the transaction.
         got: u64,
     },
-    /// The sender cannot pay amount plus fee.
-    #[error("insufficient balance: has {balance}, needs {needed}")]
+    /// The sender cannot pay amount plus fee (plus what its pending transactions spend).
+    #[error("insufficient balance: has {balance}, needs {}", needs(*amount, *fee, *pending))]
     InsufficientBalance {
         /// The sender's balance.
         balance: u64,
-        /// Amount plus fee (plus what pending transactions already spend).
-        needed: u64,
+        /// What the transaction moves out of the account (a transfer's amount, an escrow).
+        amount: u64,
+        /// The transaction's fee.
+        fee: u64,
+        /// What the sender's earlier transactions still in the mempool spend.
+        pending: u64,
     },
     /// The fee is below gas × gas price.
     #[error("fee too low: minimum {minimum}, got {got}")]
@@ -171,14 +175,28 @@ impl UnsignedTx {
 
     /// Tokens the sender spends if the transaction applies: amount plus fee.
     pub fn cost(&self) -> Result<u64, TxError> {
-        let amount = match &self.body {
-            TxBody::Transfer { amount, .. } => *amount,
-            // Escrow moves inside the body's apply, checked there.
-            TxBody::Market(_) => 0,
-            TxBody::Device(_) => 0,
-        };
-        amount.checked_add(self.fee).ok_or(TxError::Overflow)
+        self.amount().checked_add(self.fee).ok_or(TxError::Overflow)
     }
+
+    /// Tokens the body moves out of the sender's account before it applies: a
+    /// transfer's amount; 0 for the others (escrow moves inside the body's apply,
+    /// checked there).
+    pub fn amount(&self) -> u64 {
+        match &self.body {
+            TxBody::Transfer { amount, .. } => *amount,
+            TxBody::Market(_) | TxBody::Device(_) => 0,
+        }
+    }
+}
+
+/// What an insufficient balance needed, in parts: `1010 (amount 10 + fee 1000)`.
+fn needs(amount: u64, fee: u64, pending: u64) -> String {
+    let total = u128::from(amount) + u128::from(fee) + u128::from(pending);
+    let pending = match pending {
+        0 => String::new(),
+        pending => format!(" + {pending} for pending transactions"),
+    };
+    format!("{total} (amount {amount} + fee {fee}{pending})")
 }
 
 impl SignedTx {
@@ -319,8 +337,18 @@ mod tests {
             (TxError::BadSignature, "bad signature", "bad_signature"),
             (TxError::WrongNonce { expected: 3, got: 5 }, "wrong nonce: expected 3, got 5", "wrong_nonce"),
             (
-                TxError::InsufficientBalance { balance: 10, needed: 110 },
-                "insufficient balance: has 10, needs 110",
+                TxError::InsufficientBalance { balance: 10, amount: 10, fee: 1000, pending: 0 },
+                "insufficient balance: has 10, needs 1010 (amount 10 + fee 1000)",
+                "insufficient_balance",
+            ),
+            (
+                TxError::InsufficientBalance { balance: 3000, amount: 1, fee: 1000, pending: 2000 },
+                "insufficient balance: has 3000, needs 3001 (amount 1 + fee 1000 + 2000 for pending transactions)",
+                "insufficient_balance",
+            ),
+            (
+                TxError::InsufficientBalance { balance: 0, amount: u64::MAX, fee: u64::MAX, pending: 0 },
+                "insufficient balance: has 0, needs 36893488147419103230 (amount 18446744073709551615 + fee 18446744073709551615)",
                 "insufficient_balance",
             ),
             (TxError::FeeTooLow { minimum: 1000, got: 5 }, "fee too low: minimum 1000, got 5", "fee_too_low"),

@@ -81,7 +81,7 @@ fn balance_must_cover_pending_txs_too() {
     admit(&mut pool, transfer(1, 1_000, 0), &ledger).unwrap();
     assert_eq!(
         admit(&mut pool, transfer(1, 1, 1), &ledger),
-        Err(TxError::InsufficientBalance { balance: 3_000, needed: 3_001 })
+        Err(TxError::InsufficientBalance { balance: 3_000, amount: 1, fee: FEE, pending: 1_000 + FEE })
     );
     admit(&mut pool, transfer(1, 0, 1), &ledger).unwrap();
 }

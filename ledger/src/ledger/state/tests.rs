@@ -95,7 +95,10 @@ fn check_reports_each_reason() {
         (other_chain, TxError::WrongChain),
         (transfer(1, 2, 1, 4, 5), TxError::FeeTooLow { minimum: FEE, got: 5 }),
         (transfer(1, 2, 1, 5, FEE), TxError::WrongNonce { expected: 4, got: 5 }),
-        (transfer(1, 2, 1_001, 4, FEE), TxError::InsufficientBalance { balance: 2_000, needed: 2_001 }),
+        (
+            transfer(1, 2, 1_001, 4, FEE),
+            TxError::InsufficientBalance { balance: 2_000, amount: 1_001, fee: FEE, pending: 0 },
+        ),
         (transfer(1, 2, u64::MAX, 4, FEE), TxError::Overflow),
     ];
     for (tx, error) in cases {
