@@ -129,6 +129,7 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
     let senders: Vec<SecretKey> = (0..options.senders).map(|i| SecretKey::from_seed(seed(i))).collect();
     let spec = DevnetSpec {
         dir: dir.clone(),
+        consensus: devnet::Consensus::Poa,
         block_interval_ms: options.block_interval_ms,
         api_port: 0,
         allocations: senders.iter().map(|k| (k.public_key(), 1_000_000_000_000)).collect(),

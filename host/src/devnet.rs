@@ -1,6 +1,11 @@
 //! Write a local devnet: a developer vendor key, the workspace's plugins packaged and
 //! signed with it, node keys, a funded faucet account and node manifests.
 //!
+//! The chain runs one of two engines ([`Consensus`]): PoA, whose authorities are in its
+//! own config and whose blocks are final once 2n/3 + 1 authorities voted for them, or
+//! BFT, whose validators are in the chain's genesis and whose decided blocks are final
+//! at once.
+//!
 //! Everything is written under one directory; keys are created on first use and kept,
 //! so running `nestd up` again resumes the same chain.
 
@@ -14,8 +19,9 @@ use std::{
 };
 
 /// The workspace's plugins: manifest id, package name, source `plugin.toml`.
-const WORKSPACE_PLUGINS: [(&str, &str, &str); 9] = [
+const WORKSPACE_PLUGINS: [(&str, &str, &str); 10] = [
     ("poa", "consensus-poa", include_str!("../../plugins/consensus-poa/plugin.toml")),
+    ("bft", "consensus-bft", include_str!("../../plugins/consensus-bft/plugin.toml")),
     ("linear", "chain-linear", include_str!("../../plugins/chain-linear/plugin.toml")),
     ("sim", "radio-sim", include_str!("../../plugins/radio-sim/plugin.toml")),
     ("udp", "radio-udp", include_str!("../../plugins/radio-udp/plugin.toml")),
@@ -29,11 +35,51 @@ const WORKSPACE_PLUGINS: [(&str, &str, &str); 9] = [
 /// Balance of the devnet's faucet account.
 pub const FAUCET_BALANCE: u64 = 1_000_000_000_000;
 
+/// The consensus engine of a devnet's chain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consensus {
+    /// Proof of authority (consensus-poa): the authorities take turns by time slot; a
+    /// block is final once 2n/3 + 1 of them voted for it.
+    #[default]
+    Poa,
+    /// Tendermint-style BFT (consensus-bft): the validators, from the chain's genesis,
+    /// decide each height in rounds; a decided block is final at once.
+    Bft,
+}
+
+impl Consensus {
+    /// The engine's plugin id in the manifests (`poa`, `bft`).
+    pub fn id(self) -> &'static str {
+        match self {
+            Consensus::Poa => "poa",
+            Consensus::Bft => "bft",
+        }
+    }
+
+    /// The engine's package name.
+    pub fn package(self) -> &'static str {
+        match self {
+            Consensus::Poa => "consensus-poa",
+            Consensus::Bft => "consensus-bft",
+        }
+    }
+
+    /// How the chain paces its blocks, for summaries: `consensus-poa (block every 1000 ms)`.
+    pub fn describe(self, block_interval_ms: u64) -> String {
+        match self {
+            Consensus::Poa => format!("consensus-poa (block every {block_interval_ms} ms)"),
+            Consensus::Bft => format!("consensus-bft (next height {block_interval_ms} ms after each decision)"),
+        }
+    }
+}
+
 /// What to write.
 pub struct DevnetSpec {
     /// Directory holding everything.
     pub dir: PathBuf,
-    /// Block interval of the PoA chain.
+    /// The chain's consensus engine.
+    pub consensus: Consensus,
+    /// Block interval of the chain: PoA's slot, BFT's wait after a decision.
     pub block_interval_ms: u64,
     /// API port of the node (0: any free port, see `data/api.addr`).
     pub api_port: u16,
@@ -47,7 +93,8 @@ pub struct DevnetSpec {
     pub plugin_dir: PathBuf,
     /// Nodes to write (1: a single node, networking on but alone).
     pub nodes: usize,
-    /// How many of the nodes (the first ones) are PoA authorities.
+    /// How many of the nodes (the first ones) take part in consensus: PoA authorities
+    /// or BFT validators (power 1 each).
     pub authorities: usize,
 }
 
@@ -110,17 +157,18 @@ fn source_library(source: &str) -> Option<String> {
     table.get("library")?.as_str().map(str::to_string)
 }
 
-/// Refuses to reuse a devnet directory written for another number of nodes, authorities
-/// or block interval: its chain would not match the new consensus configuration.
+/// Refuses to reuse a devnet directory written for another number of nodes, authorities,
+/// block interval or engine: its chain would not match the new consensus configuration.
 fn check_shape(spec: &DevnetSpec) -> Result<(), String> {
     let file = spec.dir.join("devnet.shape");
     let shape = format!(
-        "nodes = {}\nauthorities = {}\nblock_interval_ms = {}\n",
+        "nodes = {}\nauthorities = {}\nblock_interval_ms = {}\nconsensus = {}\n",
         spec.nodes.max(1),
         spec.authorities.clamp(1, spec.nodes.max(1)),
-        spec.block_interval_ms
+        spec.block_interval_ms,
+        spec.consensus.id()
     );
-    match fs::read_to_string(&file) {
+    match fs::read_to_string(&file).map(with_consensus_line) {
         Ok(existing) if existing != shape => Err(format!(
             "{} holds a devnet of another shape ({}); start over with --fresh or use another --dir",
             spec.dir.display(),
@@ -129,6 +177,14 @@ fn check_shape(spec: &DevnetSpec) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(_) => fs::write(&file, shape).map_err(|e| format!("{}: {e}", file.display())),
     }
+}
+
+/// A shape file written before devnets had a choice of engine describes a PoA devnet.
+fn with_consensus_line(mut shape: String) -> String {
+    if !shape.lines().any(|line| line.starts_with("consensus = ")) {
+        shape.push_str("consensus = poa\n");
+    }
+    shape
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released: the node binds it right after).
@@ -191,14 +247,40 @@ pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
     Ok(Devnet { manifest: manifests[0].clone(), manifests, faucet_key, vendor_key })
 }
 
-/// Finality of the devnet's chain: immediate for one authority; otherwise once more
-/// than two thirds of the authorities built on a block, so a partition's minority side
-/// never finalizes and forks heal.
-fn chain_type_config(authorities: usize) -> String {
-    if authorities <= 1 {
-        "{ finality_depth = 0 }".to_string()
-    } else {
-        format!("{{ finality_proposers = {} }}", authorities * 2 / 3 + 1)
+/// Finality of the devnet's chain. PoA: immediate for one authority; otherwise once more
+/// than two thirds of the authorities voted for a block, so a partition's minority side
+/// never finalizes and forks heal. BFT: a decided block is final at once.
+fn chain_type_config(consensus: Consensus, authorities: usize) -> String {
+    match consensus {
+        Consensus::Bft => "{ finality_depth = 0, finality_proposers = 0 }".to_string(),
+        Consensus::Poa if authorities <= 1 => "{ finality_depth = 0 }".to_string(),
+        Consensus::Poa => format!("{{ finality_proposers = {} }}", authorities * 2 / 3 + 1),
+    }
+}
+
+/// The BFT engine's timeouts for blocks about every `block_interval_ms` (as the
+/// simulator sets them): the next height starts one interval after a decision; a round
+/// waits two intervals for its proposal and one for each vote step, each half an
+/// interval longer per round.
+fn bft_config(block_interval_ms: u64) -> String {
+    let interval = block_interval_ms;
+    let half = (interval / 2).max(1);
+    format!(
+        "{{ commit_wait_ms = {interval}, timeout_propose_ms = {}, timeout_propose_delta_ms = {half}, \
+         timeout_prevote_ms = {interval}, timeout_prevote_delta_ms = {half}, \
+         timeout_precommit_ms = {interval}, timeout_precommit_delta_ms = {half} }}",
+        interval.saturating_mul(2)
+    )
+}
+
+/// The `[chain.consensus]` table's `config` line.
+fn consensus_config(spec: &DevnetSpec, authorities: &[PublicKey]) -> String {
+    match spec.consensus {
+        Consensus::Poa => {
+            let keys: Vec<String> = authorities.iter().map(|key| format!("\"{key}\"")).collect();
+            format!("{{ block_interval_ms = {}, authorities = [{}] }}", spec.block_interval_ms, keys.join(", "))
+        }
+        Consensus::Bft => bft_config(spec.block_interval_ms),
     }
 }
 
@@ -219,7 +301,11 @@ fn manifest_text(
     let _ = writeln!(text, "bootstrap = [{}]\n", quoted.join(", "));
     let _ = writeln!(text, "# The plugins are signed with this machine's developer key.");
     let _ = writeln!(text, "[[trust.vendor]]\nname = \"local-developer\"\nkey = \"{vendor}\"\n");
-    for (id, name, _) in WORKSPACE_PLUGINS {
+    // Of the consensus engines, only the chain's.
+    let loaded = WORKSPACE_PLUGINS
+        .iter()
+        .filter(|(_, name, _)| !name.starts_with("consensus-") || *name == spec.consensus.package());
+    for (id, name, _) in loaded {
         let _ = writeln!(text, "[[plugin]]\nid = \"{id}\"\npackage = \"../packages/{name}\"\n");
     }
     // Every node loads every market policy: settlement runs on each of them.
@@ -228,20 +314,125 @@ fn manifest_text(
     }
     let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = 1");
     let _ = writeln!(text, "block_txs_max = {}\nmempool_txs_max = {}", spec.block_txs_max, spec.mempool_txs_max);
-    let _ =
-        writeln!(text, "chain_type = {{ plugin = \"linear\", config = {} }}\n", chain_type_config(authorities.len()));
-    let _ = writeln!(text, "[chain.consensus]\nplugin = \"poa\"");
-    let keys: Vec<String> = authorities.iter().map(|key| format!("\"{key}\"")).collect();
-    let _ = writeln!(
-        text,
-        "config = {{ block_interval_ms = {}, authorities = [{}] }}\n",
-        spec.block_interval_ms,
-        keys.join(", ")
-    );
-    let _ = writeln!(text, "[chain.genesis]\ntimestamp_ms = 0\nallocations = [");
+    let chain_type = chain_type_config(spec.consensus, authorities.len());
+    let _ = writeln!(text, "chain_type = {{ plugin = \"linear\", config = {chain_type} }}\n");
+    let _ = writeln!(text, "[chain.consensus]\nplugin = \"{}\"", spec.consensus.id());
+    let _ = writeln!(text, "config = {}\n", consensus_config(spec, authorities));
+    let _ = writeln!(text, "[chain.genesis]\ntimestamp_ms = 0");
+    if spec.consensus == Consensus::Bft {
+        text.push_str("validators = [\n");
+        for key in authorities {
+            let _ = writeln!(text, "  {{ key = \"{key}\", power = 1 }},");
+        }
+        text.push_str("]\n");
+    }
+    text.push_str("allocations = [\n");
     for (account, balance) in allocations {
         let _ = writeln!(text, "  {{ account = \"{account}\", balance = {balance} }},");
     }
     text.push_str("]\n");
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{ChainEntry, Manifest};
+
+    const INTERVAL_MS: u64 = 400;
+
+    fn spec(consensus: Consensus) -> DevnetSpec {
+        DevnetSpec {
+            dir: PathBuf::from("/devnet"),
+            consensus,
+            block_interval_ms: INTERVAL_MS,
+            api_port: 0,
+            allocations: Vec::new(),
+            block_txs_max: 100,
+            mempool_txs_max: 1_000,
+            plugin_dir: PathBuf::new(),
+            nodes: 4,
+            authorities: 4,
+        }
+    }
+
+    /// Node-1's manifest of a four-node devnet, parsed, and the four node keys.
+    fn node_one(consensus: Consensus) -> (Manifest, Vec<PublicKey>) {
+        let authorities: Vec<PublicKey> = (1..=4).map(|seed| SecretKey::from_seed([seed; 32]).public_key()).collect();
+        let plan = NodePlan { name: "node-1".into(), key: SecretKey::from_seed([1; 32]), p2p_port: 0, api_port: 0 };
+        let vendor = SecretKey::from_seed([9; 32]).public_key();
+        let text = manifest_text(&spec(consensus), &vendor, &plan, &authorities, &[], &[(authorities[0], 5)]);
+        let manifest = Manifest::parse(&text, Path::new("/devnet/node-1/manifest.toml"))
+            .unwrap_or_else(|error| panic!("{error}\n{text}"));
+        (manifest, authorities)
+    }
+
+    fn main_chain(manifest: &Manifest) -> &ChainEntry {
+        manifest.chain.iter().find(|chain| chain.id == "main").expect("chain main")
+    }
+
+    fn integer(table: &toml::Table, key: &str) -> Option<i64> {
+        table.get(key).and_then(toml::Value::as_integer)
+    }
+
+    fn consensus_plugins(manifest: &Manifest) -> Vec<&str> {
+        let packages = manifest
+            .plugin
+            .iter()
+            .filter(|p| p.package.ends_with("consensus-poa") || p.package.ends_with("consensus-bft"));
+        packages.map(|p| p.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_bft_devnet_lists_every_node_as_a_genesis_validator_and_finalizes_what_is_decided() {
+        let (manifest, keys) = node_one(Consensus::Bft);
+        let chain = main_chain(&manifest);
+        assert_eq!(chain.consensus.plugin, "bft");
+        assert_eq!(consensus_plugins(&manifest), ["bft"]);
+        let config = &chain.consensus.config;
+        assert_eq!(integer(config, "commit_wait_ms"), Some(INTERVAL_MS as i64));
+        assert_eq!(integer(config, "timeout_propose_ms"), Some(2 * INTERVAL_MS as i64));
+        assert!(config.get("authorities").is_none(), "{config}");
+        assert_eq!(integer(&chain.chain_type.config, "finality_depth"), Some(0));
+        assert_eq!(integer(&chain.chain_type.config, "finality_proposers"), Some(0));
+        let sets = chain.genesis.validator_sets().expect("validator sets");
+        assert_eq!(sets.len(), 1);
+        assert_eq!(sets[0].from_height, 1);
+        let members: Vec<(PublicKey, u64)> = sets[0].members.iter().map(|m| (m.key, m.power)).collect();
+        assert_eq!(members, keys.iter().map(|key| (*key, 1)).collect::<Vec<_>>());
+        assert_eq!(chain.genesis.allocations.len(), 1);
+    }
+
+    #[test]
+    fn a_poa_devnet_keeps_its_authorities_in_the_engine_config_and_finalizes_on_a_quorum() {
+        let (manifest, keys) = node_one(Consensus::Poa);
+        let chain = main_chain(&manifest);
+        assert_eq!(chain.consensus.plugin, "poa");
+        assert_eq!(consensus_plugins(&manifest), ["poa"]);
+        let authorities =
+            chain.consensus.config.get("authorities").and_then(toml::Value::as_array).expect("authorities");
+        assert_eq!(authorities.len(), keys.len());
+        assert_eq!(integer(&chain.consensus.config, "block_interval_ms"), Some(INTERVAL_MS as i64));
+        assert_eq!(integer(&chain.chain_type.config, "finality_proposers"), Some(3));
+        assert!(chain.genesis.validators.is_empty());
+    }
+
+    #[test]
+    fn a_directory_is_not_reused_for_another_engine_and_an_old_shape_file_means_poa() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut spec = spec(Consensus::Poa);
+        spec.dir = dir.path().to_path_buf();
+        let old = format!("nodes = 4\nauthorities = 4\nblock_interval_ms = {INTERVAL_MS}\n");
+        fs::write(dir.path().join("devnet.shape"), old).expect("write shape");
+        assert_eq!(check_shape(&spec), Ok(()));
+        spec.consensus = Consensus::Bft;
+        let error = check_shape(&spec).expect_err("a PoA directory refused for BFT");
+        assert!(error.contains("consensus = poa") && error.contains("--fresh"), "{error}");
+    }
+
+    #[test]
+    fn bft_timeouts_never_overflow() {
+        let config = bft_config(u64::MAX);
+        assert!(config.contains(&format!("timeout_propose_ms = {}", u64::MAX)), "{config}");
+    }
 }

@@ -1,4 +1,5 @@
-//! Run a local devnet of several `nestd run` processes on 127.0.0.1, for `nestd up --nodes N`.
+//! Run a local devnet of several `nestd run` processes on 127.0.0.1, for `nestd up --nodes N`
+//! (`--consensus poa|bft`).
 
 use crate::client::Client;
 use crate::crypto::SecretKey;
@@ -119,7 +120,7 @@ fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, nodes: &[NodeProcess])
     for node in nodes {
         println!("  {:<8}  {}/v1/status  log {}", node.name, node.url, node.log.display());
     }
-    println!("  chain     main: consensus-poa (block every {} ms) + chain-linear", spec.block_interval_ms);
+    println!("  chain     main: {} + chain-linear", spec.consensus.describe(spec.block_interval_ms));
     println!("  faucet    {faucet} ({})", net.faucet_key.display());
     println!("  plugins   signed with {} (trusted by the manifests)", net.vendor_key.display());
     println!(

@@ -5,7 +5,7 @@ use nest_host::{
     bench, check,
     crypto::{self, SecretKey},
     devices,
-    devnet::{self, DevnetSpec},
+    devnet::{self, Consensus, DevnetSpec},
     manifest::Manifest,
     package, run,
     wallet::{self, Transfer},
@@ -40,13 +40,16 @@ enum Command {
         /// Start from scratch: delete the directory first.
         #[arg(long)]
         fresh: bool,
-        /// Block interval of the devnet's PoA chain.
+        /// Consensus engine of the devnet's chain: PoA authorities, or BFT validators from genesis.
+        #[arg(long, value_enum, default_value_t = Consensus::Poa)]
+        consensus: Consensus,
+        /// Block interval of the devnet's chain (PoA: the slot; BFT: the wait after each decision).
         #[arg(long, default_value_t = 1000)]
         block_interval_ms: u64,
         /// API port of node-1 (node-k listens on port + k - 1).
         #[arg(long, default_value_t = 7300)]
         port: u16,
-        /// Nodes, all PoA authorities, each a `nestd run` process connected over libp2p.
+        /// Nodes, all PoA authorities or BFT validators, each a `nestd run` process connected over libp2p.
         #[arg(long, default_value_t = 4)]
         nodes: usize,
     },
@@ -149,7 +152,9 @@ fn execute(command: Command) -> Result<(), String> {
             // The report already ends with the verdict: exit 1 without another line.
             if report.ok { Ok(()) } else { Err(String::new()) }
         }
-        Command::Up { dir, fresh, block_interval_ms, port, nodes } => up(dir, fresh, block_interval_ms, port, nodes),
+        Command::Up { dir, fresh, consensus, block_interval_ms, port, nodes } => {
+            up(dir, fresh, consensus, block_interval_ms, port, nodes)
+        }
         Command::Keygen { out } => {
             let key = SecretKey::generate().map_err(|e| e.to_string())?;
             key.write(&out).map_err(|e| e.to_string())?;
@@ -175,12 +180,20 @@ fn run_manifest(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn up(dir: PathBuf, fresh: bool, block_interval_ms: u64, port: u16, nodes: usize) -> Result<(), String> {
+fn up(
+    dir: PathBuf,
+    fresh: bool,
+    consensus: Consensus,
+    block_interval_ms: u64,
+    port: u16,
+    nodes: usize,
+) -> Result<(), String> {
     if fresh && dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let mut spec = DevnetSpec {
         dir,
+        consensus,
         block_interval_ms,
         api_port: port,
         allocations: Vec::new(),
@@ -216,7 +229,7 @@ fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, running: &run::Running
     let faucet = SecretKey::read(&net.faucet_key).map(|k| k.public_key().to_hex()).unwrap_or_default();
     println!("Nest devnet is up ({})", spec.dir.display());
     println!("  node      node-1  {}", status.as_ref().map(|s| s.public_key.to_hex()).unwrap_or_default());
-    println!("  chain     main: consensus-poa (block every {} ms) + chain-linear", spec.block_interval_ms);
+    println!("  chain     main: {} + chain-linear", spec.consensus.describe(spec.block_interval_ms));
     println!("  api       {url}/v1/status");
     println!("  manifest  {}", net.manifest.display());
     println!("  faucet    {faucet} ({})", net.faucet_key.display());

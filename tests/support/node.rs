@@ -3,7 +3,7 @@
 use super::target_dir;
 use nest_host::{
     client::Client,
-    devnet::{self, Devnet, DevnetSpec},
+    devnet::{self, Consensus, Devnet, DevnetSpec},
     node::status::{ChainStatus, NodeStatus},
 };
 use nest_sdk::PublicKey;
@@ -34,6 +34,7 @@ pub fn write_devnet_nodes(
     authorities: usize,
 ) -> Devnet {
     let spec = DevnetSpec {
+        consensus: Consensus::Poa,
         nodes,
         authorities,
         dir: dir.to_path_buf(),

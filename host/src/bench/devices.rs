@@ -114,6 +114,7 @@ pub fn run(options: &DeviceBenchOptions) -> Result<(), String> {
     let port = free_udp_port()?;
     let spec = DevnetSpec {
         dir: dir.clone(),
+        consensus: devnet::Consensus::Poa,
         block_interval_ms: options.block_interval_ms,
         api_port: 0,
         allocations: crate::devices::devnet::node_allocations(&dir, 1)?,

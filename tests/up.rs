@@ -1,0 +1,196 @@
+//! `nestd up` as an operator runs it: one process that writes the devnet and starts a
+//! `nestd run` process per node. With `--consensus bft` the four nodes are the
+//! validators of the chain's genesis and decide each height in Tendermint rounds: every
+//! node commits the same blocks, each carrying its certificate.
+
+use nest_host::{client::Client, node::status::NodeStatus};
+use nest_tests::node::nestd_binary;
+use std::{
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const NODES: usize = 4;
+const BLOCK_INTERVAL_MS: u64 = 300;
+/// Every node must reach this height.
+const HEIGHT: u64 = 5;
+/// The block whose certificate and hash are compared.
+const CHECKED_HEIGHT: u64 = 3;
+/// How long the nodes may take to start and reach [`HEIGHT`].
+const HEIGHT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// A `nestd up` process in a process group of its own, so that its nodes can be stopped
+/// with it whatever happens to the test: dropping it signals the whole group.
+struct Up {
+    child: Child,
+    dir: PathBuf,
+    stderr: PathBuf,
+    _temp: tempfile::TempDir,
+}
+
+impl Up {
+    fn start(args: &[&str]) -> Up {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("devnet");
+        let stderr = temp.path().join("up.stderr");
+        let child = Command::new(nestd_binary())
+            .arg("up")
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--port", "0", "--nodes", &NODES.to_string()])
+            .args(args)
+            .env("NEST_LOG", "info")
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn nestd up");
+        Up { child, dir, stderr, _temp: temp }
+    }
+
+    fn node_dir(&self, index: usize) -> PathBuf {
+        self.dir.join(format!("node-{index}"))
+    }
+
+    /// What went wrong, as far as the logs tell: `nestd up`'s output and the end of
+    /// each node's log.
+    fn logs(&self) -> String {
+        let mut text = format!("nestd up:\n{}\n", std::fs::read_to_string(&self.stderr).unwrap_or_default());
+        for index in 1..=NODES {
+            let log = std::fs::read_to_string(self.node_dir(index).join("nestd.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            text.push_str(&format!("node-{index} log ends:\n{}\n", tail.join("\n")));
+        }
+        text
+    }
+
+    /// The API URL of each node, once each has written its address.
+    fn urls(&self) -> Option<Vec<String>> {
+        (1..=NODES)
+            .map(|index| {
+                let addr = std::fs::read_to_string(self.node_dir(index).join("data/api.addr")).ok()?;
+                Some(format!("http://{}", addr.trim()))
+            })
+            .collect()
+    }
+
+    fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM to `nestd up` alone, as a service manager would send it; true if it
+    /// exited successfully within 20 s (it stops its nodes first). Sent once its status
+    /// line shows: only then does it handle the signal.
+    fn stop(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && !self.exited() {
+            if std::fs::read_to_string(&self.stderr).is_ok_and(|text| text.contains("heights ")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let group = self.child.id() as i32;
+        // SAFETY: signalling the process group this test created (`nestd up` and its nodes).
+        unsafe {
+            libc::kill(-group, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !self.exited() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above; whatever is left of the group is killed.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn status(url: &str) -> Option<NodeStatus> {
+    Client::new(url).get("/v1/status").ok()
+}
+
+fn main_height(status: &NodeStatus) -> Option<u64> {
+    status.chains.iter().find(|chain| chain.id == "main").map(|chain| chain.height)
+}
+
+/// Waits until every node serves its API and has committed [`HEIGHT`]; returns the URLs.
+fn wait_for_height(up: &mut Up) -> Vec<String> {
+    let deadline = Instant::now() + HEIGHT_TIMEOUT;
+    let mut heights = Vec::new();
+    while Instant::now() < deadline {
+        assert!(!up.exited(), "nestd up exited early\n{}", up.logs());
+        if let Some(urls) = up.urls() {
+            heights = urls.iter().map(|url| status(url).as_ref().and_then(main_height)).collect();
+            if heights.iter().all(|height| height.is_some_and(|h| h >= HEIGHT)) {
+                return urls;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the nodes did not all reach height {HEIGHT} within {HEIGHT_TIMEOUT:?}: {heights:?}\n{}", up.logs());
+}
+
+/// Block `height` on the node at `url`, as the API serves it.
+fn block(url: &str, height: u64) -> serde_json::Value {
+    Client::new(url)
+        .get(&format!("/v1/chains/main/blocks/{height}?txs=hashes"))
+        .unwrap_or_else(|error| panic!("block {height} on {url}: {error}"))
+}
+
+fn node_key(dir: &Path) -> String {
+    nest_host::crypto::SecretKey::read(&dir.join("node.key")).expect("node key").public_key().to_hex()
+}
+
+#[test]
+fn nestd_up_with_bft_runs_four_validators_that_commit_the_same_certified_blocks() {
+    let started = Instant::now();
+    let mut up = Up::start(&["--consensus", "bft", "--block-interval-ms", &BLOCK_INTERVAL_MS.to_string()]);
+    let urls = wait_for_height(&mut up);
+    let reached = started.elapsed();
+
+    let validators: Vec<String> = (1..=NODES).map(|index| node_key(&up.node_dir(index))).collect();
+    let mut hashes = Vec::with_capacity(NODES);
+    for url in &urls {
+        let status = status(url).unwrap_or_else(|| panic!("status of {url}\n{}", up.logs()));
+        let chain = status.chains.iter().find(|chain| chain.id == "main").expect("chain main");
+        assert_eq!(chain.plugins.consensus.name, "consensus-bft", "{url}");
+        assert_eq!(chain.plugins.consensus.state, "running", "{url}: {:?}", chain.plugins.consensus.reason);
+        let block = block(url, CHECKED_HEIGHT);
+        let certificate = block["certificate"].as_str().unwrap_or_default();
+        assert!(!certificate.is_empty(), "block {CHECKED_HEIGHT} on {url} has no certificate: {block}");
+        let proposer = block["proposer"].as_str().unwrap_or_default();
+        assert!(validators.iter().any(|key| key == proposer), "proposer {proposer} is no validator");
+        hashes.push(block["hash"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(
+        hashes.windows(2).all(|pair| pair[0] == pair[1]) && !hashes[0].is_empty(),
+        "the nodes disagree on block {CHECKED_HEIGHT}: {hashes:?}"
+    );
+    let heights: Vec<Option<u64>> = urls.iter().map(|url| status(url).as_ref().and_then(main_height)).collect();
+    eprintln!("height {HEIGHT} on every node after {reached:?}; heights now {heights:?}");
+
+    assert!(up.stop(), "nestd up did not stop cleanly on SIGTERM\n{}", up.logs());
+    assert!(urls.iter().all(|url| status(url).is_none()), "a node still serves after nestd up stopped");
+}
