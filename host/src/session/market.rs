@@ -341,9 +341,12 @@ fn lock_function(
     let c = ctx.clone();
     function(lua, name, move |lua, args| {
         let lock = args.hash(0, "lock")?;
-        // `market.report(lock, units, {...})`; the others take the options second.
+        // `market.report(lock, units, {...})`; the others take the options second, or
+        // third after a units argument they ignore (`market.confirm(lock, 0, {...})`,
+        // the form scripts written before used).
         let (units, options) = match name {
             "market.report" => (args.integer(1, "units")?, 2),
+            _ if matches!(args.value(1), Value::Integer(_) | Value::Number(_)) => (0, 2),
             _ => (0, 1),
         };
         send(&c, &args.fields(lua, options, "options")?, body(lock, units))

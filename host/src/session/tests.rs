@@ -107,7 +107,8 @@ fn a_wrong_argument_type_names_the_function_the_argument_and_the_type() {
         ),
         ("market.report(\"abc\", 3)", "market.report: lock must be 64 hex characters, got 3"),
         (&format!("market.report(\"{account}\")"), "market.report: units must be an integer, got nil"),
-        (&format!("market.settle(\"{account}\", 5)"), "market.settle: options must be a table, got number 5"),
+        (&format!("market.settle(\"{account}\", 5, 6)"), "market.settle: options must be a table, got number 6"),
+        (&format!("market.settle(\"{account}\", \"x\")"), "market.settle: options must be a table, got string \"x\""),
         ("market.buy{resource = \"network\", units = 1}", "market.buy: max_unit_price must be an integer, got nil"),
         (
             "market.buy{resource = \"network\", units = 1, max_unit_price = 2, prefer = 3}",
