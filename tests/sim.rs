@@ -16,8 +16,15 @@ fn a_signed_consensus_package_runs_under_the_simulator_with_the_faults_it_declar
     let engines = Engines::open(dir.to_str().unwrap(), None, &options).expect("the signed package loads");
     let faults = parse_families("all", &engines.tolerated()).unwrap();
     assert_eq!(faults, [FaultFamily::Delay, FaultFamily::Loss, FaultFamily::Partition, FaultFamily::Crash]);
-    let spec =
-        RunSpec { authorities: 4, interval_ms: 1000, heights: 60, faults, transactions: true, finality_quorum: None };
+    let spec = RunSpec {
+        authorities: 4,
+        interval_ms: 1000,
+        heights: 60,
+        faults,
+        transactions: true,
+        finality_quorum: None,
+        validator_change: None,
+    };
     let report = run_seeds(&spec, &engines, 0..20, |_| {});
     assert!(report.violations.is_empty(), "{:?}", report.violations);
     assert!(report.final_height_median >= 30, "median final height {}", report.final_height_median);

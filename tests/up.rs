@@ -180,6 +180,14 @@ fn nestd_up_with_bft_runs_four_validators_that_commit_the_same_certified_blocks(
         let block = block(url, CHECKED_HEIGHT);
         let certificate = block["certificate"].as_str().unwrap_or_default();
         assert!(!certificate.is_empty(), "block {CHECKED_HEIGHT} on {url} has no certificate: {block}");
+        // The API reads it as a commit certificate checked against the genesis validators.
+        let commit = &block["commit"];
+        assert_eq!(commit["valid"], true, "block {CHECKED_HEIGHT} on {url}: {commit}");
+        assert_eq!(commit["total_power"], NODES as u64, "{commit}");
+        let power = commit["power"].as_u64().unwrap_or_default();
+        assert!(power * 3 > NODES as u64 * 2, "more than two thirds signed: {commit}");
+        let signers = commit["signers"].as_array().map(Vec::len).unwrap_or_default();
+        assert_eq!(signers as u64, power, "every signer has power 1: {commit}");
         let proposer = block["proposer"].as_str().unwrap_or_default();
         assert!(validators.iter().any(|key| key == proposer), "proposer {proposer} is no validator");
         hashes.push(block["hash"].as_str().unwrap_or_default().to_string());

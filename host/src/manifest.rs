@@ -606,6 +606,30 @@ genesis = { allocations = [{ account = "0101010101010101010101010101010101010101
     }
 
     #[test]
+    fn genesis_validator_sets_are_read_and_bad_ones_named() {
+        let one = "0101010101010101010101010101010101010101010101010101010101010101";
+        let two = "0202020202020202020202020202020202020202020202020202020202020202";
+        let with = |validators: &str| GOOD.replace("balance = 5 }] }", &format!("balance = 5 }}], {validators} }}"));
+        let text = with(&format!(
+            r#"validators = [{{ key = "{one}", power = 3 }}, {{ key = "{two}" }}], validator_changes = [{{ from_height = 10, validators = [{{ key = "{two}", power = 2 }}] }}]"#
+        ));
+        let sets = parse(&text).unwrap().chain[0].genesis.validator_sets().unwrap();
+        assert_eq!(sets.len(), 2);
+        assert_eq!((sets[0].from_height, sets[0].members[0].power, sets[0].members[1].power), (1, 3, 1));
+        assert_eq!((sets[1].from_height, sets[1].members[0].power), (10, 2));
+        let twice = with(&format!(r#"validators = [{{ key = "{one}" }}, {{ key = "{one}" }}]"#));
+        let error = parse(&twice).unwrap_err().to_string();
+        assert!(error.contains("genesis.validators: the validator set from height 1 lists"), "{error}");
+        let bad_key = with(r#"validators = [{ key = "zz" }]"#);
+        let error = parse(&bad_key).unwrap_err().to_string();
+        assert!(error.contains("genesis.validators[0].key"), "{error}");
+        let orphan =
+            with(&format!(r#"validator_changes = [{{ from_height = 5, validators = [{{ key = "{one}" }}] }}]"#));
+        let error = parse(&orphan).unwrap_err().to_string();
+        assert!(error.contains("changes need a first set in genesis.validators"), "{error}");
+    }
+
+    #[test]
     fn non_loopback_api_needs_explicit_consent() {
         let text = format!("{GOOD}\n[api]\nlisten = \"0.0.0.0:7300\"\n");
         let error = parse(&text).unwrap_err().to_string();

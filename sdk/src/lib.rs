@@ -17,6 +17,7 @@
 // abi_stable's `#[sabi_trait]` expands to impls inside a const block.
 #![allow(non_local_definitions)]
 
+pub mod certificate;
 pub mod chain;
 pub mod config;
 pub mod consensus;

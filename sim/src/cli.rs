@@ -45,6 +45,11 @@ pub struct SimOptions {
     /// Votes that make a unit final, instead of 2n/3 + 1: to watch an unsafe setting fail.
     #[arg(long)]
     pub finality_quorum: Option<usize>,
+    /// A validator-set change recorded at genesis, as `HEIGHT:P1,P2,...` (the power of
+    /// each authority from HEIGHT on; 0 removes it), for engines that read validators
+    /// from the ledger.
+    #[arg(long, value_parser = parse_validator_change)]
+    pub validator_change: Option<(u64, Vec<u64>)>,
     /// Threads running seeds side by side (seeds are independent runs).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
@@ -75,6 +80,11 @@ pub fn prepare(options: &SimOptions) -> Result<(RunSpec, Engines), String> {
             options.heights
         ));
     }
+    if let Some((_, powers)) = &options.validator_change
+        && powers.len() != options.nodes
+    {
+        return Err(format!("--validator-change: {} powers for {} authorities (--nodes)", powers.len(), options.nodes));
+    }
     if options.finality_quorum.is_some_and(|quorum| quorum == 0 || quorum > options.nodes) {
         return Err(format!("--finality-quorum: between 1 and --nodes ({})", options.nodes));
     }
@@ -91,6 +101,7 @@ pub fn prepare(options: &SimOptions) -> Result<(RunSpec, Engines), String> {
         faults,
         transactions: !options.no_txs,
         finality_quorum: options.finality_quorum,
+        validator_change: options.validator_change.clone(),
     };
     Ok((spec, engines))
 }
@@ -146,4 +157,20 @@ fn print_summary(report: &Report) {
         report.wall_s,
         report.final_height_median
     );
+}
+
+/// Parses `--validator-change HEIGHT:P1,P2,...`.
+fn parse_validator_change(text: &str) -> Result<(u64, Vec<u64>), String> {
+    let usage = || format!("--validator-change {text}: expected HEIGHT:P1,P2,... (for example 20:2,2,2,1)");
+    let (height, powers) = text.split_once(':').ok_or_else(usage)?;
+    let height: u64 = height.trim().parse().map_err(|_| usage())?;
+    if height < 2 {
+        return Err(format!("--validator-change {text}: the height must be at least 2 (genesis sets height 1)"));
+    }
+    let powers = powers.split(',').map(|power| power.trim().parse::<u64>()).collect::<Result<Vec<_>, _>>();
+    let powers = powers.map_err(|_| usage())?;
+    if powers.iter().all(|power| *power == 0) {
+        return Err(format!("--validator-change {text}: at least one authority must keep power"));
+    }
+    Ok((height, powers))
 }

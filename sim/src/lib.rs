@@ -192,7 +192,15 @@ pub fn replay_command(spec: &RunSpec, engines: &Engines, seed: u64) -> String {
         spec.heights,
         spec.interval_ms,
         if spec.transactions { "" } else { " --no-txs" },
-        spec.finality_quorum.map(|quorum| format!(" --finality-quorum {quorum}")).unwrap_or_default(),
+        spec.finality_quorum.map(|quorum| format!(" --finality-quorum {quorum}")).unwrap_or_default()
+            + &spec
+                .validator_change
+                .as_ref()
+                .map(|(height, powers)| {
+                    let powers: Vec<String> = powers.iter().map(u64::to_string).collect();
+                    format!(" --validator-change {height}:{}", powers.join(","))
+                })
+                .unwrap_or_default(),
         seed + 1
     )
 }

@@ -62,6 +62,10 @@ pub struct RunSpec {
     pub transactions: bool,
     /// Votes that make a unit final, instead of 2n/3 + 1 (to watch an unsafe setting fail).
     pub finality_quorum: Option<usize>,
+    /// A validator-set change genesis schedules: from this height on, authority i has
+    /// power `powers[i]` (0: no longer a validator). Engines that read validators from
+    /// the ledger (BFT) follow it.
+    pub validator_change: Option<(u64, Vec<u64>)>,
 }
 
 /// What one run produced.
@@ -225,7 +229,7 @@ impl<'a> World<'a> {
             sequence: 0,
             queue: BinaryHeap::new(),
             nodes,
-            validators: validator_sets(&authorities),
+            validators: validator_sets(&authorities, spec.validator_change.as_ref()),
             authorities,
             links: Links::default(),
             cache: VerifyCache::default(),
@@ -583,8 +587,19 @@ fn node_key(seed: u64, index: usize) -> SecretKey {
     SecretKey::from_seed(material)
 }
 
-/// The validator set every node records at genesis: each authority with power 1.
-fn validator_sets(authorities: &[PublicKey]) -> Vec<ValidatorSet> {
+/// The validator sets every node records at genesis: each authority with power 1, and
+/// the run's scheduled change, if any.
+fn validator_sets(authorities: &[PublicKey], change: Option<&(u64, Vec<u64>)>) -> Vec<ValidatorSet> {
     let members = authorities.iter().map(|key| Member { key: *key, power: 1 }).collect();
-    vec![ValidatorSet { from_height: 1, members }]
+    let mut sets = vec![ValidatorSet { from_height: 1, members }];
+    if let Some((from_height, powers)) = change {
+        let members = authorities
+            .iter()
+            .zip(powers)
+            .filter(|(_, power)| **power > 0)
+            .map(|(key, power)| Member { key: *key, power: *power })
+            .collect();
+        sets.push(ValidatorSet { from_height: *from_height, members });
+    }
+    sets
 }

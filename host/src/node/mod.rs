@@ -426,6 +426,36 @@ pub enum TxStatus {
     },
 }
 
+/// A commit certificate as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitView {
+    /// The round whose precommits decided.
+    pub round: u32,
+    /// The decided value (SHA-256 of the unit bytes).
+    pub value: Hash32,
+    /// The signers and their voting power, in key order.
+    pub signers: Vec<SignerView>,
+    /// Power of the signers.
+    pub power: u64,
+    /// Total power of the height's validator set.
+    pub total_power: u64,
+    /// Whether the certificate checks against that set (signatures, members, more than
+    /// two thirds of the power); `error` says why not.
+    pub valid: bool,
+    /// Why it does not check, when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One signer of a commit certificate.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignerView {
+    /// The validator's key.
+    pub key: PublicKey,
+    /// Its voting power at the block's height (0 if it is not a validator there).
+    pub power: u64,
+}
+
 /// A block as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlockView {
@@ -447,6 +477,10 @@ pub struct BlockView {
     pub certificate: String,
     /// The consensus engine's proof that the block is final, hex (empty if none).
     pub finality: String,
+    /// The certificate read as a commit certificate (BFT), checked against the
+    /// validator set of the block's height; absent for other engines' certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<CommitView>,
     /// Number of transactions.
     pub tx_count: usize,
     /// Hashes of the transactions, in order.
@@ -931,6 +965,7 @@ impl LoopState {
             state_digest: view.state_digest,
             certificate: hex::encode(&stored.certificate),
             finality: hex::encode(&stored.finality),
+            commit: commit_view(chain.ledger(), view.height, &stored.certificate),
             tx_count: txs.len(),
             tx_hashes: txs.iter().map(|t| t.hash).collect(),
             txs,
@@ -948,4 +983,26 @@ impl LoopState {
             ))),
         }
     }
+}
+
+/// Reads a block's certificate as a commit certificate and checks it against the
+/// validator set the ledger records for `height`.
+fn commit_view(ledger: &crate::ledger::Ledger, height: u64, certificate: &[u8]) -> Option<CommitView> {
+    let certificate = nest_sdk::certificate::CommitCertificate::decode(certificate)?;
+    let set = ledger.validators_at(height)?;
+    let validators: Vec<nest_sdk::Validator> =
+        set.members.iter().map(|member| nest_sdk::Validator { key: member.key, power: member.power }).collect();
+    let power_of = |key: &PublicKey| validators.iter().find(|v| v.key == *key).map_or(0, |v| v.power);
+    let signers: Vec<SignerView> =
+        certificate.signatures.iter().map(|(key, _)| SignerView { key: *key, power: power_of(key) }).collect();
+    let checked = certificate.check(height, &validators, crate::crypto::verify);
+    Some(CommitView {
+        round: certificate.round,
+        value: certificate.value,
+        power: signers.iter().map(|signer| signer.power).sum(),
+        total_power: validators.iter().map(|v| v.power).sum(),
+        signers,
+        valid: checked.is_ok(),
+        error: checked.err().map(|error| error.to_string()),
+    })
 }

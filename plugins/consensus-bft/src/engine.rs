@@ -1112,40 +1112,12 @@ pub fn check_certificate(
     height: u64,
     certificate: &CommitCertificate,
 ) -> Result<(), PluginError> {
-    if certificate.height != height {
-        return Err(rejected(format!("certificate for height {} checked at height {height}", certificate.height)));
-    }
-    if certificate.signatures.len() > set.len() {
-        return Err(rejected(format!(
-            "certificate for height {height} holds {} signatures for {} validators",
-            certificate.signatures.len(),
-            set.len()
-        )));
-    }
-    let message = vote_message(VoteKind::Precommit, height, certificate.round, Some(&certificate.value));
-    let mut signers = BTreeSet::new();
-    let mut power: u64 = 0;
-    for (validator, signature) in &certificate.signatures {
-        let Some(validator_power) = set.power_of(validator) else {
-            return Err(rejected(format!("certificate for height {height}: {validator} is not a validator")));
-        };
-        if !signers.insert(*validator) {
-            return Err(rejected(format!("certificate for height {height}: {validator} signs twice")));
-        }
-        if !host.verify(validator, &message, signature) {
-            return Err(rejected(format!(
-                "certificate for height {height}: the precommit of {validator} does not verify"
-            )));
-        }
-        power = power.saturating_add(validator_power);
-    }
-    if !set.is_quorum(power) {
-        return Err(rejected(format!(
-            "certificate for height {height} carries {power} of {} voting power, not more than two thirds",
-            set.total_power()
-        )));
-    }
-    Ok(())
+    let members: Vec<Validator> =
+        set.members().iter().map(|(key, power)| Validator { key: *key, power: *power }).collect();
+    certificate
+        .check(height, &members, |key, message, signature| host.verify(key, message, signature))
+        .map(|_| ())
+        .map_err(|error| rejected(error.to_string()))
 }
 
 impl ConsensusEngine for BftEngine {

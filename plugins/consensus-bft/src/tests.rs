@@ -453,3 +453,43 @@ fn garbage_messages_are_refused_with_the_reason() {
         .to_string();
     assert!(error.contains("genesis.validators"), "{error}");
 }
+
+#[test]
+fn a_validator_set_change_takes_effect_at_its_height() {
+    let all = locals();
+    let mut engine = started_with(&all[1], &all, &[1; 4], Vec::new());
+    // From height 2 on, validator 0 alone holds all the power.
+    let only_first: RVec<Validator> = vec![Validator { key: key(&all[0]), power: 1 }].into();
+    engine.handle(Input::Validators { from_height: 2, validators: only_first }).unwrap();
+    assert_eq!(engine.set_for(1).map(ValidatorSet::len), Some(4));
+    let committed = LastCommit { height: 1, unit_hash: Hash32([1; 32]), timestamp_ms: 10 };
+    engine.handle(Input::Committed { last_commit: committed }).unwrap();
+    assert_eq!(engine.set_for(2).map(ValidatorSet::len), Some(1));
+    tick(&mut engine, 600);
+    let unit = b"height 2".to_vec();
+    let signature = all[0].host().sign(&proposal_message(2, 0, None, &sha256(&unit)));
+    let proposal =
+        Proposal { height: 2, round: 0, valid_round: None, unit: unit.clone(), proposer: key(&all[0]), signature };
+    let effects = deliver(&mut engine, envelope(Body::Proposal(proposal))).unwrap();
+    assert!(effects.iter().any(|effect| matches!(effect, Effect::Verify { .. })));
+    let effects = engine.handle(Input::Verified { unit_digest: sha256(&unit), ok: true }).unwrap();
+    assert!(sent_votes(&effects).is_empty(), "no longer a validator: it signs nothing");
+    // A former validator's vote no longer counts; the one validator's precommit decides.
+    let former = vote(&all[2], VoteKind::Precommit, 0, Some(sha256(&unit)));
+    let former = Vote {
+        height: 2,
+        signature: all[2].host().sign(&vote_message(VoteKind::Precommit, 2, 0, Some(&sha256(&unit)))),
+        ..former
+    };
+    assert!(deliver(&mut engine, envelope(Body::Vote(former))).unwrap_err().to_string().contains("not a validator"));
+    let precommit = Vote {
+        kind: VoteKind::Precommit,
+        height: 2,
+        round: 0,
+        value: Some(sha256(&unit)),
+        validator: key(&all[0]),
+        signature: all[0].host().sign(&vote_message(VoteKind::Precommit, 2, 0, Some(&sha256(&unit)))),
+    };
+    let effects = deliver(&mut engine, envelope(Body::Vote(precommit))).unwrap();
+    assert!(effects.iter().any(|effect| matches!(effect, Effect::Commit { .. })), "{effects:?}");
+}

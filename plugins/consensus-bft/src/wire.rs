@@ -5,8 +5,7 @@ use nest_sdk::{Hash32, Host, PublicKey, Signature};
 
 /// Domain prefix of the message a proposer signs.
 pub const PROPOSAL_DOMAIN: &[u8] = b"nest/bft/proposal/v1";
-/// Domain prefix of the message a validator signs to vote.
-pub const VOTE_DOMAIN: &[u8] = b"nest/bft/vote/v1";
+pub use nest_sdk::certificate::VOTE_DOMAIN;
 
 /// The two voting steps of a round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
@@ -28,8 +27,8 @@ impl VoteKind {
 
     fn tag(self) -> u8 {
         match self {
-            VoteKind::Prevote => 1,
-            VoteKind::Precommit => 2,
+            VoteKind::Prevote => nest_sdk::certificate::PREVOTE_TAG,
+            VoteKind::Precommit => nest_sdk::certificate::PRECOMMIT_TAG,
         }
     }
 }
@@ -104,20 +103,7 @@ pub struct Envelope {
     pub body: Body,
 }
 
-/// The proof that a unit was decided: precommits for it, in one round, of more than two
-/// thirds of the voting power of the height's validator set. It is the certificate of
-/// `Effect::Commit`, stored with the block and served by block sync.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct CommitCertificate {
-    /// The decided height.
-    pub height: u64,
-    /// The round whose precommits decided.
-    pub round: u32,
-    /// The decided value (`host.hash(unit bytes)`).
-    pub value: Hash32,
-    /// Distinct validators and their precommit signatures, in key order.
-    pub signatures: Vec<(PublicKey, Signature)>,
-}
+pub use nest_sdk::certificate::CommitCertificate;
 
 /// Proof that a validator signed two different votes of one kind at one height and
 /// round: the bytes of `Effect::Evidence`.
@@ -187,22 +173,9 @@ impl DoubleProposalProof {
     }
 }
 
-/// The bytes a validator signs to vote: `b"nest/bft/vote/v1" ++ kind (1 prevote, 2
-/// precommit) ++ height (u64 LE) ++ round (u32 LE) ++ 0 for nil, or 1 ++ value`.
+/// The bytes a validator signs to vote (the SDK's format, which certificates use).
 pub fn vote_message(kind: VoteKind, height: u64, round: u32, value: Option<&Hash32>) -> Vec<u8> {
-    let mut message = Vec::with_capacity(VOTE_DOMAIN.len() + 1 + 8 + 4 + 1 + Hash32::LEN);
-    message.extend_from_slice(VOTE_DOMAIN);
-    message.push(kind.tag());
-    message.extend_from_slice(&height.to_le_bytes());
-    message.extend_from_slice(&round.to_le_bytes());
-    match value {
-        None => message.push(0),
-        Some(value) => {
-            message.push(1);
-            message.extend_from_slice(value.as_bytes());
-        }
-    }
-    message
+    nest_sdk::certificate::vote_message(kind.tag(), height, round, value)
 }
 
 /// The bytes a proposer signs: `b"nest/bft/proposal/v1" ++ height (u64 LE) ++ round (u32

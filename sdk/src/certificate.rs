@@ -1,0 +1,159 @@
+//! Commit certificates: the proof that a validator set decided a unit, in one format that
+//! engines, the host's block API, light clients and relays all read.
+//!
+//! A certificate holds precommits for one value (`host.hash(unit bytes)`) in one round
+//! of one height, each a signature over [`precommit_message`]. It proves the decision
+//! when its distinct signers are members of the height's validator set and hold more
+//! than two thirds of its voting power ([`CommitCertificate::check`]).
+
+use crate::consensus::Validator;
+use crate::types::{Hash32, PublicKey, Signature};
+use borsh::{BorshDeserialize, BorshSerialize};
+use std::collections::BTreeSet;
+
+/// Domain prefix of the message a validator signs to vote (prevote or precommit).
+pub const VOTE_DOMAIN: &[u8] = b"nest/bft/vote/v1";
+/// The vote-kind byte of a prevote in [`vote_message`].
+pub const PREVOTE_TAG: u8 = 1;
+/// The vote-kind byte of a precommit in [`vote_message`].
+pub const PRECOMMIT_TAG: u8 = 2;
+
+/// The precommits that decided a unit.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CommitCertificate {
+    /// The decided height.
+    pub height: u64,
+    /// The round whose precommits decided.
+    pub round: u32,
+    /// The decided value (`host.hash(unit bytes)`).
+    pub value: Hash32,
+    /// Distinct validators and their precommit signatures, in key order.
+    pub signatures: Vec<(PublicKey, Signature)>,
+}
+
+/// Why a certificate does not prove a decision.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum CertificateError {
+    /// It is for another height than the one it was checked at.
+    #[error("certificate for height {found} checked at height {expected}")]
+    Height {
+        /// The height it names.
+        found: u64,
+        /// The height checked.
+        expected: u64,
+    },
+    /// More signatures than validators.
+    #[error("certificate for height {height} holds {signatures} signatures for {validators} validators")]
+    TooMany {
+        /// The height.
+        height: u64,
+        /// Signatures held.
+        signatures: usize,
+        /// Members of the set.
+        validators: usize,
+    },
+    /// A signer outside the set.
+    #[error("certificate for height {height}: {key} is not a validator")]
+    NotValidator {
+        /// The height.
+        height: u64,
+        /// The signer.
+        key: PublicKey,
+    },
+    /// A signer listed twice.
+    #[error("certificate for height {height}: {key} signs twice")]
+    Twice {
+        /// The height.
+        height: u64,
+        /// The signer.
+        key: PublicKey,
+    },
+    /// A signature that does not verify.
+    #[error("certificate for height {height}: the precommit of {key} does not verify")]
+    BadSignature {
+        /// The height.
+        height: u64,
+        /// The signer.
+        key: PublicKey,
+    },
+    /// Not enough power.
+    #[error("certificate for height {height} carries {power} of {total} voting power, not more than two thirds")]
+    NoQuorum {
+        /// The height.
+        height: u64,
+        /// Power of the signers.
+        power: u64,
+        /// Total power of the set.
+        total: u64,
+    },
+}
+
+impl CommitCertificate {
+    /// Decodes a certificate; `None` unless `bytes` is exactly one certificate (other
+    /// engines' certificates, such as a PoA seal, are not).
+    pub fn decode(bytes: &[u8]) -> Option<CommitCertificate> {
+        borsh::from_slice(bytes).ok()
+    }
+
+    /// Checks the certificate against the validator set of `height`, verifying each
+    /// signature with `verify`; returns the signers' power.
+    pub fn check(
+        &self,
+        height: u64,
+        validators: &[Validator],
+        verify: impl Fn(&PublicKey, &[u8], &Signature) -> bool,
+    ) -> Result<u64, CertificateError> {
+        if self.height != height {
+            return Err(CertificateError::Height { found: self.height, expected: height });
+        }
+        if self.signatures.len() > validators.len() {
+            return Err(CertificateError::TooMany {
+                height,
+                signatures: self.signatures.len(),
+                validators: validators.len(),
+            });
+        }
+        let message = precommit_message(height, self.round, &self.value);
+        let mut signers = BTreeSet::new();
+        let mut power: u64 = 0;
+        for (key, signature) in &self.signatures {
+            let member = validators.iter().find(|validator| validator.key == *key);
+            let Some(member) = member else { return Err(CertificateError::NotValidator { height, key: *key }) };
+            if !signers.insert(*key) {
+                return Err(CertificateError::Twice { height, key: *key });
+            }
+            if !verify(key, &message, signature) {
+                return Err(CertificateError::BadSignature { height, key: *key });
+            }
+            power = power.saturating_add(member.power);
+        }
+        let total = validators.iter().fold(0u64, |sum, validator| sum.saturating_add(validator.power));
+        if u128::from(power) * 3 <= u128::from(total) * 2 {
+            return Err(CertificateError::NoQuorum { height, power, total });
+        }
+        Ok(power)
+    }
+}
+
+/// The bytes a validator signs to vote: `b"nest/bft/vote/v1" ++ kind (1 prevote, 2
+/// precommit) ++ height (u64 LE) ++ round (u32 LE) ++ 0 for nil, or 1 ++ value`.
+pub fn vote_message(kind_tag: u8, height: u64, round: u32, value: Option<&Hash32>) -> Vec<u8> {
+    let mut message = Vec::with_capacity(VOTE_DOMAIN.len() + 1 + 8 + 4 + 1 + Hash32::LEN);
+    message.extend_from_slice(VOTE_DOMAIN);
+    message.push(kind_tag);
+    message.extend_from_slice(&height.to_le_bytes());
+    message.extend_from_slice(&round.to_le_bytes());
+    match value {
+        None => message.push(0),
+        Some(value) => {
+            message.push(1);
+            message.extend_from_slice(value.as_bytes());
+        }
+    }
+    message
+}
+
+/// The bytes of a precommit for `value`: what every signature of a certificate covers.
+pub fn precommit_message(height: u64, round: u32, value: &Hash32) -> Vec<u8> {
+    vote_message(PRECOMMIT_TAG, height, round, Some(value))
+}
