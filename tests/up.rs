@@ -196,6 +196,25 @@ fn nestd_up_with_bft_runs_four_validators_that_commit_the_same_certified_blocks(
         hashes.windows(2).all(|pair| pair[0] == pair[1]) && !hashes[0].is_empty(),
         "the nodes disagree on block {CHECKED_HEIGHT}: {hashes:?}"
     );
+    // The engine reports where it stands: the status API and the console show it.
+    let first = status(&urls[0]).expect("status");
+    let consensus = first.chains[0].consensus.clone().expect("the BFT engine reports its status");
+    assert!(consensus.height > CHECKED_HEIGHT, "{consensus:?}");
+    assert!(
+        consensus.counters.get("heights_decided").is_some_and(|decided| *decided >= CHECKED_HEIGHT),
+        "{consensus:?}"
+    );
+    let token = std::fs::read_to_string(up.node_dir(1).join("data/api.token")).expect("api token");
+    let shown: serde_json::Value = ureq::post(&format!("{}/v1/admin/eval", urls[0]))
+        .set("authorization", &format!("Bearer {}", token.trim()))
+        .send_json(serde_json::json!({ "code": "return chain('main'):consensus()" }))
+        .expect("console eval")
+        .into_json()
+        .expect("json");
+    let shown = &shown["values"][0];
+    assert_eq!(shown["engine"], "consensus-bft", "{shown}");
+    assert!(shown["status"]["step"].is_string() && shown["status"]["round"].is_u64(), "{shown}");
+    assert_eq!(shown["last_certificate"]["valid"], true, "{shown}");
     let heights: Vec<Option<u64>> = urls.iter().map(|url| status(url).as_ref().and_then(main_height)).collect();
     eprintln!("height {HEIGHT} on every node after {reached:?}; heights now {heights:?}");
 

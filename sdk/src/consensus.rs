@@ -51,6 +51,45 @@ pub struct Validator {
     pub power: u64,
 }
 
+/// A cumulative count an engine keeps for operators (exported as a metric).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct Counter {
+    /// Its name, lowercase with underscores (`timeouts_propose`).
+    pub name: RString,
+    /// Its value since the engine started.
+    pub value: u64,
+}
+
+/// Where an engine stands, for operators: the console, the API and the metrics show the
+/// last one it reported with [`Effect::Status`].
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct EngineStatus {
+    /// The height being decided.
+    pub height: u64,
+    /// The round at that height (0 for engines without rounds).
+    pub round: u32,
+    /// The step, in the engine's words (`propose`, `prevote`, ...).
+    pub step: RString,
+    /// The round and value this node is locked on, if any.
+    pub locked: ROption<RoundValue>,
+    /// The round and value it holds as valid (it would propose it), if any.
+    pub valid: ROption<RoundValue>,
+    /// Cumulative counts (rounds started, timeouts fired, votes received, ...).
+    pub counters: RVec<Counter>,
+}
+
+/// A round and a value (`host.hash(unit bytes)`).
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoundValue {
+    /// The round.
+    pub round: u32,
+    /// The value.
+    pub value: Hash32,
+}
+
 /// What a unit handed to [`Effect::Verify`] must also satisfy, beyond the chain's own
 /// checks: the engine knows who may seal it and when, the chain type knows what the
 /// unit says. The host refuses a unit whose header disagrees.
@@ -250,6 +289,13 @@ pub enum Effect {
         unit_hash: Hash32,
         /// The authority whose vote was checked.
         authority: PublicKey,
+    },
+    /// Where the engine stands now, for operators (emitted when it changes; the host
+    /// keeps the last one). Variants are only ever added last: a variant's place is its
+    /// number across the boundary.
+    Status {
+        /// The status (boxed: the enum keeps a fixed size across ABI versions).
+        status: RBox<EngineStatus>,
     },
 }
 

@@ -38,7 +38,10 @@ pub use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 pub use borsh;
 pub use chain::{BuildRequest, ChainType, InsertReport, UnitRef, UnitView};
 pub use config::ConfigError;
-pub use consensus::{ConsensusEngine, Effect, Input, LastCommit, Persisted, UnitExpectation, Validator};
+pub use consensus::{
+    ConsensusEngine, Counter, Effect, EngineStatus, Input, LastCommit, Persisted, RoundValue, UnitExpectation,
+    Validator,
+};
 pub use device::{DeviceEnvelope, EnvelopeError, device_uid};
 pub use error::PluginError;
 pub use export::{PluginInfo, PluginKind, PluginModule, PluginModuleRef};
@@ -56,7 +59,7 @@ pub use types::{Hash32, PublicKey, Signature};
 /// Written into every package's `plugin.toml` as `sdk_abi`; the host refuses a package
 /// whose number is outside [`ABI_COMPATIBLE_MIN`]..=`ABI_VERSION` before it opens the
 /// library. Bumped whenever a type that crosses the boundary changes (6 added
-/// [`consensus::Input::Validators`]).
+/// [`consensus::Input::Validators`] and [`consensus::Effect::Status`]).
 pub const ABI_VERSION: u32 = 6;
 
 /// The oldest plugin ABI this SDK's host still loads: packages declaring an `sdk_abi`

@@ -32,6 +32,16 @@ fn describe() {
     describe_counter!("nest_txs_committed_total", "Transactions committed, by chain.");
     describe_gauge!("nest_mempool_txs", "Transactions waiting in the mempool, by chain.");
     describe_gauge!("nest_chain_height", "Height of the last committed block, by chain.");
+    describe_gauge!("nest_consensus_height", "Height the consensus engine is deciding, by chain.");
+    describe_gauge!("nest_consensus_round", "Round the consensus engine is in at that height, by chain.");
+    describe_counter!(
+        "nest_consensus_events_total",
+        "Consensus engine events (rounds started, timeouts fired, votes received per step), by chain and event."
+    );
+    describe_counter!(
+        "nest_consensus_evidence_total",
+        "Offences the consensus engine reported, by chain and offender."
+    );
     describe_gauge!("nest_peers", "Connected peers.");
     describe_counter!("nest_plugin_calls_total", "Calls into plugin instances, by plugin id.");
     describe_counter!("nest_plugin_errors_total", "Plugin calls that returned an error, by plugin id.");
@@ -46,6 +56,22 @@ fn describe() {
 pub fn block_committed(chain: &str, txs: usize) {
     counter!("nest_blocks_committed_total", "chain" => chain.to_owned()).increment(1);
     counter!("nest_txs_committed_total", "chain" => chain.to_owned()).increment(txs as u64);
+}
+
+/// What a chain's consensus engine last reported: its height and round as gauges, its
+/// counters as `nest_consensus_events_total{chain, event}`.
+pub fn consensus_status(chain: &str, status: &crate::node::status::ConsensusStatus) {
+    gauge!("nest_consensus_height", "chain" => chain.to_owned()).set(status.height as f64);
+    gauge!("nest_consensus_round", "chain" => chain.to_owned()).set(f64::from(status.round));
+    for (event, value) in &status.counters {
+        counter!("nest_consensus_events_total", "chain" => chain.to_owned(), "event" => event.clone()).absolute(*value);
+    }
+}
+
+/// The consensus engine reported an offence by `offender`.
+pub fn evidence(chain: &str, offender: &nest_sdk::PublicKey) {
+    counter!("nest_consensus_evidence_total", "chain" => chain.to_owned(), "offender" => offender.to_string())
+        .increment(1);
 }
 
 /// The chain's committed height and mempool size now.

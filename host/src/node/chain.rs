@@ -104,6 +104,8 @@ pub struct ChainRuntime {
     queued_inputs: VecDeque<Input>,
     /// The validator set last handed to the engine ([`Input::Validators`]).
     validators_sent: Option<ValidatorSet>,
+    /// What the engine last reported with `Effect::Status`.
+    engine_status: Option<super::status::ConsensusStatus>,
     /// A received unit lacked its parent (see [`ChainRuntime::take_missing_parent`]).
     missing_parent: bool,
     /// Consensus messages to send, oldest first: the caller drains them
@@ -233,6 +235,7 @@ impl ChainRuntime {
             tip: start,
             queued_inputs: VecDeque::new(),
             validators_sent: None,
+            engine_status: None,
             missing_parent: false,
             outbound: VecDeque::new(),
             next_timer_ms: None,
@@ -416,8 +419,15 @@ impl ChainRuntime {
                 self.keep_proof(unit_hash, proof.into_vec());
                 None
             }
+            Effect::Status { status } => {
+                let status = super::status::ConsensusStatus::from(&*status);
+                metrics::consensus_status(&self.id, &status);
+                self.engine_status = Some(status);
+                None
+            }
             Effect::Evidence { offender, reason, .. } => {
                 tracing::warn!(chain = %self.id, %offender, %reason, "consensus evidence");
+                metrics::evidence(&self.id, &offender);
                 if self.evidence.len() == EVIDENCE_KEPT_MAX {
                     self.evidence.pop_front();
                 }
@@ -1004,6 +1014,7 @@ impl ChainRuntime {
             txs_committed: self.txs_committed,
             blocks_committed: self.blocks_committed,
             evidence: self.evidence.iter().map(|(offender, reason)| format!("{offender}: {reason}")).collect(),
+            consensus: self.engine_status.clone(),
             plugins: ChainPlugins {
                 chain_type: self.chain_type.status().clone(),
                 consensus: self.consensus.status().clone(),

@@ -19,7 +19,7 @@ use std::{path::PathBuf, sync::Arc, sync::atomic::Ordering, time::Duration};
 use tokio::sync::broadcast::error::TryRecvError;
 
 /// Methods of the value `chain(id)` returns (also offered by completion).
-pub const CHAIN_METHODS: [&str; 5] = ["head", "block", "tx", "digest", "account"];
+pub const CHAIN_METHODS: [&str; 6] = ["head", "block", "tx", "digest", "account", "consensus"];
 /// Default number of log lines `log.tail()` returns.
 const LOG_TAIL_DEFAULT: usize = 20;
 /// How often `watch` checks for cancellation while no event arrives.
@@ -117,6 +117,28 @@ fn chain_method<R: IntoLuaMulti>(
     })
 }
 
+/// `chain(id):consensus()`: the engine, where it stands (height, round, step, lock,
+/// valid value, counters, for engines that report them) and the head block's
+/// certificate as a commit certificate (for BFT).
+fn consensus_view(lua: &Lua, c: &ConsoleContext, chain: &ChainStatus) -> mlua::Result<Value> {
+    let head = if chain.height > 0 {
+        Some(ops::block(&c.node.requests, &chain.id, chain.height).map_err(failed)?)
+    } else {
+        None
+    };
+    let last_certificate = head.as_ref().and_then(|block| block.commit.as_ref()).map(|commit| {
+        serde_json::json!({ "height": chain.height, "round": commit.round, "power": commit.power, "total_power": commit.total_power, "signers": commit.signers.len(), "valid": commit.valid })
+    });
+    let view = serde_json::json!({
+        "engine": chain.plugins.consensus.name,
+        "state": chain.plugins.consensus.state,
+        "status": chain.consensus,
+        "last_certificate": last_certificate,
+        "evidence": chain.evidence,
+    });
+    to_lua(lua, &view)
+}
+
 fn chain_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Function> {
     let methods = lua.create_table()?;
     let head = chain_method(lua, ctx, "head", |lua, _, chain, _| {
@@ -142,6 +164,7 @@ fn chain_function(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<mlua::Fu
         to_lua(lua, &ops::account(&c.node.requests, &chain.id, key).map_err(failed)?)
     })?;
     methods.set("account", account)?;
+    methods.set("consensus", chain_method(lua, ctx, "consensus", |lua, c, chain, _| consensus_view(lua, c, chain))?)?;
     let meta = lua.create_table()?;
     meta.set("__index", methods)?;
     lua.create_function(move |lua, values: MultiValue| {

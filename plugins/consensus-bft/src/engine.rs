@@ -8,8 +8,8 @@ use crate::validators::ValidatorSet;
 use crate::wire::*;
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::{
-    ConfigError, ConsensusEngine, Effect, Hash32, Host, Input, LastCommit, LogLevel, Persisted, PluginError, PublicKey,
-    UnitExpectation, Validator,
+    ConfigError, ConsensusEngine, Counter, Effect, EngineStatus, Hash32, Host, Input, LastCommit, LogLevel, Persisted,
+    PluginError, PublicKey, RoundValue, UnitExpectation, Validator,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -157,6 +157,8 @@ struct EngineState {
     last_decision: Option<(u64, Vec<u8>, CommitCertificate)>,
     decided_sent_ms: u64,
     rebroadcast_ms: u64,
+    /// What the last `Effect::Status` reported: height, round, step, lock, valid value.
+    reported_position: Option<(u64, u32, Step, Option<(u32, Hash32)>, Option<(u32, Hash32)>)>,
     /// Offences already reported at this height: (offender, round, what).
     reported: BTreeSet<(PublicKey, u32, u8)>,
     sets: BTreeMap<u64, ValidatorSet>,
@@ -264,6 +266,41 @@ impl BftEngine {
             (a, b) => a.or(b)?,
         };
         Some(Effect::TimerAt { at_ms })
+    }
+
+    /// `Effect::Status` when the height, round, step, lock or valid value changed since
+    /// the last one (with the counters as they are then).
+    fn status_if_changed(&mut self) -> Option<Effect> {
+        if !self.state.started {
+            return None;
+        }
+        let state = &self.state;
+        let position = (state.height, state.round, self.step(), state.locked, state.valid);
+        if state.reported_position == Some(position) {
+            return None;
+        }
+        self.state.reported_position = Some(position);
+        let round_value = |rv: Option<(u32, Hash32)>| rv.map(|(round, value)| RoundValue { round, value }).into();
+        let stats = &self.state.stats;
+        let counters = [
+            ("rounds_started", stats.rounds_started),
+            ("heights_decided", stats.heights_decided),
+            ("timeouts_propose", stats.timeouts_fired[0]),
+            ("timeouts_prevote", stats.timeouts_fired[1]),
+            ("timeouts_precommit", stats.timeouts_fired[2]),
+            ("prevotes_received", stats.votes_received[0]),
+            ("precommits_received", stats.votes_received[1]),
+            ("evidence_reported", stats.evidence_reported),
+        ];
+        let status = EngineStatus {
+            height: position.0,
+            round: position.1,
+            step: position.2.name().into(),
+            locked: round_value(position.3),
+            valid: round_value(position.4),
+            counters: counters.iter().map(|(name, value)| Counter { name: (*name).into(), value: *value }).collect(),
+        };
+        Some(Effect::Status { status: nest_sdk::abi_stable::std_types::RBox::new(status) })
     }
 
     // ---- inputs -------------------------------------------------------------------
@@ -1189,6 +1226,7 @@ impl BftEngine {
             Input::Head { .. } => Vec::new(),
         };
         effects.extend(self.next_timer());
+        effects.extend(self.status_if_changed());
         Ok(effects)
     }
 }
