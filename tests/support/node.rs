@@ -33,8 +33,21 @@ pub fn write_devnet_nodes(
     nodes: usize,
     authorities: usize,
 ) -> Devnet {
+    write_devnet_engine(dir, Consensus::Poa, block_interval_ms, allocations, nodes, authorities)
+}
+
+/// Writes a devnet of `nodes` nodes on `consensus`, the first `authorities` of them PoA
+/// authorities or BFT validators (power 1 each, in the chain's genesis).
+pub fn write_devnet_engine(
+    dir: &Path,
+    consensus: Consensus,
+    block_interval_ms: u64,
+    allocations: Vec<(PublicKey, u64)>,
+    nodes: usize,
+    authorities: usize,
+) -> Devnet {
     let spec = DevnetSpec {
-        consensus: Consensus::Poa,
+        consensus,
         nodes,
         authorities,
         dir: dir.to_path_buf(),
