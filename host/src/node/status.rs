@@ -65,7 +65,7 @@ pub struct RoundValue {
 impl From<&nest_sdk::EngineStatus> for ConsensusStatus {
     fn from(status: &nest_sdk::EngineStatus) -> Self {
         let round_value = |value: &nest_sdk::ROption<nest_sdk::RoundValue>| {
-            value.clone().into_option().map(|rv| RoundValue { round: rv.round, value: rv.value })
+            (*value).into_option().map(|rv| RoundValue { round: rv.round, value: rv.value })
         };
         ConsensusStatus {
             height: status.height,

@@ -62,6 +62,9 @@ enum TimeoutKind {
     Precommit,
 }
 
+/// Height, round, step, lock and valid value: what `Effect::Status` reports.
+type Position = (u64, u32, Step, Option<(u32, Hash32)>, Option<(u32, Hash32)>);
+
 /// A timeout: when, what, for which height and round.
 type Timeout = (u64, TimeoutKind, u64, u32);
 
@@ -158,7 +161,7 @@ struct EngineState {
     decided_sent_ms: u64,
     rebroadcast_ms: u64,
     /// What the last `Effect::Status` reported: height, round, step, lock, valid value.
-    reported_position: Option<(u64, u32, Step, Option<(u32, Hash32)>, Option<(u32, Hash32)>)>,
+    reported_position: Option<Position>,
     /// Offences already reported at this height: (offender, round, what).
     reported: BTreeSet<(PublicKey, u32, u8)>,
     sets: BTreeMap<u64, ValidatorSet>,
