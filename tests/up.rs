@@ -215,6 +215,8 @@ fn nestd_up_with_bft_runs_four_validators_that_commit_the_same_certified_blocks(
     assert_eq!(shown["engine"], "consensus-bft", "{shown}");
     assert!(shown["status"]["step"].is_string() && shown["status"]["round"].is_u64(), "{shown}");
     assert_eq!(shown["last_certificate"]["valid"], true, "{shown}");
+    let evidence: serde_json::Value = Client::new(&urls[0]).get("/v1/chains/main/evidence").expect("evidence");
+    assert_eq!(evidence, serde_json::json!([]), "honest validators commit no offence");
     let heights: Vec<Option<u64>> = urls.iter().map(|url| status(url).as_ref().and_then(main_height)).collect();
     eprintln!("height {HEIGHT} on every node after {reached:?}; heights now {heights:?}");
 

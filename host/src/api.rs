@@ -141,6 +141,7 @@ fn public_routes() -> Router<ApiState> {
         .route("/v1/status", get(status))
         .route("/v1/chains/{chain}/blocks/{height}", get(block))
         .route("/v1/chains/{chain}/accounts/{account}", get(account))
+        .route("/v1/chains/{chain}/evidence", get(evidence))
         .route("/v1/chains/{chain}/txs", post(submit))
         .route("/v1/chains/{chain}/txs/{hash}", get(tx_status))
         .merge(market::public_routes())
@@ -274,6 +275,12 @@ async fn account(
 ) -> Result<Response, ApiError> {
     let account = crate::crypto::account_from_hex(&account).map_err(|e| bad_request(format!("account: {e}")))?;
     let view = ask(&state, |reply| Request::Account { chain, account, reply }).await?;
+    Ok(Json(view).into_response())
+}
+
+/// The consensus offences the chain recorded (double votes, once each).
+async fn evidence(State(state): State<ApiState>, Path(chain): Path<String>) -> Result<Response, ApiError> {
+    let view = ask(&state, |reply| Request::Evidence { chain, reply }).await?;
     Ok(Json(view).into_response())
 }
 

@@ -18,6 +18,94 @@ pub const PREVOTE_TAG: u8 = 1;
 /// The vote-kind byte of a precommit in [`vote_message`].
 pub const PRECOMMIT_TAG: u8 = 2;
 
+/// The two voting steps of a Tendermint-style round.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteKind {
+    /// The first vote of a round: the proposal is acceptable (or nil).
+    Prevote,
+    /// The second: 2f+1 prevoted the value (or nil); 2f+1 precommits decide.
+    Precommit,
+}
+
+impl VoteKind {
+    /// The name operators read.
+    pub fn name(self) -> &'static str {
+        match self {
+            VoteKind::Prevote => "prevote",
+            VoteKind::Precommit => "precommit",
+        }
+    }
+
+    /// Its byte in [`vote_message`].
+    pub fn tag(self) -> u8 {
+        match self {
+            VoteKind::Prevote => PREVOTE_TAG,
+            VoteKind::Precommit => PRECOMMIT_TAG,
+        }
+    }
+}
+
+/// A signed prevote or precommit.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct Vote {
+    /// Prevote or precommit.
+    pub kind: VoteKind,
+    /// The height voted at.
+    pub height: u64,
+    /// The round voted in.
+    pub round: u32,
+    /// The value (`host.hash(unit bytes)`), or `None` for nil.
+    pub value: Option<Hash32>,
+    /// The voting validator.
+    pub validator: PublicKey,
+    /// Its signature over [`vote_message`].
+    pub signature: Signature,
+}
+
+impl Vote {
+    /// The bytes the validator signed.
+    pub fn message(&self) -> Vec<u8> {
+        vote_message(self.kind.tag(), self.height, self.round, self.value.as_ref())
+    }
+
+    /// Whether the signature verifies, with `verify` doing the Ed25519 check.
+    pub fn verifies(&self, verify: impl Fn(&PublicKey, &[u8], &Signature) -> bool) -> bool {
+        verify(&self.validator, &self.message(), &self.signature)
+    }
+}
+
+/// Proof that a validator signed two different votes of one kind at one height and
+/// round: what an engine reports as evidence, and what the ledger records once per
+/// offence.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct DoubleVote {
+    /// The vote seen first.
+    pub first: Vote,
+    /// The conflicting vote.
+    pub second: Vote,
+}
+
+impl DoubleVote {
+    /// Whether the proof holds: one validator, height, round and kind; two values; both
+    /// signatures valid.
+    pub fn verifies(&self, verify: impl Fn(&PublicKey, &[u8], &Signature) -> bool) -> bool {
+        let (a, b) = (&self.first, &self.second);
+        a.validator == b.validator
+            && (a.kind, a.height, a.round) == (b.kind, b.height, b.round)
+            && a.value != b.value
+            && a.verifies(&verify)
+            && b.verifies(&verify)
+    }
+
+    /// Decodes a proof; `None` unless `bytes` is exactly one.
+    pub fn decode(bytes: &[u8]) -> Option<DoubleVote> {
+        borsh::from_slice(bytes).ok()
+    }
+}
+
 /// The precommits that decided a unit.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct CommitCertificate {

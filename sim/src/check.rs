@@ -163,6 +163,11 @@ impl Checker {
         }
     }
 
+    /// The Byzantine keys some engine reported.
+    pub fn byzantine_offenders(&self) -> BTreeSet<PublicKey> {
+        self.byzantine.iter().map(|(offender, _)| *offender).collect()
+    }
+
     /// Distinct offences reported against Byzantine keys.
     pub fn byzantine_offences(&self) -> usize {
         self.byzantine.len()

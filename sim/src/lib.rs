@@ -39,6 +39,7 @@ pub fn run_seed(spec: &RunSpec, engines: &Engines, seed: u64) -> RunOutcome {
             final_heights: Vec::new(),
             head_heights: Vec::new(),
             byzantine_offences: 0,
+            evidence_delays: Vec::new(),
         },
     }
 }

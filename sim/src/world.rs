@@ -12,6 +12,7 @@ use crate::rng::Rng;
 use crate::services::{SimServices, VerifyCache};
 use crate::store::MemStore;
 use nest_host::crypto::SecretKey;
+use nest_host::ledger::evidence::{EVIDENCE_PREFIX, EvidenceRecord, evidence_tx};
 use nest_host::ledger::tx::{SignedTx, TRANSFER_GAS, TxBody, UnsignedTx};
 use nest_host::ledger::validators::{Member, ValidatorSet};
 use nest_host::net::SyncBlock;
@@ -87,6 +88,10 @@ pub struct RunOutcome {
     pub head_heights: Vec<u64>,
     /// Distinct offences the engines reported against Byzantine keys (twins).
     pub byzantine_offences: usize,
+    /// For each Byzantine key an engine reported: how many heights after its earliest
+    /// recorded offence the ledger recorded it (an honest live node's ledger at the
+    /// end), or `None` when no offence of it is on chain.
+    pub evidence_delays: Vec<(PublicKey, Option<u64>)>,
 }
 
 enum Event {
@@ -286,9 +291,11 @@ impl<'a> World<'a> {
         let times = LivenessTimes { start_ms, healed_ms, end_ms, interval_ms: self.spec.interval_ms };
         self.checker.check_liveness(&finals, times);
         let byzantine_offences = self.checker.byzantine_offences();
+        let evidence_delays = self.evidence_delays();
         RunOutcome {
             seed: self.seed,
             byzantine_offences,
+            evidence_delays,
             violations: self.checker.into_violations(),
             event_digest: Hash32(self.digest.finalize().into()),
             events: self.events,
@@ -300,6 +307,30 @@ impl<'a> World<'a> {
                 .map(|node| node.runtime.as_ref().map_or(0, ChainRuntime::tip_height))
                 .collect(),
         }
+    }
+
+    /// Reads the evidence an honest live node's ledger recorded, per reported
+    /// Byzantine key: the smallest inclusion delay in heights.
+    fn evidence_delays(&self) -> Vec<(PublicKey, Option<u64>)> {
+        let honest = self.nodes.iter().find(|node| !node.byzantine && node.runtime.is_some());
+        let Some(runtime) = honest.and_then(|node| node.runtime.as_ref()) else { return Vec::new() };
+        let records: Vec<EvidenceRecord> = runtime
+            .ledger()
+            .records_with_prefix(EVIDENCE_PREFIX)
+            .filter_map(|(_, value)| nest_sdk::borsh::from_slice(value).ok())
+            .collect();
+        self.checker
+            .byzantine_offenders()
+            .into_iter()
+            .map(|offender| {
+                let delay = records
+                    .iter()
+                    .filter(|record| record.proof.first.validator == offender)
+                    .map(|record| record.included_at.saturating_sub(record.proof.first.height))
+                    .min();
+                (offender, delay)
+            })
+            .collect()
     }
 
     fn record(&mut self, scheduled: &Scheduled) {
@@ -411,6 +442,7 @@ impl<'a> World<'a> {
         for bytes in outbound {
             self.broadcast(index, bytes);
         }
+        self.report_evidence(index);
         if let Some(at_ms) = timer
             && self.nodes[index].timer_at_ms.is_none_or(|queued| at_ms < queued)
         {
@@ -539,6 +571,12 @@ impl<'a> World<'a> {
             body: TxBody::Transfer { to, amount: 1 + self.rng.below(1000) },
         };
         let signed: SignedTx = unsigned.sign(&sender);
+        self.admit_and_gossip(at, signed);
+    }
+
+    /// Admits a transaction at node `at` and gossips it to the others, as a node does.
+    fn admit_and_gossip(&mut self, at: usize, signed: SignedTx) {
+        let Some(runtime) = self.nodes[at].runtime.as_mut() else { return };
         let encoded = signed.encode();
         let accepted = runtime.admit(vec![(signed.hash(), signed)]);
         if accepted.iter().all(Result::is_err) {
@@ -551,6 +589,19 @@ impl<'a> World<'a> {
                 let at_ms = self.now_ms + self.delay_ms();
                 self.schedule(at_ms, Event::TxGossip { to, from: at, bytes: bytes.clone() });
             }
+        }
+    }
+
+    /// Reports the double votes node `index`'s engine proved, as the node does: an
+    /// evidence transaction signed with its key.
+    fn report_evidence(&mut self, index: usize) {
+        let key = self.nodes[index].key.clone();
+        let Some(runtime) = self.nodes[index].runtime.as_mut() else { return };
+        let proofs = runtime.take_evidence_proofs();
+        for proof in proofs {
+            let Some(runtime) = self.nodes[index].runtime.as_ref() else { return };
+            let tx = evidence_tx(proof, runtime.genesis_hash(), &key, runtime.pending_nonce(&key.public_key()));
+            self.admit_and_gossip(index, tx);
         }
     }
 

@@ -104,6 +104,8 @@ pub struct ChainRuntime {
     queued_inputs: VecDeque<Input>,
     /// The validator set last handed to the engine ([`Input::Validators`]).
     validators_sent: Option<ValidatorSet>,
+    /// Proofs of double votes not yet handed to the node to report on chain.
+    evidence_proofs: VecDeque<nest_sdk::certificate::DoubleVote>,
     /// What the engine last reported with `Effect::Status`.
     engine_status: Option<super::status::ConsensusStatus>,
     /// A received unit lacked its parent (see [`ChainRuntime::take_missing_parent`]).
@@ -236,6 +238,7 @@ impl ChainRuntime {
             queued_inputs: VecDeque::new(),
             validators_sent: None,
             engine_status: None,
+            evidence_proofs: VecDeque::new(),
             missing_parent: false,
             outbound: VecDeque::new(),
             next_timer_ms: None,
@@ -307,6 +310,12 @@ impl ChainRuntime {
         self.chain_type.attach_events(events);
         self.events = Some(events.clone());
         self
+    }
+
+    /// The double-vote proofs the engine reported since the last call, for the node to
+    /// submit as evidence transactions.
+    pub fn take_evidence_proofs(&mut self) -> Vec<nest_sdk::certificate::DoubleVote> {
+        self.evidence_proofs.drain(..).collect()
     }
 
     /// Chain id.
@@ -425,9 +434,15 @@ impl ChainRuntime {
                 self.engine_status = Some(status);
                 None
             }
-            Effect::Evidence { offender, reason, .. } => {
+            Effect::Evidence { offender, reason, bytes } => {
                 tracing::warn!(chain = %self.id, %offender, %reason, "consensus evidence");
                 metrics::evidence(&self.id, &offender);
+                // A proof the ledger can check goes on chain (the node reports it).
+                if let Some(proof) = nest_sdk::certificate::DoubleVote::decode(&bytes)
+                    && self.evidence_proofs.len() < EVIDENCE_KEPT_MAX
+                {
+                    self.evidence_proofs.push_back(proof);
+                }
                 if self.evidence.len() == EVIDENCE_KEPT_MAX {
                     self.evidence.pop_front();
                 }

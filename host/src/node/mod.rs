@@ -9,6 +9,7 @@
 mod admin;
 pub mod chain;
 mod devices;
+mod evidence;
 mod market;
 mod network;
 pub mod services;
@@ -426,6 +427,46 @@ pub enum TxStatus {
     },
 }
 
+/// One offence recorded on chain, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceView {
+    /// The validator that signed twice.
+    pub offender: PublicKey,
+    /// The height of its conflicting votes.
+    pub height: u64,
+    /// Their round.
+    pub round: u32,
+    /// `prevote` or `precommit`.
+    pub kind: &'static str,
+    /// The two values it signed (`null`: nil).
+    pub values: [Option<Hash32>; 2],
+    /// The height of the block that recorded it.
+    pub included_at: u64,
+}
+
+/// Most offences one evidence query lists (oldest keys first).
+pub const EVIDENCE_LISTED_MAX: usize = 1000;
+
+fn evidence_views(ledger: &crate::ledger::Ledger) -> Vec<EvidenceView> {
+    use crate::ledger::evidence::{EVIDENCE_PREFIX, EvidenceRecord};
+    ledger
+        .records_with_prefix(EVIDENCE_PREFIX)
+        .filter_map(|(_, value)| borsh::from_slice::<EvidenceRecord>(value).ok())
+        .take(EVIDENCE_LISTED_MAX)
+        .map(|record| {
+            let (first, second) = (&record.proof.first, &record.proof.second);
+            EvidenceView {
+                offender: first.validator,
+                height: first.height,
+                round: first.round,
+                kind: first.kind.name(),
+                values: [first.value, second.value],
+                included_at: record.included_at,
+            }
+        })
+        .collect()
+}
+
 /// A commit certificate as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CommitView {
@@ -535,6 +576,13 @@ pub enum Request {
         account: PublicKey,
         /// The answer.
         reply: oneshot::Sender<Result<AccountView, QueryError>>,
+    },
+    /// Read the consensus offences recorded on a chain.
+    Evidence {
+        /// Chain id.
+        chain: String,
+        /// The answer.
+        reply: oneshot::Sender<Result<Vec<EvidenceView>, QueryError>>,
     },
     /// Read a committed block.
     Block {
@@ -828,6 +876,7 @@ impl LoopState {
             network::flush(self.net.as_ref(), &mut self.chains);
             self.sync_tick(now);
             self.devices_tick(now);
+            self.report_evidence();
             self.publish();
             self.publish_committed_market_txs();
         }
@@ -894,6 +943,9 @@ impl LoopState {
                     self.gossip_txs(&chain, accepted);
                 }
                 let _ = reply.send(results);
+            }
+            Request::Evidence { chain, reply } => {
+                let _ = reply.send(self.chain(&chain).map(|c| evidence_views(c.ledger())));
             }
             Request::Account { chain, account, reply } => {
                 let _ = reply.send(self.chain(&chain).map(|c| {

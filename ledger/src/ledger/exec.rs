@@ -41,6 +41,12 @@ impl<'a> TxContext<'a> {
         TxContext { ledger, prior, overlay, env, tx, touched: Changes::new() }
     }
 
+    /// The validator set the committed ledger records for `height` (sets are written
+    /// for heights above the block that writes them, so a past height's set is final).
+    pub fn validators_at(&self, height: u64) -> Option<super::validators::ValidatorSet> {
+        self.ledger.validators_at(height)
+    }
+
     /// Where and when the block executes.
     pub fn env(&self) -> &'a BlockEnv {
         self.env
@@ -170,6 +176,7 @@ pub(super) fn apply_body(ctx: &mut TxContext<'_>) -> Result<(), TxError> {
         TxBody::Transfer { to, amount } => ctx.credit(to, *amount),
         TxBody::Market(body) => super::market::apply(ctx, body),
         TxBody::Device(body) => super::device::apply(ctx, body),
+        TxBody::Evidence(proof) => super::evidence::apply(ctx, proof),
     }
 }
 

@@ -8,11 +8,13 @@
 //! - [`market`]: resource-market transactions: SKUs, bids, escrow, settlement.
 //! - [`device`]: device registration, ownership, revocation and reading anchors.
 //! - [`merkle`]: transaction roots and inclusion proofs for light clients.
+//! - [`evidence`]: validators' conflicting votes recorded on chain, once per offence.
 //! - [`validators`]: validator sets with voting power, as ledger records per height.
 //!
 //! Everything here is a pure function of its inputs: no I/O, no clock, no randomness.
 
 pub mod device;
+pub mod evidence;
 pub mod exec;
 pub mod market;
 pub mod mempool;

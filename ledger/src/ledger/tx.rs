@@ -32,6 +32,8 @@ pub enum TxBody {
     Market(super::market::MarketTx),
     /// Registers, transfers or revokes a device, or anchors device readings.
     Device(super::device::DeviceTx),
+    /// Records a validator's conflicting votes (see `ledger::evidence`).
+    Evidence(nest_sdk::certificate::DoubleVote),
 }
 
 /// A transaction before it is signed: the bytes the sender signs.
@@ -137,6 +139,9 @@ pub enum TxError {
     /// A device transaction was refused.
     #[error(transparent)]
     Device(#[from] super::device::DeviceError),
+    /// An evidence transaction was refused.
+    #[error(transparent)]
+    Evidence(#[from] super::evidence::EvidenceError),
 }
 
 impl TxError {
@@ -157,6 +162,7 @@ impl TxError {
             TxError::RecordTooLarge { .. } => "record_too_large",
             TxError::Market(_) => "market",
             TxError::Device(error) => error.code(),
+            TxError::Evidence(error) => error.code(),
         }
     }
 }
@@ -184,7 +190,7 @@ impl UnsignedTx {
     pub fn amount(&self) -> u64 {
         match &self.body {
             TxBody::Transfer { amount, .. } => *amount,
-            TxBody::Market(_) | TxBody::Device(_) => 0,
+            TxBody::Market(_) | TxBody::Device(_) | TxBody::Evidence(_) => 0,
         }
     }
 }
@@ -231,6 +237,7 @@ pub fn gas_of(body: &TxBody) -> u64 {
         TxBody::Transfer { .. } => TRANSFER_GAS,
         TxBody::Market(body) => super::market::gas_of(body),
         TxBody::Device(body) => super::device::gas_of(body),
+        TxBody::Evidence(proof) => super::evidence::gas_of(proof),
     }
 }
 

@@ -807,7 +807,7 @@ impl BftEngine {
                 vote.height, vote.validator
             )));
         }
-        if !vote.verifies(&self.host) {
+        if !vote_verifies(&vote, &self.host) {
             return Err(rejected(format!(
                 "{} at height {} does not verify against its validator",
                 vote.kind.name(),

@@ -7,56 +7,7 @@ use nest_sdk::{Hash32, Host, PublicKey, Signature};
 pub const PROPOSAL_DOMAIN: &[u8] = b"nest/bft/proposal/v1";
 pub use nest_sdk::certificate::VOTE_DOMAIN;
 
-/// The two voting steps of a round.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
-pub enum VoteKind {
-    /// The first vote of a round: the proposal is acceptable (or nil).
-    Prevote,
-    /// The second: 2f+1 prevoted the value (or nil); 2f+1 precommits decide.
-    Precommit,
-}
-
-impl VoteKind {
-    /// The name operators read.
-    pub fn name(self) -> &'static str {
-        match self {
-            VoteKind::Prevote => "prevote",
-            VoteKind::Precommit => "precommit",
-        }
-    }
-
-    fn tag(self) -> u8 {
-        match self {
-            VoteKind::Prevote => nest_sdk::certificate::PREVOTE_TAG,
-            VoteKind::Precommit => nest_sdk::certificate::PRECOMMIT_TAG,
-        }
-    }
-}
-
-/// A signed prevote or precommit.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct Vote {
-    /// Prevote or precommit.
-    pub kind: VoteKind,
-    /// The height voted at.
-    pub height: u64,
-    /// The round voted in.
-    pub round: u32,
-    /// The value (`host.hash(unit bytes)`), or `None` for nil.
-    pub value: Option<Hash32>,
-    /// The voting validator.
-    pub validator: PublicKey,
-    /// Its signature over [`vote_message`].
-    pub signature: Signature,
-}
-
-impl Vote {
-    /// Whether the signature verifies against the validator's key.
-    pub fn verifies(&self, host: &Host) -> bool {
-        let message = vote_message(self.kind, self.height, self.round, self.value.as_ref());
-        host.verify(&self.validator, &message, &self.signature)
-    }
-}
+pub use nest_sdk::certificate::{DoubleVote as DoubleVoteProof, Vote, VoteKind};
 
 /// A signed proposal: the round's proposer offers `unit`.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -104,28 +55,6 @@ pub struct Envelope {
 }
 
 pub use nest_sdk::certificate::CommitCertificate;
-
-/// Proof that a validator signed two different votes of one kind at one height and
-/// round: the bytes of `Effect::Evidence`.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct DoubleVoteProof {
-    /// The vote seen first.
-    pub first: Vote,
-    /// The conflicting vote.
-    pub second: Vote,
-}
-
-impl DoubleVoteProof {
-    /// Whether the proof holds: one validator, height, round and kind; two values; both signed.
-    pub fn verifies(&self, host: &Host) -> bool {
-        let (a, b) = (&self.first, &self.second);
-        a.validator == b.validator
-            && (a.kind, a.height, a.round) == (b.kind, b.height, b.round)
-            && a.value != b.value
-            && a.verifies(host)
-            && b.verifies(host)
-    }
-}
 
 /// A proposal's signed facts without its unit.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -176,6 +105,11 @@ impl DoubleProposalProof {
 /// The bytes a validator signs to vote (the SDK's format, which certificates use).
 pub fn vote_message(kind: VoteKind, height: u64, round: u32, value: Option<&Hash32>) -> Vec<u8> {
     nest_sdk::certificate::vote_message(kind.tag(), height, round, value)
+}
+
+/// Whether a vote's signature verifies, checked by the host.
+pub fn vote_verifies(vote: &Vote, host: &Host) -> bool {
+    vote.verifies(|key, message, signature| host.verify(key, message, signature))
 }
 
 /// The bytes a proposer signs: `b"nest/bft/proposal/v1" ++ height (u64 LE) ++ round (u32
