@@ -322,3 +322,72 @@ fn a_late_node_that_is_no_validator_syncs_certified_blocks_from_an_empty_data_di
         started.elapsed()
     );
 }
+
+/// A raw libp2p peer sends decided units with forged certificates — precommits of two of
+/// the four validators (their real keys: not more than two thirds of the power) — for
+/// the height the node is deciding: each is refused, counted as a rejected message, and
+/// the chain goes on with no such unit.
+#[test]
+fn a_forged_certificate_from_a_raw_peer_is_refused_and_counted() {
+    use consensus_bft::{Body, Envelope};
+    use nest_host::net::{Net, NetworkSection, Topic};
+    let _serial = serial();
+    let net = Devnet::start(VALIDATORS, VALIDATORS);
+    net.wait_for_height(&net.live(), 3, START_TIMEOUT);
+    let target = net.node(0);
+    let p2p = std::fs::read_to_string(net.manifests[0].parent().unwrap().join("data/p2p.addr")).unwrap();
+    let genesis = target.main_chain().genesis_hash;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let section = NetworkSection {
+        bootstrap: vec![p2p.lines().next().unwrap().to_string()],
+        message_bytes_max: 8 * 1024 * 1024,
+        ..NetworkSection::default()
+    };
+    let hostile_key = SecretKey::from_seed([66; 32]);
+    let (hostile, _events) = runtime
+        .block_on(async { tokio::spawn(async move { Net::start(&section, &hostile_key) }).await.unwrap() })
+        .unwrap();
+    hostile.subscribe("main", &genesis).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hostile.peers().is_empty() {
+        assert!(Instant::now() < deadline, "the hostile peer did not connect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let signers: Vec<SecretKey> = net.manifests[..2]
+        .iter()
+        .map(|manifest| SecretKey::read(&manifest.parent().unwrap().join("node.key")).unwrap())
+        .collect();
+    let unit = b"a unit no validator decided".to_vec();
+    let value = nest_host::crypto::sha256(&unit);
+    let rejected_before = target.status().network.unwrap_or_default().messages_rejected;
+    // The node decides a height every few hundred milliseconds: aim at the height it is
+    // deciding, again and again.
+    for attempt in 0..30u64 {
+        let height = target.main_chain().height + 1;
+        let signatures = signers
+            .iter()
+            .map(|key| (key.public_key(), key.sign(&nest_sdk::certificate::precommit_message(height, 0, &value))))
+            .collect();
+        let certificate = CommitCertificate { height, round: 0, value, signatures };
+        let envelope = Envelope { sent_ms: attempt, body: Body::Decided { unit: unit.clone(), certificate } };
+        hostile.publish("main", Topic::Consensus, nest_sdk::borsh::to_vec(&envelope).unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rejected = target.status().network.unwrap_or_default().messages_rejected;
+        if rejected > rejected_before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no forged certificate was counted as rejected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let height = net.height(0);
+    net.wait_for_height(&net.live(), height + 3, PROGRESS_TIMEOUT);
+    let common = *net.heights(&net.live()).iter().min().expect("nodes");
+    let certificates = net.assert_agree(&net.live(), common);
+    assert!(certificates.iter().all(|certificate| certificate.value != value), "the forged unit was never decided");
+    hostile.shutdown();
+}
