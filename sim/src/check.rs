@@ -59,6 +59,9 @@ pub struct Checker {
     reported: BTreeSet<(PublicKey, String)>,
     /// Offences reported against keys that are not honest (twins), distinct.
     byzantine: BTreeSet<(PublicKey, String)>,
+    /// The committed height of the honest node that first reported a double vote by
+    /// each Byzantine key.
+    first_reported: std::collections::BTreeMap<PublicKey, u64>,
     violations: Vec<Violation>,
 }
 
@@ -76,6 +79,7 @@ impl Checker {
             last_final_ms: vec![0; nodes],
             reported: BTreeSet::new(),
             byzantine: BTreeSet::new(),
+            first_reported: Default::default(),
             violations: Vec::new(),
         }
     }
@@ -133,6 +137,12 @@ impl Checker {
                 offences.push((*offender, reason.clone()));
             } else if self.byzantine.len() < VIOLATIONS_MAX * 64 {
                 self.byzantine.insert((*offender, reason.clone()));
+                // Double votes go on chain; double proposals stay the engine's own proof.
+                // Only what honest nodes saw counts: a twin's face may see its twin's
+                // votes, but its own reports compete with its twin's for one nonce.
+                if !reason.contains("proposal") && self.honest.get(index).copied().unwrap_or(false) {
+                    self.first_reported.entry(*offender).or_insert(runtime.committed_height());
+                }
             }
         }
         for (offender, reason) in offences {
@@ -163,9 +173,10 @@ impl Checker {
         }
     }
 
-    /// The Byzantine keys some engine reported.
-    pub fn byzantine_offenders(&self) -> BTreeSet<PublicKey> {
-        self.byzantine.iter().map(|(offender, _)| *offender).collect()
+    /// The Byzantine keys some engine reported a double vote of, each with the committed
+    /// height of the node that reported it first.
+    pub fn byzantine_offenders(&self) -> std::collections::BTreeMap<PublicKey, u64> {
+        self.first_reported.clone()
     }
 
     /// Distinct offences reported against Byzantine keys.

@@ -88,10 +88,11 @@ pub struct RunOutcome {
     pub head_heights: Vec<u64>,
     /// Distinct offences the engines reported against Byzantine keys (twins).
     pub byzantine_offences: usize,
-    /// For each Byzantine key an engine reported: how many heights after its earliest
-    /// recorded offence the ledger recorded it (an honest live node's ledger at the
-    /// end), or `None` when no offence of it is on chain.
-    pub evidence_delays: Vec<(PublicKey, Option<u64>)>,
+    /// For each Byzantine key an honest node's engine reported a double vote of: the
+    /// committed height when it was first reported, and how many heights after its
+    /// earliest recorded offence the ledger recorded it (an honest live node's ledger
+    /// at the end; `None` when no offence of it is on chain).
+    pub evidence_delays: Vec<(PublicKey, u64, Option<u64>)>,
 }
 
 enum Event {
@@ -311,7 +312,7 @@ impl<'a> World<'a> {
 
     /// Reads the evidence an honest live node's ledger recorded, per reported
     /// Byzantine key: the smallest inclusion delay in heights.
-    fn evidence_delays(&self) -> Vec<(PublicKey, Option<u64>)> {
+    fn evidence_delays(&self) -> Vec<(PublicKey, u64, Option<u64>)> {
         let honest = self.nodes.iter().find(|node| !node.byzantine && node.runtime.is_some());
         let Some(runtime) = honest.and_then(|node| node.runtime.as_ref()) else { return Vec::new() };
         let records: Vec<EvidenceRecord> = runtime
@@ -322,13 +323,13 @@ impl<'a> World<'a> {
         self.checker
             .byzantine_offenders()
             .into_iter()
-            .map(|offender| {
+            .map(|(offender, reported_at)| {
                 let delay = records
                     .iter()
                     .filter(|record| record.proof.first.validator == offender)
                     .map(|record| record.included_at.saturating_sub(record.proof.first.height))
                     .min();
-                (offender, delay)
+                (offender, reported_at, delay)
             })
             .collect()
     }

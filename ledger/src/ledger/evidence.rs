@@ -5,8 +5,9 @@
 //! Any account may submit the proof in an `Evidence` transaction; it costs no gas (the
 //! reporter gains nothing, and a node reports what its engine saw without holding
 //! tokens). The ledger checks the proof itself — one validator, kind, height and round;
-//! two values; both signatures; the validator a member of its height's set — so a
-//! forged or duplicate report is refused at execution and never recorded. The record
+//! two values; both signatures; the validator a member of its height's set; a height
+//! not above the block — so a forged report is refused at execution and never
+//! recorded, and a second report of a recorded offence records nothing. The record
 //! is `consensus/evidence/<validator><height BE><round BE><kind>` and holds the block
 //! height it was included at and the proof.
 
@@ -37,23 +38,13 @@ pub enum EvidenceError {
         /// The height of the votes.
         height: u64,
     },
-    /// The offence is not below the block that would record it.
-    #[error("votes at height {height} are not below the block at height {block_height}")]
+    /// The offence is above the block that would record it.
+    #[error("votes at height {height} are above the block at height {block_height}")]
     FromTheFuture {
         /// The height of the votes.
         height: u64,
         /// The block's height.
         block_height: u64,
-    },
-    /// Already recorded.
-    #[error("this offence of {key} at height {height} round {round} is already recorded")]
-    AlreadyRecorded {
-        /// The offender.
-        key: PublicKey,
-        /// The height.
-        height: u64,
-        /// The round.
-        round: u32,
     },
 }
 
@@ -65,7 +56,6 @@ impl EvidenceError {
             EvidenceError::BadSignature => "evidence_bad_signature",
             EvidenceError::NotValidator { .. } => "evidence_not_validator",
             EvidenceError::FromTheFuture { .. } => "evidence_from_the_future",
-            EvidenceError::AlreadyRecorded { .. } => "evidence_already_recorded",
         }
     }
 }
@@ -120,7 +110,9 @@ pub fn apply(ctx: &mut TxContext<'_>, proof: &DoubleVote) -> Result<(), TxError>
         return Err(EvidenceError::NotConflicting.into());
     }
     let block_height = ctx.env().height;
-    if first.height >= block_height {
+    // Votes at the block's own height are fine (signed in an earlier round of it, or
+    // while a node built it); a height above it has no validator set settled yet.
+    if first.height > block_height {
         return Err(EvidenceError::FromTheFuture { height: first.height, block_height }.into());
     }
     let member = ctx
@@ -133,10 +125,11 @@ pub fn apply(ctx: &mut TxContext<'_>, proof: &DoubleVote) -> Result<(), TxError>
         return Err(EvidenceError::BadSignature.into());
     }
     let key = evidence_key(proof);
+    // A second report of a recorded offence applies and records nothing: refusing it
+    // would leave a gap in its reporter's nonces, and every later report of that
+    // reporter would wait behind the gap forever (several nodes report each offence).
     if ctx.record::<EvidenceRecord>(&key)?.is_some() {
-        return Err(
-            EvidenceError::AlreadyRecorded { key: first.validator, height: first.height, round: first.round }.into()
-        );
+        return Ok(());
     }
     ctx.put_record(key, &EvidenceRecord { included_at: block_height, proof: proof.clone() })
 }
@@ -178,15 +171,17 @@ mod tests {
     }
 
     #[test]
-    fn a_double_vote_is_recorded_once_and_free_of_charge() {
+    fn a_double_vote_is_recorded_once_and_free_of_charge_however_often_reported() {
         let validator = SecretKey::from_seed([1; 32]);
         let ledger = ledger_with(&validator);
         let proof = DoubleVote { first: vote(&validator, 5, 1), second: vote(&validator, 5, 2) };
         let after = run(&ledger, proof.clone(), 8, 0).expect("recorded");
         let record: EvidenceRecord = borsh::from_slice(after.record(&evidence_key(&proof)).unwrap()).unwrap();
         assert_eq!((record.included_at, &record.proof), (8, &proof));
-        let again = run(&after, proof, 9, 1).unwrap_err();
-        assert!(matches!(again, TxError::Evidence(EvidenceError::AlreadyRecorded { height: 5, .. })), "{again}");
+        // A second report applies (its reporter's nonce moves on) and records nothing.
+        let again = run(&after, proof.clone(), 9, 1).expect("a second report applies");
+        let record: EvidenceRecord = borsh::from_slice(again.record(&evidence_key(&proof)).unwrap()).unwrap();
+        assert_eq!(record.included_at, 8, "the first report's record stays");
     }
 
     #[test]
@@ -202,7 +197,7 @@ mod tests {
         let outsider = DoubleVote { first: vote(&stranger, 5, 1), second: vote(&stranger, 5, 2) };
         let error = run(&ledger, outsider, 8, 0).unwrap_err();
         assert!(matches!(error, TxError::Evidence(EvidenceError::NotValidator { height: 5, .. })), "{error}");
-        let future = DoubleVote { first: vote(&validator, 8, 1), second: vote(&validator, 8, 2) };
+        let future = DoubleVote { first: vote(&validator, 9, 1), second: vote(&validator, 9, 2) };
         let error = run(&ledger, future, 8, 0).unwrap_err();
         assert!(matches!(error, TxError::Evidence(EvidenceError::FromTheFuture { .. })), "{error}");
     }
