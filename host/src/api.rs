@@ -278,7 +278,7 @@ async fn account(
     Ok(Json(view).into_response())
 }
 
-/// The consensus offences the chain recorded (double votes, once each).
+/// The consensus offences the chain recorded (double votes and double proposals, once each).
 async fn evidence(State(state): State<ApiState>, Path(chain): Path<String>) -> Result<Response, ApiError> {
     let view = ask(&state, |reply| Request::Evidence { chain, reply }).await?;
     Ok(Json(view).into_response())

@@ -106,6 +106,150 @@ impl DoubleVote {
     }
 }
 
+/// Domain prefix of the message a proposer signs.
+pub const PROPOSAL_DOMAIN: &[u8] = b"nest/bft/proposal/v1";
+
+/// A proposal's signed facts without its unit: what a proposer's signature covers, and
+/// half of a [`DoubleProposal`].
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct SignedProposal {
+    /// The height.
+    pub height: u64,
+    /// The round.
+    pub round: u32,
+    /// The round in which 2f+1 prevoted the unit (the proposer's validRound), or `None`
+    /// for a new unit.
+    pub valid_round: Option<u32>,
+    /// The unit's digest (`host.hash(unit bytes)`).
+    pub value: Hash32,
+    /// The proposer.
+    pub proposer: PublicKey,
+    /// Its signature over [`proposal_message`].
+    pub signature: Signature,
+}
+
+impl SignedProposal {
+    /// Whether the signature verifies, with `verify` doing the Ed25519 check.
+    pub fn verifies(&self, verify: impl Fn(&PublicKey, &[u8], &Signature) -> bool) -> bool {
+        let message = proposal_message(self.height, self.round, self.valid_round, &self.value);
+        verify(&self.proposer, &message, &self.signature)
+    }
+}
+
+/// Proof that a validator signed two different proposals for one height and round.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct DoubleProposal {
+    /// The proposal seen first.
+    pub first: SignedProposal,
+    /// The conflicting proposal.
+    pub second: SignedProposal,
+}
+
+impl DoubleProposal {
+    /// Whether the proof holds: one proposer, height and round; two proposals; both
+    /// signatures valid.
+    pub fn verifies(&self, verify: impl Fn(&PublicKey, &[u8], &Signature) -> bool) -> bool {
+        let (a, b) = (&self.first, &self.second);
+        a.proposer == b.proposer
+            && (a.height, a.round) == (b.height, b.round)
+            && (a.value, a.valid_round) != (b.value, b.valid_round)
+            && a.verifies(&verify)
+            && b.verifies(&verify)
+    }
+}
+
+/// One offence a BFT engine proves, in the encoding its `Evidence` effects carry and
+/// evidence transactions hold. Variants are only ever added last.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Offence {
+    /// Two prevotes or two precommits.
+    DoubleVote(DoubleVote),
+    /// Two proposals.
+    DoubleProposal(DoubleProposal),
+}
+
+/// What kind of offence, in evidence record keys and for operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OffenceKind {
+    /// Two prevotes.
+    Prevote,
+    /// Two precommits.
+    Precommit,
+    /// Two proposals.
+    Proposal,
+}
+
+impl OffenceKind {
+    /// Its byte in evidence record keys.
+    pub fn tag(self) -> u8 {
+        match self {
+            OffenceKind::Prevote => 0,
+            OffenceKind::Precommit => 1,
+            OffenceKind::Proposal => 2,
+        }
+    }
+
+    /// The name operators read.
+    pub fn name(self) -> &'static str {
+        match self {
+            OffenceKind::Prevote => "prevote",
+            OffenceKind::Precommit => "precommit",
+            OffenceKind::Proposal => "proposal",
+        }
+    }
+}
+
+impl Offence {
+    /// Decodes an offence; `None` unless `bytes` is exactly one (other engines'
+    /// evidence, such as PoA's, is not).
+    pub fn decode(bytes: &[u8]) -> Option<Offence> {
+        borsh::from_slice(bytes).ok()
+    }
+
+    /// The offending validator (of the first message; [`Offence::verifies`] checks the
+    /// second is the same one's).
+    pub fn offender(&self) -> PublicKey {
+        match self {
+            Offence::DoubleVote(proof) => proof.first.validator,
+            Offence::DoubleProposal(proof) => proof.first.proposer,
+        }
+    }
+
+    /// The height and round of the offence.
+    pub fn height_round(&self) -> (u64, u32) {
+        match self {
+            Offence::DoubleVote(proof) => (proof.first.height, proof.first.round),
+            Offence::DoubleProposal(proof) => (proof.first.height, proof.first.round),
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> OffenceKind {
+        match self {
+            Offence::DoubleVote(proof) if proof.first.kind == VoteKind::Prevote => OffenceKind::Prevote,
+            Offence::DoubleVote(_) => OffenceKind::Precommit,
+            Offence::DoubleProposal(_) => OffenceKind::Proposal,
+        }
+    }
+
+    /// The two signed values (`None`: nil).
+    pub fn values(&self) -> [Option<Hash32>; 2] {
+        match self {
+            Offence::DoubleVote(proof) => [proof.first.value, proof.second.value],
+            Offence::DoubleProposal(proof) => [Some(proof.first.value), Some(proof.second.value)],
+        }
+    }
+
+    /// Whether the proof holds (one signer, height and round; two messages; both signed).
+    pub fn verifies(&self, verify: impl Fn(&PublicKey, &[u8], &Signature) -> bool) -> bool {
+        match self {
+            Offence::DoubleVote(proof) => proof.verifies(verify),
+            Offence::DoubleProposal(proof) => proof.verifies(verify),
+        }
+    }
+}
+
 /// The precommits that decided a unit.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct CommitCertificate {
@@ -244,4 +388,22 @@ pub fn vote_message(kind_tag: u8, height: u64, round: u32, value: Option<&Hash32
 /// The bytes of a precommit for `value`: what every signature of a certificate covers.
 pub fn precommit_message(height: u64, round: u32, value: &Hash32) -> Vec<u8> {
     vote_message(PRECOMMIT_TAG, height, round, Some(value))
+}
+
+/// The bytes a proposer signs: `b"nest/bft/proposal/v1" ++ height (u64 LE) ++ round (u32
+/// LE) ++ 0 for no valid round, or 1 ++ valid round (u32 LE) ++ the unit's digest`.
+pub fn proposal_message(height: u64, round: u32, valid_round: Option<u32>, value: &Hash32) -> Vec<u8> {
+    let mut message = Vec::with_capacity(PROPOSAL_DOMAIN.len() + 8 + 4 + 5 + Hash32::LEN);
+    message.extend_from_slice(PROPOSAL_DOMAIN);
+    message.extend_from_slice(&height.to_le_bytes());
+    message.extend_from_slice(&round.to_le_bytes());
+    match valid_round {
+        None => message.push(0),
+        Some(valid_round) => {
+            message.push(1);
+            message.extend_from_slice(&valid_round.to_le_bytes());
+        }
+    }
+    message.extend_from_slice(value.as_bytes());
+    message
 }

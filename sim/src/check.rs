@@ -59,7 +59,7 @@ pub struct Checker {
     reported: BTreeSet<(PublicKey, String)>,
     /// Offences reported against keys that are not honest (twins), distinct.
     byzantine: BTreeSet<(PublicKey, String)>,
-    /// The committed height of the honest node that first reported a double vote by
+    /// The committed height of the honest node that first reported an offence by
     /// each Byzantine key.
     first_reported: std::collections::BTreeMap<PublicKey, u64>,
     violations: Vec<Violation>,
@@ -137,10 +137,9 @@ impl Checker {
                 offences.push((*offender, reason.clone()));
             } else if self.byzantine.len() < VIOLATIONS_MAX * 64 {
                 self.byzantine.insert((*offender, reason.clone()));
-                // Double votes go on chain; double proposals stay the engine's own proof.
                 // Only what honest nodes saw counts: a twin's face may see its twin's
-                // votes, but its own reports compete with its twin's for one nonce.
-                if !reason.contains("proposal") && self.honest.get(index).copied().unwrap_or(false) {
+                // messages, but its own reports compete with its twin's for one nonce.
+                if self.honest.get(index).copied().unwrap_or(false) {
                     self.first_reported.entry(*offender).or_insert(runtime.committed_height());
                 }
             }
@@ -173,8 +172,8 @@ impl Checker {
         }
     }
 
-    /// The Byzantine keys some engine reported a double vote of, each with the committed
-    /// height of the node that reported it first.
+    /// The Byzantine keys some honest node's engine reported an offence of, each with
+    /// the committed height of the node that reported it first.
     pub fn byzantine_offenders(&self) -> std::collections::BTreeMap<PublicKey, u64> {
         self.first_reported.clone()
     }

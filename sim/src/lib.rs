@@ -40,6 +40,7 @@ pub fn run_seed(spec: &RunSpec, engines: &Engines, seed: u64) -> RunOutcome {
             head_heights: Vec::new(),
             byzantine_offences: 0,
             evidence_delays: Vec::new(),
+            recorded_offences: Default::default(),
         },
     }
 }

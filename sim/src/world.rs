@@ -88,11 +88,13 @@ pub struct RunOutcome {
     pub head_heights: Vec<u64>,
     /// Distinct offences the engines reported against Byzantine keys (twins).
     pub byzantine_offences: usize,
-    /// For each Byzantine key an honest node's engine reported a double vote of: the
+    /// For each Byzantine key an honest node's engine reported an offence of: the
     /// committed height when it was first reported, and how many heights after its
     /// earliest recorded offence the ledger recorded it (an honest live node's ledger
     /// at the end; `None` when no offence of it is on chain).
     pub evidence_delays: Vec<(PublicKey, u64, Option<u64>)>,
+    /// Offences on that ledger by kind (`prevote`, `precommit`, `proposal`).
+    pub recorded_offences: std::collections::BTreeMap<&'static str, usize>,
 }
 
 enum Event {
@@ -292,11 +294,17 @@ impl<'a> World<'a> {
         let times = LivenessTimes { start_ms, healed_ms, end_ms, interval_ms: self.spec.interval_ms };
         self.checker.check_liveness(&finals, times);
         let byzantine_offences = self.checker.byzantine_offences();
-        let evidence_delays = self.evidence_delays();
+        let recorded = self.recorded_evidence();
+        let evidence_delays = self.evidence_delays(&recorded);
+        let mut recorded_offences = std::collections::BTreeMap::new();
+        for record in &recorded {
+            *recorded_offences.entry(record.proof.kind().name()).or_insert(0) += 1;
+        }
         RunOutcome {
             seed: self.seed,
             byzantine_offences,
             evidence_delays,
+            recorded_offences,
             violations: self.checker.into_violations(),
             event_digest: Hash32(self.digest.finalize().into()),
             events: self.events,
@@ -310,24 +318,28 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Reads the evidence an honest live node's ledger recorded, per reported
-    /// Byzantine key: the smallest inclusion delay in heights.
-    fn evidence_delays(&self) -> Vec<(PublicKey, u64, Option<u64>)> {
+    /// The evidence an honest live node's ledger recorded.
+    fn recorded_evidence(&self) -> Vec<EvidenceRecord> {
         let honest = self.nodes.iter().find(|node| !node.byzantine && node.runtime.is_some());
         let Some(runtime) = honest.and_then(|node| node.runtime.as_ref()) else { return Vec::new() };
-        let records: Vec<EvidenceRecord> = runtime
+        runtime
             .ledger()
             .records_with_prefix(EVIDENCE_PREFIX)
             .filter_map(|(_, value)| nest_sdk::borsh::from_slice(value).ok())
-            .collect();
+            .collect()
+    }
+
+    /// Per reported Byzantine key, the smallest inclusion delay in heights of its
+    /// `records`.
+    fn evidence_delays(&self, records: &[EvidenceRecord]) -> Vec<(PublicKey, u64, Option<u64>)> {
         self.checker
             .byzantine_offenders()
             .into_iter()
             .map(|(offender, reported_at)| {
                 let delay = records
                     .iter()
-                    .filter(|record| record.proof.first.validator == offender)
-                    .map(|record| record.included_at.saturating_sub(record.proof.first.height))
+                    .filter(|record| record.proof.offender() == offender)
+                    .map(|record| record.included_at.saturating_sub(record.proof.height_round().0))
                     .min();
                 (offender, reported_at, delay)
             })
@@ -593,7 +605,7 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Reports the double votes node `index`'s engine proved, as the node does: an
+    /// Reports the offences node `index`'s engine proved, as the node does: an
     /// evidence transaction signed with its key.
     fn report_evidence(&mut self, index: usize) {
         let key = self.nodes[index].key.clone();

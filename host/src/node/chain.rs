@@ -104,8 +104,8 @@ pub struct ChainRuntime {
     queued_inputs: VecDeque<Input>,
     /// The validator set last handed to the engine ([`Input::Validators`]).
     validators_sent: Option<ValidatorSet>,
-    /// Proofs of double votes not yet handed to the node to report on chain.
-    evidence_proofs: VecDeque<nest_sdk::certificate::DoubleVote>,
+    /// Proofs of double votes and proposals not yet handed to the node to report on chain.
+    evidence_proofs: VecDeque<nest_sdk::certificate::Offence>,
     /// What the engine last reported with `Effect::Status`.
     engine_status: Option<super::status::ConsensusStatus>,
     /// A received unit lacked its parent (see [`ChainRuntime::take_missing_parent`]).
@@ -312,9 +312,9 @@ impl ChainRuntime {
         self
     }
 
-    /// The double-vote proofs the engine reported since the last call, for the node to
-    /// submit as evidence transactions.
-    pub fn take_evidence_proofs(&mut self) -> Vec<nest_sdk::certificate::DoubleVote> {
+    /// The offences (double votes and proposals) the engine proved since the last call,
+    /// for the node to submit as evidence transactions.
+    pub fn take_evidence_proofs(&mut self) -> Vec<nest_sdk::certificate::Offence> {
         self.evidence_proofs.drain(..).collect()
     }
 
@@ -438,7 +438,7 @@ impl ChainRuntime {
                 tracing::warn!(chain = %self.id, %offender, %reason, "consensus evidence");
                 metrics::evidence(&self.id, &offender);
                 // A proof the ledger can check goes on chain (the node reports it).
-                if let Some(proof) = nest_sdk::certificate::DoubleVote::decode(&bytes)
+                if let Some(proof) = nest_sdk::certificate::Offence::decode(&bytes)
                     && self.evidence_proofs.len() < EVIDENCE_KEPT_MAX
                 {
                     self.evidence_proofs.push_back(proof);

@@ -1,4 +1,4 @@
-//! Put the offences consensus engines prove on chain: each double-vote proof an engine
+//! Put the offences consensus engines prove on chain: each double-vote or double-proposal proof an engine
 //! reports becomes an evidence transaction signed with the node key, admitted here and
 //! gossiped (the ledger records each offence once, whoever reports it first).
 

@@ -432,11 +432,11 @@ pub enum TxStatus {
 pub struct EvidenceView {
     /// The validator that signed twice.
     pub offender: PublicKey,
-    /// The height of its conflicting votes.
+    /// The height of its conflicting votes or proposals.
     pub height: u64,
     /// Their round.
     pub round: u32,
-    /// `prevote` or `precommit`.
+    /// `prevote`, `precommit` or `proposal`.
     pub kind: &'static str,
     /// The two values it signed (`null`: nil).
     pub values: [Option<Hash32>; 2],
@@ -454,13 +454,13 @@ fn evidence_views(ledger: &crate::ledger::Ledger) -> Vec<EvidenceView> {
         .filter_map(|(_, value)| borsh::from_slice::<EvidenceRecord>(value).ok())
         .take(EVIDENCE_LISTED_MAX)
         .map(|record| {
-            let (first, second) = (&record.proof.first, &record.proof.second);
+            let (height, round) = record.proof.height_round();
             EvidenceView {
-                offender: first.validator,
-                height: first.height,
-                round: first.round,
-                kind: first.kind.name(),
-                values: [first.value, second.value],
+                offender: record.proof.offender(),
+                height,
+                round,
+                kind: record.proof.kind().name(),
+                values: record.proof.values(),
                 included_at: record.included_at,
             }
         })

@@ -1,21 +1,21 @@
 //! Evidence of consensus offences on chain: a validator's two conflicting signed votes
-//! (`nest_sdk::certificate::DoubleVote`) become a record anyone can query, at most once
-//! per offence.
+//! or proposals (`nest_sdk::certificate::Offence`) become a record anyone can query, at
+//! most once per offence.
 //!
 //! Any account may submit the proof in an `Evidence` transaction; it costs no gas (the
 //! reporter gains nothing, and a node reports what its engine saw without holding
 //! tokens). The ledger checks the proof itself — one validator, kind, height and round;
-//! two values; both signatures; the validator a member of its height's set; a height
+//! two values (two proposals differ in unit or valid round); both signatures; the validator a member of its height's set; a height
 //! not above the block — so a forged report is refused at execution and never
 //! recorded, and a second report of a recorded offence records nothing. The record
-//! is `consensus/evidence/<validator><height BE><round BE><kind>` and holds the block
-//! height it was included at and the proof.
+//! is `consensus/evidence/<validator><height BE><round BE><kind>` (kind 0 prevote, 1
+//! precommit, 2 proposal) and holds the block height it was included at and the proof.
 
 use super::exec::TxContext;
 use super::tx::TxError;
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::PublicKey;
-use nest_sdk::certificate::{DoubleVote, VoteKind};
+use nest_sdk::certificate::Offence;
 
 /// Prefix of the evidence records.
 pub const EVIDENCE_PREFIX: &[u8] = b"consensus/evidence/";
@@ -23,12 +23,12 @@ pub const EVIDENCE_PREFIX: &[u8] = b"consensus/evidence/";
 /// Why an evidence transaction was refused.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum EvidenceError {
-    /// The two votes are not an offence (another validator, step, height or round, or
-    /// the same value).
-    #[error("the two votes are not one validator's conflicting votes at one height, round and step")]
+    /// The two messages are not an offence (another validator, step, height or round,
+    /// or the same value).
+    #[error("the two messages are not one validator's conflicting votes or proposals at one height and round")]
     NotConflicting,
     /// A signature does not verify.
-    #[error("a vote of the proof is not signed by its validator")]
+    #[error("a message of the proof is not signed by its validator")]
     BadSignature,
     /// The key was not a validator at that height.
     #[error("{key} was not a validator at height {height}")]
@@ -39,7 +39,7 @@ pub enum EvidenceError {
         height: u64,
     },
     /// The offence is above the block that would record it.
-    #[error("votes at height {height} are above the block at height {block_height}")]
+    #[error("an offence at height {height} is above the block at height {block_height}")]
     FromTheFuture {
         /// The height of the votes.
         height: u64,
@@ -66,27 +66,24 @@ pub struct EvidenceRecord {
     /// The height of the block that recorded it.
     pub included_at: u64,
     /// The proof.
-    pub proof: DoubleVote,
+    pub proof: Offence,
 }
 
 /// The record key of the offence `proof` proves.
-pub fn evidence_key(proof: &DoubleVote) -> Vec<u8> {
-    let vote = &proof.first;
+pub fn evidence_key(proof: &Offence) -> Vec<u8> {
+    let (height, round) = proof.height_round();
     let mut key = EVIDENCE_PREFIX.to_vec();
-    key.extend_from_slice(&vote.validator.0);
-    key.extend_from_slice(&vote.height.to_be_bytes());
-    key.extend_from_slice(&vote.round.to_be_bytes());
-    key.push(match vote.kind {
-        VoteKind::Prevote => 0,
-        VoteKind::Precommit => 1,
-    });
+    key.extend_from_slice(&proof.offender().0);
+    key.extend_from_slice(&height.to_be_bytes());
+    key.extend_from_slice(&round.to_be_bytes());
+    key.push(proof.kind().tag());
     key
 }
 
 /// The transaction that reports `proof`, signed by `key` (a node's key: it needs no
 /// tokens) with the key's next `nonce` on the chain with genesis `chain`.
 pub fn evidence_tx(
-    proof: DoubleVote,
+    proof: Offence,
     chain: nest_sdk::Hash32,
     key: &crate::crypto::SecretKey,
     nonce: u64,
@@ -96,30 +93,25 @@ pub fn evidence_tx(
 }
 
 /// Gas of an evidence transaction: none.
-pub fn gas_of(_proof: &DoubleVote) -> u64 {
+pub fn gas_of(_proof: &Offence) -> u64 {
     0
 }
 
 /// Checks and records one offence.
-pub fn apply(ctx: &mut TxContext<'_>, proof: &DoubleVote) -> Result<(), TxError> {
-    let (first, second) = (&proof.first, &proof.second);
-    let conflicting = first.validator == second.validator
-        && (first.kind, first.height, first.round) == (second.kind, second.height, second.round)
-        && first.value != second.value;
-    if !conflicting {
+pub fn apply(ctx: &mut TxContext<'_>, proof: &Offence) -> Result<(), TxError> {
+    if !conflicting(proof) {
         return Err(EvidenceError::NotConflicting.into());
     }
+    let (height, offender) = (proof.height_round().0, proof.offender());
     let block_height = ctx.env().height;
-    // Votes at the block's own height are fine (signed in an earlier round of it, or
-    // while a node built it); a height above it has no validator set settled yet.
-    if first.height > block_height {
-        return Err(EvidenceError::FromTheFuture { height: first.height, block_height }.into());
+    // An offence at the block's own height is fine (signed in an earlier round of it,
+    // or while a node built it); a height above it has no validator set settled yet.
+    if height > block_height {
+        return Err(EvidenceError::FromTheFuture { height, block_height }.into());
     }
-    let member = ctx
-        .validators_at(first.height)
-        .is_some_and(|set| set.members.iter().any(|member| member.key == first.validator));
+    let member = ctx.validators_at(height).is_some_and(|set| set.members.iter().any(|member| member.key == offender));
     if !member {
-        return Err(EvidenceError::NotValidator { key: first.validator, height: first.height }.into());
+        return Err(EvidenceError::NotValidator { key: offender, height }.into());
     }
     if !proof.verifies(crate::crypto::verify) {
         return Err(EvidenceError::BadSignature.into());
@@ -134,6 +126,25 @@ pub fn apply(ctx: &mut TxContext<'_>, proof: &DoubleVote) -> Result<(), TxError>
     ctx.put_record(key, &EvidenceRecord { included_at: block_height, proof: proof.clone() })
 }
 
+/// Whether the two messages are one signer's, at one height and round (and step), with
+/// different contents; signatures are checked apart, so the error says which fails.
+fn conflicting(proof: &Offence) -> bool {
+    match proof {
+        Offence::DoubleVote(proof) => {
+            let (a, b) = (&proof.first, &proof.second);
+            a.validator == b.validator
+                && (a.kind, a.height, a.round) == (b.kind, b.height, b.round)
+                && a.value != b.value
+        }
+        Offence::DoubleProposal(proof) => {
+            let (a, b) = (&proof.first, &proof.second);
+            a.proposer == b.proposer
+                && (a.height, a.round) == (b.height, b.round)
+                && (a.value, a.valid_round) != (b.value, b.valid_round)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,7 +152,9 @@ mod tests {
     use crate::ledger::state::{BlockEnv, ChainParams, Ledger};
     use crate::ledger::validators::{Member, ValidatorSet};
     use nest_sdk::Hash32;
-    use nest_sdk::certificate::{Vote, vote_message};
+    use nest_sdk::certificate::{
+        DoubleProposal, DoubleVote, SignedProposal, Vote, VoteKind, proposal_message, vote_message,
+    };
 
     const CHAIN: Hash32 = Hash32([7; 32]);
 
@@ -151,13 +164,23 @@ mod tests {
         Vote { kind: VoteKind::Prevote, height, round: 0, value, validator: key.public_key(), signature }
     }
 
+    fn double_vote(first: Vote, second: Vote) -> Offence {
+        Offence::DoubleVote(DoubleVote { first, second })
+    }
+
+    fn signed_proposal(key: &SecretKey, height: u64, value: u8) -> SignedProposal {
+        let value = Hash32([value; 32]);
+        let signature = key.sign(&proposal_message(height, 0, None, &value));
+        SignedProposal { height, round: 0, valid_round: None, value, proposer: key.public_key(), signature }
+    }
+
     fn ledger_with(validator: &SecretKey) -> Ledger {
         let set = ValidatorSet { from_height: 1, members: vec![Member { key: validator.public_key(), power: 1 }] };
         Ledger::from_state([], [set.record()])
     }
 
     /// Executes one evidence transaction from a reporter with no tokens at `height`.
-    fn run(ledger: &Ledger, proof: DoubleVote, height: u64, nonce: u64) -> Result<Ledger, TxError> {
+    fn run(ledger: &Ledger, proof: Offence, height: u64, nonce: u64) -> Result<Ledger, TxError> {
         let reporter = SecretKey::from_seed([9; 32]);
         let tx = evidence_tx(proof, CHAIN, &reporter, nonce);
         let env = BlockEnv { height, time_ms: 0, proposer: PublicKey::default() };
@@ -174,7 +197,7 @@ mod tests {
     fn a_double_vote_is_recorded_once_and_free_of_charge_however_often_reported() {
         let validator = SecretKey::from_seed([1; 32]);
         let ledger = ledger_with(&validator);
-        let proof = DoubleVote { first: vote(&validator, 5, 1), second: vote(&validator, 5, 2) };
+        let proof = double_vote(vote(&validator, 5, 1), vote(&validator, 5, 2));
         let after = run(&ledger, proof.clone(), 8, 0).expect("recorded");
         let record: EvidenceRecord = borsh::from_slice(after.record(&evidence_key(&proof)).unwrap()).unwrap();
         assert_eq!((record.included_at, &record.proof), (8, &proof));
@@ -189,16 +212,41 @@ mod tests {
         let validator = SecretKey::from_seed([1; 32]);
         let stranger = SecretKey::from_seed([2; 32]);
         let ledger = ledger_with(&validator);
-        let same = DoubleVote { first: vote(&validator, 5, 1), second: vote(&validator, 5, 1) };
+        let same = double_vote(vote(&validator, 5, 1), vote(&validator, 5, 1));
         assert_eq!(run(&ledger, same, 8, 0).unwrap_err(), TxError::Evidence(EvidenceError::NotConflicting));
-        let mut forged = DoubleVote { first: vote(&validator, 5, 1), second: vote(&validator, 5, 2) };
-        forged.second.signature = stranger.sign(b"not the vote");
+        let mut second = vote(&validator, 5, 2);
+        second.signature = stranger.sign(b"not the vote");
+        let forged = double_vote(vote(&validator, 5, 1), second);
         assert_eq!(run(&ledger, forged, 8, 0).unwrap_err(), TxError::Evidence(EvidenceError::BadSignature));
-        let outsider = DoubleVote { first: vote(&stranger, 5, 1), second: vote(&stranger, 5, 2) };
+        let outsider = double_vote(vote(&stranger, 5, 1), vote(&stranger, 5, 2));
         let error = run(&ledger, outsider, 8, 0).unwrap_err();
         assert!(matches!(error, TxError::Evidence(EvidenceError::NotValidator { height: 5, .. })), "{error}");
-        let future = DoubleVote { first: vote(&validator, 9, 1), second: vote(&validator, 9, 2) };
+        let future = double_vote(vote(&validator, 9, 1), vote(&validator, 9, 2));
         let error = run(&ledger, future, 8, 0).unwrap_err();
         assert!(matches!(error, TxError::Evidence(EvidenceError::FromTheFuture { .. })), "{error}");
+    }
+
+    #[test]
+    fn a_double_proposal_is_recorded_under_its_own_kind_and_a_forged_one_refused() {
+        let validator = SecretKey::from_seed([1; 32]);
+        let ledger = ledger_with(&validator);
+        let proposals =
+            DoubleProposal { first: signed_proposal(&validator, 5, 1), second: signed_proposal(&validator, 5, 2) };
+        let proof = Offence::DoubleProposal(proposals.clone());
+        let after = run(&ledger, proof.clone(), 8, 0).expect("recorded");
+        let key = evidence_key(&proof);
+        assert_eq!(key.last(), Some(&2), "kind 2: proposal");
+        let record: EvidenceRecord = borsh::from_slice(after.record(&key).unwrap()).unwrap();
+        assert_eq!(record.proof, proof);
+        // A prevote offence of the same validator, height and round is another record.
+        let votes = double_vote(vote(&validator, 5, 1), vote(&validator, 5, 2));
+        assert_ne!(evidence_key(&votes), key);
+        let same = DoubleProposal { first: proposals.first.clone(), second: proposals.first.clone() };
+        let error = run(&ledger, Offence::DoubleProposal(same), 8, 0).unwrap_err();
+        assert_eq!(error, TxError::Evidence(EvidenceError::NotConflicting));
+        let mut forged = proposals;
+        forged.second.signature = SecretKey::from_seed([2; 32]).sign(b"not the proposal");
+        let error = run(&ledger, Offence::DoubleProposal(forged), 8, 0).unwrap_err();
+        assert_eq!(error, TxError::Evidence(EvidenceError::BadSignature));
     }
 }

@@ -32,8 +32,8 @@ pub enum TxBody {
     Market(super::market::MarketTx),
     /// Registers, transfers or revokes a device, or anchors device readings.
     Device(super::device::DeviceTx),
-    /// Records a validator's conflicting votes (see `ledger::evidence`).
-    Evidence(nest_sdk::certificate::DoubleVote),
+    /// Records a validator's conflicting votes or proposals (see `ledger::evidence`).
+    Evidence(nest_sdk::certificate::Offence),
 }
 
 /// A transaction before it is signed: the bytes the sender signs.

@@ -15,13 +15,16 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Most messages for the next height held until this node reaches it.
 pub const FUTURE_MESSAGES_MAX: usize = 1024;
+/// Most of those from one peer, so that one peer cannot fill the buffer and crowd out
+/// the validators' messages (a validator sends its own three and relays the others').
+pub const FUTURE_MESSAGES_PER_PEER_MAX: usize = 256;
 /// Most validator sets remembered (the current one and changes scheduled after it).
 pub const VALIDATOR_SETS_MAX: usize = 64;
 /// Upon-rules evaluated at most this many times in a row for one input (each pass that
 /// changes nothing ends the loop; a round change needs a few passes).
 const EVALUATE_PASSES_MAX: usize = 16;
 /// Format version of [`BftEngine::snapshot`].
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// Persisted key of what this node signed at the height it is deciding ([`Signed`]).
 const SIGNED_KEY: &[u8] = b"signed";
@@ -154,8 +157,8 @@ struct EngineState {
     /// A commit certificate for the current height (from sync or a peer) waiting for
     /// the host's check of its unit.
     certified: Option<CommitCertificate>,
-    /// Messages for the next height, in arrival order.
-    future: VecDeque<(u64, Vec<u8>)>,
+    /// Messages for the next height, in arrival order, with the peer that sent each.
+    future: VecDeque<(u64, PublicKey, Vec<u8>)>,
     /// The previous height's decided unit and certificate, for peers still voting there.
     last_decision: Option<(u64, Vec<u8>, CommitCertificate)>,
     decided_sent_ms: u64,
@@ -388,7 +391,7 @@ impl BftEngine {
         let early: Vec<Vec<u8>> = self.drain_future(height);
         for bytes in early {
             // An early message that no longer checks out is dropped like a late one.
-            if let Err(error) = self.on_message_bytes(&bytes, effects) {
+            if let Err(error) = self.on_message_bytes(None, &bytes, effects) {
                 self.host.log(LogLevel::Debug, &format!("early message for height {height} dropped: {error}"));
             }
         }
@@ -422,7 +425,7 @@ impl BftEngine {
 
     fn drain_future(&mut self, height: u64) -> Vec<Vec<u8>> {
         let mut now = Vec::new();
-        self.state.future.retain(|(message_height, bytes)| {
+        self.state.future.retain(|(message_height, _, bytes)| {
             if *message_height == height {
                 now.push(bytes.clone());
             }
@@ -701,15 +704,22 @@ impl BftEngine {
         Ok(())
     }
 
-    fn on_message(&mut self, bytes: &[u8]) -> Result<Vec<Effect>, PluginError> {
+    fn on_message(&mut self, from: PublicKey, bytes: &[u8]) -> Result<Vec<Effect>, PluginError> {
         self.head()?;
         let mut effects = Vec::new();
-        self.on_message_bytes(bytes, &mut effects)?;
+        self.on_message_bytes(Some(from), bytes, &mut effects)?;
         self.evaluate(&mut effects)?;
         Ok(effects)
     }
 
-    fn on_message_bytes(&mut self, bytes: &[u8], effects: &mut Vec<Effect>) -> Result<(), PluginError> {
+    /// Handles one message; `from` is the peer that sent it (`None` for a message held
+    /// for this height and handled now).
+    fn on_message_bytes(
+        &mut self,
+        from: Option<PublicKey>,
+        bytes: &[u8],
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), PluginError> {
         if bytes.len() > self.config.max_message_bytes as usize {
             return Err(rejected(format!(
                 "message of {} bytes exceeds max_message_bytes = {}",
@@ -723,14 +733,15 @@ impl BftEngine {
             Body::Proposal(proposal) => proposal.height,
             Body::Vote(vote) => vote.height,
             Body::Decided { certificate, .. } => certificate.height,
+            Body::ProposalSeen(signed) => signed.height,
         };
         if height < self.state.height {
             self.help_late_peer(height, effects)?;
             return Ok(());
         }
         if height > self.state.height {
-            if height == self.state.height.saturating_add(1) && self.state.future.len() < FUTURE_MESSAGES_MAX {
-                self.state.future.push_back((height, bytes.to_vec()));
+            if let Some(from) = from {
+                self.hold_for_next_height(height, from, bytes);
             }
             return Ok(());
         }
@@ -741,6 +752,23 @@ impl BftEngine {
             Body::Proposal(proposal) => self.receive_proposal(proposal, effects),
             Body::Vote(vote) => self.receive_vote(vote, effects),
             Body::Decided { unit, certificate } => self.receive_certified(unit, certificate, effects),
+            Body::ProposalSeen(signed) => self.receive_proposal_seen(signed, effects),
+        }
+    }
+
+    /// Messages held for the next height.
+    pub fn held_for_next_height(&self) -> usize {
+        self.state.future.len()
+    }
+
+    /// Holds a message of the next height until this node gets there, within the
+    /// buffer's bounds overall and per peer.
+    fn hold_for_next_height(&mut self, height: u64, from: PublicKey, bytes: &[u8]) {
+        let future = &self.state.future;
+        let next = height == self.state.height.saturating_add(1);
+        let from_peer = future.iter().filter(|(_, sender, _)| *sender == from).count();
+        if next && future.len() < FUTURE_MESSAGES_MAX && from_peer < FUTURE_MESSAGES_PER_PEER_MAX {
+            self.state.future.push_back((height, from, bytes.to_vec()));
         }
     }
 
@@ -761,38 +789,24 @@ impl BftEngine {
     /// valid round below its round; the first per round is kept (a second is evidence)
     /// and its unit goes to the host for checking.
     fn receive_proposal(&mut self, proposal: Proposal, effects: &mut Vec<Effect>) -> Result<(), PluginError> {
-        let set = self.current_set()?;
-        let (height, round) = (proposal.height, proposal.round);
-        let expected = set.proposer(height, round);
-        if proposal.proposer != expected {
-            return Err(rejected(format!(
-                "proposal for height {height} round {round} from {}, but the round's proposer is {expected}",
-                proposal.proposer
-            )));
-        }
-        if proposal.valid_round.is_some_and(|valid_round| valid_round >= round) {
-            return Err(rejected(format!("proposal for round {round} carries a valid round that is not below it")));
-        }
-        if round > self.state.round.saturating_add(FUTURE_PROPOSAL_ROUNDS) {
-            return Ok(());
-        }
-        let value = self.host.hash(&proposal.unit);
         let signed = SignedProposal {
-            height,
-            round,
+            height: proposal.height,
+            round: proposal.round,
             valid_round: proposal.valid_round,
-            value,
+            value: self.host.hash(&proposal.unit),
             proposer: proposal.proposer,
             signature: proposal.signature,
         };
-        if !signed.verifies(&self.host) {
-            return Err(rejected(format!(
-                "proposal for height {height} round {round} does not verify against its proposer"
-            )));
+        if !self.check_signed_proposal(&signed)? {
+            return Ok(());
         }
-        let unit = proposal.unit;
+        let (value, unit) = (signed.value, proposal.unit);
         match self.state.log.add_proposal(signed.clone(), unit.clone()) {
             ProposalAdded::New => {
+                self.report_double_proposal(&signed, effects)?;
+                if signed.proposer != self.me {
+                    self.broadcast(Body::ProposalSeen(signed.clone()), effects)?;
+                }
                 // A new unit is checked against its proposer and this node's clock; a
                 // re-proposed one was built in an earlier round, by another proposer.
                 let expect = match signed.valid_round {
@@ -807,12 +821,60 @@ impl BftEngine {
                 Ok(())
             }
             ProposalAdded::Known => Ok(()),
-            ProposalAdded::Conflict(first) => {
-                let proof = DoubleProposalProof { first: *first, second: signed };
-                self.report(proposal.proposer, round, OFFENCE_PROPOSAL, "two proposals", encode(&proof)?, effects);
-                Ok(())
-            }
+            ProposalAdded::Conflict(_) => self.report_double_proposal(&signed, effects),
         }
+    }
+
+    /// Whether a proposal's signed facts are acceptable at this height: from the round's
+    /// proposer, with a valid round below its round, signed. `Ok(false)`: a round too
+    /// far ahead to keep.
+    fn check_signed_proposal(&self, signed: &SignedProposal) -> Result<bool, PluginError> {
+        let set = self.current_set()?;
+        let (height, round) = (signed.height, signed.round);
+        let expected = set.proposer(height, round);
+        if signed.proposer != expected {
+            return Err(rejected(format!(
+                "proposal for height {height} round {round} from {}, but the round's proposer is {expected}",
+                signed.proposer
+            )));
+        }
+        if signed.valid_round.is_some_and(|valid_round| valid_round >= round) {
+            return Err(rejected(format!("proposal for round {round} carries a valid round that is not below it")));
+        }
+        if round > self.state.round.saturating_add(FUTURE_PROPOSAL_ROUNDS) {
+            return Ok(false);
+        }
+        if !proposal_verifies(signed, &self.host) {
+            return Err(rejected(format!(
+                "proposal for height {height} round {round} does not verify against its proposer"
+            )));
+        }
+        Ok(true)
+    }
+
+    /// Another validator's word that it received a proposal: evidence when it differs
+    /// from one this node holds or heard of; otherwise remembered for comparison.
+    fn receive_proposal_seen(&mut self, signed: SignedProposal, effects: &mut Vec<Effect>) -> Result<(), PluginError> {
+        if !self.check_signed_proposal(&signed)? {
+            return Ok(());
+        }
+        self.report_double_proposal(&signed, effects)?;
+        self.state.log.note_seen_elsewhere(signed);
+        Ok(())
+    }
+
+    /// Reports `signed` with a different proposal of its proposer and round, if any is
+    /// known.
+    fn report_double_proposal(
+        &mut self,
+        signed: &SignedProposal,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), PluginError> {
+        let Some(first) = self.state.log.conflicting_proposal(signed).cloned() else { return Ok(()) };
+        let (offender, round) = (signed.proposer, signed.round);
+        let proof = Offence::DoubleProposal(DoubleProposalProof { first, second: signed.clone() });
+        self.report(offender, round, OFFENCE_PROPOSAL, "two proposals", encode(&proof)?, effects);
+        Ok(())
     }
 
     /// Asks the host to check a unit once (its answer comes as `Verified`).
@@ -850,7 +912,7 @@ impl BftEngine {
             };
             let round = vote.round;
             let validator = vote.validator;
-            let proof = DoubleVoteProof { first, second: vote };
+            let proof = Offence::DoubleVote(DoubleVoteProof { first, second: vote });
             self.report(validator, round, offence, what, encode(&proof)?, effects);
         }
         Ok(())
@@ -1216,14 +1278,14 @@ impl ConsensusEngine for BftEngine {
                 bytes.len()
             )));
         }
+        // The version comes first, so that another version's layout is named as such
+        // rather than as malformed bytes.
+        let version = bytes.first().copied().ok_or_else(|| rejected("empty snapshot"))?;
+        if version != SNAPSHOT_VERSION {
+            return Err(rejected(format!("unsupported snapshot version {version}, expected {SNAPSHOT_VERSION}")));
+        }
         let snapshot: Snapshot =
             borsh::from_slice(bytes).map_err(|error| rejected(format!("malformed snapshot: {error}")))?;
-        if snapshot.version != SNAPSHOT_VERSION {
-            return Err(rejected(format!(
-                "unsupported snapshot version {}, expected {SNAPSHOT_VERSION}",
-                snapshot.version
-            )));
-        }
         self.state = snapshot.state;
         Ok(())
     }
@@ -1239,7 +1301,7 @@ impl BftEngine {
             }
             Input::Start { last_commit, now_ms, persisted } => self.on_start(last_commit, now_ms, &persisted)?,
             Input::Tick { now_ms } => self.on_tick(now_ms)?,
-            Input::Message { from: _, bytes } => self.on_message(&bytes)?,
+            Input::Message { from, bytes } => self.on_message(from, &bytes)?,
             Input::Proposal { height, unit_bytes } => self.on_proposal(height, unit_bytes.into_vec())?,
             Input::ProposalFailed { height, reason: _ } => {
                 if height == self.state.height {

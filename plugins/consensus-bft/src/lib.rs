@@ -36,13 +36,14 @@ pub use config::{
     BftConfig, DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES_MIN, TIMEOUT_CEILING_MS, TIMEOUT_MS_MAX, TIMEOUT_MS_MIN,
 };
 pub use engine::{
-    BftEngine, FUTURE_MESSAGES_MAX, SNAPSHOT_VERSION, Signed, Stats, Step, VALIDATOR_SETS_MAX, check_certificate,
+    BftEngine, FUTURE_MESSAGES_MAX, FUTURE_MESSAGES_PER_PEER_MAX, SNAPSHOT_VERSION, Signed, Stats, Step,
+    VALIDATOR_SETS_MAX, check_certificate,
 };
 pub use log::{FUTURE_PROPOSAL_ROUNDS, FUTURE_ROUNDS_PER_VALIDATOR};
 pub use validators::{VALIDATORS_MAX, ValidatorSet};
 pub use wire::{
-    Body, CommitCertificate, DoubleProposalProof, DoubleVoteProof, Envelope, PROPOSAL_DOMAIN, Proposal, SignedProposal,
-    VOTE_DOMAIN, Vote, VoteKind, proposal_message, vote_message,
+    Body, CommitCertificate, DoubleProposalProof, DoubleVoteProof, Envelope, Offence, PROPOSAL_DOMAIN, Proposal,
+    SignedProposal, VOTE_DOMAIN, Vote, VoteKind, proposal_message, vote_message,
 };
 
 /// The faults under which the engine keeps its guarantees (no two conflicting decisions;

@@ -66,6 +66,9 @@ pub enum Validity {
 pub struct HeightLog {
     votes: BTreeMap<(u32, VoteKind), BTreeMap<PublicKey, Vec<Vote>>>,
     proposals: BTreeMap<u32, SignedProposal>,
+    /// Per round, the first proposal others said they received (`ProposalSeen`), kept
+    /// only to find a proposer that signed another one.
+    seen_elsewhere: BTreeMap<u32, SignedProposal>,
     units: BTreeMap<Hash32, Vec<u8>>,
     validity: BTreeMap<Hash32, Validity>,
 }
@@ -184,6 +187,20 @@ impl HeightLog {
         self.units.entry(proposal.value).or_insert(unit);
         self.proposals.insert(proposal.round, proposal);
         ProposalAdded::New
+    }
+
+    /// A proposal signed by the same proposer for the same round as `proposal` but
+    /// different from it, among those received and those others said they received.
+    pub fn conflicting_proposal(&self, proposal: &SignedProposal) -> Option<&SignedProposal> {
+        let differs = |seen: &&SignedProposal| (seen.valid_round, seen.value) != (proposal.valid_round, proposal.value);
+        let round = proposal.round;
+        self.proposals.get(&round).filter(differs).or_else(|| self.seen_elsewhere.get(&round).filter(differs))
+    }
+
+    /// Remembers the first proposal others said they received in its round (the caller
+    /// checked proposer, signature and round bounds).
+    pub fn note_seen_elsewhere(&mut self, proposal: SignedProposal) {
+        self.seen_elsewhere.entry(proposal.round).or_insert(proposal);
     }
 
     /// Remembers a unit's bytes under its digest.

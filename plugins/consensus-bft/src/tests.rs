@@ -375,10 +375,123 @@ fn two_votes_of_one_validator_in_one_round_are_evidence_reported_once() {
         })
         .expect("evidence");
     assert_eq!(proof.0, key(&all[offender]));
-    let proof: DoubleVoteProof = borsh::from_slice(&proof.1).unwrap();
+    let proof = Offence::decode(&proof.1).expect("an offence");
+    assert!(matches!(&proof, Offence::DoubleVote(double) if double.first.kind == VoteKind::Prevote));
     assert!(proof.verifies(|key, message, signature| all[0].host().verify(key, message, signature)));
     let again = deliver_vote(&mut engine, vote(&all[offender], VoteKind::Prevote, 0, Some(Hash32([3; 32]))));
     assert!(!again.iter().any(|effect| matches!(effect, Effect::Evidence { .. })));
+}
+
+#[test]
+fn two_proposals_of_one_proposer_in_one_round_are_evidence_reported_once() {
+    let all = locals();
+    let (me, proposer) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    deliver_proposal(&mut engine, proposal(&all[proposer], 0, None, b"first"), b"first", true);
+    let effects = deliver(&mut engine, proposal(&all[proposer], 0, None, b"second")).expect("second proposal");
+    let reported: Vec<(PublicKey, Vec<u8>)> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Evidence { offender, bytes, .. } => Some((*offender, bytes.to_vec())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported.len(), 1, "{effects:?}");
+    assert_eq!(reported[0].0, key(&all[proposer]));
+    let proof = Offence::decode(&reported[0].1).expect("an offence");
+    assert_eq!(proof.kind(), nest_sdk::certificate::OffenceKind::Proposal);
+    assert_eq!(proof.values(), [Some(sha256(b"first")), Some(sha256(b"second"))]);
+    assert!(proof.verifies(|key, message, signature| all[0].host().verify(key, message, signature)));
+    let again = deliver(&mut engine, proposal(&all[proposer], 0, None, b"third")).expect("third proposal");
+    assert!(!again.iter().any(|effect| matches!(effect, Effect::Evidence { .. })), "{again:?}");
+}
+
+/// The signed facts of a proposal, as another validator says it received them.
+fn proposal_seen(signer: &LocalHost, round: u32, unit: &[u8]) -> Vec<u8> {
+    let value = sha256(unit);
+    let signature = signer.host().sign(&proposal_message(1, round, None, &value));
+    envelope(Body::ProposalSeen(SignedProposal {
+        height: 1,
+        round,
+        valid_round: None,
+        value,
+        proposer: key(signer),
+        signature,
+    }))
+}
+
+fn evidence_of(effects: &[Effect]) -> Vec<Offence> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Evidence { bytes, .. } => Offence::decode(bytes),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A proposer that showed one proposal to some validators and another to the rest is
+/// caught by either side: each validator tells the others the signed facts of the
+/// proposal it received (without the unit), and compares theirs with its own.
+#[test]
+fn a_proposal_shown_to_others_differs_from_the_one_received_is_evidence() {
+    let all = locals();
+    let (me, proposer) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let effects = deliver_proposal(&mut engine, proposal(&all[proposer], 0, None, b"mine"), b"mine", true);
+    let told: Vec<SignedProposal> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Broadcast { bytes } => match borsh::from_slice::<Envelope>(bytes).ok()?.body {
+                Body::ProposalSeen(signed) => Some(signed),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told.len(), 1, "the validator tells the others what it received: {effects:?}");
+    assert_eq!(told[0].value, sha256(b"mine"));
+    let same = deliver(&mut engine, proposal_seen(&all[proposer], 0, b"mine")).expect("same proposal seen");
+    assert!(evidence_of(&same).is_empty(), "{same:?}");
+    let other = deliver(&mut engine, proposal_seen(&all[proposer], 0, b"theirs")).expect("other proposal seen");
+    let proofs = evidence_of(&other);
+    assert_eq!(proofs.len(), 1, "{other:?}");
+    assert_eq!(proofs[0].values(), [Some(sha256(b"mine")), Some(sha256(b"theirs"))]);
+    // Heard of first, received after: the proposal still counts, and is evidence.
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    deliver(&mut engine, proposal_seen(&all[proposer], 0, b"theirs")).expect("seen first");
+    let effects = deliver_proposal(&mut engine, proposal(&all[proposer], 0, None, b"mine"), b"mine", true);
+    assert_eq!(evidence_of(&effects).len(), 1, "{effects:?}");
+    assert_eq!(sent_votes(&effects), vec![(VoteKind::Prevote, 0, Some(sha256(b"mine")))]);
+    // Facts signed by another validator than the round's proposer are refused.
+    assert!(deliver(&mut engine, proposal_seen(&all[me], 0, b"forged")).is_err());
+}
+
+/// Messages of the next height wait for it, but one peer fills at most its share.
+#[test]
+fn one_peer_cannot_fill_the_next_heights_buffer() {
+    let all = locals();
+    let (me, _) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let next_height_vote = |round: u32| {
+        let signature = all[0].host().sign(&vote_message(VoteKind::Prevote, 2, round, None));
+        envelope(Body::Vote(Vote {
+            kind: VoteKind::Prevote,
+            height: 2,
+            round,
+            value: None,
+            validator: key(&all[0]),
+            signature,
+        }))
+    };
+    let flooder = PublicKey([9; 32]);
+    for round in 0..(FUTURE_MESSAGES_PER_PEER_MAX as u32 + 50) {
+        engine.handle(Input::Message { from: flooder, bytes: next_height_vote(round).into() }).expect("held");
+    }
+    assert_eq!(engine.held_for_next_height(), FUTURE_MESSAGES_PER_PEER_MAX);
+    let other = PublicKey([8; 32]);
+    engine.handle(Input::Message { from: other, bytes: next_height_vote(0).into() }).expect("held");
+    assert_eq!(engine.held_for_next_height(), FUTURE_MESSAGES_PER_PEER_MAX + 1, "another peer still gets room");
 }
 
 #[test]
