@@ -136,7 +136,8 @@ pub enum Input {
     },
     /// A consensus message from a peer.
     Message {
-        /// The sending peer's node key.
+        /// The node key of the peer that delivered it: a neighbour, which may have relayed
+        /// it (gossip carries no author; the message's own signatures say who wrote it).
         from: PublicKey,
         /// The message, in the engine's own encoding.
         bytes: RVec<u8>,

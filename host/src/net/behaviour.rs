@@ -72,8 +72,7 @@ pub fn build_swarm(section: &NetworkSection, keypair: identity::Keypair) -> Resu
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|e| transport_error(&e))?
         .with_behaviour(|key| {
-            let mut gossipsub =
-                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+            let mut gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)?;
             gossipsub.with_peer_score(score_params(), gossipsub::PeerScoreThresholds::default())?;
             let local = key.public().to_peer_id();
             let mut discovery = kad::Behaviour::with_config(
@@ -104,11 +103,13 @@ pub fn build_swarm(section: &NetworkSection, keypair: identity::Keypair) -> Resu
     Ok(swarm)
 }
 
-/// Gossipsub for a small permissioned net: every message signed and checked by the host
-/// before it is forwarded, ids by content, an explicit size bound, flood publishing.
+/// Gossipsub for a small permissioned net: messages carry no author, sequence number or
+/// gossip signature (what they hold is signed by its writers: transactions, votes,
+/// proposals), every message is checked by the host before it is forwarded, ids by
+/// content, an explicit size bound, flood publishing.
 fn gossip_config(section: &NetworkSection) -> Result<gossipsub::Config, NetError> {
     gossipsub::ConfigBuilder::default()
-        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
         .validate_messages()
         .message_id_fn(|message: &gossipsub::Message| {
             gossipsub::MessageId::new(&crate::crypto::sha256(&message.data).0)

@@ -20,8 +20,8 @@ pub const SYNC_STREAMS_PER_CONNECTION_MAX: usize = 16;
 pub const SYNC_REQUEST_BYTES_MAX: usize = 4096;
 /// Time a sync request may take, both ways.
 pub const SYNC_REQUEST_TIMEOUT_MS: u64 = 10_000;
-/// Room a gossip envelope takes beyond its data (author, sequence number, topic, signature,
-/// protobuf framing): gossipsub's `max_transmit_size` is `message_bytes_max` plus this.
+/// Room a gossip envelope takes beyond its data (topic and protobuf framing; messages carry
+/// no author or signature): gossipsub's `max_transmit_size` is `message_bytes_max` plus this.
 pub const GOSSIP_ENVELOPE_BYTES: usize = 4096;
 /// Gossipsub heartbeat.
 pub const GOSSIP_HEARTBEAT_MS: u64 = 500;

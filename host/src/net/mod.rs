@@ -304,7 +304,7 @@ pub enum NetEvent {
         topic: Topic,
         /// Content id (SHA-256 of the bytes), for [`NetHandle::report`].
         id: MessageId,
-        /// The peer that published (and signed) it.
+        /// The peer that delivered it (its author or a relay: gossip names no author).
         from: PeerId,
         /// That peer's Ed25519 node key.
         from_key: nest_sdk::PublicKey,

@@ -373,8 +373,8 @@ impl SwarmTask {
         let Some((chain, topic)) = self.topics.get(&message.topic).cloned() else {
             return self.drop_message(&message_id, &propagation_source, MessageAcceptance::Ignore);
         };
-        // Strict validation guarantees a signed author; its id must hold an Ed25519 key.
-        let Some((from, from_key)) = message.source.and_then(|from| Some((from, peer_public_key(&from)?))) else {
+        let from = propagation_source;
+        let Some(from_key) = peer_public_key(&from) else {
             Counters::add(&self.counters().rejected);
             return self.drop_message(&message_id, &propagation_source, MessageAcceptance::Reject);
         };
