@@ -101,6 +101,20 @@ fn every_problem_is_reported_each_with_its_table_and_key() {
 }
 
 #[test]
+fn an_unreadable_node_key_does_not_hide_the_plugin_config_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = write_devnet(dir.path(), 1000, Vec::new());
+    std::fs::remove_file(devnet.manifest.parent().unwrap().join("node.key")).unwrap();
+    let text = std::fs::read_to_string(&devnet.manifest).unwrap();
+    std::fs::write(&devnet.manifest, text.replace("block_interval_ms = 1000", "block_interval_ms = \"fast\"")).unwrap();
+    let (ok, report) = run_check(&devnet.manifest);
+    assert!(!ok);
+    assert!(report.contains("error: MANIFEST: [node]: key: "), "{report}");
+    assert!(report.contains(r#"[[chain]] id="main": consensus.config.block_interval_ms: invalid type"#), "{report}");
+    assert!(report.contains("2 problem(s)"), "{report}");
+}
+
+#[test]
 fn a_toml_error_gives_line_column_table_and_key() {
     let (ok, report) = check_edited(|text| text.replace("name = \"node-1\"\n", "name = \"node-1\"\ncolour = 1\n"));
     assert!(!ok);
