@@ -81,6 +81,53 @@ fn duplicate_plugin_id_is_refused() {
 }
 
 #[test]
+fn every_problem_is_reported_each_with_its_table_and_key() {
+    let (ok, report) = check_edited(|text| {
+        text.replace("plugin = \"linear\"", "plugin = \"lineer\"")
+            .replace("block_interval_ms = 1000", "block_interval_ms = \"fast\"")
+            .replace("[api]\n", "[api]\nadmin_burst = 0\n")
+    });
+    assert!(!ok, "{report}");
+    let expected = [
+        r#"error: MANIFEST: [api]: admin_burst: must be at least 1"#,
+        r#"error: MANIFEST: [[chain]] id="main": chain_type.plugin: unknown plugin "lineer" (declared: poa, linear, sim, udp, mqtt, price-tag, metering, auction, cpp)"#,
+        r#"error: MANIFEST: [[chain]] id="main": consensus.config.block_interval_ms: invalid type: string "fast", expected an integer"#,
+        "3 problem(s): the node would not start",
+    ];
+    for line in expected {
+        assert!(report.contains(line), "missing {line:?} in\n{report}");
+    }
+    assert_eq!(report.lines().count(), expected.len(), "each problem once:\n{report}");
+}
+
+#[test]
+fn an_unreadable_node_key_does_not_hide_the_plugin_config_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = write_devnet(dir.path(), 1000, Vec::new());
+    std::fs::remove_file(devnet.manifest.parent().unwrap().join("node.key")).unwrap();
+    let text = std::fs::read_to_string(&devnet.manifest).unwrap();
+    std::fs::write(&devnet.manifest, text.replace("block_interval_ms = 1000", "block_interval_ms = \"fast\"")).unwrap();
+    let (ok, report) = run_check(&devnet.manifest);
+    assert!(!ok);
+    assert!(report.contains("error: MANIFEST: [node]: key: "), "{report}");
+    assert!(report.contains(r#"[[chain]] id="main": consensus.config.block_interval_ms: invalid type"#), "{report}");
+    assert!(report.contains("2 problem(s)"), "{report}");
+}
+
+#[test]
+fn a_toml_error_gives_line_column_table_and_key() {
+    let (ok, report) = check_edited(|text| text.replace("name = \"node-1\"\n", "name = \"node-1\"\ncolour = 1\n"));
+    assert!(!ok);
+    let expected =
+        "error: MANIFEST:5:1: [node]: colour: unknown field `colour`, expected one of `name`, `data_dir`, `key`";
+    assert!(report.contains(expected), "{report}");
+    let (ok, report) = check_edited(|text| text.replace("gas_price = 1\n", "gas_price = \"one\"\n"));
+    assert!(!ok);
+    assert!(report.contains(r#"[[chain]] id="main": gas_price: invalid type: string "one", expected u64"#), "{report}");
+    assert!(!report.contains("at byte"), "{report}");
+}
+
+#[test]
 fn unreadable_manifest_is_reported() {
     let (ok, report) = run_check(Path::new("/nonexistent/manifest.toml"));
     assert!(!ok);

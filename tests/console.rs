@@ -1,6 +1,7 @@
 //! The `nest` console against a real node: in a pseudo-terminal (evaluation, multi-line
 //! input, completion, Ctrl-C, history), without a terminal (`-e`, a file, piped stdin,
-//! exit codes), and a plugin upgraded from the console keeping its state.
+//! exit codes), files named in the console read where the console runs, and a plugin
+//! upgraded from the console keeping its state.
 
 use nest_tests::node::{ConsoleNode, nest_binary, wait_until};
 use rexpect::session::{PtySession, spawn_command};
@@ -171,4 +172,34 @@ fn console_bindings_watch_events_transfer_and_read_the_node() {
     let (status, _, stderr) = node.nest(&["-e", "tx.transfer{to = 'zz', amount = 1, from = 'node'}"], None);
     assert_eq!(status, 1);
     assert_eq!(stderr.trim(), "error: console:1: tx.transfer: to must be 64 hex characters, got 2");
+}
+
+#[test]
+fn files_a_console_function_names_are_read_where_the_console_runs() {
+    let node = ConsoleNode::start();
+    // The console's working directory: the node (whose working directory is this test's)
+    // has no such relative paths.
+    let here = tempfile::tempdir().unwrap();
+    std::fs::copy(&node.devnet.faucet_key, here.path().join("payer.key")).unwrap();
+    std::fs::write(here.path().join("flat.lua"), "return function(ctx) return 42 end").unwrap();
+    let nest = |code: &str| node.nest_in(Some(here.path()), &["-e", code], None);
+
+    let account = "ab".repeat(32);
+    let transfer = format!(r#"return tx.transfer{{from_key_file = "payer.key", to = "{account}", amount = 5000}}"#);
+    let (code, out, err) = nest(&transfer);
+    assert_eq!(code, 0, "{out}{err}");
+    let installed = nest(r#"return market("wifi"):strategy("flat.lua")"#);
+    assert_eq!(installed.0, 0, "{installed:?}");
+    let (code, out, err) = nest(r#"return market("wifi"):source(1)"#);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("return 42"), "{out}");
+
+    let (code, _, err) = nest(r#"return market("wifi"):strategy("absent.lua")"#);
+    assert_eq!(code, 1);
+    assert!(err.contains("strategy file absent.lua (read where the console runs): No such file"), "{err}");
+    wait_until(Duration::from_secs(15), "the transfer from the console's key file", || {
+        let balance: serde_json::Value =
+            node.node.client().get(&format!("/v1/chains/main/accounts/{account}")).unwrap_or_default();
+        balance["balance"] == serde_json::json!(5000)
+    });
 }

@@ -35,6 +35,17 @@ pub enum Request {
         /// The id of the evaluation to cancel.
         id: u64,
     },
+    /// The file evaluation `id` asked for with `read_file`: its content, or why not.
+    File {
+        /// The evaluation's id.
+        id: u64,
+        /// The file's text.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
+        /// Why there is no content.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 impl Request {
@@ -107,6 +118,15 @@ pub enum Answer {
         /// The event.
         event: Json,
     },
+    /// Evaluation `id` needs a file it names (`strategy("x.lua")`, `from_key_file`), read
+    /// where the console runs.
+    #[serde(rename = "read_file")]
+    ReadFile {
+        /// Request id.
+        id: u64,
+        /// The path as the chunk gives it (relative to the console's working directory).
+        path: String,
+    },
 }
 
 impl Answer {
@@ -121,7 +141,8 @@ impl Answer {
             Answer::Result { id, .. }
             | Answer::Error { id, .. }
             | Answer::Completions { id, .. }
-            | Answer::Event { id, .. } => *id,
+            | Answer::Event { id, .. }
+            | Answer::ReadFile { id, .. } => *id,
         }
     }
 }
@@ -137,6 +158,12 @@ mod tests {
         let complete = Request::Complete { id: 2, line: "chain(\"main\"):he".into() };
         assert_eq!(complete.encode(), r#"{"op":"complete","id":2,"line":"chain(\"main\"):he"}"#);
         assert_eq!(Request::Cancel { id: 1 }.encode(), r#"{"op":"cancel","id":1}"#);
+        let file = Request::File { id: 3, content: Some("x".into()), error: None };
+        assert_eq!(file.encode(), r#"{"op":"file","id":3,"content":"x"}"#);
+        let refused = Request::File { id: 3, content: None, error: Some("no".into()) };
+        assert_eq!(refused.encode(), r#"{"op":"file","id":3,"error":"no"}"#);
+        let asked = Answer::decode(r#"{"op":"read_file","id":3,"path":"s.lua"}"#).unwrap();
+        assert_eq!(asked, Answer::ReadFile { id: 3, path: "s.lua".into() });
     }
 
     #[test]

@@ -38,7 +38,7 @@ node        the node: status, info, stop
               node.status()
 chain(id)   a chain: head(), block(h), tx(hash), digest(), account(key)
               chain(\"main\"):block(12)
-plugins     loaded plugins: list, inspect(id), disable(id), enable(id), upgrade(id, package_dir)
+plugins     loaded plugins: list, inspect(id), disable(id), enable(id), upgrade(id, package_dir_on_the_node)
               plugins.inspect(\"poa\")
 peers       the peers the node knows: list(), count()
               peers.list()

@@ -13,6 +13,9 @@ pub const INTERRUPT_POLL_MS: u64 = 100;
 /// The most completion candidates kept from one answer.
 pub const CANDIDATES_MAX: usize = 1000;
 
+/// Largest file the console sends the node (as the node bounds it).
+pub const FILE_BYTES_MAX: u64 = 256 * 1024;
+
 /// A way to exchange text frames with the node.
 pub trait Transport: Send {
     /// Send one text frame.
@@ -126,6 +129,13 @@ impl Session {
                     return Ok(Outcome::Failed { kind, message, incomplete });
                 }
                 Some(Answer::Event { event, .. }) => on_event(&event),
+                Some(Answer::ReadFile { path, .. }) => {
+                    let file = match read_named_file(code, &path) {
+                        Ok(content) => Request::File { id, content: Some(content), error: None },
+                        Err(error) => Request::File { id, content: None, error: Some(error) },
+                    };
+                    self.transport.send(&file.encode())?;
+                }
                 Some(Answer::Completions { .. }) | None => {}
             }
         }
@@ -182,6 +192,22 @@ impl Session {
             self.malformed_answers += 1;
         }
     }
+}
+
+/// The text of `path`, read here, for the node evaluating `code`. Only a path the chunk
+/// names literally is read: the node cannot ask for any other of the operator's files.
+pub fn read_named_file(code: &str, path: &str) -> Result<String, String> {
+    use std::io::Read;
+    if path.is_empty() || !code.contains(path) {
+        return Err("the console sends only files the chunk names literally".to_string());
+    }
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(FILE_BYTES_MAX + 1).read_to_string(&mut text).map_err(|e| e.to_string())?;
+    if text.len() as u64 > FILE_BYTES_MAX {
+        return Err(format!("larger than {FILE_BYTES_MAX} bytes"));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -293,7 +319,7 @@ mod tests {
             Request::Cancel { id } => {
                 vec![format!(r#"{{"op":"error","id":{id},"kind":"cancelled","message":"console: cancelled"}}"#)]
             }
-            Request::Complete { .. } => vec![],
+            Request::Complete { .. } | Request::File { .. } => vec![],
         });
         let sent = node.sent.clone();
         let mut session = Session::new(Box::new(node));
@@ -311,6 +337,38 @@ mod tests {
             Outcome::Failed { kind: ErrorKind::Cancelled, message: "console: cancelled".into(), incomplete: false }
         );
         assert_eq!(sent.lock().unwrap().last(), Some(&Request::Cancel { id: 1 }));
+    }
+
+    #[test]
+    fn a_file_the_chunk_names_is_read_here_and_sent_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("surge.lua").display().to_string();
+        std::fs::write(&path, "return function(ctx) return 7 end").unwrap();
+        let secret = dir.path().join("secret.key").display().to_string();
+        std::fs::write(&secret, "do not send").unwrap();
+        let asked = [path.clone(), secret.clone(), dir.path().join("missing.lua").display().to_string()];
+        let node = FakeNode::new(move |request| match request {
+            Request::Eval { id, .. } => {
+                let mut frames: Vec<String> =
+                    asked.iter().map(|p| format!(r#"{{"op":"read_file","id":{id},"path":"{p}"}}"#)).collect();
+                frames.push(format!(r#"{{"op":"result","id":{id}}}"#));
+                frames
+            }
+            _ => vec![],
+        });
+        let sent = node.sent.clone();
+        let mut session = Session::new(Box::new(node));
+        let missing = dir.path().join("missing.lua").display().to_string();
+        let code = format!(r#"market("wifi"):strategy("{path}") market("x"):strategy("{missing}")"#);
+        session.eval(&code, &mut no_events, &mut || false).unwrap();
+        let files: Vec<Request> = sent.lock().unwrap().iter().skip(1).cloned().collect();
+        let content = Some("return function(ctx) return 7 end".to_string());
+        assert_eq!(files[0], Request::File { id: 1, content, error: None });
+        let refused = Some("the console sends only files the chunk names literally".to_string());
+        assert_eq!(files[1], Request::File { id: 1, content: None, error: refused });
+        let Request::File { content: None, error: Some(error), .. } = &files[2] else { panic!("{:?}", files[2]) };
+        assert!(error.contains("No such file"), "{error}");
+        assert_eq!(files.len(), 3);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Dry-run a manifest: everything `nestd run` would do before it opens any state.
 
 use crate::manifest::Manifest;
-use crate::node::{chain::build_genesis, prepare};
+use crate::node::{chain::build_genesis, prepare_all};
 use std::{fmt::Write, path::Path};
 
 /// The outcome of a check: a readable report and whether the node would start.
@@ -14,14 +14,21 @@ pub struct CheckReport {
 
 /// Checks a manifest: parses it, verifies and loads every plugin, validates each
 /// plugin's config through the plugin, and builds each chain's genesis in memory.
+/// Every problem is reported, not only the first: past a structural problem the check
+/// goes on with the plugins and chains it can still build. Only a file that cannot be
+/// read or parsed as a manifest stops it at once.
 pub fn check(path: &Path) -> CheckReport {
-    let manifest = match Manifest::load(path) {
-        Ok(manifest) => manifest,
+    let (manifest, structure) = match Manifest::load_all(path) {
+        Ok(loaded) => loaded,
         Err(error) => return failed(vec![error.to_string()]),
     };
-    let mut prepared = match prepare(manifest) {
-        Ok(prepared) => prepared,
-        Err(errors) => return failed(errors),
+    let mut errors: Vec<String> = structure.iter().map(ToString::to_string).collect();
+    let mut prepared = match prepare_all(manifest) {
+        Ok((prepared, problems)) => {
+            errors.extend(problems);
+            prepared
+        }
+        Err(error) => return failed(vec![error]),
     };
     let mut text = String::new();
     let manifest = &prepared.manifest;
@@ -38,8 +45,12 @@ pub fn check(path: &Path) -> CheckReport {
     } else {
         "unsigned plugins refused"
     };
-    let vendors: Vec<String> =
-        manifest.trust.vendor.iter().map(|v| format!("{} {}…", v.name, &v.key[..12.min(v.key.len())])).collect();
+    let vendors: Vec<String> = manifest
+        .trust
+        .vendor
+        .iter()
+        .map(|v| format!("{} {}…", v.name, v.key.chars().take(12).collect::<String>()))
+        .collect();
     let _ = writeln!(text, "trust     {} vendor key(s) [{}]; {trust}", vendors.len(), vendors.join(", "));
     for package in &prepared.packages {
         let info = &package.library.info;
@@ -55,7 +66,6 @@ pub fn check(path: &Path) -> CheckReport {
             &package.library.library_sha256.to_hex()[..16]
         );
     }
-    let mut errors = Vec::new();
     for parts in &mut prepared.chains {
         match build_genesis(&mut parts.chain_type, &parts.allocations, &parts.validators, parts.genesis_timestamp_ms) {
             Ok((_, view, ledger)) => {
@@ -88,7 +98,11 @@ pub fn check(path: &Path) -> CheckReport {
     CheckReport { text, ok: true }
 }
 
-fn failed(errors: Vec<String>) -> CheckReport {
+/// The report of a manifest that would not start: each problem once, in the order found
+/// (a structural problem the plugins' checks find again is not repeated).
+fn failed(mut errors: Vec<String>) -> CheckReport {
+    let mut seen = std::collections::BTreeSet::new();
+    errors.retain(|error| seen.insert(error.clone()));
     let mut text = String::new();
     for error in &errors {
         let _ = writeln!(text, "error: {error}");

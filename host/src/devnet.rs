@@ -118,7 +118,8 @@ pub fn library_dir() -> PathBuf {
     std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)).unwrap_or_default()
 }
 
-fn key_at(path: &Path) -> Result<SecretKey, String> {
+/// The key in `path`, created there first when the file does not exist.
+pub(crate) fn key_at(path: &Path) -> Result<SecretKey, String> {
     if path.exists() {
         return SecretKey::read(path).map_err(|e| e.to_string());
     }
@@ -126,6 +127,17 @@ fn key_at(path: &Path) -> Result<SecretKey, String> {
     key.write(path).map_err(|e| e.to_string())?;
     Ok(key)
 }
+
+/// The vendor key in `vendor_key` (created on first use), after it packaged and signed
+/// the workspace's plugins into `<dir>/packages/`.
+pub(crate) fn signed_packages(dir: &Path, plugin_dir: &Path, vendor_key: &Path) -> Result<SecretKey, String> {
+    let vendor = key_at(vendor_key)?;
+    package_plugins(dir, plugin_dir, &vendor)?;
+    Ok(vendor)
+}
+
+/// How many plugins [`signed_packages`] writes.
+pub const WORKSPACE_PLUGIN_COUNT: usize = WORKSPACE_PLUGINS.len();
 
 /// Packages and signs the workspace's plugins into `<dir>/packages/`.
 fn package_plugins(dir: &Path, plugin_dir: &Path, vendor: &SecretKey) -> Result<(), String> {
@@ -193,13 +205,25 @@ fn free_port() -> Result<u16, String> {
     listener.local_addr().map(|addr| addr.port()).map_err(|e| e.to_string())
 }
 
-/// One node of the devnet, as its manifest needs it.
-struct NodePlan {
-    name: String,
-    key: SecretKey,
-    p2p_port: u16,
-    api_port: u16,
+/// One node, as its manifest needs it.
+pub(crate) struct NodePlan {
+    pub(crate) name: String,
+    pub(crate) key: SecretKey,
+    /// The libp2p port (0: any free port); `None` turns networking off.
+    pub(crate) p2p_port: Option<u16>,
+    pub(crate) api_port: u16,
 }
+
+/// Who writes a manifest and where its packages are, relative to it.
+pub(crate) struct Layout {
+    /// The command, for the manifest's first line.
+    pub(crate) written_by: &'static str,
+    /// The packages directory, relative to the manifest.
+    pub(crate) packages: &'static str,
+}
+
+/// A devnet node's manifest is `<dir>/node-k/manifest.toml`, beside `<dir>/packages`.
+const DEVNET_LAYOUT: Layout = Layout { written_by: "`nestd up`", packages: "../packages" };
 
 /// Writes (or refreshes) a devnet of `spec.nodes` nodes under `spec.dir`. Keys are
 /// kept between runs; the manifests are written anew (same genesis, new ports).
@@ -208,8 +232,7 @@ pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
     let vendor_key = spec.dir.join("dev-vendor.key");
     fs::create_dir_all(&spec.dir).map_err(|e| format!("{}: {e}", spec.dir.display()))?;
     check_shape(spec)?;
-    let vendor = key_at(&vendor_key)?;
-    package_plugins(&spec.dir, &spec.plugin_dir, &vendor)?;
+    let vendor = signed_packages(&spec.dir, &spec.plugin_dir, &vendor_key)?;
     let faucet_key = spec.dir.join("faucet.key");
     let faucet = key_at(&faucet_key)?;
     let mut allocations = vec![(faucet.public_key(), FAUCET_BALANCE)];
@@ -219,7 +242,7 @@ pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
         let node_dir = spec.dir.join(format!("node-{index}"));
         fs::create_dir_all(&node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
         let api_port = if spec.api_port == 0 { 0 } else { spec.api_port + index as u16 - 1 };
-        let p2p_port = if nodes == 1 { 0 } else { free_port()? };
+        let p2p_port = Some(if nodes == 1 { 0 } else { free_port()? });
         plans.push(NodePlan {
             name: format!("node-{index}"),
             key: key_at(&node_dir.join("node.key"))?,
@@ -232,14 +255,15 @@ pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
     let mut addresses = Vec::with_capacity(nodes);
     for plan in &plans {
         let peer = crate::net::peer_id_of(&plan.key).map_err(|e| e.to_string())?;
-        addresses.push(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", plan.p2p_port));
+        addresses.push(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", plan.p2p_port.unwrap_or(0)));
     }
     let mut manifests = Vec::with_capacity(nodes);
     for (index, plan) in plans.iter().enumerate() {
         // Each node dials every node before it: together a full mesh, with no hub
         // whose loss would split the others.
         let bootstrap = if nodes == 1 { &[][..] } else { &addresses[..index] };
-        let text = manifest_text(spec, &vendor.public_key(), plan, &authorities, bootstrap, &allocations);
+        let text =
+            manifest_text(spec, &DEVNET_LAYOUT, &vendor.public_key(), plan, &authorities, bootstrap, &allocations);
         let manifest = spec.dir.join(&plan.name).join("manifest.toml");
         fs::write(&manifest, text).map_err(|e| format!("{}: {e}", manifest.display()))?;
         manifests.push(manifest);
@@ -284,8 +308,12 @@ fn consensus_config(spec: &DevnetSpec, authorities: &[PublicKey]) -> String {
     }
 }
 
-fn manifest_text(
+/// A node's manifest: the node, its API and network, the vendor key it trusts, the
+/// workspace's plugins (of the consensus engines, only the chain's), every market policy,
+/// and chain `main` with its engine, finality and genesis.
+pub(crate) fn manifest_text(
     spec: &DevnetSpec,
+    layout: &Layout,
     vendor: &PublicKey,
     node: &NodePlan,
     authorities: &[PublicKey],
@@ -293,25 +321,41 @@ fn manifest_text(
     allocations: &[(PublicKey, u64)],
 ) -> String {
     let mut text = String::new();
-    let _ = writeln!(text, "# A Nest devnet node written by `nestd up`.\n");
+    let _ = writeln!(text, "# A Nest node written by {}. Paths are relative to this file.\n", layout.written_by);
     let _ = writeln!(text, "[node]\nname = \"{}\"\ndata_dir = \"data\"\nkey = \"node.key\"\n", node.name);
     let _ = writeln!(text, "[api]\nlisten = \"127.0.0.1:{}\"\n", node.api_port);
-    let _ = writeln!(text, "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]", node.p2p_port);
-    let quoted: Vec<String> = bootstrap.iter().map(|address| format!("\"{address}\"")).collect();
-    let _ = writeln!(text, "bootstrap = [{}]\n", quoted.join(", "));
+    write_network(&mut text, node.p2p_port, bootstrap);
     let _ = writeln!(text, "# The plugins are signed with this machine's developer key.");
     let _ = writeln!(text, "[[trust.vendor]]\nname = \"local-developer\"\nkey = \"{vendor}\"\n");
-    // Of the consensus engines, only the chain's.
     let loaded = WORKSPACE_PLUGINS
         .iter()
         .filter(|(_, name, _)| !name.starts_with("consensus-") || *name == spec.consensus.package());
     for (id, name, _) in loaded {
-        let _ = writeln!(text, "[[plugin]]\nid = \"{id}\"\npackage = \"../packages/{name}\"\n");
+        let _ = writeln!(text, "[[plugin]]\nid = \"{id}\"\npackage = \"{}/{name}\"\n", layout.packages);
     }
     // Every node loads every market policy: settlement runs on each of them.
     for (id, _, _) in WORKSPACE_PLUGINS.iter().filter(|(_, name, _)| name.starts_with("market-")) {
         let _ = writeln!(text, "[[market]]\nid = \"{id}\"\nplugin = \"{id}\"\n");
     }
+    write_chain(&mut text, spec, authorities, allocations);
+    text
+}
+
+/// The `[network]` table: listening on `p2p_port` and dialling `bootstrap`, or off.
+fn write_network(text: &mut String, p2p_port: Option<u16>, bootstrap: &[String]) {
+    let Some(port) = p2p_port else {
+        let _ = writeln!(text, "# Networking is off; a node that joins others listens and dials, e.g.");
+        let _ = writeln!(text, "# listen = [\"/ip4/0.0.0.0/tcp/7400\"], bootstrap = [\"/ip4/…/tcp/…/p2p/<peer id>\"].");
+        let _ = writeln!(text, "[network]\nlisten = []\n");
+        return;
+    };
+    let _ = writeln!(text, "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/{port}\"]");
+    let quoted: Vec<String> = bootstrap.iter().map(|address| format!("\"{address}\"")).collect();
+    let _ = writeln!(text, "bootstrap = [{}]\n", quoted.join(", "));
+}
+
+/// The `[[chain]]` table `main` with its consensus and genesis.
+fn write_chain(text: &mut String, spec: &DevnetSpec, authorities: &[PublicKey], allocations: &[(PublicKey, u64)]) {
     let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = 1");
     let _ = writeln!(text, "block_txs_max = {}\nmempool_txs_max = {}", spec.block_txs_max, spec.mempool_txs_max);
     let chain_type = chain_type_config(spec.consensus, authorities.len());
@@ -331,7 +375,6 @@ fn manifest_text(
         let _ = writeln!(text, "  {{ account = \"{account}\", balance = {balance} }},");
     }
     text.push_str("]\n");
-    text
 }
 
 #[cfg(test)]
@@ -359,9 +402,11 @@ mod tests {
     /// Node-1's manifest of a four-node devnet, parsed, and the four node keys.
     fn node_one(consensus: Consensus) -> (Manifest, Vec<PublicKey>) {
         let authorities: Vec<PublicKey> = (1..=4).map(|seed| SecretKey::from_seed([seed; 32]).public_key()).collect();
-        let plan = NodePlan { name: "node-1".into(), key: SecretKey::from_seed([1; 32]), p2p_port: 0, api_port: 0 };
+        let plan =
+            NodePlan { name: "node-1".into(), key: SecretKey::from_seed([1; 32]), p2p_port: Some(0), api_port: 0 };
         let vendor = SecretKey::from_seed([9; 32]).public_key();
-        let text = manifest_text(&spec(consensus), &vendor, &plan, &authorities, &[], &[(authorities[0], 5)]);
+        let allocations = [(authorities[0], 5)];
+        let text = manifest_text(&spec(consensus), &DEVNET_LAYOUT, &vendor, &plan, &authorities, &[], &allocations);
         let manifest = Manifest::parse(&text, Path::new("/devnet/node-1/manifest.toml"))
             .unwrap_or_else(|error| panic!("{error}\n{text}"));
         (manifest, authorities)

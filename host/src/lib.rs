@@ -9,6 +9,7 @@ pub mod check;
 pub mod client;
 pub mod devices;
 pub mod devnet;
+pub mod init;
 pub mod loader;
 pub mod logring;
 pub mod manifest;

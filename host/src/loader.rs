@@ -528,12 +528,32 @@ fn sealed_memfd(bytes: &[u8], label: &str) -> io::Result<OwnedFd> {
     // SAFETY: `fd` was just returned by memfd_create and is owned by no one else.
     let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     file.write_all(bytes)?;
-    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
-    // SAFETY: fcntl on a descriptor we own, with an integer argument.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    add_seals(&file)?;
     Ok(file.into())
+}
+
+/// How many times sealing a memfd is tried: `F_SEAL_WRITE` fails with EBUSY while the
+/// kernel still holds a transient reference to a page just written (a page batch of
+/// another CPU not yet drained), which a short wait clears.
+const SEAL_ATTEMPTS_MAX: u32 = 5;
+/// The wait between two attempts.
+const SEAL_RETRY_WAIT_MS: u64 = 20;
+
+fn add_seals(file: &File) -> io::Result<()> {
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+    let mut attempt = 1;
+    loop {
+        // SAFETY: fcntl on a descriptor we own, with an integer argument.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EBUSY) || attempt == SEAL_ATTEMPTS_MAX {
+            return Err(error);
+        }
+        attempt += 1;
+        std::thread::sleep(std::time::Duration::from_millis(SEAL_RETRY_WAIT_MS));
+    }
 }
 
 /// Turns abi_stable's multi-line report into one or two lines naming the library.

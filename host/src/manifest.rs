@@ -1,11 +1,15 @@
 //! Parse a node manifest and resolve its relative paths.
 //!
-//! The manifest is TOML. Structural errors (unknown keys, wrong types) come from the
-//! TOML parser with line and column; every later check names the file, the table and
-//! the key, e.g. `single.toml: [[chain]] id="main": consensus.config.block_interval_ms: …`.
+//! The manifest is TOML. Every error names the file, the table and the key, e.g.
+//! `single.toml: [[chain]] id="main": consensus.config.block_interval_ms: …`; those the
+//! TOML parser finds (syntax, unknown keys, wrong types) also give the line and column
+//! (`locate`). The checks that need no plugin report every problem they find.
+
+mod locate;
 
 use crate::ledger::validators::{Member, ValidatorSet, check_schedule};
 pub use crate::net::NetworkSection;
+pub use locate::TextPosition;
 use nest_sdk::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::{
@@ -19,6 +23,8 @@ use std::{
 pub struct ManifestError {
     /// The manifest file.
     pub file: String,
+    /// Line and column, for what the TOML parser found.
+    pub position: Option<TextPosition>,
     /// The table, e.g. `[[chain]] id="main"` (empty for the whole file).
     pub table: String,
     /// The dotted key inside the table (may be empty).
@@ -29,7 +35,11 @@ pub struct ManifestError {
 
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.file)?;
+        write!(f, "{}", self.file)?;
+        if let Some(TextPosition { line, column }) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        f.write_str(": ")?;
         if !self.table.is_empty() {
             write!(f, "{}: ", self.table)?;
         }
@@ -355,6 +365,7 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
             file: path.display().to_string(),
+            position: None,
             table: String::new(),
             key: String::new(),
             message: e.to_string(),
@@ -362,18 +373,34 @@ impl Manifest {
         Self::parse(&text, path)
     }
 
-    /// Parses manifest text that came from `path`.
+    /// Parses manifest text that came from `path`; the first problem is the error.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
-        let mut manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError {
+        let (manifest, mut problems) = Self::parse_all(text, path)?;
+        if problems.is_empty() { Ok(manifest) } else { Err(problems.remove(0)) }
+    }
+
+    /// Reads and parses a manifest, like [`Manifest::load`], but keeps every structural
+    /// problem beside the manifest, so a dry run can report them all.
+    pub fn load_all(path: &Path) -> Result<(Manifest, Vec<ManifestError>), ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
             file: path.display().to_string(),
+            position: None,
             table: String::new(),
             key: String::new(),
-            message: one_line(&e),
+            message: e.to_string(),
         })?;
+        Self::parse_all(&text, path)
+    }
+
+    /// Parses manifest text from `path`. Text the TOML parser refuses is the error (it
+    /// stops at its first problem); every structural problem after that is returned
+    /// beside the manifest.
+    pub fn parse_all(text: &str, path: &Path) -> Result<(Manifest, Vec<ManifestError>), ManifestError> {
+        let mut manifest: Manifest = toml::from_str(text).map_err(|error| toml_error(text, path, &error))?;
         manifest.file = path.to_path_buf();
         manifest.resolve_paths();
-        manifest.check_structure()?;
-        Ok(manifest)
+        let problems = manifest.check_structure();
+        Ok((manifest, problems))
     }
 
     fn base_dir(&self) -> PathBuf {
@@ -398,57 +425,59 @@ impl Manifest {
     pub fn error(&self, table: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> ManifestError {
         ManifestError {
             file: self.file.display().to_string(),
+            position: None,
             table: table.into(),
             key: key.into(),
             message: message.into(),
         }
     }
 
-    /// Checks what needs no plugin: unique ids, references, keys, allocations, API address.
-    fn check_structure(&self) -> Result<(), ManifestError> {
-        self.check_unique_ids()?;
-        self.check_api()?;
-        self.check_network()?;
+    /// Checks what needs no plugin: unique ids, references, keys, allocations, API
+    /// address. Returns every problem found.
+    fn check_structure(&self) -> Vec<ManifestError> {
+        let mut problems = self.check_unique_ids();
+        problems.extend(self.check_api().err());
+        problems.extend(self.check_network().err());
         for (index, vendor) in self.trust.vendor.iter().enumerate() {
-            PublicKey::from_hex(&vendor.key).map_err(|e| {
-                self.error("[trust]", format!("vendor[{index}].key"), format!("{} ({})", e, vendor.name))
-            })?;
+            if let Err(e) = PublicKey::from_hex(&vendor.key) {
+                let key = format!("vendor[{index}].key");
+                problems.push(self.error("[trust]", key, format!("{} ({})", e, vendor.name)));
+            }
         }
         for chain in &self.chain {
-            self.check_chain(chain)?;
+            problems.extend(self.check_chain(chain));
         }
         for radio in &self.radio {
-            self.check_reference(&format!("[[radio]] id=\"{}\"", radio.id), "plugin", &radio.plugin)?;
+            problems
+                .extend(self.check_reference(&format!("[[radio]] id=\"{}\"", radio.id), "plugin", &radio.plugin).err());
         }
         for market in &self.market {
-            self.check_reference(&format!("[[market]] id=\"{}\"", market.id), "plugin", &market.plugin)?;
+            let table = format!("[[market]] id=\"{}\"", market.id);
+            problems.extend(self.check_reference(&table, "plugin", &market.plugin).err());
         }
-        Ok(())
+        problems
     }
 
-    fn check_unique_ids(&self) -> Result<(), ManifestError> {
+    fn check_unique_ids(&self) -> Vec<ManifestError> {
         let groups: [(&str, Vec<&str>); 4] = [
             ("[[plugin]]", self.plugin.iter().map(|p| p.id.as_str()).collect()),
             ("[[chain]]", self.chain.iter().map(|c| c.id.as_str()).collect()),
             ("[[radio]]", self.radio.iter().map(|r| r.id.as_str()).collect()),
             ("[[market]]", self.market.iter().map(|m| m.id.as_str()).collect()),
         ];
+        let mut problems = Vec::new();
         for (table, ids) in groups {
             let mut seen = std::collections::BTreeSet::new();
             for id in ids {
+                let table = format!("{table} id=\"{id}\"");
                 if !valid_id(id) {
-                    return Err(self.error(
-                        format!("{table} id=\"{id}\""),
-                        "id",
-                        "ids use only a-z, 0-9, '-' and '_' (1 to 64 characters)",
-                    ));
-                }
-                if !seen.insert(id) {
-                    return Err(self.error(format!("{table} id=\"{id}\""), "id", format!("duplicate id \"{id}\"")));
+                    problems.push(self.error(table, "id", "ids use only a-z, 0-9, '-' and '_' (1 to 64 characters)"));
+                } else if !seen.insert(id) {
+                    problems.push(self.error(table, "id", format!("duplicate id \"{id}\"")));
                 }
             }
         }
-        Ok(())
+        problems
     }
 
     fn check_api(&self) -> Result<(), ManifestError> {
@@ -487,7 +516,8 @@ impl Manifest {
         })
     }
 
-    fn check_reference(&self, table: &str, key: &str, plugin_id: &str) -> Result<(), ManifestError> {
+    /// Refuses a reference to a plugin id no `[[plugin]]` declares.
+    pub(crate) fn check_reference(&self, table: &str, key: &str, plugin_id: &str) -> Result<(), ManifestError> {
         if self.plugin.iter().any(|p| p.id == plugin_id) {
             return Ok(());
         }
@@ -495,23 +525,29 @@ impl Manifest {
         Err(self.error(table, key, format!("unknown plugin \"{plugin_id}\" (declared: {})", list_or_none(&known))))
     }
 
-    fn check_chain(&self, chain: &ChainEntry) -> Result<(), ManifestError> {
+    fn check_chain(&self, chain: &ChainEntry) -> Vec<ManifestError> {
         let table = chain_table(chain);
-        self.check_reference(&table, "chain_type.plugin", &chain.chain_type.plugin)?;
-        self.check_reference(&table, "consensus.plugin", &chain.consensus.plugin)?;
+        let mut problems = Vec::new();
+        problems.extend(self.check_reference(&table, "chain_type.plugin", &chain.chain_type.plugin).err());
+        problems.extend(self.check_reference(&table, "consensus.plugin", &chain.consensus.plugin).err());
         if chain.block_txs_max == 0 || chain.mempool_txs_max == 0 {
-            return Err(self.error(&table, "block_txs_max", "block_txs_max and mempool_txs_max must be at least 1"));
+            problems.push(self.error(&table, "block_txs_max", "block_txs_max and mempool_txs_max must be at least 1"));
         }
         let mut seen = std::collections::BTreeSet::new();
         for (index, allocation) in chain.genesis.allocations.iter().enumerate() {
             let key = format!("genesis.allocations[{index}].account");
-            let account = PublicKey::from_hex(&allocation.account).map_err(|e| self.error(&table, &key, e))?;
-            if !seen.insert(account) {
-                return Err(self.error(&table, key, format!("account {} is allocated twice", allocation.account)));
+            match PublicKey::from_hex(&allocation.account) {
+                Err(e) => problems.push(self.error(&table, &key, e)),
+                Ok(account) if !seen.insert(account) => {
+                    problems.push(self.error(&table, key, format!("account {} is allocated twice", allocation.account)))
+                }
+                Ok(_) => {}
             }
         }
-        chain.genesis.validator_sets().map_err(|(key, message)| self.error(&table, key, message))?;
-        Ok(())
+        if let Err((key, message)) = chain.genesis.validator_sets() {
+            problems.push(self.error(&table, key, message));
+        }
+        problems
     }
 }
 
@@ -534,12 +570,17 @@ fn list_or_none(items: &[&str]) -> String {
     if items.is_empty() { "none".to_string() } else { items.join(", ") }
 }
 
-/// Folds the TOML parser's multi-line message (with its source excerpt) into one line.
-fn one_line(error: &toml::de::Error) -> String {
-    let message = error.message().trim().to_string();
-    match error.span() {
-        Some(span) => format!("{message} (at byte {})", span.start),
-        None => message,
+/// The TOML parser's error, located: line and column, table and key (its own message
+/// carries a multi-line source excerpt; this keeps only the one-line reason).
+fn toml_error(text: &str, path: &Path, error: &toml::de::Error) -> ManifestError {
+    let location = error.span().map(|span| locate::locate(text, span.start));
+    let (table, key) = location.as_ref().map(|l| (l.table.clone(), l.key.clone())).unwrap_or_default();
+    ManifestError {
+        file: path.display().to_string(),
+        position: location.map(|l| l.position),
+        table,
+        key,
+        message: error.message().trim().to_string(),
     }
 }
 
@@ -600,9 +641,45 @@ genesis = { allocations = [{ account = "0101010101010101010101010101010101010101
     #[test]
     fn unknown_key_and_bad_account_are_reported() {
         let error = parse(&GOOD.replace("name = \"n1\"", "name = \"n1\"\ncolour = 1")).unwrap_err().to_string();
-        assert!(error.starts_with("/etc/nest/single.toml: unknown field `colour`"), "{error}");
+        assert!(error.starts_with("/etc/nest/single.toml:4:1: [node]: colour: unknown field `colour`"), "{error}");
         let error = parse(&GOOD.replace("\"0101", "\"zz01")).unwrap_err().to_string();
         assert!(error.contains("genesis.allocations[0].account: invalid hex"), "{error}");
+    }
+
+    #[test]
+    fn a_wrong_type_is_located_by_line_column_table_and_key() {
+        let error = parse(&GOOD.replace("id = \"linear\"\npackage", "id = \"linear\"\npackage = 7\nx")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "/etc/nest/single.toml:13:11: [[plugin]] id=\"linear\": package: invalid type: integer `7`, expected path string"
+        );
+        let error = parse(&GOOD.replace("balance = 5", "balance = -5")).unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "/etc/nest/single.toml:19:118: [[chain]] id=\"main\": genesis.allocations[0].balance: invalid value"
+            ),
+            "{error}"
+        );
+        let error = parse("[node]\nname = \"n1\"\nkey = \"k\"\n").unwrap_err().to_string();
+        assert_eq!(error, "/etc/nest/single.toml:1:1: [node]: missing field `data_dir`");
+    }
+
+    #[test]
+    fn every_structural_problem_is_reported_not_only_the_first() {
+        let text = format!(
+            "{}\n[api]\nadmin_burst = 0\n",
+            GOOD.replace("id = \"linear\"", "id = \"poa\"").replace("plugin = \"linear\"", "plugin = \"pbft\"")
+        );
+        let (_, problems) = Manifest::parse_all(&text, Path::new("/etc/nest/single.toml")).unwrap();
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "/etc/nest/single.toml: [[plugin]] id=\"poa\": id: duplicate id \"poa\"",
+                "/etc/nest/single.toml: [api]: admin_burst: must be at least 1",
+                "/etc/nest/single.toml: [[chain]] id=\"main\": chain_type.plugin: unknown plugin \"pbft\" (declared: poa, poa)",
+            ]
+        );
     }
 
     #[test]

@@ -65,9 +65,14 @@ impl SecretKey {
     pub fn read(path: &Path) -> Result<Self, KeyError> {
         let text =
             fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.display().to_string(), source })?;
-        let invalid = |reason: String| KeyError::Invalid { path: path.display().to_string(), reason };
-        let document = hex::decode(text.trim()).map_err(|e| invalid(format!("not hex: {e}")))?;
-        Self::from_pkcs8(&document).map_err(invalid)
+        Self::parse(&text).map_err(|reason| KeyError::Invalid { path: path.display().to_string(), reason })
+    }
+
+    /// Parses the text of a key file written by [`SecretKey::write`] (read elsewhere, e.g.
+    /// where the console runs).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let document = hex::decode(text.trim()).map_err(|e| format!("not hex: {e}"))?;
+        Self::from_pkcs8(&document)
     }
 
     /// Writes the key to a new file readable only by its owner; refuses to overwrite.

@@ -6,6 +6,7 @@ use nest_host::{
     crypto::{self, SecretKey},
     devices,
     devnet::{self, Consensus, DevnetSpec},
+    init::{self, InitSpec},
     manifest::Manifest,
     package, run,
     wallet::{self, Transfer},
@@ -32,6 +33,19 @@ enum Command {
         /// The node manifest (TOML).
         manifest: PathBuf,
     },
+    /// Write a ready single-node directory: manifest, node and vendor keys, a funded account, signed plugins.
+    Init {
+        /// The directory to write (created if missing; must be empty unless --force).
+        dir: PathBuf,
+        /// Write into a directory that holds files: keeps key files, rewrites node.toml and packages/.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        chain: ChainOptions,
+        /// API port on 127.0.0.1 (0: any free port, written to data/api.addr at start).
+        #[arg(long, default_value_t = 7300)]
+        port: u16,
+    },
     /// Start a local devnet with the workspace's plugins, signed with a developer key.
     Up {
         /// Directory for keys, packages, manifest and data (kept between runs).
@@ -40,12 +54,8 @@ enum Command {
         /// Start from scratch: delete the directory first.
         #[arg(long)]
         fresh: bool,
-        /// Consensus engine of the devnet's chain: PoA authorities, or BFT validators from genesis.
-        #[arg(long, value_enum, default_value_t = Consensus::Poa)]
-        consensus: Consensus,
-        /// Block interval of the devnet's chain (PoA: the slot; BFT: the wait after each decision).
-        #[arg(long, default_value_t = 1000)]
-        block_interval_ms: u64,
+        #[command(flatten)]
+        chain: ChainOptions,
         /// API port of node-1 (node-k listens on port + k - 1).
         #[arg(long, default_value_t = 7300)]
         port: u16,
@@ -78,6 +88,17 @@ enum Command {
     Bench(bench::BenchOptions),
     /// Run many simulated nodes of the real chain runtime under faults and check consensus invariants.
     Sim(nest_sim::cli::SimOptions),
+}
+
+/// The chain that `init` and `up` write.
+#[derive(clap::Args)]
+struct ChainOptions {
+    /// Consensus engine of the chain: PoA authorities, or BFT validators from genesis (every node is one).
+    #[arg(long, value_enum, default_value_t = Consensus::Poa)]
+    consensus: Consensus,
+    /// Block interval of the chain (PoA: the slot; BFT: the wait after each decision).
+    #[arg(long, default_value_t = 1000)]
+    block_interval_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -152,7 +173,19 @@ fn execute(command: Command) -> Result<(), String> {
             // The report already ends with the verdict: exit 1 without another line.
             if report.ok { Ok(()) } else { Err(String::new()) }
         }
-        Command::Up { dir, fresh, consensus, block_interval_ms, port, nodes } => {
+        Command::Init { dir, force, chain: ChainOptions { consensus, block_interval_ms }, port } => {
+            let spec = InitSpec {
+                dir,
+                force,
+                consensus,
+                block_interval_ms,
+                api_port: port,
+                plugin_dir: devnet::library_dir(),
+            };
+            print_init(&spec, &init::init(&spec)?);
+            Ok(())
+        }
+        Command::Up { dir, fresh, chain: ChainOptions { consensus, block_interval_ms }, port, nodes } => {
             up(dir, fresh, consensus, block_interval_ms, port, nodes)
         }
         Command::Keygen { out } => {
@@ -170,6 +203,22 @@ fn execute(command: Command) -> Result<(), String> {
         Command::Bench(options) => bench::run(&options),
         Command::Sim(options) => nest_sim::cli::run(&options),
     }
+}
+
+fn print_init(spec: &InitSpec, written: &init::Initialized) {
+    println!("wrote {}:", spec.dir.display());
+    for line in &written.files {
+        println!("  {line}");
+    }
+    println!("next:");
+    println!("  nestd check {}", written.manifest.display());
+    println!("  nestd run {}", written.manifest.display());
+    let api = if spec.api_port == 0 {
+        "the address in data/api.addr".to_string()
+    } else {
+        format!("http://127.0.0.1:{}", spec.api_port)
+    };
+    println!("then the API answers on {api}; `nest --data-dir {}` opens the console.", spec.dir.join("data").display());
 }
 
 fn run_manifest(path: &std::path::Path) -> Result<(), String> {

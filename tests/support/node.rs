@@ -213,8 +213,16 @@ impl ConsoleNode {
 
     /// Runs `nest <args>` against this node; returns (exit code, stdout, stderr).
     pub fn nest(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        self.nest_in(None, args, stdin)
+    }
+
+    /// Runs `nest <args>` in working directory `dir` (default: this process's).
+    pub fn nest_in(&self, dir: Option<&Path>, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
         use std::io::Write;
         let mut command = Command::new(nest_binary());
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
         command.arg("--data-dir").arg(&self.data_dir).args(args);
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn nest");

@@ -113,17 +113,25 @@ pub struct Prepared {
 /// Loads and verifies every plugin, validates every plugin config through its plugin,
 /// and builds the instances. Returns every problem found, each located in the manifest.
 pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
+    let (prepared, errors) = prepare_all(manifest).map_err(|error| vec![error])?;
+    if errors.is_empty() { Ok(prepared) } else { Err(errors) }
+}
+
+/// Like [`prepare`], but goes as far as it can past each problem and returns what it
+/// built beside every problem it found (a dry run reports them all). Without a readable
+/// node key the instances are built with a stand-in key, so their configs are still
+/// checked; the problems then include the key's. Fails only when the pricing sandbox
+/// cannot be made.
+pub fn prepare_all(manifest: Manifest) -> Result<(Prepared, Vec<String>), String> {
+    let strategies = crate::market::Strategies::shared().map_err(|e| format!("pricing sandbox: {e}"))?;
     let mut errors = Vec::new();
-    let key = match SecretKey::read(&manifest.node.key) {
-        Ok(key) => Some(Arc::new(key)),
-        Err(error) => {
-            errors.push(manifest.error("[node]", "key", error.to_string()).to_string());
-            None
-        }
-    };
+    let key = SecretKey::read(&manifest.node.key).unwrap_or_else(|error| {
+        errors.push(manifest.error("[node]", "key", error.to_string()).to_string());
+        SecretKey::from_seed([0; 32])
+    });
+    let key = Arc::new(key);
     let packages = load_packages(&manifest, &mut errors);
     refuse_duplicate_names(&manifest, &packages, &mut errors);
-    let Some(key) = key else { return Err(errors) };
     let libraries: BTreeMap<&str, &Arc<LoadedLibrary>> = packages.iter().map(|p| (p.id.as_str(), &p.library)).collect();
     let mut chains = Vec::new();
     for entry in &manifest.chain {
@@ -133,15 +141,10 @@ pub fn prepare(manifest: Manifest) -> Result<Prepared, Vec<String>> {
         }
     }
     let radios = prepare_radios(&manifest, &libraries, &key, &mut errors);
-    let strategies = crate::market::Strategies::shared().map_err(|e| vec![format!("pricing sandbox: {e}")])?;
     let markets = prepare_markets(&manifest, &libraries, &key, &strategies, &mut errors);
     let rules = market::build_rules(&manifest, &libraries, &key, &mut errors);
     chains.iter_mut().for_each(|chain| chain.markets = rules.clone());
-    if errors.is_empty() {
-        Ok(Prepared { manifest, key, packages, chains, radios, markets, strategies })
-    } else {
-        Err(errors)
-    }
+    Ok((Prepared { manifest, key, packages, chains, radios, markets, strategies }, errors))
 }
 
 /// The trust store and unsigned policy the manifest sets.
@@ -194,6 +197,8 @@ fn resolve<'a>(
 ) -> Result<&'a Arc<LoadedLibrary>, String> {
     let plugin_key = if key_prefix.is_empty() { "plugin".to_string() } else { format!("{key_prefix}.plugin") };
     let Some(library) = libraries.get(plugin_id).copied() else {
+        // An undeclared plugin is a structural problem, reported in the same words.
+        manifest.check_reference(table, &plugin_key, plugin_id).map_err(|undeclared| undeclared.to_string())?;
         return Err(manifest.error(table, plugin_key, format!("plugin \"{plugin_id}\" did not load")).to_string());
     };
     if !library.kinds().contains(&kind) {

@@ -276,7 +276,7 @@ fn transfer(lua: &Lua, ctx: &ConsoleContext, args: &Args) -> mlua::Result<Value>
     let owned;
     let key: &SecretKey = match (fields.optional_string("from_key_file")?, fields.optional_string("from")?.as_deref()) {
         (Some(path), _) => {
-            owned = SecretKey::read(std::path::Path::new(&path)).map_err(|e| args.error(e))?;
+            owned = ctx.key_file(&path).map_err(|e| args.error(e))?;
             &owned
         }
         (None, Some("node")) => &ctx.node.key,

@@ -148,7 +148,7 @@ fn owner_tx(lua: &Lua, ctx: &ConsoleContext, name: &str, fields: &Fields) -> mlu
     let owned;
     let key: &SecretKey = match (fields.optional_string("from_key_file")?, fields.optional_string("from")?) {
         (Some(path), _) => {
-            owned = SecretKey::read(std::path::Path::new(&path)).map_err(|e| runtime(format!("{function}: {e}")))?;
+            owned = ctx.key_file(&path).map_err(|e| runtime(format!("{function}: {e}")))?;
             &owned
         }
         (None, Some(from)) if from == "node" => &ctx.node.key,

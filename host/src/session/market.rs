@@ -1,6 +1,7 @@
 //! Give a console session the market: `market(sku)` objects and the `market` table.
 //!
-//! `market("wifi")` has `:strategy(f | source | "file.lua")`, `:versions()`, `:source(v)`,
+//! `market("wifi")` has `:strategy(f | source | "file.lua")` (a file is read where the
+//! console runs, see [`super::FileSource`]), `:versions()`, `:source(v)`,
 //! `:rollback(v)`, `:quote(ctx)`, `:chart{...}`, `:shelve{...}`, `:update{...}`,
 //! `:withdraw()`, `:lock{...}`, `:bid{...}`, `:close()`, `:book()`, `:prices()`;
 //! the table has `skus()`, `demands()`, `locks()`, `strategies()`, `demand{...}`,
@@ -69,14 +70,15 @@ fn function_source(lua: &Lua, function: &Function) -> mlua::Result<String> {
     Ok(format!("return {}", &text[start..end]))
 }
 
-/// A strategy argument: a function, a `.lua` file path, or source text.
-fn strategy_source(lua: &Lua, args: &Args) -> mlua::Result<String> {
+/// A strategy argument: a function, a `.lua` file path (read where the console runs), or
+/// source text.
+fn strategy_source(lua: &Lua, ctx: &ConsoleContext, args: &Args) -> mlua::Result<String> {
     match args.value(0) {
         Value::Function(function) => function_source(lua, function),
         Value::String(_) => {
             let text = args.string(0, "strategy")?;
             if text.ends_with(".lua") && !text.contains('\n') {
-                std::fs::read_to_string(&text).map_err(|e| args.error(format!("strategy file {text}: {e}")))
+                ctx.files.read(&text).map_err(|e| args.error(format!("strategy file {e}")))
             } else {
                 Ok(text)
             }
@@ -97,9 +99,7 @@ fn context_from(lua: &Lua, fields: &Fields) -> mlua::Result<PricingContext> {
 /// The signing key of a market call: `from_key_file = "path"`, else the node key.
 fn signer(ctx: &ConsoleContext, fields: &Fields) -> mlua::Result<Arc<SecretKey>> {
     match fields.optional_string("from_key_file")? {
-        Some(path) => SecretKey::read(std::path::Path::new(&path))
-            .map(Arc::new)
-            .map_err(|e| runtime(format!("{}: {path}: {e}", fields.function()))),
+        Some(path) => ctx.key_file(&path).map(Arc::new).map_err(|e| runtime(format!("{}: {e}", fields.function()))),
         None => Ok(ctx.node.key.clone()),
     }
 }
@@ -220,7 +220,7 @@ fn sku_method<R: IntoLuaMulti>(
 fn sku_methods(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
     let methods = lua.create_table()?;
     let strategy = sku_method(lua, ctx, "strategy", |lua, c, sku, args| {
-        let source = strategy_source(lua, args)?;
+        let source = strategy_source(lua, c, args)?;
         to_lua(lua, &ask(c, MarketOp::InstallStrategy { sku, source })?)
     })?;
     methods.set("strategy", strategy)?;

@@ -9,6 +9,12 @@
 //! `{"op":"event","id":N,"event":{..}}` while evaluation N runs `watch(...)`.
 //! Evaluations run on blocking threads, one at a time per session; closing the
 //! socket cancels the running one.
+//!
+//! A file a binding names (`strategy("x.lua")`, `from_key_file = "k.key"`) is read where
+//! the operator is, the console: the node asks `{"op":"read_file","id":N,"path":..}`
+//! during evaluation N and the console answers `{"op":"file","id":N,"content":..}` or
+//! `{"op":"file","id":N,"error":..}` ([`FileSource`]). A one-shot `POST /v1/admin/eval`
+//! has no console: its files are read on the node, and its messages say so.
 
 pub mod args;
 pub mod bindings;
@@ -45,6 +51,49 @@ use std::{
 pub const OUTBOUND_MESSAGES_MAX: usize = 256;
 /// Largest message a console may send.
 pub const CONSOLE_MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+/// Largest file a binding reads (a strategy's source, a key file), from the console or the node.
+pub const FILE_BYTES_MAX: usize = 256 * 1024;
+/// How long the node waits for the console to send a file it asked for.
+pub const FILE_READ_TIMEOUT_MS: u64 = 10_000;
+/// How often a wait for a file checks whether the evaluation was cancelled.
+const FILE_WAIT_POLL_MS: u64 = 100;
+
+/// Asks the console for a file; the answer is its content or why not.
+pub type AskConsole = Box<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+/// Where the files that bindings name are read.
+pub enum FileSource {
+    /// On the node: for `POST /v1/admin/eval`, which has no console to ask.
+    Node,
+    /// Where the console runs, asked over the session's socket.
+    Console(AskConsole),
+}
+
+impl FileSource {
+    /// The text of `path`, at most [`FILE_BYTES_MAX`] bytes; an error names the path and
+    /// where it was looked for.
+    pub fn read(&self, path: &str) -> Result<String, String> {
+        let (text, place) = match self {
+            FileSource::Node => (read_on_node(path), "read on the node"),
+            FileSource::Console(ask) => (ask(path), "read where the console runs"),
+        };
+        match text {
+            Ok(text) if text.len() > FILE_BYTES_MAX => {
+                Err(format!("{path} ({place}): larger than {FILE_BYTES_MAX} bytes"))
+            }
+            Ok(text) => Ok(text),
+            Err(error) => Err(format!("{path} ({place}): {error}")),
+        }
+    }
+}
+
+fn read_on_node(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(FILE_BYTES_MAX as u64 + 1).read_to_string(&mut text).map_err(|e| e.to_string())?;
+    Ok(text)
+}
 
 /// What every console session needs of the node.
 #[derive(Clone)]
@@ -73,6 +122,16 @@ pub struct ConsoleContext {
     pub cancel: Arc<AtomicBool>,
     /// Sends one event to the console for the running evaluation.
     pub stream_event: Box<dyn Fn(Value) + Send + Sync>,
+    /// Where the files bindings name are read.
+    pub files: FileSource,
+}
+
+impl ConsoleContext {
+    /// The key in the key file `path`, read where [`ConsoleContext::files`] says.
+    pub fn key_file(&self, path: &str) -> Result<SecretKey, String> {
+        let text = self.files.read(path)?;
+        SecretKey::parse(&text).map_err(|reason| format!("{path}: not a key file: {reason}"))
+    }
 }
 
 /// Creates a session with the node's bindings installed.
@@ -80,9 +139,10 @@ pub fn open_session(
     handles: &NodeHandles,
     cancel: Arc<AtomicBool>,
     stream_event: Box<dyn Fn(Value) + Send + Sync>,
+    files: FileSource,
 ) -> Result<Session, String> {
     let session = Session::new(handles.limits.clone()).map_err(|e| e.to_string())?;
-    let context = ConsoleContext { node: handles.clone(), cancel, stream_event };
+    let context = ConsoleContext { node: handles.clone(), cancel, stream_event, files };
     bindings::install(&session, Arc::new(context)).map_err(|e| format!("installing the node's bindings: {e}"))?;
     Ok(session)
 }
@@ -117,10 +177,30 @@ pub fn eval_message(id: u64, result: Result<EvalOutput, ScriptError>) -> Value {
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum ClientMessage {
-    Eval { id: u64, code: String },
-    Complete { id: u64, line: String },
-    Cancel { id: u64 },
+    Eval {
+        id: u64,
+        code: String,
+    },
+    Complete {
+        id: u64,
+        line: String,
+    },
+    Cancel {
+        id: u64,
+    },
+    File {
+        id: u64,
+        #[serde(default)]
+        content: Option<String>,
+        #[serde(default)]
+        error: Option<String>,
+    },
 }
+
+/// The answer to the file the running evaluation asked the console for.
+type FileAnswer = Result<String, String>;
+/// Where the console's answer goes: the waiting evaluation's channel, while it waits.
+type PendingFile = Arc<Mutex<Option<mpsc::SyncSender<FileAnswer>>>>;
 
 /// One connected console.
 struct Console {
@@ -129,6 +209,7 @@ struct Console {
     running: Arc<AtomicU64>,
     busy: Arc<AtomicBool>,
     outbound: tokio::sync::mpsc::Sender<Value>,
+    pending_file: PendingFile,
 }
 
 /// Serves one console WebSocket until it closes.
@@ -143,9 +224,11 @@ pub async fn serve(mut socket: WebSocket, handles: NodeHandles) {
                 outbound.blocking_send(json!({ "op": "event", "id": running.load(Ordering::Relaxed), "event": event }));
         })
     };
+    let pending_file = PendingFile::default();
+    let files = FileSource::Console(ask_console(&outbound, &running, &cancel, &pending_file));
     let opened = {
         let (handles, cancel) = (handles.clone(), cancel.clone());
-        tokio::task::spawn_blocking(move || open_session(&handles, cancel, stream)).await
+        tokio::task::spawn_blocking(move || open_session(&handles, cancel, stream, files)).await
     };
     let session = match opened {
         Ok(Ok(session)) => session,
@@ -162,6 +245,7 @@ pub async fn serve(mut socket: WebSocket, handles: NodeHandles) {
         running,
         busy: Arc::new(AtomicBool::new(false)),
         outbound,
+        pending_file,
     };
     loop {
         tokio::select! {
@@ -178,6 +262,47 @@ pub async fn serve(mut socket: WebSocket, handles: NodeHandles) {
         }
     }
     cancel.store(true, Ordering::Relaxed);
+}
+
+/// Asks the console for a file on behalf of the running evaluation (on its blocking
+/// thread) and waits for the answer, at most [`FILE_READ_TIMEOUT_MS`], giving up at once
+/// when the evaluation is cancelled.
+fn ask_console(
+    outbound: &tokio::sync::mpsc::Sender<Value>,
+    running: &Arc<AtomicU64>,
+    cancel: &Arc<AtomicBool>,
+    pending: &PendingFile,
+) -> AskConsole {
+    let (outbound, running, cancel, pending) = (outbound.clone(), running.clone(), cancel.clone(), pending.clone());
+    Box::new(move |path: &str| {
+        let (answer, answers) = mpsc::sync_channel(1);
+        *pending.lock().map_err(|_| "the session is unusable after a failure")? = Some(answer);
+        let id = running.load(Ordering::Relaxed);
+        let asked = outbound.blocking_send(json!({ "op": "read_file", "id": id, "path": path }));
+        let result = match asked {
+            Ok(()) => wait_for_file(&answers, &cancel),
+            Err(_) => Err("the console is gone".to_string()),
+        };
+        if let Ok(mut pending) = pending.lock() {
+            *pending = None;
+        }
+        result
+    })
+}
+
+fn wait_for_file(answers: &mpsc::Receiver<FileAnswer>, cancel: &AtomicBool) -> FileAnswer {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(FILE_READ_TIMEOUT_MS);
+    while std::time::Instant::now() < deadline {
+        if cancel.load(Ordering::Relaxed) {
+            return Err("cancelled".to_string());
+        }
+        match answers.recv_timeout(std::time::Duration::from_millis(FILE_WAIT_POLL_MS)) {
+            Ok(answer) => return answer,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err("the console is gone".to_string()),
+        }
+    }
+    Err(format!("the console did not send it within {} s", FILE_READ_TIMEOUT_MS / 1000))
 }
 
 impl Console {
@@ -205,7 +330,19 @@ impl Console {
                     self.cancel.store(true, Ordering::Relaxed);
                 }
             }
+            ClientMessage::File { id, content, error } => self.file(id, content, error),
         }
+    }
+
+    /// Hands the console's file to the evaluation waiting for it; a file nobody waits for
+    /// (another evaluation's, or unasked) is dropped.
+    fn file(&self, id: u64, content: Option<String>, error: Option<String>) {
+        if self.running.load(Ordering::Relaxed) != id {
+            return;
+        }
+        let Some(waiting) = self.pending_file.lock().ok().and_then(|mut pending| pending.take()) else { return };
+        let answer = content.ok_or_else(|| error.unwrap_or_else(|| "the console sent no content".to_string()));
+        let _ = waiting.try_send(answer);
     }
 
     fn eval(&self, id: u64, code: String) {
@@ -283,7 +420,7 @@ pub async fn eval_once(State(state): State<ApiState>, Json(request): Json<EvalRe
     let cancel = Arc::new(AtomicBool::new(false));
     let _guard = CancelOnDrop(cancel.clone());
     let result = tokio::task::spawn_blocking(move || {
-        let session = open_session(&handles, cancel.clone(), Box::new(|_| {}))
+        let session = open_session(&handles, cancel.clone(), Box::new(|_| {}), FileSource::Node)
             .map_err(|message| ScriptError::Runtime { message })?;
         evaluate(&session, &request.code, &cancel)
     })

@@ -35,8 +35,13 @@ fn handles() -> NodeHandles {
 
 /// The message of the error `code` raises in a console session.
 fn error_of(code: &str) -> String {
+    error_reading(code, FileSource::Node)
+}
+
+/// The message of the error `code` raises in a session whose files come from `files`.
+fn error_reading(code: &str, files: FileSource) -> String {
     let cancel = Arc::new(AtomicBool::new(false));
-    let session = open_session(&handles(), cancel.clone(), Box::new(|_| {})).expect("a session");
+    let session = open_session(&handles(), cancel.clone(), Box::new(|_| {}), files).expect("a session");
     match evaluate(&session, code, &cancel) {
         Ok(output) => panic!("{code}: expected an error, got {:?}", output.values),
         Err(error) => error.to_string(),
@@ -163,4 +168,53 @@ fn every_method_of_a_chain_the_node_lacks_says_so() {
     assert_eq!(error_of(lock), r#"console:1: market("wifi"):lock: no chain "nope" on this node (it has "main")"#);
     let revoke = r#"return devices.revoke{hardware_id = "h", from = "node", chain = "nope"}"#;
     assert_eq!(error_of(revoke), r#"console:1: devices.revoke: no chain "nope" on this node (it has "main")"#);
+}
+
+/// A console that has one file, `keys/owner.key`, holding `key_text`, and records what it was asked.
+fn console_with_key(key_text: String, asked: Arc<Mutex<Vec<String>>>) -> FileSource {
+    FileSource::Console(Box::new(move |path: &str| {
+        asked.lock().expect("asked").push(path.to_string());
+        match path {
+            "keys/owner.key" => Ok(key_text.clone()),
+            _ => Err("No such file or directory (os error 2)".to_string()),
+        }
+    }))
+}
+
+#[test]
+fn a_key_file_is_read_where_the_console_runs_and_a_missing_one_says_where_it_was_looked_for() {
+    let account = "ab".repeat(32);
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let transfer = |path: &str| {
+        format!(r#"return tx.transfer{{from_key_file = "{path}", to = "{account}", amount = 5, chain = "nope"}}"#)
+    };
+    // The key is the console's: reading it succeeds, and the transfer goes as far as the chain.
+    let dir = tempfile::tempdir().expect("tempdir");
+    SecretKey::from_seed([7; 32]).write(&dir.path().join("owner.key")).expect("write key");
+    let key_text = std::fs::read_to_string(dir.path().join("owner.key")).expect("key text");
+    let error = error_reading(&transfer("keys/owner.key"), console_with_key(key_text.clone(), asked.clone()));
+    assert_eq!(error, r#"console:1: tx.transfer: no chain "nope" on this node (it has "main")"#);
+    let error = error_reading(&transfer("elsewhere.key"), console_with_key(key_text.clone(), asked.clone()));
+    assert_eq!(
+        error,
+        "console:1: tx.transfer: elsewhere.key (read where the console runs): No such file or directory (os error 2)"
+    );
+    assert_eq!(*asked.lock().unwrap(), ["keys/owner.key", "elsewhere.key"]);
+    let error = error_reading(&transfer("keys/owner.key"), console_with_key("zz".into(), asked.clone()));
+    assert!(error.starts_with("console:1: tx.transfer: keys/owner.key: not a key file: not hex"), "{error}");
+    // Without a console (one-shot eval), the node reads its own files and says so.
+    let error = error_of(&transfer("/nonexistent/owner.key"));
+    assert!(error.starts_with("console:1: tx.transfer: /nonexistent/owner.key (read on the node): "), "{error}");
+}
+
+#[test]
+fn a_strategy_file_is_read_where_the_console_runs() {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let error =
+        error_reading(r#"return market("wifi"):strategy("surge.lua")"#, console_with_key(String::new(), asked.clone()));
+    assert_eq!(
+        error,
+        r#"console:1: market("wifi"):strategy: strategy file surge.lua (read where the console runs): No such file or directory (os error 2)"#
+    );
+    assert_eq!(*asked.lock().unwrap(), ["surge.lua"]);
 }
