@@ -32,6 +32,9 @@ const WORKSPACE_PLUGINS: [(&str, &str, &str); 10] = [
     ("cpp", "market-cpp", include_str!("../../plugins/market-cpp/plugin.toml")),
 ];
 
+/// Gas price of the devnet's chain (µNEST per gas unit).
+pub const GAS_PRICE: u64 = 1;
+
 /// Balance of the devnet's faucet account.
 pub const FAUCET_BALANCE: u64 = 1_000_000_000_000;
 
@@ -312,7 +315,7 @@ fn manifest_text(
     for (id, _, _) in WORKSPACE_PLUGINS.iter().filter(|(_, name, _)| name.starts_with("market-")) {
         let _ = writeln!(text, "[[market]]\nid = \"{id}\"\nplugin = \"{id}\"\n");
     }
-    let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = 1");
+    let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = {GAS_PRICE}");
     let _ = writeln!(text, "block_txs_max = {}\nmempool_txs_max = {}", spec.block_txs_max, spec.mempool_txs_max);
     let chain_type = chain_type_config(spec.consensus, authorities.len());
     let _ = writeln!(text, "chain_type = {{ plugin = \"linear\", config = {chain_type} }}\n");
