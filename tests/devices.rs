@@ -5,6 +5,10 @@
 //! oversized frame, truncated fragment sequence, garbage) are rejected and counted while
 //! the node keeps working.
 //!
+//! A radio also reports what never reaches the node: readings its duty cycle skipped
+//! (counted by reason in `/v1/radios`, the console and `/metrics`), and a driver that
+//! could not start (`failed`, with its error, until the operator enables it again).
+//!
 //! The radios: the loopback fixture (a frame sent through it with the admin route comes
 //! back as a received frame, so the test controls exactly what the node receives), the
 //! simulated radio of `nestd up`, and radio-mqtt on a real Mosquitto broker with frames
@@ -16,7 +20,7 @@ use nest_tests::{
     RADIO_LOOPBACK,
     devices::{
         TestDevice, admin_token, console, device, devnet_with_own_radio, devnet_with_radio, expect_rejected,
-        link_stats, nestd, radio_send, register, rejected, revoke, sim_device_uid, wait_anchored,
+        link_stats, metric, nestd, radio_send, radio_status, register, rejected, revoke, sim_device_uid, wait_anchored,
     },
     node::{NodeProcess, wait_until},
 };
@@ -197,9 +201,18 @@ fn the_devnet_simulated_devices_are_registered_and_their_readings_anchored() {
     assert_eq!(registered, nest_host::devices::devnet::SIM_DEVICES as usize);
     let first = sim_device_uid(0);
     wait_anchored(std::slice::from_ref(&node), &first, 1);
+    // BLE sends every reading: those that came before the registrations committed were
+    // refused as from unknown devices, and only those.
     let stats = link_stats(&node, "sim");
-    assert_eq!(stats["rejected"], 0, "{stats}");
+    let reasons: Vec<&String> = stats["rejected_by_reason"].as_object().map(|r| r.keys().collect()).unwrap_or_default();
+    assert!(reasons.iter().all(|reason| *reason == "unknown_device"), "{stats}");
     assert!(stats["accepted"].as_u64() >= Some(1), "{stats}");
+    let accepted = stats["accepted"].as_u64().unwrap_or(0);
+    wait_until(Duration::from_secs(15), "more readings accepted", || {
+        link_stats(&node, "sim")["accepted"].as_u64() > Some(accepted + 1)
+    });
+    assert_eq!(link_stats(&node, "sim")["rejected"], stats["rejected"], "nothing refused once registered");
+    assert_eq!(radio_status(&node, "sim")["skipped"].get("duty_cycle"), None, "BLE has no duty cycle");
     // A second registration pass finds them all on chain.
     assert_eq!(nest_host::devices::devnet::register_sim_devices(&node.url, &devnet.faucet_key).unwrap(), 0);
 }
@@ -293,4 +306,59 @@ fn over_mqtt_frames_published_by_mosquitto_pub_are_anchored_on_every_node_or_rej
     let stats = link_stats(node, "mqtt");
     assert_eq!(stats["accepted"], 2, "{stats}");
     assert_eq!(stats["rejected"], 7, "{stats}");
+}
+
+#[test]
+fn readings_the_lora_duty_cycle_skips_are_counted_by_reason_in_the_status_the_console_and_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 134-byte reading is 196 ms of air at SF7; the 1 % duty cycle earns 10 ms a second
+    // from an empty budget, so for the first 19 s every reading is skipped, none delivered.
+    let config = "{ profile = \"lora-sf7\", devices = 4, reading_interval_ms = 250 }";
+    let devnet = devnet_with_own_radio(dir.path(), 1, "sim", "field", config);
+    let node = NodeProcess::start(&devnet.manifest);
+    let skipped = |node: &NodeProcess| radio_status(node, "field")["skipped"]["duty_cycle"].as_u64().unwrap_or(0);
+    wait_until(Duration::from_secs(15), "duty-cycle skips in /v1/radios", || skipped(&node) >= 8);
+    let radio = radio_status(&node, "field");
+    assert_eq!(radio["link"]["frames_in"], 0, "every reading so far was skipped, none delivered: {radio}");
+    assert_eq!(radio["plugin"]["state"], "running", "{radio}");
+    let labels = [("radio", "field"), ("reason", "duty_cycle")];
+    let exported = metric(&node, "nest_radio_frames_skipped_total", &labels).expect("the skip counter");
+    assert!(exported >= 8.0, "nest_radio_frames_skipped_total {exported}");
+    let (status, out, _) = console(&devnet.manifest, "return radios.stats(\"field\").skipped.duty_cycle");
+    assert_eq!(status, 0);
+    assert!(out.trim().parse::<u64>().is_ok_and(|n| n >= 8), "console: {out}");
+}
+
+#[test]
+fn a_radio_driver_that_cannot_start_is_reported_failed_with_its_error_until_enabled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = holder.local_addr().unwrap().to_string();
+    let devnet = devnet_with_own_radio(dir.path(), 1, "udp", "lan", &format!("{{ bind = \"{address}\" }}"));
+    let node = NodeProcess::start(&devnet.manifest);
+    let radio = radio_status(&node, "lan");
+    assert_eq!(radio["plugin"]["state"], "failed", "{radio}");
+    let reason = radio["plugin"]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.starts_with(&format!("start failed: cannot bind {address}")), "{radio}");
+    assert_eq!(metric(&node, "nest_radio_up", &[("radio", "lan")]), Some(0.0));
+    assert_eq!(metric(&node, "nest_radio_start_failures_total", &[("radio", "lan")]), Some(1.0));
+    let (_, state, _) = console(&devnet.manifest, "return radios.stats(\"lan\").state");
+    assert_eq!(state.trim(), "failed");
+    let (_, error, _) = console(&devnet.manifest, "return radios.stats(\"lan\").error");
+    assert_eq!(error.trim(), reason);
+    wait_until(Duration::from_secs(20), "blocks without the radio", || node.main_chain().height >= 2);
+
+    // The address freed and the plugin enabled, the driver starts and takes datagrams.
+    drop(holder);
+    let token = admin_token(&devnet.manifest);
+    ureq::post(&format!("{}/v1/admin/plugins/udp/enable", node.url))
+        .set("authorization", &format!("Bearer {token}"))
+        .call()
+        .expect("enable");
+    let radio = radio_status(&node, "lan");
+    assert_eq!(radio["plugin"]["state"], "running", "{radio}");
+    let device = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    device.send_to(b"\x07not a frame", &address).unwrap();
+    wait_until(Duration::from_secs(10), "the datagram counted", || radio_status(&node, "lan")["frames_received"] == 1);
+    assert_eq!(metric(&node, "nest_radio_up", &[("radio", "lan")]), Some(1.0));
 }

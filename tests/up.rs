@@ -2,6 +2,10 @@
 //! `nestd run` process per node. With `--consensus bft` the four nodes are the
 //! validators of the chain's genesis and decide each height in Tendermint rounds: every
 //! node commits the same blocks, each carrying its certificate.
+//!
+//! The README's device tour runs against `nestd up` as written: device keygen, register,
+//! frame, `nestd device send` to the UDP radio the banner prints, and the reading anchored
+//! on chain; the banner's own transfer command works as printed.
 
 use nest_host::{client::Client, node::status::NodeStatus};
 use nest_tests::node::nestd_binary;
@@ -21,20 +25,29 @@ const CHECKED_HEIGHT: u64 = 3;
 /// How long the nodes may take to start and reach [`HEIGHT`].
 const HEIGHT_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// How long `nestd up` may take to print its banner (its nodes connected, a block made).
+const BANNER_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Held by each test while its devnet runs: two four-node devnets at once overload a
+/// small machine, and neither test is about sharing it.
+static ONE_DEVNET_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A `nestd up` process in a process group of its own, so that its nodes can be stopped
 /// with it whatever happens to the test: dropping it signals the whole group.
 struct Up {
     child: Child,
+    /// The devnet directory, `.devnet` in the working directory.
     dir: PathBuf,
+    stdout: PathBuf,
     stderr: PathBuf,
-    _temp: tempfile::TempDir,
+    temp: tempfile::TempDir,
 }
 
 impl Up {
     fn start(args: &[&str]) -> Up {
         let temp = tempfile::tempdir().expect("tempdir");
-        let dir = temp.path().join("devnet");
-        let stderr = temp.path().join("up.stderr");
+        let dir = temp.path().join(".devnet");
+        let (stdout, stderr) = (temp.path().join("up.stdout"), temp.path().join("up.stderr"));
         let child = Command::new(nestd_binary())
             .arg("up")
             .arg("--dir")
@@ -42,13 +55,33 @@ impl Up {
             .args(["--port", "0", "--nodes", &NODES.to_string()])
             .args(args)
             .env("NEST_LOG", "info")
+            .current_dir(temp.path())
             .process_group(0)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()
             .expect("spawn nestd up");
-        Up { child, dir, stderr, _temp: temp }
+        Up { child, dir, stdout, stderr, temp }
+    }
+
+    /// The directory `nestd up` runs in: the README's commands run here.
+    fn cwd(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// The banner, once `nestd up` printed it whole.
+    fn banner(&mut self) -> String {
+        let deadline = Instant::now() + BANNER_TIMEOUT;
+        while Instant::now() < deadline {
+            let text = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+            if text.contains("Ctrl-C stops") {
+                return text;
+            }
+            assert!(!self.exited(), "nestd up exited early\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no banner within {BANNER_TIMEOUT:?}\n{}", self.logs());
     }
 
     fn node_dir(&self, index: usize) -> PathBuf {
@@ -165,6 +198,7 @@ fn node_key(dir: &Path) -> String {
 
 #[test]
 fn nestd_up_with_bft_runs_four_validators_that_commit_the_same_certified_blocks() {
+    let _devnet = ONE_DEVNET_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let started = Instant::now();
     let mut up = Up::start(&["--consensus", "bft", "--block-interval-ms", &BLOCK_INTERVAL_MS.to_string()]);
     let urls = wait_for_height(&mut up);
@@ -222,4 +256,96 @@ fn nestd_up_with_bft_runs_four_validators_that_commit_the_same_certified_blocks(
 
     assert!(up.stop(), "nestd up did not stop cleanly on SIGTERM\n{}", up.logs());
     assert!(urls.iter().all(|url| status(url).is_none()), "a node still serves after nestd up stopped");
+}
+
+/// The word after `label` on the banner line that starts with it (after indentation).
+fn banner_field<'a>(banner: &'a str, label: &str) -> &'a str {
+    banner
+        .lines()
+        .find_map(|line| line.trim_start().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no `{label}` in the banner:\n{banner}"))
+}
+
+/// The shell block of the README that holds `marker`, as lines without their comments.
+fn readme_block(marker: &str) -> Vec<String> {
+    let readme = include_str!("../README.md");
+    let block = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+        .find(|block| block.contains(marker))
+        .unwrap_or_else(|| panic!("no README sh block with {marker}"));
+    block.lines().map(|line| line.split(" #").next().unwrap_or_default().trim().to_string()).collect()
+}
+
+/// Runs a README command line in `cwd`: `./target/debug/nestd` is the built binary,
+/// `placeholders` are replaced, and `extra` arguments appended. Returns stdout.
+fn run_readme_line(cwd: &Path, line: &str, placeholders: &[(&str, &str)], extra: &[&str]) -> String {
+    let mut line = line.to_string();
+    for (placeholder, value) in placeholders {
+        line = line.replace(placeholder, value);
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"./target/debug/nestd"), "{line}");
+    let output =
+        Command::new(nestd_binary()).args(&words[1..]).args(extra).current_dir(cwd).output().expect("run nestd");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "`{line}` failed:\n{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+#[test]
+fn the_readme_device_tour_reaches_an_anchored_reading_through_the_udp_radio_nestd_up_prints() {
+    let _devnet = ONE_DEVNET_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut up = Up::start(&[]);
+    let banner = up.banner();
+    let url = banner_field(&banner, "node-1").trim_end_matches("/v1/status").to_string();
+    let udp_radio = banner_field(&banner, "udp radio").to_string();
+    let cwd = up.cwd().to_path_buf();
+    let tour = readme_block("device send");
+    let line = |start: &str| {
+        tour.iter()
+            .find(|line| line.starts_with(&format!("./target/debug/nestd device {start}")))
+            .unwrap_or_else(|| panic!("no `nestd device {start}` in the README's device tour: {tour:?}"))
+            .clone()
+    };
+    // The README's commands reach node-1 at the default --node; this devnet's port is free-chosen.
+    let node = ["--node", url.as_str()];
+    let keygen = run_readme_line(&cwd, &line("keygen"), &[], &[]);
+    let uid = keygen.lines().find_map(|l| l.strip_prefix("uid ")).expect("keygen prints the µID").trim().to_string();
+    run_readme_line(&cwd, &line("register"), &[], &node);
+    run_readme_line(&cwd, &line("frame"), &[], &[]);
+    let sent = run_readme_line(&cwd, &line("send"), &[("<udp radio address>", &udp_radio)], &[]);
+    assert!(sent.contains(&format!("to {udp_radio}")), "{sent}");
+
+    let curl = tour.iter().find(|line| line.starts_with("curl")).expect("the tour reads the device");
+    assert!(curl.ends_with("/v1/devices/<µID>"), "{curl}");
+    let client = Client::new(&url);
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let device = loop {
+        let device: Option<serde_json::Value> = client.get(&format!("/v1/devices/{uid}")).ok();
+        if let Some(device) = device.filter(|d| d["last_counter"] == 1) {
+            break device;
+        }
+        assert!(Instant::now() < deadline, "the sent reading was not anchored within 45 s\n{}", up.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let reading = &device["readings"][0];
+    assert_eq!((reading["radio"].as_str(), reading["payload_text"].as_str()), (Some("udp"), Some("21.5C")), "{device}");
+    assert!(reading["anchor"]["tx"].is_string(), "the reading carries its anchor: {device}");
+    assert_eq!(device["anchors"][0]["count"], 1, "{device}");
+    run_readme_line(&cwd, &line("revoke"), &[], &node);
+    let revoked: serde_json::Value = client.get(&format!("/v1/devices/{uid}")).expect("device");
+    assert_eq!(revoked["revoked"], true, "{revoked}");
+
+    // The banner's transfer, as printed, moves its amount (the fee is paid on top).
+    let transfer = banner.lines().map(str::trim).find(|l| l.starts_with("nestd tx transfer")).expect("transfer");
+    let account = run_readme_line(&cwd, "./target/debug/nestd keygen --out bob.key", &[], &[]).trim().to_string();
+    let transfer = transfer.split(" #").next().unwrap_or_default().replacen("nestd", "./target/debug/nestd", 1);
+    run_readme_line(&cwd, &transfer, &[("<account>", &account)], &[]);
+    let bob: serde_json::Value = client.get(&format!("/v1/chains/main/accounts/{account}")).expect("account");
+    let amount = nest_host::up::TOUR_AMOUNT;
+    assert_eq!(bob["balance"], amount, "{bob}");
+    assert!(up.stop(), "nestd up did not stop cleanly on SIGTERM\n{}", up.logs());
 }

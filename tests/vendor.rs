@@ -88,6 +88,21 @@ fn the_out_of_tree_vendor_driver_builds_signs_loads_and_delivers_frames() {
     let status = node.status();
     let radio = status.radios.iter().find(|r| r.id == "field").unwrap();
     assert_eq!((radio.technology.as_str(), radio.mtu_bytes), ("udp", 1200));
+
+    // As the guide's "An accepted frame" does: a registered device's signed reading,
+    // sent with `nestd device send`, passes every check of the node.
+    let cwd = dir.path();
+    let faucet = devnet.faucet_key.display().to_string();
+    nestd(&["device", "keygen", "--out", "dev.key", "--hardware-id", "thermo-1"], cwd);
+    let register = ["device", "register", "--node", &node.url, "--key", &faucet, "--hardware-id", "thermo-1"];
+    nestd(&[&register[..], &["--device-key", "dev.key", "--wait"]].concat(), cwd);
+    let frame = ["device", "frame", "--key", "dev.key", "--hardware-id", "thermo-1", "--counter", "1"];
+    nestd(&[&frame[..], &["--payload", "21.5C", "--out", "frame.bin"]].concat(), cwd);
+    nestd(&["device", "send", "--to", &format!("127.0.0.1:{port}"), "frame.bin"], cwd);
+    let accepted = || node.status().radios.iter().find(|r| r.id == "field").map(|r| r.link.accepted).unwrap_or(0);
+    wait_until(Duration::from_secs(10), "the reading accepted", || accepted() == 1);
+    let link = node.status().radios.into_iter().find(|r| r.id == "field").unwrap().link;
+    assert_eq!(link.rejected_by_reason.get("garbage"), Some(&3), "{link:?}");
     assert!(node.stop());
 }
 

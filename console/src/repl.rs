@@ -55,7 +55,7 @@ market(sku) an SKU: strategy(f|source|file), versions(), source(v), rollback(v),
 market      skus(), demands(), locks(), strategies(), demand{...}, report(lock, units), confirm(lock),
             settle(lock), refund(lock), buy{resource=, units=, max_unit_price=, max_total=?, prefer=?}
               market.buy{resource=\"network\", units=600, max_unit_price=150}
-radios      radio drivers and link stats: list(), stats(id), send(id, link_address, frame_hex)
+radios      radio drivers: list(), stats(id) (link, state, skipped by reason), send(id, link_address, frame_hex)
               radios.stats(\"sim\")
 devices     devices on chain: list(), show(uid), readings(uid, from_ms?, to_ms?, limit?), uid(hardware_id),
             register{uid= or hardware_id=, public_key=, class=?, from=...}, transfer{..., to=}, revoke{...}

@@ -32,6 +32,9 @@ const WORKSPACE_PLUGINS: [(&str, &str, &str); 10] = [
     ("cpp", "market-cpp", include_str!("../../plugins/market-cpp/plugin.toml")),
 ];
 
+/// Gas price of the devnet's chain (µNEST per gas unit).
+pub const GAS_PRICE: u64 = 1;
+
 /// Balance of the devnet's faucet account.
 pub const FAUCET_BALANCE: u64 = 1_000_000_000_000;
 
@@ -356,7 +359,7 @@ fn write_network(text: &mut String, p2p_port: Option<u16>, bootstrap: &[String])
 
 /// The `[[chain]]` table `main` with its consensus and genesis.
 fn write_chain(text: &mut String, spec: &DevnetSpec, authorities: &[PublicKey], allocations: &[(PublicKey, u64)]) {
-    let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = 1");
+    let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = {GAS_PRICE}");
     let _ = writeln!(text, "block_txs_max = {}\nmempool_txs_max = {}", spec.block_txs_max, spec.mempool_txs_max);
     let chain_type = chain_type_config(spec.consensus, authorities.len());
     let _ = writeln!(text, "chain_type = {{ plugin = \"linear\", config = {chain_type} }}\n");

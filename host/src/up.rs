@@ -6,6 +6,7 @@ use crate::crypto::SecretKey;
 use crate::devnet::{self, DevnetSpec};
 use crate::node::status::NodeStatus;
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
@@ -30,9 +31,9 @@ struct NodeProcess {
 
 /// Writes the devnet, starts every node, prints a summary and a status line, and
 /// stops them all (SIGTERM) on Ctrl-C or SIGTERM.
-pub fn up(spec: &DevnetSpec) -> Result<(), String> {
+pub fn up(spec: &DevnetSpec, mqtt_broker: Option<&str>) -> Result<(), String> {
     let net = devnet::write(spec)?;
-    crate::devices::devnet::add_sim_radio(&net.manifest)?;
+    let udp_radio = crate::devices::devnet::add_devnet_radios(&net.manifest, mqtt_broker)?;
     let mut nodes = Vec::with_capacity(net.manifests.len());
     for manifest in &net.manifests {
         match start_node(manifest) {
@@ -47,7 +48,7 @@ pub fn up(spec: &DevnetSpec) -> Result<(), String> {
         stop_all(&mut nodes);
         return Err(error);
     }
-    print_summary(spec, &net, &nodes);
+    print_summary(spec, &net, &nodes, udp_radio, mqtt_broker);
     if let Err(error) = crate::devices::devnet::register_sim_devices(&nodes[0].url, &net.faucet_key) {
         eprintln!("warning: the simulated devices are not registered: {error}");
     }
@@ -114,7 +115,13 @@ fn wait_ready(nodes: &[NodeProcess]) -> Result<(), String> {
     ))
 }
 
-fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, nodes: &[NodeProcess]) {
+fn print_summary(
+    spec: &DevnetSpec,
+    net: &devnet::Devnet,
+    nodes: &[NodeProcess],
+    udp_radio: SocketAddr,
+    mqtt_broker: Option<&str>,
+) {
     let faucet = SecretKey::read(&net.faucet_key).map(|k| k.public_key().to_hex()).unwrap_or_default();
     println!("Nest devnet is up: {} nodes ({})", nodes.len(), spec.dir.display());
     for node in nodes {
@@ -127,14 +134,30 @@ fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, nodes: &[NodeProcess])
         "  console   nest --data-dir {}",
         net.manifests[0].parent().map(|d| d.join("data")).unwrap_or_default().display()
     );
-    println!("try:");
-    println!(
-        "  nestd tx transfer --node {} --key {} --to <account> --amount 10 --wait",
-        nodes[0].url,
-        net.faucet_key.display()
-    );
+    print_try(&nodes[0].url, &net.faucet_key, udp_radio, mqtt_broker);
     println!("Ctrl-C stops every node.");
 }
+
+/// The end of the devnet's banner: node-1's device radios and commands that work as printed.
+pub fn print_try(url: &str, faucet_key: &Path, udp_radio: SocketAddr, mqtt_broker: Option<&str>) {
+    println!("  udp radio {udp_radio} on node-1 (radio \"udp\"): nestd device send --to {udp_radio} frame.bin");
+    if let Some(broker) = mqtt_broker {
+        let (host, port) = broker.rsplit_once(':').unwrap_or((broker, "1883"));
+        println!(
+            "  mqtt      {broker} on node-1 (radio \"mqtt\"): mosquitto_pub -h {host} -p {port} -t nest/devices/<device>/up -f frame.bin"
+        );
+    }
+    println!("try:");
+    println!(
+        "  nestd tx transfer --node {url} --key {} --to <account> --amount {TOUR_AMOUNT} --wait   # fee {} on top",
+        faucet_key.display(),
+        crate::ledger::tx::TRANSFER_GAS * devnet::GAS_PRICE
+    );
+}
+
+/// The amount the banner and the README's tour transfer: the fee (1000 gas at the
+/// devnet's gas price) is paid on top of it.
+pub const TOUR_AMOUNT: u64 = 5000;
 
 /// One line, redrawn every second: each node's height and peers, and committed tx/s.
 fn status_line(urls: &[String], stop: &AtomicBool) {

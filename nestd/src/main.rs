@@ -62,6 +62,9 @@ enum Command {
         /// Nodes, all PoA authorities or BFT validators, each a `nestd run` process connected over libp2p.
         #[arg(long, default_value_t = 4)]
         nodes: usize,
+        /// An MQTT broker (`host:port`, e.g. a local Mosquitto on 127.0.0.1:1883) for a radio-mqtt radio on node-1.
+        #[arg(long)]
+        mqtt: Option<String>,
     },
     /// Generate an Ed25519 key file (node, account or vendor key).
     Keygen {
@@ -185,8 +188,9 @@ fn execute(command: Command) -> Result<(), String> {
             print_init(&spec, &init::init(&spec)?);
             Ok(())
         }
-        Command::Up { dir, fresh, chain: ChainOptions { consensus, block_interval_ms }, port, nodes } => {
-            up(dir, fresh, consensus, block_interval_ms, port, nodes)
+        Command::Up { dir, fresh, chain: ChainOptions { consensus, block_interval_ms }, port, nodes, mqtt } => {
+            let shape = UpShape { consensus, block_interval_ms, port, nodes };
+            up(dir, fresh, shape, mqtt.as_deref())
         }
         Command::Keygen { out } => {
             let key = SecretKey::generate().map_err(|e| e.to_string())?;
@@ -229,14 +233,16 @@ fn run_manifest(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn up(
-    dir: PathBuf,
-    fresh: bool,
+/// The devnet `nestd up` runs.
+struct UpShape {
     consensus: Consensus,
     block_interval_ms: u64,
     port: u16,
     nodes: usize,
-) -> Result<(), String> {
+}
+
+fn up(dir: PathBuf, fresh: bool, shape: UpShape, mqtt_broker: Option<&str>) -> Result<(), String> {
+    let UpShape { consensus, block_interval_ms, port, nodes } = shape;
     if fresh && dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -254,13 +260,13 @@ fn up(
     };
     spec.allocations = devices::devnet::node_allocations(&spec.dir, spec.nodes)?;
     if spec.nodes > 1 {
-        return nest_host::up::up(&spec);
+        return nest_host::up::up(&spec, mqtt_broker);
     }
     let net = devnet::write(&spec)?;
-    devices::devnet::add_sim_radio(&net.manifest)?;
+    let udp_radio = devices::devnet::add_devnet_radios(&net.manifest, mqtt_broker)?;
     let manifest = Manifest::load(&net.manifest).map_err(|e| e.to_string())?;
     let running = run::start(manifest)?;
-    print_summary(&spec, &net, &running);
+    print_summary(&spec, &net, &running, (udp_radio, mqtt_broker));
     print_devices(&format!("http://{}", running.api_addr), &net.faucet_key);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let status_line = spawn_status_line(running.node().status.clone(), stop.clone());
@@ -272,7 +278,10 @@ fn up(
     Ok(())
 }
 
-fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, running: &run::Running) {
+/// The device radios of node-1: the UDP radio's address and the MQTT broker, if any.
+type DeviceRadios<'a> = (std::net::SocketAddr, Option<&'a str>);
+
+fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, running: &run::Running, radios: DeviceRadios<'_>) {
     let url = format!("http://{}", running.api_addr);
     let status = running.node().status.read().map(|s| s.clone()).ok();
     let faucet = SecretKey::read(&net.faucet_key).map(|k| k.public_key().to_hex()).unwrap_or_default();
@@ -284,9 +293,8 @@ fn print_summary(spec: &DevnetSpec, net: &devnet::Devnet, running: &run::Running
     println!("  faucet    {faucet} ({})", net.faucet_key.display());
     println!("  plugins   signed with {} (trusted by the manifest)", net.vendor_key.display());
     println!("  logs      this terminal (NEST_LOG=debug for more)");
-    println!("try:");
+    nest_host::up::print_try(&url, &net.faucet_key, radios.0, radios.1);
     println!("  curl -s {url}/v1/status");
-    println!("  nestd tx transfer --key {} --to <account> --amount 10 --wait", net.faucet_key.display());
     println!("Ctrl-C stops the devnet.");
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Drivers are the one plugin kind that owns threads: [`RadioDriver::start`] receives
 //! a [`FrameSink`] and the driver's own threads push received frames into it. The sink
-//! is bounded: when it answers [`SinkStatus::Full`] the driver drops or retries.
+//! is bounded: when it answers [`SinkStatus::Full`] the driver drops or retries. What a
+//! driver drops or never puts on the air it reports with [`FrameSink::skipped`], so the
+//! node can count it by reason instead of the driver keeping it in its own log.
 
 use crate::{
     config::ConfigError,
@@ -61,6 +63,10 @@ pub trait FrameSinkFfi: Send + Sync + Clone {
     /// Offers one frame to the host.
     #[sabi(last_prefix_field)]
     fn deliver(&self, frame: RadioFrame) -> SinkStatus;
+
+    /// Counts `frames` frames the driver did not deliver, for `reason` (ABI 7; a sink
+    /// that predates it ignores the report).
+    fn skipped(&self, _reason: RStr<'_>, _frames: u64) {}
 }
 
 /// The FFI handle to a frame sink.
@@ -90,7 +96,21 @@ impl FrameSink {
     pub fn deliver(&self, frame: RadioFrame) -> SinkStatus {
         self.0.deliver(frame)
     }
+
+    /// Reports `frames` frames (readings or fragments, one each) that the driver did not
+    /// deliver, for `reason`: a short snake_case code such as `duty_cycle` or
+    /// `host_queue_full`. The node counts them per radio and reason (at most
+    /// [`SKIP_REASONS_MAX`] reasons per radio; others, and codes that are not snake_case
+    /// of at most [`SKIP_REASON_BYTES_MAX`] bytes, count as `other`).
+    pub fn skipped(&self, reason: &str, frames: u64) {
+        self.0.skipped(reason.into(), frames)
+    }
 }
+
+/// Distinct skip reasons the node counts per radio (see [`FrameSink::skipped`]).
+pub const SKIP_REASONS_MAX: usize = 16;
+/// Longest skip reason code.
+pub const SKIP_REASON_BYTES_MAX: usize = 32;
 
 /// A radio driver, as a vendor writes it.
 pub trait RadioDriver: Send + Sized + 'static {

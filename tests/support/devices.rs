@@ -131,12 +131,7 @@ pub fn radio_send(node: &NodeProcess, token: &str, radio: &str, link_address: &s
 
 /// The link counters of radio `radio` on `node`.
 pub fn link_stats(node: &NodeProcess, radio: &str) -> Value {
-    let radios: Value = node.client().get("/v1/radios").expect("radios");
-    radios
-        .as_array()
-        .and_then(|list| list.iter().find(|r| r["id"] == radio))
-        .map(|r| r["link"].clone())
-        .unwrap_or_else(|| panic!("no radio {radio} in {radios}"))
+    radio_status(node, radio)["link"].clone()
 }
 
 /// Frames rejected for `reason` on radio `radio`.
@@ -177,4 +172,27 @@ pub fn console(manifest: &Path, code: &str) -> (i32, String, String) {
         .expect("run nest");
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).to_string();
     (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
+/// The value of metric `name` on `node`'s `/metrics` whose labels include every one of
+/// `labels`, if the node exports it.
+pub fn metric(node: &NodeProcess, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let text = ureq::get(&format!("{}/metrics", node.url)).call().ok()?.into_string().ok()?;
+    text.lines().filter(|line| line.starts_with(name)).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let rest = series.strip_prefix(name)?;
+        let wanted = labels.iter().all(|(key, value)| rest.contains(&format!("{key}=\"{value}\"")));
+        (rest.is_empty() || rest.starts_with('{')).then_some(())?;
+        if wanted { value.parse().ok() } else { None }
+    })
+}
+
+/// Radio `radio` as `node`'s `/v1/radios` shows it.
+pub fn radio_status(node: &NodeProcess, radio: &str) -> Value {
+    let radios: Value = node.client().get("/v1/radios").expect("radios");
+    radios
+        .as_array()
+        .and_then(|list| list.iter().find(|r| r["id"] == radio))
+        .cloned()
+        .unwrap_or_else(|| panic!("no radio {radio} in {radios}"))
 }

@@ -50,6 +50,15 @@ fn describe() {
     describe_counter!("nest_lua_limit_hits_total", "Lua evaluations stopped by a limit, by limit.");
     describe_counter!("nest_http_requests_total", "HTTP requests answered, by route and status.");
     describe_counter!("nest_device_frames_rejected_total", "Device frames rejected, by reason.");
+    describe_counter!(
+        "nest_radio_frames_skipped_total",
+        "Frames a radio driver reported it did not deliver (duty cycle, lost on the air, queue full), by radio and reason."
+    );
+    describe_gauge!(
+        "nest_radio_up",
+        "Whether a radio's driver runs (1) or failed to start or is disabled (0), by radio."
+    );
+    describe_counter!("nest_radio_start_failures_total", "Radio driver starts that failed, by radio.");
 }
 
 /// A block with `txs` transactions was committed on `chain`.
@@ -118,6 +127,22 @@ pub fn http_request(route: &str, status: u16) {
 /// A device frame was rejected for `reason`.
 pub fn device_frame_rejected(reason: &'static str) {
     counter!("nest_device_frames_rejected_total", "reason" => reason).increment(1);
+}
+
+/// Radio `radio`'s driver reported `frames` frames it did not deliver, for `reason`.
+pub fn radio_frames_skipped(radio: &str, reason: &str, frames: u64) {
+    counter!("nest_radio_frames_skipped_total", "radio" => radio.to_owned(), "reason" => reason.to_owned())
+        .increment(frames);
+}
+
+/// Whether radio `radio`'s driver runs now.
+pub fn radio_running(radio: &str, running: bool) {
+    gauge!("nest_radio_up", "radio" => radio.to_owned()).set(if running { 1.0 } else { 0.0 });
+}
+
+/// Radio `radio`'s driver failed to start.
+pub fn radio_start_failed(radio: &str) {
+    counter!("nest_radio_start_failures_total", "radio" => radio.to_owned()).increment(1);
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! `keygen` writes a P-256 key file and prints the µID and public key; `register`,
 //! `transfer` and `revoke` sign a device transaction with an owner's Ed25519 key file and
 //! submit it to a node; `frame` writes a signed envelope (optionally fragmented to an
-//! MTU) as a device would put it on the air, for `mosquitto_pub -f` and the tests.
+//! MTU) as a device would put it on the air, for `mosquitto_pub -f` and the tests; `send`
+//! puts frame files on a UDP radio, as a device on the LAN would.
 
 use super::{FrameSpec, keys::DeviceKey, link_frames, signed_envelope};
 use crate::api::SubmitAnswer;
@@ -13,7 +14,12 @@ use crate::ledger::device::DeviceTx;
 use crate::ledger::tx::{TxBody, UnsignedTx, gas_of};
 use crate::node::{AccountView, status::NodeStatus};
 use nest_sdk::{Hash32, device::device_uid};
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::{
+    io::Write,
+    net::{ToSocketAddrs, UdpSocket},
+    path::PathBuf,
+    time::Duration,
+};
 
 /// `nestd device ...`
 #[derive(clap::Subcommand, Debug)]
@@ -74,7 +80,21 @@ pub enum DeviceCommand {
     },
     /// Write a signed envelope as the device would send it.
     Frame(FrameArgs),
+    /// Send frame files to a UDP radio, one datagram each, in order (fragments: f.0 f.1 ...).
+    Send {
+        /// The radio's address, `ip:port` (`nestd up` prints node-1's as `udp radio`).
+        #[arg(long)]
+        to: String,
+        /// Frame files, as `nestd device frame --out` writes them.
+        #[arg(required = true)]
+        frames: Vec<PathBuf>,
+    },
 }
+
+/// Largest UDP payload over IPv4.
+const DATAGRAM_BYTES_MAX: usize = 65_507;
+/// How long `send` listens for the ICMP refusal of an address where no radio listens.
+const REFUSAL_WAIT_MS: u64 = 200;
 
 /// Which device: by hardware id or µID.
 #[derive(clap::Args, Debug)]
@@ -185,6 +205,44 @@ pub fn run(command: DeviceCommand) -> Result<(), String> {
             submit_device_tx(&submit, DeviceTx::Revoke { device_uid: device.uid()? })
         }
         DeviceCommand::Frame(args) => write_frame(&args),
+        DeviceCommand::Send { to, frames } => send_frames(&to, &frames),
+    }
+}
+
+/// Sends each file as one UDP datagram to `to`; fails on an unreadable or oversized file,
+/// an address that is not `ip:port`, and an address that refuses datagrams.
+fn send_frames(to: &str, frames: &[PathBuf]) -> Result<(), String> {
+    let address: std::net::SocketAddr = to
+        .to_socket_addrs()
+        .map_err(|e| format!("--to {to}: not an ip:port address ({e})"))?
+        .next()
+        .ok_or_else(|| format!("--to {to}: the name resolves to no address"))?;
+    let payloads = frames
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if bytes.len() > DATAGRAM_BYTES_MAX {
+                return Err(format!("{}: {} bytes do not fit one UDP datagram", path.display(), bytes.len()));
+            }
+            Ok(bytes)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let local = if address.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let socket = UdpSocket::bind(local).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    socket.connect(address).map_err(|e| format!("--to {address}: {e}"))?;
+    let refused = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => format!("{address} refused the datagram: no radio listens there"),
+        _ => format!("sending to {address}: {e}"),
+    };
+    for (path, bytes) in frames.iter().zip(&payloads) {
+        socket.send(bytes).map_err(refused)?;
+        println!("sent {} bytes from {} to {address}", bytes.len(), path.display());
+    }
+    // A connected UDP socket hears the ICMP "port unreachable" of a closed port.
+    socket.set_read_timeout(Some(Duration::from_millis(REFUSAL_WAIT_MS))).map_err(|e| e.to_string())?;
+    match socket.recv(&mut [0u8; 1]) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(refused(e)),
+        _ => Ok(()),
     }
 }
 

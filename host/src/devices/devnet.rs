@@ -1,5 +1,6 @@
 //! Give a devnet live devices: a simulated radio on node-1 and its devices registered on
-//! chain by the faucet when `nestd up` starts.
+//! chain by the faucet when `nestd up` starts, and a UDP radio on node-1 that takes the
+//! frames `nestd device send` sends, so a device made by hand reaches the chain too.
 //!
 //! The keys of radio-sim's devices follow from its config (see the plugin's `identity`
 //! module): device `i` has hardware id `<prefix><i>` and the P-256 scalar
@@ -15,7 +16,7 @@ use crate::ledger::device::DeviceTx;
 use crate::ledger::tx::{SignedTx, TxBody, UnsignedTx, gas_of};
 use crate::node::{AccountView, status::NodeStatus};
 use nest_sdk::{Hash32, PublicKey, device::device_uid};
-use std::{fmt::Write as _, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
 /// Balance given at genesis to each node's own account, which pays its anchor fees.
 pub const NODE_BALANCE: u64 = 1_000_000_000;
@@ -49,8 +50,15 @@ pub const SIM_KEY_SEED: &str = "nest-devnet";
 pub const SIM_HARDWARE_ID_PREFIX: &str = "sim-device-";
 /// Time between two readings of one device.
 pub const SIM_READING_INTERVAL_MS: u64 = 5_000;
-/// Radio profile of the simulator.
-pub const SIM_PROFILE: &str = "lora-sf7";
+/// Radio profile of the simulator: BLE has no duty-cycle limit, so every reading goes on
+/// the air every [`SIM_READING_INTERVAL_MS`] (1 % are lost). At LoRa's 1 % duty cycle a
+/// 134-byte reading (196 ms of air time at SF7) fits only every 20 s: at 5 s three
+/// readings in four would be skipped.
+pub const SIM_PROFILE: &str = "ble";
+/// Id of node-1's MQTT radio, with `nestd up --mqtt <broker>`.
+pub const MQTT_RADIO_ID: &str = "mqtt";
+/// Id of node-1's UDP radio (`[[radio]] id`), the one `nestd device send` reaches.
+pub const UDP_RADIO_ID: &str = "udp";
 /// Domain of radio-sim's key derivation.
 const SIM_KEY_DOMAIN: &[u8] = b"nest/radio-sim/device-key/v1\0";
 /// How long the registrations may take to commit.
@@ -74,15 +82,50 @@ pub fn sim_device_key(key_seed: &str, index: u32) -> DeviceKey {
 
 /// Adds the simulated radio (`[[radio]] id = "sim"`) to a devnet node's manifest.
 pub fn add_sim_radio(manifest: &Path) -> Result<(), String> {
-    let mut text = std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    let _ = writeln!(text, "\n# Simulated devices (registered on chain by `nestd up`).");
-    let _ = writeln!(
-        text,
-        "[[radio]]\nid = \"sim\"\nplugin = \"sim\"\nconfig = {{ profile = \"{SIM_PROFILE}\", devices = {SIM_DEVICES}, \
+    let table = format!(
+        "\n# Simulated devices (registered on chain by `nestd up`).\n\
+         [[radio]]\nid = \"sim\"\nplugin = \"sim\"\nconfig = {{ profile = \"{SIM_PROFILE}\", devices = {SIM_DEVICES}, \
          reading_interval_ms = {SIM_READING_INTERVAL_MS}, key_seed = \"{SIM_KEY_SEED}\", \
-         hardware_id_prefix = \"{SIM_HARDWARE_ID_PREFIX}\" }}"
+         hardware_id_prefix = \"{SIM_HARDWARE_ID_PREFIX}\" }}\n"
     );
-    std::fs::write(manifest, text).map_err(|e| format!("{}: {e}", manifest.display()))
+    append(manifest, &table)
+}
+
+/// Appends `text` to the manifest file.
+fn append(manifest: &Path, text: &str) -> Result<(), String> {
+    let mut file =
+        std::fs::OpenOptions::new().append(true).open(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| format!("{}: {e}", manifest.display()))
+}
+
+/// Adds a UDP radio (`[[radio]] id = "udp"`) on a free 127.0.0.1 port to a devnet node's
+/// manifest; returns the address it receives frames on.
+pub fn add_udp_radio(manifest: &Path) -> Result<std::net::SocketAddr, String> {
+    // Bound and released: the node binds it right after, as the devnet's TCP ports.
+    let address = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .map_err(|e| format!("no free UDP port on 127.0.0.1: {e}"))?;
+    let table = format!(
+        "\n# Frames sent with `nestd device send --to {address} <frame file>`.\n\
+         [[radio]]\nid = \"{UDP_RADIO_ID}\"\nplugin = \"udp\"\nconfig = {{ bind = \"{address}\" }}\n"
+    );
+    append(manifest, &table)?;
+    Ok(address)
+}
+
+/// Adds node-1's radios to its manifest: the simulated devices, the UDP radio and, with a
+/// broker (`host:port`), an MQTT radio on it; returns the UDP radio's address.
+pub fn add_devnet_radios(manifest: &Path, mqtt_broker: Option<&str>) -> Result<std::net::SocketAddr, String> {
+    add_sim_radio(manifest)?;
+    if let Some(broker) = mqtt_broker {
+        let table = format!(
+            "\n# Frames published to nest/devices/<device>/up on the broker.\n\
+             [[radio]]\nid = \"{MQTT_RADIO_ID}\"\nplugin = \"mqtt\"\n\
+             config = {{ broker = \"{broker}\", client_id = \"nest-devnet-node-1\" }}\n"
+        );
+        append(manifest, &table)?;
+    }
+    add_udp_radio(manifest)
 }
 
 /// Registers the simulated devices not yet on chain, owned by the faucet; waits until

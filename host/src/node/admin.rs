@@ -5,7 +5,7 @@
 //! when all of them are ready are they swapped in, so a failed upgrade changes nothing.
 //! Libraries are never unloaded: the old package stays in memory, reported `replaced`.
 
-use super::{LoopState, Package, QueryError, loop_sink, now_ms, services::NodeServices, slot::Slot};
+use super::{LoopState, Package, QueryError, now_ms, services::NodeServices, slot::Slot};
 use crate::loader::{self, LoadedLibrary};
 use nest_sdk::{
     Host, PluginKind, RSlice, chain::ChainTypeBox, consensus::ConsensusBox, market::MarketBox, radio::RadioBox,
@@ -49,9 +49,9 @@ pub struct InstanceEntry {
     pub role: String,
     /// Version the instance runs.
     pub version: String,
-    /// `running` or `disabled`.
+    /// `running`, `disabled` or `failed`.
     pub state: String,
-    /// Why it was disabled.
+    /// Why it was disabled, or the error it failed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -304,26 +304,19 @@ impl LoopState {
             (Role::ChainType(i), Fresh::ChainType(instance)) => {
                 self.chains[i].chain_type().replace(instance, name, version)
             }
-            (Role::Radio(i), Fresh::Radio(instance)) => {
-                let slot = &mut self.radios[i].0.slot;
-                if slot.is_running() {
-                    let _ = slot.call(|r| r.stop());
-                }
-                slot.replace(instance, name, version);
-                let sink = loop_sink(i, &self.requests);
-                if let Err(error) = slot.call(|r| r.start(sink.to_box())) {
-                    tracing::error!(radio = %self.radios[i].0.id, %error, "replacement radio driver did not start");
-                }
-            }
+            (Role::Radio(i), Fresh::Radio(instance)) => self.replace_radio(i, instance, name, version),
             (Role::Market(i), Fresh::Market(instance)) => self.markets[i].slot.replace(instance, name, version),
             _ => unreachable!("replacements are built for their own role"),
         }
     }
 
-    /// Re-arms a consensus engine after its slot changed (it resumes at the committed head).
+    /// Re-arms a consensus engine after its slot changed (it resumes at the committed
+    /// head); starts a radio driver whose start had failed.
     fn restart(&mut self, role: Role) {
-        if let Role::Consensus(i) = role {
-            self.chains[i].start(&self.store, now_ms());
+        match role {
+            Role::Consensus(i) => self.chains[i].start(&self.store, now_ms()),
+            Role::Radio(i) => self.restart_radio(i),
+            Role::ChainType(_) | Role::Market(_) => {}
         }
     }
 }

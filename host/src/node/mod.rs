@@ -12,6 +12,7 @@ mod devices;
 mod evidence;
 mod market;
 mod network;
+mod radios;
 pub mod services;
 pub mod slot;
 pub mod status;
@@ -24,11 +25,7 @@ use crate::manifest::{ChainEntry, Manifest, chain_table, config_json};
 use crate::net::{NetEvent, NetHandle};
 use crate::store::Store;
 use chain::{ChainLimits, ChainParts, ChainRuntime};
-use nest_sdk::{
-    Hash32, PluginKind, PublicKey, RadioFrame, SinkStatus,
-    market::MarketBox,
-    radio::{FrameSinkFfi, RadioBox},
-};
+use nest_sdk::{Hash32, PluginKind, PublicKey, RadioFrame, market::MarketBox, radio::RadioBox};
 use serde::Serialize;
 use services::NodeServices;
 use slot::Slot;
@@ -82,6 +79,10 @@ pub struct RadioPart {
     pub id: String,
     /// The driver.
     pub slot: Slot<RadioBox>,
+    /// Frames its driver reported skipped, by reason (kept across driver upgrades).
+    pub skips: Arc<radios::SkipCounts>,
+    /// Whether its driver's `start` succeeded (its threads run).
+    pub started: bool,
 }
 
 /// A market policy instance and its manifest id.
@@ -356,7 +357,7 @@ fn prepare_radios(
     let host_for = |label: &str| NodeServices::host(key.clone(), label);
     prepare_instances(manifest, &manifest.radio, PluginKind::Radio, libraries, host_for, build, errors)
         .into_iter()
-        .map(|(id, slot)| RadioPart { id, slot })
+        .map(|(id, slot)| RadioPart { id, slot, skips: Default::default(), started: false })
         .collect()
 }
 
@@ -655,23 +656,6 @@ pub enum Request {
 pub use admin::{InstanceEntry, PluginEntry, PluginOp};
 pub use devices::DeviceOp;
 
-/// Delivers a radio driver's frames to the node loop without blocking the driver.
-#[derive(Clone)]
-struct LoopSink {
-    radio: usize,
-    requests: mpsc::SyncSender<Request>,
-}
-
-impl FrameSinkFfi for LoopSink {
-    fn deliver(&self, frame: RadioFrame) -> SinkStatus {
-        match self.requests.try_send(Request::Frame { radio: self.radio, frame }) {
-            Ok(()) => SinkStatus::Accepted,
-            Err(mpsc::TrySendError::Full(_)) => SinkStatus::Full,
-            Err(mpsc::TrySendError::Disconnected(_)) => SinkStatus::Closed,
-        }
-    }
-}
-
 /// A running node loop.
 pub struct Node {
     /// Where to send requests.
@@ -765,7 +749,7 @@ impl Node {
         });
         let radio_ids = prepared.radios.iter().map(|radio| radio.id.clone()).collect();
         let devices = devices::DeviceState::start(&store, radio_ids, &requests, events.clone())?;
-        let radios = start_radios(prepared.radios, &requests);
+        let radios = radios::start_radios(prepared.radios, &requests);
         let status = Arc::new(RwLock::new(base_status.clone()));
         let mut state = LoopState {
             store,
@@ -818,31 +802,6 @@ fn base_status(prepared: &Prepared) -> NodeStatus {
     }
 }
 
-fn loop_sink(radio: usize, requests: &mpsc::SyncSender<Request>) -> nest_sdk::FrameSink {
-    nest_sdk::FrameSink::new(LoopSink { radio, requests: requests.clone() })
-}
-
-fn start_radios(radios: Vec<RadioPart>, requests: &mpsc::SyncSender<Request>) -> Vec<(RadioPart, RadioStatus)> {
-    let mut started = Vec::new();
-    for (index, mut part) in radios.into_iter().enumerate() {
-        let info = part.slot.call(|r| r.info()).ok();
-        let sink = loop_sink(index, requests);
-        if let Err(error) = part.slot.call(|r| r.start(sink.to_box())) {
-            tracing::error!(radio = %part.id, %error, "radio driver did not start");
-        }
-        let status = RadioStatus {
-            id: part.id.clone(),
-            technology: info.as_ref().map(|i| i.technology.to_string()).unwrap_or_default(),
-            mtu_bytes: info.map(|i| i.mtu_bytes).unwrap_or(0),
-            frames_received: 0,
-            link: Default::default(),
-            plugin: part.slot.status().clone(),
-        };
-        started.push((part, status));
-    }
-    started
-}
-
 impl LoopState {
     fn run(&mut self, receiver: mpsc::Receiver<Request>) {
         let now = now_ms();
@@ -889,7 +848,7 @@ impl LoopState {
     }
 
     fn stop_radios(&mut self) {
-        for (part, _) in &mut self.radios {
+        for (part, _) in self.radios.iter_mut().filter(|(part, _)| part.started) {
             if let Err(error) = part.slot.call(|r| r.stop()) {
                 tracing::warn!(radio = %part.id, %error, "radio driver did not stop cleanly");
             }
@@ -900,16 +859,7 @@ impl LoopState {
         let mut status = self.base_status.clone();
         status.plugins = self.packages.iter().map(Package::status).collect();
         status.chains = self.chains.iter().map(ChainRuntime::status).collect();
-        status.radios = self
-            .radios
-            .iter()
-            .enumerate()
-            .map(|(index, (part, s))| RadioStatus {
-                plugin: part.slot.status().clone(),
-                link: self.devices.link_stats(index).unwrap_or_default(),
-                ..s.clone()
-            })
-            .collect();
+        status.radios = self.radio_statuses();
         status.device_anchors = self.devices.anchor_stats();
         status.markets =
             self.markets.iter().map(|m| MarketStatus { id: m.id.clone(), plugin: m.slot.status().clone() }).collect();

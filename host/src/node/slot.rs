@@ -20,9 +20,9 @@ pub struct SlotStatus {
     pub name: String,
     /// Plugin version.
     pub version: String,
-    /// `running` or `disabled`.
+    /// `running`, `disabled`, or `failed` (a radio driver whose `start` failed).
     pub state: String,
-    /// Why it was disabled.
+    /// Why it was disabled, or the error it failed with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -30,11 +30,13 @@ pub struct SlotStatus {
 /// Why a call through a slot did not produce a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlotError {
-    /// The instance is disabled; nothing was called.
-    #[error("plugin {id} is disabled: {reason}")]
+    /// The instance is disabled (or failed to start); nothing was called.
+    #[error("plugin {id} is {state}: {reason}")]
     Disabled {
         /// Plugin id.
         id: String,
+        /// `disabled` or `failed`.
+        state: String,
         /// Why.
         reason: String,
     },
@@ -75,7 +77,8 @@ impl<T> Slot<T> {
     /// Calls the instance unless it is disabled; disables it if the call panicked.
     pub fn call<R>(&mut self, f: impl FnOnce(&mut T) -> RResult<R, PluginError>) -> Result<R, SlotError> {
         if let Some(reason) = &self.status.reason {
-            return Err(SlotError::Disabled { id: self.status.id.clone(), reason: reason.clone() });
+            let (id, state) = (self.status.id.clone(), self.status.state.clone());
+            return Err(SlotError::Disabled { id, state, reason: reason.clone() });
         }
         metrics::plugin_called(&self.status.id);
         match f(&mut self.instance).into_result() {
@@ -95,6 +98,16 @@ impl<T> Slot<T> {
     pub fn disable(&mut self, reason: String) {
         tracing::error!(plugin = %self.status.id, %reason, "plugin disabled; the node keeps running without it");
         self.status.state = "disabled".into();
+        self.status.reason = Some(reason);
+        self.publish_state();
+    }
+
+    /// Marks an instance that could not start (a radio driver whose `start` failed): it
+    /// is refused calls like a disabled one and reports `failed` with the error, until
+    /// the operator enables it again (which retries the start).
+    pub fn fail(&mut self, reason: String) {
+        tracing::error!(plugin = %self.status.id, %reason, "plugin failed to start; the node keeps running without it");
+        self.status.state = "failed".into();
         self.status.reason = Some(reason);
         self.publish_state();
     }

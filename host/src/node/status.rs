@@ -121,6 +121,10 @@ pub struct RadioStatus {
     pub mtu_bytes: u32,
     /// Frames the driver delivered.
     pub frames_received: u64,
+    /// Frames (readings or fragments, one each) the driver reported it did not deliver,
+    /// by reason: `duty_cycle`, `lost_on_air`, `host_queue_full`, ... (see the driver).
+    #[serde(default)]
+    pub skipped: std::collections::BTreeMap<String, u64>,
     /// Link counters: frames in and out, accepted, rejected by reason, signal strength.
     #[serde(default)]
     pub link: crate::devices::pipeline::LinkStats,

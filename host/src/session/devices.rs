@@ -1,6 +1,7 @@
 //! Give a console session's Lua the node's radios and devices: `radios` and `devices`.
 //!
-//! `radios.list()`, `radios.stats(id)`, `radios.send(id, link_address, hex)`;
+//! `radios.list()`, `radios.stats(id)` (link counters, driver state and error, skipped
+//! frames by reason), `radios.send(id, link_address, hex)`;
 //! `devices.list()`, `devices.show(uid)`, `devices.readings(uid, from_ms, to_ms, limit)`,
 //! `devices.uid(hardware_id)`, and the owner's transactions `devices.register{...}`,
 //! `devices.transfer{...}`, `devices.revoke{...}` signed with `from = "node"` or
@@ -52,7 +53,7 @@ fn radios_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
             let id = args.string(0, "id")?;
             let radio = radio_statuses(&c)?.into_iter().find(|r| r.id == id);
             let radio = radio.ok_or_else(|| args.error(format!("no radio {id:?} on this node")))?;
-            to_lua(lua, &radio.link)
+            to_lua(lua, &radio_stats(radio))
         })?,
     )?;
     let c = ctx.clone();
@@ -67,6 +68,18 @@ fn radios_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {
         })?,
     )?;
     Ok(table)
+}
+
+/// A radio's link counters with its driver's state (`running`, `failed`, `disabled`),
+/// the error it failed with, and the frames it skipped by reason.
+fn radio_stats(radio: crate::node::status::RadioStatus) -> serde_json::Value {
+    let mut stats = serde_json::to_value(&radio.link).unwrap_or_default();
+    stats["state"] = radio.plugin.state.into();
+    if let Some(error) = radio.plugin.reason {
+        stats["error"] = error.into();
+    }
+    stats["skipped"] = serde_json::json!(radio.skipped);
+    stats
 }
 
 fn devices_table(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<Table> {

@@ -185,6 +185,7 @@ impl Bridge {
     fn on_publish(&mut self, publish: Publish) {
         if publish.payload.len() > self.options.frame_bytes_max {
             self.dropped_oversized += 1;
+            self.sink.skipped("oversized", 1);
             self.host.log(
                 LogLevel::Warn,
                 &format!(

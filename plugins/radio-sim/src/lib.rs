@@ -13,7 +13,7 @@ use nest_sdk::{
     ConfigError, FrameSink, Host, LogLevel, PluginError, ROption, RadioDriver, RadioFrame, RadioInfo, SinkStatus,
 };
 use serde::Deserialize;
-use sim::{SimSettings, Simulator, Transmission};
+use sim::{SimSettings, SimStats, Simulator, Transmission};
 use std::{
     collections::VecDeque,
     sync::{
@@ -32,6 +32,17 @@ pub const TIME_SCALE_MAX: u32 = 100_000;
 pub const IN_FLIGHT_FRAGMENTS_MAX: usize = 65_536;
 /// Devices whose identity is logged at start.
 pub const IDENTITIES_LOGGED_MAX: usize = 16;
+/// Skip reasons reported to the host ([`FrameSink::skipped`]): a reading the device's
+/// duty-cycle budget could not cover,
+pub const SKIP_DUTY_CYCLE: &str = "duty_cycle";
+/// a reading too large to fragment to the profile's MTU,
+pub const SKIP_TOO_LARGE: &str = "frame_too_large";
+/// a fragment lost on the air,
+pub const SKIP_LOST_ON_AIR: &str = "lost_on_air";
+/// a fragment dropped because [`IN_FLIGHT_FRAGMENTS_MAX`] were on their way,
+pub const SKIP_IN_FLIGHT_FULL: &str = "in_flight_full";
+/// and a fragment the host's queue was too full to take.
+pub const SKIP_HOST_QUEUE_FULL: &str = "host_queue_full";
 /// Longest the driver thread sleeps before it looks at its stop flag again.
 const POLL_MS: u64 = 50;
 
@@ -296,9 +307,10 @@ impl SimRun {
         self.host.log(
             LogLevel::Info,
             &format!(
-                "simulation stopped: {} readings sent, {} skipped for duty cycle, {} of {} fragments lost, {} dropped on a full queue",
+                "simulation stopped: {} readings sent, {} skipped for duty cycle, {} too large, {} of {} fragments lost, {} dropped on a full queue",
                 stats.readings_sent,
                 stats.readings_skipped_duty_cycle,
+                stats.readings_skipped_too_large,
                 stats.fragments_lost,
                 stats.fragments_sent,
                 self.dropped_full
@@ -306,15 +318,32 @@ impl SimRun {
         );
     }
 
-    /// Moves new transmissions into the in-flight queue, kept in delivery order.
+    /// Moves new transmissions into the in-flight queue, kept in delivery order, and
+    /// reports to the host what the air and the duty cycle kept from it.
     fn take_due(&mut self, now_ms: u64) {
-        for transmission in self.simulator.advance(now_ms) {
+        let before = self.simulator.stats();
+        let transmissions = self.simulator.advance(now_ms);
+        self.report_skips(before, self.simulator.stats());
+        for transmission in transmissions {
             if self.in_flight.len() >= IN_FLIGHT_FRAGMENTS_MAX {
                 self.dropped_full += 1;
+                self.sink.skipped(SKIP_IN_FLIGHT_FULL, 1);
                 continue;
             }
             let at = self.in_flight.partition_point(|t| t.deliver_at_ms <= transmission.deliver_at_ms);
             self.in_flight.insert(at, transmission);
+        }
+    }
+
+    /// Tells the host how many readings and fragments did not reach it since `before`.
+    fn report_skips(&self, before: SimStats, after: SimStats) {
+        let skips = [
+            (SKIP_DUTY_CYCLE, after.readings_skipped_duty_cycle - before.readings_skipped_duty_cycle),
+            (SKIP_TOO_LARGE, after.readings_skipped_too_large - before.readings_skipped_too_large),
+            (SKIP_LOST_ON_AIR, after.fragments_lost - before.fragments_lost),
+        ];
+        for (reason, frames) in skips.into_iter().filter(|(_, frames)| *frames > 0) {
+            self.sink.skipped(reason, frames);
         }
     }
 
@@ -330,7 +359,10 @@ impl SimRun {
             match self.sink.deliver(frame) {
                 SinkStatus::Accepted => {}
                 // A radio cannot hold the air: a frame the host cannot take is lost.
-                SinkStatus::Full => self.dropped_full += 1,
+                SinkStatus::Full => {
+                    self.dropped_full += 1;
+                    self.sink.skipped(SKIP_HOST_QUEUE_FULL, 1);
+                }
                 SinkStatus::Closed => return false,
             }
         }

@@ -64,6 +64,8 @@ pub struct SimStats {
     pub readings_sent: u64,
     /// Readings skipped because the device's duty-cycle budget was spent.
     pub readings_skipped_duty_cycle: u64,
+    /// Readings skipped because their envelope needs more fragments than one message holds.
+    pub readings_skipped_too_large: u64,
     /// Fragments put on the air.
     pub fragments_sent: u64,
     /// Fragments lost on the air.
@@ -157,7 +159,7 @@ impl Simulator {
         device.identity.sign(&mut envelope);
         let Ok(fragments) = fragment(&envelope.encode(), profile.mtu_bytes, device.message_id) else {
             // The profile's MTU cannot carry the envelope; nothing goes on the air.
-            self.stats.readings_skipped_duty_cycle += 1;
+            self.stats.readings_skipped_too_large += 1;
             return;
         };
         let airtime_us: u64 = fragments.iter().map(|f| profile.airtime_us(f.len())).sum();

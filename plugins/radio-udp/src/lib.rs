@@ -248,6 +248,7 @@ impl Receiver {
                 SinkStatus::Accepted => {}
                 // UDP is lossy by contract; a datagram the host cannot take is dropped.
                 SinkStatus::Full => {
+                    self.sink.skipped("host_queue_full", 1);
                     if dropped.fetch_add(1, Ordering::Relaxed) == 0 {
                         self.host.log(LogLevel::Warn, "the node's frame queue is full: dropping datagrams");
                     }
