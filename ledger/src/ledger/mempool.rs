@@ -1,14 +1,33 @@
-//! Hold pending transactions until a block includes them: bounded, ordered by nonce.
+//! Hold pending transactions until a block includes them: bounded overall and per
+//! sender, per account in nonce order, blocks filled by fee per byte.
 //!
 //! Each account's pending transactions form one contiguous run of nonces starting at
 //! the account's ledger nonce, and together cost no more than its balance (incoming
 //! pending transfers are not counted). Signatures are checked before admission (see
 //! `verify.rs`); the mempool checks chain, fee, nonce and balance.
+//!
+//! Against a flood from one account: a sender holds at most
+//! [`Mempool::sender_txs_max`] of the pool (an eighth of it, at least
+//! [`SENDER_TXS_MIN`]), so the others' transactions are still admitted; a block takes
+//! the account heads paying the most per byte first, and among equal rates one
+//! transaction per account per turn, so one account's queue never holds back another's
+//! transaction of the same rate for more than a block. A transaction for a nonce already
+//! pending replaces it when it pays at least [`REPLACEMENT_BUMP_PERCENT`] more.
 
 use super::state::{ChainParams, Ledger, check_chain_and_fee};
 use super::tx::{SignedTx, TxError};
 use nest_sdk::{Hash32, PublicKey};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+
+/// The fewest pending transactions any sender may have, however small the pool.
+pub const SENDER_TXS_MIN: usize = 16;
+/// A sender may fill at most this fraction (1/n) of the pool.
+pub const SENDER_SHARE_DIVISOR: usize = 8;
+/// A replacement pays at least this much more than the transaction it replaces, in
+/// percent (and at least 1 more): cheap replacements would let one sender make every
+/// node re-gossip its transactions for free.
+pub const REPLACEMENT_BUMP_PERCENT: u64 = 10;
 
 /// One pending transaction.
 #[derive(Debug)]
@@ -19,6 +38,17 @@ struct Pending {
     cost: u64,
     /// Admission sequence number: older transactions have smaller ones.
     seq: u64,
+    /// Encoded size, for the fee per byte.
+    size_bytes: u64,
+}
+
+impl Pending {
+    /// Whether this pays more per byte than `other` (fee × size, crossed: no rounding).
+    fn rate_cmp(&self, other: &Pending) -> Ordering {
+        let mine = u128::from(self.tx.tx.fee) * u128::from(other.size_bytes);
+        let theirs = u128::from(other.tx.tx.fee) * u128::from(self.size_bytes);
+        mine.cmp(&theirs)
+    }
 }
 
 /// The pending transactions of one account, by nonce (contiguous).
@@ -48,6 +78,7 @@ impl Queue {
 #[derive(Debug)]
 pub struct Mempool {
     txs_max: usize,
+    sender_txs_max: usize,
     accounts: BTreeMap<PublicKey, Queue>,
     /// Every pending id, with the sender and nonce that locate it in `accounts`.
     by_hash: HashMap<Hash32, (PublicKey, u64)>,
@@ -56,9 +87,11 @@ pub struct Mempool {
 }
 
 impl Mempool {
-    /// An empty mempool holding at most `txs_max` transactions.
+    /// An empty mempool holding at most `txs_max` transactions, an eighth of them (at
+    /// least [`SENDER_TXS_MIN`]) from one sender.
     pub fn new(txs_max: usize) -> Mempool {
-        Mempool { txs_max, accounts: BTreeMap::new(), by_hash: HashMap::new(), next_seq: 0 }
+        let sender_txs_max = (txs_max / SENDER_SHARE_DIVISOR).max(SENDER_TXS_MIN).min(txs_max);
+        Mempool { txs_max, sender_txs_max, accounts: BTreeMap::new(), by_hash: HashMap::new(), next_seq: 0 }
     }
 
     /// Admits a transaction whose signature is already verified; `hash` is its id.
@@ -74,9 +107,6 @@ impl Mempool {
         check_chain_and_fee(&tx, params)?;
         let from = tx.tx.from;
         self.revalidate(&from, ledger);
-        if self.by_hash.len() >= self.txs_max {
-            return Err(TxError::MempoolFull);
-        }
         let account = ledger.account(&from);
         let (pending_count, pending_cost) =
             self.accounts.get(&from).map_or((0, 0), |queue| (queue.txs.len(), queue.cost_total));
@@ -84,8 +114,17 @@ impl Mempool {
             .ok()
             .and_then(|count| account.nonce.checked_add(count))
             .ok_or(TxError::Overflow)?;
+        if (account.nonce..expected).contains(&tx.tx.nonce) {
+            return self.replace(hash, tx, account.balance);
+        }
         if tx.tx.nonce != expected {
             return Err(TxError::WrongNonce { expected, got: tx.tx.nonce });
+        }
+        if self.by_hash.len() >= self.txs_max {
+            return Err(TxError::MempoolFull);
+        }
+        if pending_count >= self.sender_txs_max {
+            return Err(TxError::SenderCapReached { pending: pending_count });
         }
         let cost = tx.tx.cost()?;
         let needed = pending_cost.checked_add(cost).ok_or(TxError::Overflow)?;
@@ -97,30 +136,67 @@ impl Mempool {
         self.next_seq = self.next_seq.saturating_add(1);
         let queue = self.accounts.entry(from).or_default();
         queue.cost_total = needed;
-        let pending = Pending { hash, tx, cost, seq };
+        let size_bytes = encoded_size(&tx);
+        let pending = Pending { hash, tx, cost, seq, size_bytes };
         queue.txs.insert(expected, pending);
         self.by_hash.insert(hash, (from, expected));
         Ok(())
     }
 
-    /// Up to `max_txs` transactions for a block: per account in nonce order, accounts
-    /// interleaved round-robin, the account waiting longest first.
+    /// Replaces the pending transaction of the same sender and nonce with `tx`, which
+    /// must pay [`REPLACEMENT_BUMP_PERCENT`] more and keep the sender's pending costs
+    /// within `balance`; it keeps the replaced one's place in the queue.
+    fn replace(&mut self, hash: Hash32, tx: SignedTx, balance: u64) -> Result<(), TxError> {
+        let (from, nonce) = (tx.tx.from, tx.tx.nonce);
+        let cost = tx.tx.cost()?;
+        let queue = self.accounts.get_mut(&from).ok_or(TxError::Overflow)?;
+        let old = queue.txs.get(&nonce).ok_or(TxError::Overflow)?;
+        let pending_fee = old.tx.tx.fee;
+        let bump = (pending_fee.saturating_mul(REPLACEMENT_BUMP_PERCENT) / 100).max(1);
+        let minimum = pending_fee.saturating_add(bump);
+        if tx.tx.fee < minimum {
+            return Err(TxError::ReplacementUnderpriced { pending_fee, minimum, got: tx.tx.fee });
+        }
+        let needed = (queue.cost_total - old.cost).checked_add(cost).ok_or(TxError::Overflow)?;
+        if balance < needed {
+            let pending = queue.cost_total - old.cost;
+            let (amount, fee) = (tx.tx.amount(), tx.tx.fee);
+            return Err(TxError::InsufficientBalance { balance, amount, fee, pending });
+        }
+        let (old_hash, seq) = (old.hash, old.seq);
+        let size_bytes = encoded_size(&tx);
+        queue.cost_total = needed;
+        queue.txs.insert(nonce, Pending { hash, tx, cost, seq, size_bytes });
+        self.by_hash.remove(&old_hash);
+        self.by_hash.insert(hash, (from, nonce));
+        Ok(())
+    }
+
+    /// Up to `max_txs` transactions for a block, each account's in nonce order: the
+    /// account heads paying the most per byte first; among equal rates, one transaction
+    /// per account per turn, the account waiting longest first.
     pub fn select(&self, max_txs: usize) -> Vec<SignedTx> {
-        let mut queues: Vec<&Queue> = self.accounts.values().collect();
-        queues.sort_by_key(|queue| queue.oldest_seq());
-        let mut cursors: Vec<_> = queues.iter().map(|queue| queue.txs.values()).collect();
+        let mut cursors: Vec<_> = self.accounts.values().map(|queue| queue.txs.values()).collect();
+        let mut heap = BinaryHeap::with_capacity(cursors.len());
+        for (account, queue) in self.accounts.values().enumerate() {
+            if let Some(head) = cursors[account].next() {
+                heap.push(Turn { head, turn: 0, oldest_seq: queue.oldest_seq(), account });
+            }
+        }
         let mut selected = Vec::with_capacity(max_txs.min(self.len()));
-        while selected.len() < max_txs && !cursors.is_empty() {
-            cursors.retain_mut(|cursor| match cursor.next() {
-                Some(pending) if selected.len() < max_txs => {
-                    selected.push(pending.tx.clone());
-                    true
-                }
-                Some(_) => true,
-                None => false,
-            });
+        while selected.len() < max_txs {
+            let Some(Turn { head, turn, oldest_seq, account }) = heap.pop() else { break };
+            selected.push(head.tx.clone());
+            if let Some(next) = cursors[account].next() {
+                heap.push(Turn { head: next, turn: turn + 1, oldest_seq, account });
+            }
         }
         selected
+    }
+
+    /// The most transactions one sender may have pending.
+    pub fn sender_txs_max(&self) -> usize {
+        self.sender_txs_max
     }
 
     /// Drops the transactions a committed block included and any that the new ledger
@@ -216,6 +292,47 @@ impl Mempool {
             self.by_hash.remove(&pending.hash);
         }
     }
+}
+
+/// One account's next transaction in [`Mempool::select`]: the heap's greatest is taken
+/// first.
+struct Turn<'a> {
+    head: &'a Pending,
+    /// Transactions already taken from the account.
+    turn: u64,
+    /// When the account's oldest pending transaction was admitted.
+    oldest_seq: u64,
+    account: usize,
+}
+
+impl Ord for Turn<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Higher fee per byte, then fewer turns taken, then waiting longer.
+        self.head
+            .rate_cmp(other.head)
+            .then_with(|| other.turn.cmp(&self.turn))
+            .then_with(|| other.oldest_seq.cmp(&self.oldest_seq))
+            .then_with(|| other.account.cmp(&self.account))
+    }
+}
+
+impl PartialOrd for Turn<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Turn<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Turn<'_> {}
+
+/// A transaction's encoded size in bytes (at least 1, so rates compare).
+fn encoded_size(tx: &SignedTx) -> u64 {
+    borsh::object_length(tx).map_or(u64::MAX, |bytes| bytes.max(1) as u64)
 }
 
 #[cfg(test)]

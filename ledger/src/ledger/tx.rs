@@ -142,6 +142,24 @@ pub enum TxError {
     /// An evidence transaction was refused.
     #[error(transparent)]
     Evidence(#[from] super::evidence::EvidenceError),
+    /// The sender already has its share of the mempool pending.
+    #[error("sender has {pending} transactions pending, the most one sender may have")]
+    SenderCapReached {
+        /// Its pending transactions.
+        pending: usize,
+    },
+    /// A transaction for a nonce already pending replaces it only with a higher fee.
+    #[error(
+        "replacement fee too low: the pending transaction pays {pending_fee}, a replacement must pay at least {minimum}, got {got}"
+    )]
+    ReplacementUnderpriced {
+        /// The fee of the pending transaction.
+        pending_fee: u64,
+        /// The smallest fee that replaces it.
+        minimum: u64,
+        /// The fee offered.
+        got: u64,
+    },
 }
 
 impl TxError {
@@ -163,6 +181,8 @@ impl TxError {
             TxError::Market(_) => "market",
             TxError::Device(error) => error.code(),
             TxError::Evidence(error) => error.code(),
+            TxError::SenderCapReached { .. } => "sender_cap_reached",
+            TxError::ReplacementUnderpriced { .. } => "replacement_underpriced",
         }
     }
 }
@@ -361,6 +381,16 @@ mod tests {
             (TxError::FeeTooLow { minimum: 1000, got: 5 }, "fee too low: minimum 1000, got 5", "fee_too_low"),
             (TxError::WrongChain, "wrong chain", "wrong_chain"),
             (TxError::MempoolFull, "mempool full", "mempool_full"),
+            (
+                TxError::SenderCapReached { pending: 64 },
+                "sender has 64 transactions pending, the most one sender may have",
+                "sender_cap_reached",
+            ),
+            (
+                TxError::ReplacementUnderpriced { pending_fee: 1000, minimum: 1100, got: 1050 },
+                "replacement fee too low: the pending transaction pays 1000, a replacement must pay at least 1100, got 1050",
+                "replacement_underpriced",
+            ),
             (TxError::Duplicate, "duplicate transaction", "duplicate"),
             (TxError::Overflow, "arithmetic overflow", "overflow"),
         ];

@@ -12,8 +12,8 @@
 use super::tx::SignedTx;
 use crate::crypto;
 use nest_sdk::Hash32;
-use std::collections::{HashSet, VecDeque};
 use rayon::prelude::*;
+use std::collections::{HashSet, VecDeque};
 
 /// Batches smaller than this are verified on the calling thread.
 pub const PARALLEL_BATCH_MIN: usize = 64;

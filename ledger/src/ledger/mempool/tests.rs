@@ -13,14 +13,12 @@ fn key(byte: u8) -> PublicKey {
 }
 
 fn transfer(from: u8, amount: u64, nonce: u64) -> SignedTx {
+    paying(from, amount, nonce, FEE)
+}
+
+fn paying(from: u8, amount: u64, nonce: u64, fee: u64) -> SignedTx {
     SignedTx {
-        tx: UnsignedTx {
-            chain: CHAIN,
-            from: key(from),
-            nonce,
-            fee: FEE,
-            body: TxBody::Transfer { to: key(200), amount },
-        },
+        tx: UnsignedTx { chain: CHAIN, from: key(from), nonce, fee, body: TxBody::Transfer { to: key(200), amount } },
         signature: Signature::default(),
     }
 }
@@ -46,7 +44,9 @@ fn admits_consecutive_nonces_and_names_the_expected_one() {
     admit(&mut pool, transfer(1, 1, 0), &ledger).unwrap();
     admit(&mut pool, transfer(1, 1, 1), &ledger).unwrap();
     assert_eq!(admit(&mut pool, transfer(1, 1, 5), &ledger), Err(TxError::WrongNonce { expected: 2, got: 5 }));
-    assert_eq!(admit(&mut pool, transfer(1, 2, 0), &ledger), Err(TxError::WrongNonce { expected: 2, got: 0 }));
+    // A pending nonce at the same fee is a replacement that does not pay enough.
+    let error = admit(&mut pool, transfer(1, 2, 0), &ledger).unwrap_err();
+    assert_eq!(error, TxError::ReplacementUnderpriced { pending_fee: FEE, minimum: FEE + FEE / 10, got: FEE });
     assert_eq!(pool.len(), 2);
     assert_eq!(pool.next_nonce(&key(1), &ledger), 2);
     assert_eq!(pool.next_nonce(&key(9), &ledger), 0);
@@ -177,4 +177,54 @@ fn txs_superseded_by_other_versions_are_dropped() {
     ledger.commit(&ledger.execute(&block, &BlockEnv::proposed_by(key(9)), &PARAMS, true).changes);
     pool.remove_committed(&block, &ledger);
     assert!(pool.is_empty());
+}
+
+#[test]
+fn one_sender_fills_only_its_share_and_others_are_still_admitted() {
+    let ledger = ledger(&[(1, u64::MAX / 2), (2, 100_000)]);
+    let mut pool = Mempool::new(256);
+    assert_eq!(pool.sender_txs_max(), 32, "an eighth of the pool");
+    for nonce in 0..32 {
+        admit(&mut pool, transfer(1, 1, nonce), &ledger).unwrap();
+    }
+    assert_eq!(admit(&mut pool, transfer(1, 1, 32), &ledger), Err(TxError::SenderCapReached { pending: 32 }));
+    admit(&mut pool, transfer(2, 1, 0), &ledger).expect("another sender is admitted");
+    assert_eq!(Mempool::new(4).sender_txs_max(), 4, "never more than the pool");
+    assert_eq!(Mempool::new(64).sender_txs_max(), SENDER_TXS_MIN);
+}
+
+#[test]
+fn a_higher_fee_replaces_a_pending_nonce_in_place_within_the_balance() {
+    let ledger = ledger(&[(1, 10_000)]);
+    let mut pool = Mempool::new(10);
+    let (first, second) = (transfer(1, 1, 0), transfer(1, 1, 1));
+    admit(&mut pool, first.clone(), &ledger).unwrap();
+    admit(&mut pool, second.clone(), &ledger).unwrap();
+    let richer = paying(1, 1, 0, FEE * 2);
+    admit(&mut pool, richer.clone(), &ledger).expect("replaced");
+    assert!(!pool.contains(&first.hash()) && pool.contains(&richer.hash()));
+    assert_eq!(pool.len(), 2);
+    assert_eq!(pool.select(10), vec![richer, second], "the replacement keeps its place");
+    // A replacement must stay within the balance with the other pending transactions.
+    let error = admit(&mut pool, paying(1, 7_000, 0, FEE * 3), &ledger).unwrap_err();
+    assert!(matches!(error, TxError::InsufficientBalance { pending: 1_001, .. }), "{error}");
+}
+
+#[test]
+fn blocks_take_the_highest_fee_per_byte_first_and_equal_rates_in_turns() {
+    let ledger = ledger(&[(1, 1_000_000), (2, 1_000_000), (3, 1_000_000)]);
+    let mut pool = Mempool::new(100);
+    // Account 1 floods first at the base fee; 2 arrives later paying double; 3 later at
+    // the base fee.
+    for nonce in 0..5 {
+        admit(&mut pool, transfer(1, 1, nonce), &ledger).unwrap();
+    }
+    admit(&mut pool, paying(2, 1, 0, FEE * 2), &ledger).unwrap();
+    admit(&mut pool, transfer(2, 1, 1), &ledger).unwrap();
+    admit(&mut pool, transfer(3, 1, 0), &ledger).unwrap();
+    let order = shape(&pool.select(4));
+    // 2's double fee goes first; then one base-fee transaction per account per turn,
+    // those that had fewer turns first, and among them the account waiting longest.
+    assert_eq!(order, vec![(2, 0), (1, 0), (3, 0), (1, 1)], "rate first, then one per account per turn");
+    assert_eq!(shape(&pool.select(100)).len(), 8);
 }
