@@ -339,7 +339,8 @@ impl Tour {
             }
             Prompt::Console => {
                 let output = self.console(&command)?;
-                if step.output.is_empty() && output.iter().any(|line| line.starts_with("error")) {
+                let error_shown = step.output.first().is_some_and(|line| line.starts_with("error"));
+                if !error_shown && output.iter().any(|line| line.starts_with("error")) {
                     return Err(format!("the console answered {output:?}"));
                 }
                 self.check(step, &output)
