@@ -3,12 +3,18 @@
 //! validators of the chain's genesis and decide each height in Tendermint rounds: every
 //! node commits the same blocks, each carrying its certificate.
 //!
-//! The README's device tour runs against `nestd up` as written: device keygen, register,
-//! frame, `nestd device send` to the UDP radio the banner prints, and the reading anchored
-//! on chain; the banner's own transfer command works as printed.
+//! The README's tour runs against `nestd up` as written and prints what the README shows:
+//! a transfer, a device from keygen to a reading anchored through the UDP radio the
+//! banner prints, and the market from the console; the files it leaves are ignored by
+//! git, and the banner's own transfer command works as printed.
 
 use nest_host::{client::Client, node::status::NodeStatus};
-use nest_tests::node::nestd_binary;
+use nest_tests::{
+    node::nestd_binary,
+    tour::{self, Bindings, Prompt, Step},
+    workspace_root,
+};
+use rexpect::session::{PtySession, spawn_command};
 use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
@@ -46,7 +52,9 @@ struct Up {
 impl Up {
     fn start(args: &[&str]) -> Up {
         let temp = tempfile::tempdir().expect("tempdir");
-        let dir = temp.path().join(".devnet");
+        let cwd = temp.path().join("work");
+        std::fs::create_dir(&cwd).expect("working directory");
+        let dir = cwd.join(".devnet");
         let (stdout, stderr) = (temp.path().join("up.stdout"), temp.path().join("up.stderr"));
         let child = Command::new(nestd_binary())
             .arg("up")
@@ -55,7 +63,7 @@ impl Up {
             .args(["--port", "0", "--nodes", &NODES.to_string()])
             .args(args)
             .env("NEST_LOG", "info")
-            .current_dir(temp.path())
+            .current_dir(&cwd)
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).expect("stdout file"))
@@ -65,8 +73,14 @@ impl Up {
         Up { child, dir, stdout, stderr, temp }
     }
 
-    /// The directory `nestd up` runs in: the README's commands run here.
-    fn cwd(&self) -> &Path {
+    /// The directory `nestd up` runs in, as a checkout's root would be: it holds
+    /// `.devnet`, and the README's commands run here.
+    fn cwd(&self) -> PathBuf {
+        self.temp.path().join("work")
+    }
+
+    /// A directory of the test's own, outside [`Up::cwd`].
+    fn scratch(&self) -> &Path {
         self.temp.path()
     }
 
@@ -267,85 +281,226 @@ fn banner_field<'a>(banner: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{label}` in the banner:\n{banner}"))
 }
 
-/// The shell block of the README that holds `marker`, as lines without their comments.
-fn readme_block(marker: &str) -> Vec<String> {
-    let readme = include_str!("../README.md");
-    let block = readme
-        .split("```sh\n")
-        .skip(1)
-        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
-        .find(|block| block.contains(marker))
-        .unwrap_or_else(|| panic!("no README sh block with {marker}"));
-    block.lines().map(|line| line.split(" #").next().unwrap_or_default().trim().to_string()).collect()
+/// The README's node, where its commands go by default.
+const README_NODE: &str = "http://127.0.0.1:7300";
+/// How long a read of the tour (a `curl`) may take to show what the README shows: the
+/// reading it looks for is anchored with the next block or two.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the transactions submitted so far may take to commit before the next step.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// What the tour's console may take to answer one line.
+const CONSOLE_TIMEOUT_MS: u64 = 30_000;
+
+/// The README's tour against `nestd up`, run as a newcomer runs it: in a directory that
+/// holds `.devnet` and the checkout's `target` and `scripts`, one step after the other,
+/// each once the node has committed what the last one submitted.
+struct Tour {
+    cwd: PathBuf,
+    url: String,
+    scratch: PathBuf,
+    bindings: Bindings,
+    console: Option<PtySession>,
 }
 
-/// Runs a README command line in `cwd`: `./target/debug/nestd` is the built binary,
-/// `placeholders` are replaced, and `extra` arguments appended. Returns stdout.
-fn run_readme_line(cwd: &Path, line: &str, placeholders: &[(&str, &str)], extra: &[&str]) -> String {
-    let mut line = line.to_string();
-    for (placeholder, value) in placeholders {
-        line = line.replace(placeholder, value);
+impl Tour {
+    fn new(up: &Up, url: &str) -> Tour {
+        let cwd = up.cwd();
+        let target = nest_tests::target_dir();
+        std::os::unix::fs::symlink(target.parent().expect("the build directory's parent"), cwd.join("target"))
+            .expect("link target");
+        std::os::unix::fs::symlink(workspace_root().join("scripts"), cwd.join("scripts")).expect("link scripts");
+        Tour {
+            cwd,
+            url: url.to_string(),
+            scratch: up.scratch().to_path_buf(),
+            bindings: Bindings::default(),
+            console: None,
+        }
     }
-    let words: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(words.first(), Some(&"./target/debug/nestd"), "{line}");
-    let output =
-        Command::new(nestd_binary()).args(&words[1..]).args(extra).current_dir(cwd).output().expect("run nestd");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(output.status.success(), "`{line}` failed:\n{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    stdout
+
+    /// Runs `step`; the error says what differs from the README.
+    fn run(&mut self, step: &Step) -> Result<(), String> {
+        self.wait_committed()?;
+        let command = self.bindings.substitute(&step.command)?.replace(README_NODE, &self.url);
+        match step.prompt {
+            Prompt::Shell if command.starts_with("curl ") => {
+                let deadline = Instant::now() + READ_TIMEOUT;
+                loop {
+                    let result = self.shell(&command).and_then(|output| self.check(step, &output));
+                    if result.is_ok() || Instant::now() >= deadline {
+                        return result;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+            Prompt::Shell => {
+                let output = self.shell(&command)?;
+                self.check(step, &output)
+            }
+            Prompt::Console => {
+                let output = self.console(&command)?;
+                let error_shown = step.output.first().is_some_and(|line| line.starts_with("error"));
+                if !error_shown && output.iter().any(|line| line.starts_with("error")) {
+                    return Err(format!("the console answered {output:?}"));
+                }
+                self.check(step, &output)
+            }
+        }
+    }
+
+    fn check(&mut self, step: &Step, output: &[String]) -> Result<(), String> {
+        if step.output.is_empty() {
+            return Ok(());
+        }
+        self.bindings
+            .check(&step.output, output)
+            .map_err(|error| format!("{error}; it printed:\n{}", output.join("\n")))
+    }
+
+    /// Runs a command line with `sh`, `NEST_URL` naming this devnet's node-1; its stdout lines.
+    fn shell(&self, command: &str) -> Result<Vec<String>, String> {
+        let output = Command::new("sh")
+            .args(["-c", command])
+            .current_dir(&self.cwd)
+            .env("NEST_URL", &self.url)
+            .output()
+            .map_err(|error| format!("sh: {error}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(format!("failed ({}):\n{stdout}{}", output.status, String::from_utf8_lossy(&output.stderr)));
+        }
+        Ok(stdout.lines().map(str::to_string).collect())
+    }
+
+    /// Evaluates a line in the tour's console (`./target/debug/nest` in a terminal,
+    /// results 80 columns wide, opened at its first line); what it printed, without the
+    /// echo of the line and the terminal's control sequences.
+    fn console(&mut self, line: &str) -> Result<Vec<String>, String> {
+        let console = match &mut self.console {
+            Some(console) => console,
+            None => {
+                let mut command = Command::new(self.cwd.join("target/debug/nest"));
+                command.current_dir(&self.cwd).env("NEST_HISTORY", self.scratch.join("history"));
+                command.env("TERM", "xterm").env("COLUMNS", "80");
+                let mut console = spawn_command(command, Some(CONSOLE_TIMEOUT_MS)).map_err(|e| format!("nest: {e}"))?;
+                console.exp_string("nest> ").map_err(|e| format!("no prompt: {e}"))?;
+                self.console.insert(console)
+            }
+        };
+        console.send_line(line).map_err(|e| e.to_string())?;
+        let (before, prompt) =
+            console.exp_regex(r"\n[^\n]*nest> ").map_err(|e| format!("no prompt after {line:?}: {e}"))?;
+        // The terminal reader hands over each byte as a character: decode them as UTF-8.
+        let bytes: Vec<u8> = (before + prompt.trim_end_matches("nest> ")).chars().map(|c| c as u32 as u8).collect();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        // The line is echoed, wrapped at the terminal's width, until the line editor turns
+        // bracketed paste off on Enter: what the evaluation printed follows.
+        let output = text.rsplit_once("\u{1b}[?2004l").map_or(text.as_str(), |(_, output)| output);
+        Ok(terminal_lines(output))
+    }
+
+    /// Waits until node-1's mempool is empty: what the last step submitted is committed.
+    fn wait_committed(&self) -> Result<(), String> {
+        let deadline = Instant::now() + COMMIT_TIMEOUT;
+        while Instant::now() < deadline {
+            let pending =
+                status(&self.url).and_then(|s| s.chains.iter().find(|c| c.id == "main").map(|c| c.mempool_txs));
+            if pending == Some(0) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("node-1's mempool did not empty within {COMMIT_TIMEOUT:?}"))
+    }
+}
+
+/// The lines a terminal shows for `text`: escape sequences removed, each line as the
+/// last carriage return left it, trailing spaces and empty lines dropped.
+fn terminal_lines(text: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            plain.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters final-byte; other escapes are two characters.
+        if chars.next_if_eq(&'[').is_some() {
+            while chars.next().is_some_and(|c| !('@'..='~').contains(&c)) {}
+        } else {
+            chars.next();
+        }
+    }
+    plain
+        .split('\n')
+        .map(|line| line.rsplit('\r').find(|part| !part.trim().is_empty()).unwrap_or_default().trim_end().to_string())
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+/// The entries of `dir` that git would add: files the tour made that `.gitignore` misses.
+fn not_ignored(dir: &Path, made_by_the_test: &[&str]) -> Vec<String> {
+    let mut missed = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the tour's directory") {
+        let name = entry.expect("entry").file_name().to_string_lossy().to_string();
+        if made_by_the_test.contains(&name.as_str()) {
+            continue;
+        }
+        let status = Command::new("git")
+            .args(["check-ignore", "--no-index", "--quiet", &name])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run git check-ignore");
+        if status.code() != Some(0) {
+            missed.push(name);
+        }
+    }
+    missed
 }
 
 #[test]
-fn the_readme_device_tour_reaches_an_anchored_reading_through_the_udp_radio_nestd_up_prints() {
+fn the_readme_tour_runs_as_written_against_nestd_up_and_prints_what_the_readme_shows() {
     let _devnet = ONE_DEVNET_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let steps = tour::steps(include_str!("../README.md"));
+    let commands: Vec<&str> = steps.iter().map(|step| step.command.as_str()).collect();
+    for command in [
+        "./target/debug/nestd keygen",
+        "./target/debug/nestd tx transfer",
+        "./target/debug/nestd device keygen",
+        "./target/debug/nestd device register",
+        "./target/debug/nestd device frame",
+        "./target/debug/nestd device send",
+        "curl -s http://127.0.0.1:7300/v1/devices/",
+        "market(\"wifi\"):shelve",
+        "market.buy",
+        "market.settle",
+    ] {
+        assert!(commands.iter().any(|c| c.contains(command)), "the README's tour has no `{command}`: {commands:#?}");
+    }
+    let started = Instant::now();
     let mut up = Up::start(&[]);
     let banner = up.banner();
     let url = banner_field(&banner, "node-1").trim_end_matches("/v1/status").to_string();
-    let udp_radio = banner_field(&banner, "udp radio").to_string();
-    let cwd = up.cwd().to_path_buf();
-    let tour = readme_block("device send");
-    let line = |start: &str| {
-        tour.iter()
-            .find(|line| line.starts_with(&format!("./target/debug/nestd device {start}")))
-            .unwrap_or_else(|| panic!("no `nestd device {start}` in the README's device tour: {tour:?}"))
-            .clone()
-    };
-    // The README's commands reach node-1 at the default --node; this devnet's port is free-chosen.
-    let node = ["--node", url.as_str()];
-    let keygen = run_readme_line(&cwd, &line("keygen"), &[], &[]);
-    let uid = keygen.lines().find_map(|l| l.strip_prefix("uid ")).expect("keygen prints the µID").trim().to_string();
-    run_readme_line(&cwd, &line("register"), &[], &node);
-    run_readme_line(&cwd, &line("frame"), &[], &[]);
-    let sent = run_readme_line(&cwd, &line("send"), &[("<udp radio address>", &udp_radio)], &[]);
-    assert!(sent.contains(&format!("to {udp_radio}")), "{sent}");
-
-    let curl = tour.iter().find(|line| line.starts_with("curl")).expect("the tour reads the device");
-    assert!(curl.ends_with("/v1/devices/<µID>"), "{curl}");
-    let client = Client::new(&url);
-    let deadline = Instant::now() + Duration::from_secs(45);
-    let device = loop {
-        let device: Option<serde_json::Value> = client.get(&format!("/v1/devices/{uid}")).ok();
-        if let Some(device) = device.filter(|d| d["last_counter"] == 1) {
-            break device;
+    let mut tour = Tour::new(&up, &url);
+    // What the README's reader takes from the banner.
+    tour.bindings.bind("udp radio", banner_field(&banner, "udp radio"));
+    tour.bindings.bind("faucet's account", banner_field(&banner, "faucet"));
+    for step in &steps {
+        if let Err(error) = tour.run(step) {
+            panic!("README tour, `{}`: {error}\n{}", step.command, up.logs());
         }
-        assert!(Instant::now() < deadline, "the sent reading was not anchored within 45 s\n{}", up.logs());
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let reading = &device["readings"][0];
-    assert_eq!((reading["radio"].as_str(), reading["payload_text"].as_str()), (Some("udp"), Some("21.5C")), "{device}");
-    assert!(reading["anchor"]["tx"].is_string(), "the reading carries its anchor: {device}");
-    assert_eq!(device["anchors"][0]["count"], 1, "{device}");
-    run_readme_line(&cwd, &line("revoke"), &[], &node);
-    let revoked: serde_json::Value = client.get(&format!("/v1/devices/{uid}")).expect("device");
-    assert_eq!(revoked["revoked"], true, "{revoked}");
+    }
+    let missed = not_ignored(&up.cwd(), &["target", "scripts"]);
+    assert!(missed.is_empty(), "the tour leaves files git would add (.gitignore misses them): {missed:?}");
 
     // The banner's transfer, as printed, moves its amount (the fee is paid on top).
     let transfer = banner.lines().map(str::trim).find(|l| l.starts_with("nestd tx transfer")).expect("transfer");
-    let account = run_readme_line(&cwd, "./target/debug/nestd keygen --out bob.key", &[], &[]).trim().to_string();
-    let transfer = transfer.split(" #").next().unwrap_or_default().replacen("nestd", "./target/debug/nestd", 1);
-    run_readme_line(&cwd, &transfer, &[("<account>", &account)], &[]);
-    let bob: serde_json::Value = client.get(&format!("/v1/chains/main/accounts/{account}")).expect("account");
-    let amount = nest_host::up::TOUR_AMOUNT;
-    assert_eq!(bob["balance"], amount, "{bob}");
+    let carol = tour.shell("./target/debug/nestd keygen --out carol.key").expect("keygen").concat();
+    let transfer = transfer.replacen("nestd", "./target/debug/nestd", 1).replace("<account>", &carol);
+    tour.shell(&transfer).unwrap_or_else(|error| panic!("the banner's `{transfer}`: {error}"));
+    let account: serde_json::Value =
+        Client::new(&url).get(&format!("/v1/chains/main/accounts/{carol}")).expect("account");
+    assert_eq!(account["balance"], nest_host::up::TOUR_AMOUNT, "{account}");
+    eprintln!("the README's tour ran in {:?}", started.elapsed());
     assert!(up.stop(), "nestd up did not stop cleanly on SIGTERM\n{}", up.logs());
 }

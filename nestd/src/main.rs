@@ -123,8 +123,8 @@ enum TxCommand {
         /// Nonce (default: the account's next).
         #[arg(long)]
         nonce: Option<u64>,
-        /// Node API URL.
-        #[arg(long, default_value = "http://127.0.0.1:7300")]
+        /// Node API URL (as the console, `NEST_URL` when set).
+        #[arg(long, env = "NEST_URL", default_value = "http://127.0.0.1:7300")]
         node: String,
         /// Chain id.
         #[arg(long, default_value = "main")]

@@ -174,3 +174,4 @@ pub mod device;
 pub mod devices;
 pub mod mosquitto;
 pub mod node;
+pub mod tour;

@@ -123,8 +123,8 @@ pub struct SubmitArgs {
     /// The owner's Ed25519 key file (signs and pays the fee).
     #[arg(long)]
     pub key: PathBuf,
-    /// Node API URL.
-    #[arg(long, default_value = "http://127.0.0.1:7300")]
+    /// Node API URL (as the console, `NEST_URL` when set).
+    #[arg(long, env = "NEST_URL", default_value = "http://127.0.0.1:7300")]
     pub node: String,
     /// Chain id.
     #[arg(long, default_value = "main")]
