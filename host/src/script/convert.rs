@@ -1,6 +1,6 @@
 //! Convert Lua results to JSON, bounded in size and depth, without running Lua code.
 //!
-//! `nil` → null; booleans, integers and finite floats → themselves (NaN and infinities →
+//! `nil` and mlua's null (a JSON null seen from Lua) → null; booleans, integers and finite floats → themselves (NaN and infinities →
 //! `"nan"`, `"inf"`, `"-inf"`); strings → strings (invalid UTF-8 replaced); a non-empty
 //! table whose keys are exactly `1..n` → an array; any other table → an object whose keys
 //! are the Lua keys as text; functions, userdata, threads → `"<function>"`, `"<userdata>"`…;
@@ -38,7 +38,9 @@ impl Converter<'_> {
 
     fn convert(&mut self, value: &Value) -> Result<Json, OutputExceeded> {
         let json = match value {
+            // mlua's null (what a JSON null becomes in Lua) is null again, not a pointer.
             Value::Nil => Json::Null,
+            Value::LightUserData(pointer) if pointer.0.is_null() => Json::Null,
             Value::Boolean(boolean) => Json::Bool(*boolean),
             Value::Integer(integer) => Json::Number((*integer).into()),
             Value::Number(number) => float_to_json(*number),
@@ -146,5 +148,20 @@ fn text_bytes(json: &Json) -> usize {
         Json::Number(number) => number.to_string().len(),
         Json::String(text) => text.len() + 2,
         Json::Array(_) | Json::Object(_) => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_from_json_converts_back_to_null_not_to_a_pointer() {
+        let lua = mlua::Lua::new();
+        let table = lua.create_table().unwrap();
+        table.raw_set("reported", Value::NULL).unwrap();
+        let mut budget = 1_000;
+        let json = values_to_json(&[Value::NULL, Value::Table(table)], &mut budget).unwrap();
+        assert_eq!(json, vec![Json::Null, serde_json::json!({"reported": null})]);
     }
 }
