@@ -70,7 +70,10 @@ fn eval_at(url: &str, token: &str, code: &str) -> Result<Value, String> {
     match response {
         Ok(response) => {
             let body: Value = response.into_json().unwrap();
-            Ok(body["values"].get(0).cloned().unwrap_or(Value::Null))
+            // A binding that succeeds returns its one value, no trailing nil the console would print.
+            let values = body["values"].as_array().cloned().unwrap_or_default();
+            assert!(values.len() <= 1 || values[1..].iter().any(|v| !v.is_null()), "{code}: stray nil in {values:?}");
+            Ok(values.first().cloned().unwrap_or(Value::Null))
         }
         Err(ureq::Error::Status(_, response)) => {
             let body: Value = response.into_json().unwrap_or_default();

@@ -454,8 +454,9 @@ impl BuyLimits {
 /// per unit, `max_total` for the purchase, `location`), orders them by `prefer`
 /// (default: cheapest) and locks the best. With `wait_ms`, it keeps looking (every
 /// [`BUY_POLL_MS`], until Ctrl-C) for an offer to appear. Returns
-/// `{sku=, lock=, price=, demand=}`, or `nil` and the reason when no offer fits.
-fn buy(lua: &Lua, ctx: &ConsoleContext, args: &Args) -> mlua::Result<(Value, Option<String>)> {
+/// `{sku=, lock=, price=, demand=}` alone (so the console prints no stray `nil` after
+/// it), or `nil` and the reason when no offer fits.
+fn buy(lua: &Lua, ctx: &ConsoleContext, args: &Args) -> mlua::Result<MultiValue> {
     let fields = args.required_fields(0, "the purchase")?;
     let limits = BuyLimits::from_fields(&fields)?;
     let chain = fields.chain()?;
@@ -494,16 +495,14 @@ fn buy(lua: &Lua, ctx: &ConsoleContext, args: &Args) -> mlua::Result<(Value, Opt
     }
     let Some(best) = offers.first() else {
         let BuyLimits { resource, units, max_unit_price, .. } = &limits;
-        return Ok((
-            Value::Nil,
-            Some(format!("no {resource} offer of {units} units within {max_unit_price} µNEST per unit")),
-        ));
+        let why = format!("no {resource} offer of {units} units within {max_unit_price} µNEST per unit");
+        return (Value::Nil, why).into_lua_multi(lua);
     };
     let sku = best["id"].as_str().unwrap_or_default().to_string();
     let price = price_of(best).saturating_mul(limits.units);
     let lock = send(ctx, &fields, MarketTx::Lock { sku: sku.clone(), units: limits.units, max_price: price })?;
     let answer = serde_json::json!({ "sku": sku, "lock": lock, "price": price, "demand": demand });
-    Ok((to_lua(lua, &answer)?, None))
+    to_lua(lua, &answer)?.into_lua_multi(lua)
 }
 
 /// Orders offers with the operator's `prefer(a, b)` (true when `a` is better), stably.
