@@ -102,5 +102,5 @@ impl Fixture for Bft {
 
 /// Runs the steps of `data` (see [`crate::engine`]) on a started BFT engine.
 pub fn run(data: &[u8]) {
-    engine::run(&Bft::default(), data);
+    let _ = engine::run(&Bft::default(), data);
 }

@@ -92,5 +92,5 @@ impl Fixture for Poa {
 
 /// Runs the steps of `data` (see [`crate::engine`]) on a started PoA engine.
 pub fn run(data: &[u8]) {
-    engine::run(&Poa::default(), data);
+    let _ = engine::run(&Poa::default(), data);
 }

@@ -84,6 +84,7 @@ struct Waiting {
     proposals: Vec<u64>,
     commits: Vec<Hash32>,
     final_height: u64,
+    committed: usize,
 }
 
 impl Waiting {
@@ -92,7 +93,10 @@ impl Waiting {
             match effect {
                 Effect::Verify { unit_bytes, .. } => remember(&mut self.verify, sha256(unit_bytes)),
                 Effect::RequestProposal { height, .. } => remember(&mut self.proposals, *height),
-                Effect::Commit { unit_bytes, .. } => remember(&mut self.commits, sha256(unit_bytes)),
+                Effect::Commit { unit_bytes, .. } => {
+                    self.committed += 1;
+                    remember(&mut self.commits, sha256(unit_bytes));
+                }
                 _ => {}
             }
         }
@@ -113,8 +117,9 @@ fn take<T: Copy>(list: &mut Vec<T>, index: Option<&u8>) -> Option<T> {
     Some(list.remove(index))
 }
 
-/// Runs the steps of `data` on a started engine of `fixture`.
-pub fn run<F: Fixture>(fixture: &F, data: &[u8]) {
+/// Runs the steps of `data` on a started engine of `fixture`; returns how many units it
+/// committed (`Effect::Commit`).
+pub fn run<F: Fixture>(fixture: &F, data: &[u8]) -> usize {
     let mut engine = fixture.start();
     let mut waiting = Waiting::default();
     for (tag, payload) in steps(data) {
@@ -123,6 +128,7 @@ pub fn run<F: Fixture>(fixture: &F, data: &[u8]) {
             waiting.note(&effects);
         }
     }
+    waiting.committed
 }
 
 fn input<F: Fixture>(

@@ -66,6 +66,19 @@ mod tests {
         }
     }
 
+    fn seed(target: &str, name: &str) -> Vec<u8> {
+        let found = seeds::all().into_iter().find(|(t, n, _)| *t == target && n == name);
+        found.map(|(_, _, bytes)| bytes).expect("a known seed")
+    }
+
+    #[test]
+    fn re_signed_messages_get_past_the_signature_checks_to_a_commit() {
+        let poa = engine::run(&consensus_poa::Poa::default(), &seed("consensus_poa", "receive-vote-commit"));
+        assert!(poa >= 1, "the PoA engine committed the signed block");
+        let bft = engine::run(&consensus_bft::Bft::default(), &seed("consensus_bft", "round-decides"));
+        assert!(bft >= 1, "the BFT engine decided the signed proposal");
+    }
+
     #[test]
     fn generated_seeds_run_without_a_crash() {
         for (target, _, bytes) in seeds::all() {
