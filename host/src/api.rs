@@ -14,6 +14,7 @@
 mod market;
 pub use market::admin_routes as market_admin_routes;
 mod devices;
+pub use devices::parse_send;
 
 use crate::admin::{
     self,
@@ -337,18 +338,7 @@ async fn submit(
     Path(chain): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let submission: Submission = serde_json::from_slice(&body).map_err(|e| bad_request(format!("body: {e}")))?;
-    let texts: Vec<String> = submission.tx.into_iter().chain(submission.txs).collect();
-    if texts.is_empty() {
-        return Err(bad_request("body: give \"tx\" (one hex transaction) or \"txs\" (a list)"));
-    }
-    if texts.len() > TXS_PER_REQUEST_MAX {
-        admin::metrics::input_rejected("too_many_txs");
-        return Err(ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{} transactions in one request; the limit is {TXS_PER_REQUEST_MAX}", texts.len()),
-        ));
-    }
+    let texts = parse_submission(&body)?;
     let checked = tokio::task::spawn_blocking(move || decode_and_verify(texts))
         .await
         .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "verification task failed".into()))?;
@@ -361,10 +351,30 @@ async fn submit(
     Ok(Json(merge_results(checked, admitted)).into_response())
 }
 
-pub(crate) type Checked = Result<(Hash32, SignedTx), (Option<Hash32>, TxError)>;
+/// Reads the body of `POST /v1/chains/{id}/txs`: the hex transactions it carries, at least
+/// one and at most [`TXS_PER_REQUEST_MAX`] (public for the fuzz target `api_json`).
+pub fn parse_submission(body: &[u8]) -> Result<Vec<String>, ApiError> {
+    let submission: Submission = serde_json::from_slice(body).map_err(|e| bad_request(format!("body: {e}")))?;
+    let texts: Vec<String> = submission.tx.into_iter().chain(submission.txs).collect();
+    if texts.is_empty() {
+        return Err(bad_request("body: give \"tx\" (one hex transaction) or \"txs\" (a list)"));
+    }
+    if texts.len() > TXS_PER_REQUEST_MAX {
+        admin::metrics::input_rejected("too_many_txs");
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{} transactions in one request; the limit is {TXS_PER_REQUEST_MAX}", texts.len()),
+        ));
+    }
+    Ok(texts)
+}
+
+/// A submitted transaction decoded and verified with its hash, or why not (with its hash
+/// when it decoded).
+pub type Checked = Result<(Hash32, SignedTx), (Option<Hash32>, TxError)>;
 
 /// Decodes each hex transaction and verifies all signatures in one parallel batch.
-fn decode_and_verify(texts: Vec<String>) -> Vec<Checked> {
+pub fn decode_and_verify(texts: Vec<String>) -> Vec<Checked> {
     let decoded: Vec<Checked> = texts
         .iter()
         .map(|text| {

@@ -105,10 +105,17 @@ async fn send(
     Path(radio): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let body: SendBody = serde_json::from_slice(&body).map_err(|e| bad_request(format!("body: {e}")))?;
+    let (link_address, bytes) = parse_send(&body)?;
+    device_op(&state, DeviceOp::Send { radio, link_address, bytes }).await
+}
+
+/// Reads the body of `POST /v1/admin/radios/{id}/send`: the link address and the frame,
+/// at most [`RADIO_SEND_BYTES_MAX`] bytes (public for the fuzz target `api_json`).
+pub fn parse_send(body: &[u8]) -> Result<(String, Vec<u8>), ApiError> {
+    let body: SendBody = serde_json::from_slice(body).map_err(|e| bad_request(format!("body: {e}")))?;
     let bytes = hex::decode(body.frame_hex.trim()).map_err(|e| bad_request(format!("frame_hex: {e}")))?;
     if bytes.len() > RADIO_SEND_BYTES_MAX {
         return Err(bad_request(format!("frame of {} bytes exceeds {RADIO_SEND_BYTES_MAX}", bytes.len())));
     }
-    device_op(&state, DeviceOp::Send { radio, link_address: body.link_address, bytes }).await
+    Ok((body.link_address, bytes))
 }

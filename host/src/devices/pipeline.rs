@@ -162,6 +162,16 @@ pub enum Action {
     },
 }
 
+/// The bounds of each radio link's reassembler (public for the fuzz target `reassembler`).
+pub fn reassembly_limits() -> ReassemblyLimits {
+    ReassemblyLimits {
+        partial_messages_max: PARTIAL_MESSAGES_MAX,
+        partial_bytes_max: PARTIAL_BYTES_MAX,
+        timeout_ms: REASSEMBLY_TIMEOUT_MS,
+        ..ReassemblyLimits::default()
+    }
+}
+
 /// The node's device pipeline.
 pub struct DevicePipeline {
     links: Vec<Link>,
@@ -191,12 +201,7 @@ enum Checked {
 impl DevicePipeline {
     /// A pipeline for radios `radio_ids` (in the node's order).
     pub fn new(radio_ids: Vec<String>, pool: VerifyPool, readings: Readings, events: EventBus) -> DevicePipeline {
-        let limits = ReassemblyLimits {
-            partial_messages_max: PARTIAL_MESSAGES_MAX,
-            partial_bytes_max: PARTIAL_BYTES_MAX,
-            timeout_ms: REASSEMBLY_TIMEOUT_MS,
-            ..ReassemblyLimits::default()
-        };
+        let limits = reassembly_limits();
         let links = radio_ids
             .into_iter()
             .map(|id| Link {

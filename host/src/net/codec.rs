@@ -8,7 +8,7 @@ use super::{SyncBlock, SyncRequest, SyncResponse, limits::SYNC_REQUEST_BYTES_MAX
 use borsh::{BorshDeserialize, BorshSerialize};
 use libp2p::{
     StreamProtocol,
-    futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, executor::block_on, io::Cursor},
     request_response,
 };
 use std::io;
@@ -61,6 +61,18 @@ where
     io.write_all(&length.to_be_bytes()).await?;
     io.write_all(&body).await?;
     io.close().await
+}
+
+/// Decodes one block sync request frame as a peer's stream delivers it: the entry point
+/// of the fuzz target `net_codec` (`fuzz/`), running the same `read_frame` as the codec.
+pub fn decode_request_frame(bytes: &[u8]) -> io::Result<SyncRequest> {
+    block_on(read_frame(&mut Cursor::new(bytes), SYNC_REQUEST_BYTES_MAX))
+}
+
+/// Decodes one block sync response frame of at most `response_bytes_max` bytes, like
+/// [`decode_request_frame`].
+pub fn decode_response_frame(bytes: &[u8], response_bytes_max: usize) -> io::Result<WireResponse> {
+    block_on(read_frame(&mut Cursor::new(bytes), response_bytes_max))
 }
 
 fn invalid(message: String) -> io::Error {
@@ -118,7 +130,6 @@ pub fn response_bytes(response: &SyncResponse) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libp2p::futures::{executor::block_on, io::Cursor};
 
     fn frame(body: &[u8], claimed_length: u32) -> Cursor<Vec<u8>> {
         let mut bytes = claimed_length.to_be_bytes().to_vec();
@@ -141,6 +152,16 @@ mod tests {
         };
         let wire: WireResponse = Ok(response.clone());
         assert_eq!(borsh::to_vec(&wire).unwrap().len(), response_bytes(&response));
+    }
+
+    #[test]
+    fn the_public_decoders_read_one_frame_and_refuse_garbage() {
+        let request = SyncRequest { chain: "main".into(), from_height: 1, count: 2 };
+        let mut out = Cursor::new(Vec::new());
+        block_on(write_frame(&mut out, &request, SYNC_REQUEST_BYTES_MAX)).unwrap();
+        assert_eq!(decode_request_frame(out.get_ref()).unwrap(), request);
+        let error = decode_response_frame(&[0, 0, 0, 1, 9], 1024).unwrap_err();
+        assert!(error.to_string().contains("malformed frame"), "{error}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod task;
 #[cfg(test)]
 mod tests;
 
+pub use codec::{WireResponse, decode_request_frame, decode_response_frame};
 pub use libp2p::{Multiaddr, PeerId, gossipsub::MessageId};
 
 use libp2p::{multiaddr::Protocol, request_response::ResponseChannel};

@@ -174,24 +174,38 @@ pub fn eval_message(id: u64, result: Result<EvalOutput, ScriptError>) -> Value {
     }
 }
 
+/// A console's message on the session WebSocket (JSON, tagged by `op`); public for the
+/// fuzz target `api_json`.
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-enum ClientMessage {
+pub enum ClientMessage {
+    /// Evaluate a Lua chunk.
     Eval {
+        /// The console's number for the evaluation.
         id: u64,
+        /// The chunk.
         code: String,
     },
+    /// Complete the word before the cursor.
     Complete {
+        /// The console's number for the request.
         id: u64,
+        /// The line up to the cursor.
         line: String,
     },
+    /// Cancel evaluation `id` if it still runs.
     Cancel {
+        /// The evaluation.
         id: u64,
     },
+    /// The answer to a file the running evaluation asked for.
     File {
+        /// The request it answers.
         id: u64,
+        /// The file's text.
         #[serde(default)]
         content: Option<String>,
+        /// Why the console could not read it.
         #[serde(default)]
         error: Option<String>,
     },
