@@ -298,6 +298,17 @@ pub enum Effect {
         /// The status (boxed: the enum keeps a fixed size across ABI versions).
         status: RBox<EngineStatus>,
     },
+    /// The message being handled shows that its sender's chain is at `height`, more
+    /// than one above the height this engine works on. Engines do not keep messages
+    /// that far ahead, so block sync is the only way to catch up: the host asks that
+    /// sender for blocks now instead of waiting for its next sync round with whichever
+    /// peer comes next. Emit it only for a checked message, and not more often than a
+    /// sync round, so that a peer cannot steer this node's sync with cheap forgeries.
+    /// Added in ABI 8.
+    Behind {
+        /// The height the message was for.
+        height: u64,
+    },
 }
 
 /// A consensus engine, as a vendor writes it.

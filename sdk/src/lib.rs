@@ -60,8 +60,9 @@ pub use types::{Hash32, PublicKey, Signature};
 /// whose number is outside [`ABI_COMPATIBLE_MIN`]..=`ABI_VERSION` before it opens the
 /// library. Bumped whenever a type that crosses the boundary changes (6 added
 /// [`consensus::Input::Validators`] and [`consensus::Effect::Status`]; 7 added
-/// [`radio::FrameSinkFfi::skipped`], a defaulted method at the end of the sink's vtable).
-pub const ABI_VERSION: u32 = 7;
+/// [`radio::FrameSinkFfi::skipped`], a defaulted method at the end of the sink's vtable;
+/// 8 added [`consensus::Effect::Behind`]).
+pub const ABI_VERSION: u32 = 8;
 
 /// The oldest plugin ABI this SDK's host still loads: packages declaring an `sdk_abi`
 /// from this up to [`ABI_VERSION`] are accepted. ABI 5 is the first whose boundary enums

@@ -485,9 +485,9 @@ impl<'a> World<'a> {
         let node = &mut self.nodes[to];
         let Some(runtime) = node.runtime.as_mut() else { return };
         runtime.on_consensus_message(&node.store, from_key, bytes.to_vec());
-        let missing_parent = runtime.take_missing_parent();
+        let sender_ahead = runtime.take_sender_ahead();
         self.after_call(to);
-        if missing_parent {
+        if sender_ahead {
             self.ask_blocks(to, from);
         }
     }

@@ -212,7 +212,8 @@ fn bft_declares_every_fault_family_and_decides_finality() {
 /// Seeds that stalled an earlier version of the engine (ADR 0009): a twin's prevote shown
 /// to one side only (twins 24), a node that held the unit it needed to sync (partition
 /// 17), unit times judged against a stale clock (all 10), loss (6), and validators split
-/// between two rounds (all 5392 at 7 nodes).
+/// between two rounds (all 5392 at 7 nodes), and a laggard that could not find a peer
+/// ahead to sync from (all 9515 at 7 nodes).
 #[test]
 fn the_seeds_that_stalled_bft_stay_clean() {
     let engines = bft();
@@ -228,6 +229,11 @@ fn the_seeds_that_stalled_bft_stay_clean() {
     // round 0, each group waiting for the other's votes for 89 s, until validators
     // relayed the votes of their round.
     let report = run_seeds(&spec(7, 100, &engines.tolerated()), &engines, 5392..5393, |_| {});
+    assert_clean(&report);
+    // A validator nine heights behind dropped every vote it heard (too far ahead) and
+    // asked random peers for blocks, drawing only others as far behind for 16 s; it now
+    // syncs from a validator whose signed vote shows it ahead (`Effect::Behind`).
+    let report = run_seeds(&spec(7, 100, &engines.tolerated()), &engines, 9515..9516, |_| {});
     assert_clean(&report);
 }
 

@@ -108,8 +108,9 @@ pub struct ChainRuntime {
     evidence_proofs: VecDeque<nest_sdk::certificate::Offence>,
     /// What the engine last reported with `Effect::Status`.
     engine_status: Option<super::status::ConsensusStatus>,
-    /// A received unit lacked its parent (see [`ChainRuntime::take_missing_parent`]).
-    missing_parent: bool,
+    /// A received message showed its sender ahead of this node (see
+    /// [`ChainRuntime::take_sender_ahead`]).
+    sender_ahead: bool,
     /// Consensus messages to send, oldest first: the caller drains them
     /// ([`ChainRuntime::take_outbound`]) and hands them to the network.
     outbound: VecDeque<Vec<u8>>,
@@ -239,7 +240,7 @@ impl ChainRuntime {
             validators_sent: None,
             engine_status: None,
             evidence_proofs: VecDeque::new(),
-            missing_parent: false,
+            sender_ahead: false,
             outbound: VecDeque::new(),
             next_timer_ms: None,
             txs_committed: 0,
@@ -449,6 +450,11 @@ impl ChainRuntime {
                 self.evidence.push_back((offender, reason.into_string()));
                 None
             }
+            Effect::Behind { height } => {
+                tracing::debug!(chain = %self.id, height, "a peer is ahead; syncing from it");
+                self.sender_ahead = true;
+                None
+            }
         }
     }
 
@@ -597,13 +603,15 @@ impl ChainRuntime {
         let Ok(view) = self.chain_type.call(|c| c.decode(bytes.into())) else { return };
         let parent_known = view.parent == self.head.hash || self.pending.contains_key(&view.parent);
         if view.height > self.head.height.saturating_add(1) && !parent_known {
-            self.missing_parent = true;
+            self.sender_ahead = true;
         }
     }
 
-    /// Whether a unit arrived without its parent since the last call.
-    pub fn take_missing_parent(&mut self) -> bool {
-        std::mem::take(&mut self.missing_parent)
+    /// Whether the message just handled showed its sender ahead of this node (a unit
+    /// without its parent, or the engine's [`Effect::Behind`]): the caller asks that
+    /// sender for blocks now rather than at the next sync round.
+    pub fn take_sender_ahead(&mut self) -> bool {
+        std::mem::take(&mut self.sender_ahead)
     }
 
     /// Full validation: structure and parent (chain type), signatures, tx root, execution, state digest.

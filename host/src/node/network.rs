@@ -88,8 +88,8 @@ impl LoopState {
                             Topic::Consensus => runtime.on_consensus_message(&self.store, from_key, bytes),
                             Topic::Txs => runtime.on_tx_gossip(&bytes),
                         };
-                        // The sender built on blocks this node lacks: it can serve them.
-                        if runtime.take_missing_parent() {
+                        // The sender built on, or voted above, blocks this node lacks: it can serve them.
+                        if runtime.take_sender_ahead() {
                             ask_blocks(&net, &mut self.sync, from, runtime, super::now_ms());
                         }
                         verdict

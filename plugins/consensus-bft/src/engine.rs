@@ -183,6 +183,8 @@ pub struct BftEngine {
     host: Host,
     me: PublicKey,
     state: EngineState,
+    /// When [`Effect::Behind`] was last emitted (not snapshotted: a rate limit only).
+    behind_sent_ms: Option<u64>,
 }
 
 fn rejected(message: impl Into<String>) -> PluginError {
@@ -742,6 +744,7 @@ impl BftEngine {
         if height > self.state.height {
             if let Some(from) = from {
                 self.hold_for_next_height(height, from, bytes);
+                self.note_sender_ahead(height, &envelope.body, effects);
             }
             return Ok(());
         }
@@ -769,6 +772,31 @@ impl BftEngine {
         let from_peer = future.iter().filter(|(_, sender, _)| *sender == from).count();
         if next && future.len() < FUTURE_MESSAGES_MAX && from_peer < FUTURE_MESSAGES_PER_PEER_MAX {
             self.state.future.push_back((height, from, bytes.to_vec()));
+        }
+    }
+
+    /// A message two or more heights ahead: its sender is past blocks this node lacks,
+    /// and no message of this node's height may ever come again (its peers voted
+    /// there long ago). When a validator of the current set signed it, the host is told
+    /// to sync from the sender, at most once per re-sending interval: a forged or
+    /// replayed message costs the check of one signature and steers one sync request.
+    fn note_sender_ahead(&mut self, height: u64, body: &Body, effects: &mut Vec<Effect>) {
+        let due = self.behind_sent_ms.map(|sent_ms| sent_ms.saturating_add(self.rebroadcast_interval_ms()));
+        if height < self.state.height.saturating_add(2) || due.is_some_and(|due_ms| self.state.now_ms < due_ms) {
+            return;
+        }
+        let Ok(set) = self.current_set() else { return };
+        let signed_by_member = match body {
+            Body::Vote(vote) => set.power_of(&vote.validator).is_some() && vote_verifies(vote, &self.host),
+            Body::ProposalSeen(signed) => {
+                set.power_of(&signed.proposer).is_some() && proposal_verifies(signed, &self.host)
+            }
+            // Votes are the common case; these would cost a unit's hash or a certificate.
+            Body::Proposal(_) | Body::Decided { .. } => false,
+        };
+        if signed_by_member {
+            self.behind_sent_ms = Some(self.state.now_ms);
+            effects.push(Effect::Behind { height });
         }
     }
 
@@ -1259,7 +1287,7 @@ impl ConsensusEngine for BftEngine {
     fn new(config: BftConfig, host: Host) -> Result<Self, PluginError> {
         config.check()?;
         let me = host.public_key();
-        Ok(Self { config, host, me, state: EngineState::default() })
+        Ok(Self { config, host, me, state: EngineState::default(), behind_sent_ms: None })
     }
 
     fn handle(&mut self, input: Input) -> Result<Vec<Effect>, PluginError> {

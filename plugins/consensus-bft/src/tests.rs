@@ -494,6 +494,44 @@ fn one_peer_cannot_fill_the_next_heights_buffer() {
     assert_eq!(engine.held_for_next_height(), FUTURE_MESSAGES_PER_PEER_MAX + 1, "another peer still gets room");
 }
 
+/// A validator's vote two heights ahead makes the engine ask the host to sync from its
+/// sender, once per re-sending interval; a forged one, or one of the next height (which
+/// is held and used), does not.
+#[test]
+fn a_signed_vote_far_ahead_asks_for_sync_once_per_interval() {
+    let all = locals();
+    let (me, _) = roles(&all, 0);
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    let vote_at = |height: u64, round: u32, forged: bool| {
+        let signer = if forged { &all[1] } else { &all[0] };
+        let signature = signer.host().sign(&vote_message(VoteKind::Prevote, height, round, None));
+        envelope(Body::Vote(Vote {
+            kind: VoteKind::Prevote,
+            height,
+            round,
+            value: None,
+            validator: key(&all[0]),
+            signature,
+        }))
+    };
+    let behind = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter_map(|effect| if let Effect::Behind { height } = effect { Some(*height) } else { None })
+            .collect::<Vec<_>>()
+    };
+    let peer = PublicKey([9; 32]);
+    let send = |engine: &mut BftEngine, bytes: Vec<u8>| {
+        engine.handle(Input::Message { from: peer, bytes: bytes.into() }).expect("handled")
+    };
+    assert!(behind(&send(&mut engine, vote_at(2, 0, false))).is_empty(), "the next height is held, not synced");
+    assert!(behind(&send(&mut engine, vote_at(5, 0, true))).is_empty(), "a forged vote steers nothing");
+    assert_eq!(behind(&send(&mut engine, vote_at(5, 0, false))), vec![5]);
+    assert!(behind(&send(&mut engine, vote_at(6, 0, false))).is_empty(), "once per interval");
+    engine.handle(Input::Tick { now_ms: PROPOSE_MS }).expect("tick");
+    assert_eq!(behind(&send(&mut engine, vote_at(6, 1, false))), vec![6], "again after the interval");
+}
+
 #[test]
 fn a_restarted_validator_sends_what_it_signed_instead_of_signing_anew() {
     let all = locals();
