@@ -309,6 +309,16 @@ pub enum Effect {
         /// The height the message was for.
         height: u64,
     },
+    /// The input is well-formed and may come from an honest peer, but is of no use here:
+    /// a block for a slot already committed, one whose slot has not started by this
+    /// node's clock, one that finds the verification queue full. The host drops a
+    /// gossiped message that earned this without forwarding it and without holding it
+    /// against its sender, whereas [`crate::PluginError::Rejected`] says the sender broke
+    /// the rules and lowers its score. Added in ABI 8.
+    Ignore {
+        /// Why, for the log.
+        reason: RString,
+    },
 }
 
 /// A consensus engine, as a vendor writes it.

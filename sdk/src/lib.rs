@@ -61,7 +61,7 @@ pub use types::{Hash32, PublicKey, Signature};
 /// library. Bumped whenever a type that crosses the boundary changes (6 added
 /// [`consensus::Input::Validators`] and [`consensus::Effect::Status`]; 7 added
 /// [`radio::FrameSinkFfi::skipped`], a defaulted method at the end of the sink's vtable;
-/// 8 added [`consensus::Effect::Behind`]).
+/// 8 added [`consensus::Effect::Behind`] and [`consensus::Effect::Ignore`]).
 pub const ABI_VERSION: u32 = 8;
 
 /// The oldest plugin ABI this SDK's host still loads: packages declaring an `sdk_abi`

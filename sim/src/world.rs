@@ -484,8 +484,18 @@ impl<'a> World<'a> {
         let from_key = self.nodes[from].key.public_key();
         let node = &mut self.nodes[to];
         let Some(runtime) = node.runtime.as_mut() else { return };
-        runtime.on_consensus_message(&node.store, from_key, bytes.to_vec());
+        let (verdict, reason) = runtime.on_consensus_message(&node.store, from_key, bytes.to_vec());
         let sender_ahead = runtime.take_sender_ahead();
+        // Gossip lowers the score of a peer whose message is rejected: an honest node
+        // must never earn that from another, however far ahead or behind either is.
+        if verdict == nest_host::net::Verdict::Reject && !self.nodes[from].byzantine && !self.nodes[to].byzantine {
+            let detail = format!(
+                "at {} ms node {to} rejected a message of honest node {from}: {}",
+                self.now_ms - GENESIS_MS,
+                reason.unwrap_or_default()
+            );
+            self.checker.fail("honest_message_rejected", detail);
+        }
         self.after_call(to);
         if sender_ahead {
             self.ask_blocks(to, from);

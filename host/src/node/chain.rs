@@ -111,6 +111,8 @@ pub struct ChainRuntime {
     /// A received message showed its sender ahead of this node (see
     /// [`ChainRuntime::take_sender_ahead`]).
     sender_ahead: bool,
+    /// The engine answered the input being handled with `Effect::Ignore`.
+    ignored: bool,
     /// Consensus messages to send, oldest first: the caller drains them
     /// ([`ChainRuntime::take_outbound`]) and hands them to the network.
     outbound: VecDeque<Vec<u8>>,
@@ -241,6 +243,7 @@ impl ChainRuntime {
             engine_status: None,
             evidence_proofs: VecDeque::new(),
             sender_ahead: false,
+            ignored: false,
             outbound: VecDeque::new(),
             next_timer_ms: None,
             txs_committed: 0,
@@ -448,6 +451,11 @@ impl ChainRuntime {
                     self.evidence.pop_front();
                 }
                 self.evidence.push_back((offender, reason.into_string()));
+                None
+            }
+            Effect::Ignore { reason } => {
+                tracing::debug!(chain = %self.id, %reason, "consensus input ignored");
+                self.ignored = true;
                 None
             }
             Effect::Behind { height } => {
@@ -904,22 +912,26 @@ impl ChainRuntime {
             .collect()
     }
 
-    /// Hands a consensus message from a peer to the engine; the verdict for gossip.
-    /// A block that merely arrived late (stale) is ignored, not held against the sender.
+    /// Hands a consensus message from a peer to the engine; the verdict for gossip, and
+    /// why when it is not accepted. The verdict comes
+    /// from the engine's typed answer: a rule broken (`PluginError::Rejected`) lowers
+    /// the sender's score; a message of no use here (`Effect::Ignore`: late, early, a
+    /// full queue) or a failure of this node's own is dropped without penalty.
     pub fn on_consensus_message(
         &mut self,
         store: &dyn ChainStore,
         from: PublicKey,
         bytes: Vec<u8>,
-    ) -> crate::net::Verdict {
+    ) -> (crate::net::Verdict, Option<String>) {
+        use crate::net::Verdict;
+        self.ignored = false;
         match self.drive(store, Input::Message { from, bytes: bytes.into() }) {
-            Ok(()) => crate::net::Verdict::Accept,
-            Err(SlotError::Plugin { error: nest_sdk::PluginError::Rejected { message }, .. })
-                if !message.contains("stale") =>
-            {
-                crate::net::Verdict::Reject
+            Ok(()) if std::mem::take(&mut self.ignored) => (Verdict::Ignore, None),
+            Ok(()) => (Verdict::Accept, None),
+            Err(SlotError::Plugin { error: nest_sdk::PluginError::Rejected { message }, .. }) => {
+                (Verdict::Reject, Some(message.into_string()))
             }
-            Err(_) => crate::net::Verdict::Ignore,
+            Err(error) => (Verdict::Ignore, Some(error.to_string())),
         }
     }
 

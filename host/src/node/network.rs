@@ -85,7 +85,13 @@ impl LoopState {
                     None => Verdict::Ignore,
                     Some(runtime) => {
                         let verdict = match topic {
-                            Topic::Consensus => runtime.on_consensus_message(&self.store, from_key, bytes),
+                            Topic::Consensus => {
+                                let (verdict, reason) = runtime.on_consensus_message(&self.store, from_key, bytes);
+                                if let Some(reason) = reason {
+                                    tracing::debug!(%chain, peer = %from, ?verdict, %reason, "consensus message not accepted");
+                                }
+                                verdict
+                            }
                             Topic::Txs => runtime.on_tx_gossip(&bytes),
                         };
                         // The sender built on, or voted above, blocks this node lacks: it can serve them.

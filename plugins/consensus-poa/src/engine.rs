@@ -117,6 +117,11 @@ pub struct PoaEngine {
     resent_last: Option<(u64, PublicKey)>,
 }
 
+/// The answer to an input of no use here that breaks no rule ([`Effect::Ignore`]).
+fn ignore(reason: String) -> Vec<Effect> {
+    vec![Effect::Ignore { reason: reason.into() }]
+}
+
 fn rejected(message: impl Into<String>) -> PluginError {
     PluginError::rejected(message)
 }
@@ -581,7 +586,10 @@ impl PoaEngine {
 
     /// Checks a block's slot and seal; verifies it unless its slot already had one.
     fn receive_block(&mut self, slot: u64, unit: Vec<u8>, signature: Signature) -> Result<Vec<Effect>, PluginError> {
-        self.check_slot_time(slot)?;
+        if slot <= self.state.committed_slot {
+            let committed = self.state.committed_slot;
+            return Ok(ignore(format!("block for slot {slot} is stale: the committed slot is {committed}")));
+        }
         let leader = self.leader(slot);
         let unit_digest = self.host.hash(&unit);
         if !self.host.verify(&leader, &seal_message(slot, &unit_digest), &signature) {
@@ -589,27 +597,24 @@ impl PoaEngine {
                 "seal of the block for slot {slot} does not verify against the slot leader {leader}"
             )));
         }
+        // Sealed by its leader: a clock ahead of this node's, not a broken rule.
+        if let Some(reason) = self.slot_not_started(slot) {
+            return Ok(ignore(reason));
+        }
         if let Some(seen) = self.state.seen.get_mut(&slot) {
             return Ok(seen_again(seen, slot, leader, unit_digest, signature));
         }
         self.accept_block(slot, unit, unit_digest, signature)
     }
 
-    fn check_slot_time(&self, slot: u64) -> Result<(), PluginError> {
-        if slot <= self.state.committed_slot {
-            return Err(rejected(format!(
-                "block for slot {slot} is stale: the committed slot is {}",
-                self.state.committed_slot
-            )));
-        }
+    /// Why a block for `slot` cannot be taken yet: the slot starts after this node's
+    /// clock plus the allowed drift.
+    fn slot_not_started(&self, slot: u64) -> Option<String> {
         let latest_ms = self.state.now_ms.saturating_add(self.config.max_clock_drift_ms);
         let starts_ms = slot.checked_mul(self.config.block_interval_ms);
-        if starts_ms.is_none_or(|starts_ms| starts_ms > latest_ms) {
-            return Err(rejected(format!(
-                "block for slot {slot} is from the future: the slot starts after {latest_ms} ms (now plus max_clock_drift_ms)"
-            )));
-        }
-        Ok(())
+        starts_ms.is_none_or(|starts_ms| starts_ms > latest_ms).then(|| {
+            format!("block for slot {slot} is from the future: the slot starts after {latest_ms} ms (now plus max_clock_drift_ms)")
+        })
     }
 
     fn accept_block(
@@ -620,7 +625,7 @@ impl PoaEngine {
         signature: Signature,
     ) -> Result<Vec<Effect>, PluginError> {
         if self.state.pending.len() >= PENDING_UNITS_MAX {
-            return Err(rejected(format!(
+            return Ok(ignore(format!(
                 "block for slot {slot} dropped: {PENDING_UNITS_MAX} units already await verification (PENDING_UNITS_MAX)"
             )));
         }
