@@ -7,6 +7,7 @@
 #   mosquitto, mosquitto-clients  the radio tests start private brokers, publish with mosquitto_pub
 #   curl                          the README tour test runs the README's curl commands
 #   git                           the document tests list the repository's files
+#   promtool (prometheus)         the metrics test lints /metrics with `promtool check metrics`
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,6 +17,7 @@ needed=(
     "mosquitto_pub mosquitto-clients"
     "curl curl"
     "git git"
+    "promtool prometheus"
 )
 missing=()
 for pair in "${needed[@]}"; do

@@ -232,6 +232,56 @@ fn metrics_count_committed_blocks_plugin_calls_and_requests() {
     );
 }
 
+/// Runs `promtool check metrics` (Debian's `prometheus` package) on `text`; its
+/// complaints, if any.
+fn promtool_complaints(text: &str) -> Option<String> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("promtool (Debian package prometheus; ./test.sh installs it): {e}"));
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (!output.status.success() || !said.trim().is_empty()).then_some(said)
+}
+
+/// An operator alerts on rates: every series the node's manifest implies exists from the
+/// first scrape, before its first event, and the whole output passes promtool's lint.
+#[test]
+fn metrics_exist_at_zero_from_the_start_and_pass_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = devnet_with_api(dir.path(), "");
+    let node = NodeProcess::start(&manifest);
+    let text = get(&node, "/metrics", None).2;
+    for series in [
+        "nest_evidence_reports_total{chain=\"main\"} 0",
+        "nest_plugin_errors_total{plugin=\"poa\"} 0",
+        "nest_gossip_messages_total{topic=\"consensus\",verdict=\"reject\"} 0",
+        "nest_sync_requests_total{outcome=\"served\"} 0",
+        "nest_inputs_rejected_total{reason=\"bad_signature\"} 0",
+        "nest_lua_limit_hits_total{limit=\"memory\"} 0",
+    ] {
+        assert!(text.contains(series), "{series} missing from the first scrape:\n{text}");
+    }
+    for histogram in [
+        "nest_commit_latency_seconds_count{chain=\"main\"}",
+        "nest_block_interval_seconds_bucket{chain=\"main\",le=\"0.25\"}",
+        "nest_plugin_call_duration_seconds_count{plugin=\"linear\"}",
+    ] {
+        assert!(text.contains(histogram), "{histogram} missing from the first scrape:\n{text}");
+    }
+    wait_until(Duration::from_secs(15), "two blocks", || node.main_chain().height >= 2);
+    let text = get(&node, "/metrics", None).2;
+    assert!(metric(&text, "nest_commit_latency_seconds_count{chain=\"main\"}").unwrap_or(0.0) >= 1.0, "{text}");
+    assert!(metric(&text, "nest_http_request_duration_seconds_count{route=\"/metrics\"}").unwrap_or(0.0) >= 1.0);
+    if let Some(complaints) = promtool_complaints(&text) {
+        panic!("promtool check metrics:\n{complaints}\non:\n{text}");
+    }
+}
+
 #[test]
 fn event_stream_delivers_committed_blocks_and_transactions_filtered_by_chain() {
     let dir = tempfile::tempdir().unwrap();

@@ -115,6 +115,24 @@ impl ApiLimits {
     }
 }
 
+/// Codes `nest_inputs_rejected_total` counts from the start (at zero): the request's
+/// own and the common transaction ones; rarer codes appear at their first use.
+pub const INPUT_REJECTION_CODES: &[&str] = &[
+    "malformed_request",
+    "too_many_txs",
+    "malformed",
+    "too_large",
+    "bad_signature",
+    "wrong_chain",
+    "wrong_nonce",
+    "insufficient_balance",
+    "fee_too_low",
+    "mempool_full",
+    "duplicate",
+    "sender_cap_reached",
+    "replacement_underpriced",
+];
+
 /// The whole API: public routes, `/metrics`, admin routes, and the limits around them.
 pub fn router(state: ApiState, limits: &ApiLimits) -> Router {
     let slots = Arc::new(RequestSlots {
@@ -180,8 +198,13 @@ async fn shed_load(State(slots): State<Arc<RequestSlots>>, request: axum::extrac
 /// Middleware: counts each answer by route pattern and status.
 async fn count_request(request: axum::extract::Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
-    admin::metrics::http_request(route.as_deref().unwrap_or("unmatched"), response.status().as_u16());
+    admin::metrics::http_request(
+        route.as_deref().unwrap_or("unmatched"),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 

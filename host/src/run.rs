@@ -47,6 +47,11 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
     let token = Token::ensure(&manifest.node.data_dir)
         .map_err(|e| format!("{}: [api]: cannot use the admin token: {e}", manifest.file.display()))?;
     let metrics = metrics::install();
+    metrics::register_known(&metrics::KnownLabels {
+        chains: manifest.chain.iter().map(|chain| chain.id.clone()).collect(),
+        plugins: manifest.plugin.iter().map(|plugin| plugin.id.clone()).collect(),
+        radios: manifest.radio.iter().map(|radio| radio.id.clone()).collect(),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -4,9 +4,22 @@
 //! the API and the console call these functions. The recorder is installed once per
 //! process by [`install`]; before that (and in unit tests) the calls cost next to nothing.
 
-use metrics::{counter, describe_counter, describe_gauge, gauge};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::{sync::OnceLock, time::Duration};
+
+/// Histogram buckets for every `_seconds` histogram: from a plugin call (tens of
+/// microseconds) to a slow block (tens of seconds).
+const SECONDS_BUCKETS: [f64; 16] =
+    [0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Gossip topics and verdicts, for `nest_gossip_messages_total` (all exist from the start).
+const GOSSIP_TOPICS: [&str; 2] = ["txs", "consensus"];
+const GOSSIP_VERDICTS: [&str; 5] = ["accept", "reject", "ignore", "rate_limited", "oversized"];
+/// Outcomes of inbound block-sync requests.
+const SYNC_OUTCOMES: [&str; 3] = ["served", "refused", "rate_limited"];
+/// Lua limits that stop an evaluation.
+const LUA_LIMITS: [&str; 3] = ["instructions", "memory", "output"];
 
 /// Installs the process-wide Prometheus recorder (once) and returns its handle.
 ///
@@ -15,56 +28,145 @@ pub fn install() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .expect("the buckets are not empty")
+                .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
             }
             describe();
-            peers(0);
+            register_node_wide();
             handle
         })
         .clone()
 }
 
-fn describe() {
-    describe_counter!("nest_blocks_committed_total", "Blocks committed, by chain.");
-    describe_counter!("nest_txs_committed_total", "Transactions committed, by chain.");
-    describe_gauge!("nest_mempool_txs", "Transactions waiting in the mempool, by chain.");
-    describe_gauge!("nest_chain_height", "Height of the last committed block, by chain.");
-    describe_gauge!("nest_consensus_height", "Height the consensus engine is deciding, by chain.");
-    describe_gauge!("nest_consensus_round", "Round the consensus engine is in at that height, by chain.");
-    describe_counter!(
+/// Every metric the node exports, with its help text: counters, gauges, histograms.
+const COUNTERS: &[(&str, &str)] = &[
+    ("nest_blocks_committed_total", "Blocks committed, by chain."),
+    ("nest_txs_committed_total", "Transactions committed, by chain."),
+    (
         "nest_consensus_events_total",
-        "Consensus engine events (rounds started, timeouts fired, votes received per step), by chain and event."
-    );
-    describe_counter!(
-        "nest_consensus_evidence_total",
-        "Offences the consensus engine reported, by chain and offender."
-    );
-    describe_gauge!("nest_peers", "Connected peers.");
-    describe_counter!("nest_plugin_calls_total", "Calls into plugin instances, by plugin id.");
-    describe_counter!("nest_plugin_errors_total", "Plugin calls that returned an error, by plugin id.");
-    describe_counter!("nest_inputs_rejected_total", "Rejected API inputs, by reason.");
-    describe_counter!("nest_lua_evaluations_total", "Lua chunks evaluated.");
-    describe_counter!("nest_lua_limit_hits_total", "Lua evaluations stopped by a limit, by limit.");
-    describe_counter!("nest_http_requests_total", "HTTP requests answered, by route and status.");
-    describe_counter!("nest_device_frames_rejected_total", "Device frames rejected, by reason.");
-    describe_counter!(
+        "Consensus engine events (rounds started, timeouts fired, votes received per step), by chain and event.",
+    ),
+    ("nest_consensus_evidence_total", "Offences the consensus engine reported, by chain and offender."),
+    ("nest_plugin_calls_total", "Calls into plugin instances, by plugin id."),
+    ("nest_plugin_errors_total", "Plugin calls that returned an error, by plugin id."),
+    ("nest_inputs_rejected_total", "Rejected API inputs, by reason."),
+    ("nest_lua_evaluations_total", "Lua chunks evaluated."),
+    ("nest_lua_limit_hits_total", "Lua evaluations stopped by a limit, by limit."),
+    ("nest_http_requests_total", "HTTP requests answered, by route and status."),
+    ("nest_device_frames_rejected_total", "Device frames rejected, by reason."),
+    (
         "nest_radio_frames_skipped_total",
-        "Frames a radio driver reported it did not deliver (duty cycle, lost on the air, queue full), by radio and reason."
-    );
-    describe_gauge!(
-        "nest_radio_up",
-        "Whether a radio's driver runs (1) or failed to start or is disabled (0), by radio."
-    );
-    describe_counter!("nest_radio_start_failures_total", "Radio driver starts that failed, by radio.");
+        "Frames a radio driver reported it did not deliver (duty cycle, lost on the air, queue full), by radio and reason.",
+    ),
+    ("nest_radio_start_failures_total", "Radio driver starts that failed, by radio."),
+    ("nest_device_frames_accepted_total", "Device frames that passed every check, by radio."),
+    ("nest_gossip_messages_total", "Gossip messages received, by topic and verdict."),
+    ("nest_sync_requests_total", "Inbound block-sync requests, by outcome."),
+    ("nest_evidence_reports_total", "Offences the consensus engine reported, by chain."),
+];
+const GAUGES: &[(&str, &str)] = &[
+    ("nest_mempool_txs", "Transactions waiting in the mempool, by chain."),
+    ("nest_chain_height", "Height of the last committed block, by chain."),
+    ("nest_consensus_height", "Height the consensus engine is deciding, by chain."),
+    ("nest_consensus_round", "Round the consensus engine is in at that height, by chain."),
+    ("nest_peers", "Connected peers."),
+    ("nest_radio_up", "Whether a radio's driver runs (1) or failed to start or is disabled (0), by radio."),
+];
+const HISTOGRAMS: &[(&str, &str)] = &[
+    ("nest_block_interval_seconds", "Time between a committed block's timestamp and its parent's, by chain."),
+    (
+        "nest_commit_latency_seconds",
+        "Time from a block's timestamp to its commit on this node (finality latency), by chain.",
+    ),
+    ("nest_http_request_duration_seconds", "Time to answer an HTTP request, by route."),
+    ("nest_plugin_call_duration_seconds", "Time spent in one call into a plugin, by plugin id."),
+];
+
+fn describe() {
+    for (name, help) in COUNTERS {
+        describe_counter!(*name, *help);
+    }
+    for (name, help) in GAUGES {
+        describe_gauge!(*name, *help);
+    }
+    for (name, help) in HISTOGRAMS {
+        describe_histogram!(*name, *help);
+    }
 }
 
-/// A block with `txs` transactions was committed on `chain`.
-pub fn block_committed(chain: &str, txs: usize) {
+/// What a node's metrics are labelled with, known from its manifest: every series of
+/// these exists at zero from the start, so that an alert on a rate sees it before the
+/// first event.
+pub struct KnownLabels {
+    /// Chain ids.
+    pub chains: Vec<String>,
+    /// Plugin ids.
+    pub plugins: Vec<String>,
+    /// Radio ids.
+    pub radios: Vec<String>,
+}
+
+/// Series whose labels are fixed sets: at zero from the recorder's installation.
+fn register_node_wide() {
+    peers(0);
+    for topic in GOSSIP_TOPICS {
+        for verdict in GOSSIP_VERDICTS {
+            counter!("nest_gossip_messages_total", "topic" => topic, "verdict" => verdict).absolute(0);
+        }
+    }
+    for outcome in SYNC_OUTCOMES {
+        counter!("nest_sync_requests_total", "outcome" => outcome).absolute(0);
+    }
+    for code in crate::api::INPUT_REJECTION_CODES {
+        counter!("nest_inputs_rejected_total", "reason" => *code).absolute(0);
+    }
+    counter!("nest_lua_evaluations_total").absolute(0);
+    for limit in LUA_LIMITS {
+        counter!("nest_lua_limit_hits_total", "limit" => limit).absolute(0);
+    }
+}
+
+/// Puts every series labelled with the node's chains, plugins and radios at zero.
+pub fn register_known(known: &KnownLabels) {
+    for chain in &known.chains {
+        let chain = || chain.clone();
+        counter!("nest_blocks_committed_total", "chain" => chain()).absolute(0);
+        counter!("nest_txs_committed_total", "chain" => chain()).absolute(0);
+        counter!("nest_evidence_reports_total", "chain" => chain()).absolute(0);
+        gauge!("nest_chain_height", "chain" => chain()).set(0.0);
+        gauge!("nest_mempool_txs", "chain" => chain()).set(0.0);
+        gauge!("nest_consensus_height", "chain" => chain()).set(0.0);
+        gauge!("nest_consensus_round", "chain" => chain()).set(0.0);
+        let _ = histogram!("nest_block_interval_seconds", "chain" => chain());
+        let _ = histogram!("nest_commit_latency_seconds", "chain" => chain());
+    }
+    for plugin in &known.plugins {
+        counter!("nest_plugin_calls_total", "plugin" => plugin.clone()).absolute(0);
+        counter!("nest_plugin_errors_total", "plugin" => plugin.clone()).absolute(0);
+        let _ = histogram!("nest_plugin_call_duration_seconds", "plugin" => plugin.clone());
+    }
+    for radio in &known.radios {
+        counter!("nest_device_frames_accepted_total", "radio" => radio.clone()).absolute(0);
+        counter!("nest_radio_start_failures_total", "radio" => radio.clone()).absolute(0);
+        for reason in crate::devices::pipeline::Rejection::ALL {
+            counter!("nest_device_frames_rejected_total", "radio" => radio.clone(), "reason" => reason.code())
+                .absolute(0);
+        }
+    }
+}
+
+/// A block with `txs` transactions was committed on `chain`, `interval_ms` after its
+/// parent's timestamp and `latency_ms` after its own (this node's clock).
+pub fn block_committed(chain: &str, txs: usize, interval_ms: u64, latency_ms: u64) {
     counter!("nest_blocks_committed_total", "chain" => chain.to_owned()).increment(1);
     counter!("nest_txs_committed_total", "chain" => chain.to_owned()).increment(txs as u64);
+    histogram!("nest_block_interval_seconds", "chain" => chain.to_owned()).record(interval_ms as f64 / 1000.0);
+    histogram!("nest_commit_latency_seconds", "chain" => chain.to_owned()).record(latency_ms as f64 / 1000.0);
 }
 
 /// What a chain's consensus engine last reported: its height and round as gauges, its
@@ -81,6 +183,7 @@ pub fn consensus_status(chain: &str, status: &crate::node::status::ConsensusStat
 pub fn evidence(chain: &str, offender: &nest_sdk::PublicKey) {
     counter!("nest_consensus_evidence_total", "chain" => chain.to_owned(), "offender" => offender.to_string())
         .increment(1);
+    counter!("nest_evidence_reports_total", "chain" => chain.to_owned()).increment(1);
 }
 
 /// The chain's committed height and mempool size now.
@@ -94,9 +197,10 @@ pub fn peers(count: usize) {
     gauge!("nest_peers").set(count as f64);
 }
 
-/// One call into plugin `plugin` (its manifest id).
-pub fn plugin_called(plugin: &str) {
+/// One call into plugin `plugin` (its manifest id), which took `elapsed`.
+pub fn plugin_called(plugin: &str, elapsed: Duration) {
     counter!("nest_plugin_calls_total", "plugin" => plugin.to_owned()).increment(1);
+    histogram!("nest_plugin_call_duration_seconds", "plugin" => plugin.to_owned()).record(elapsed.as_secs_f64());
 }
 
 /// A call into plugin `plugin` returned an error.
@@ -119,14 +223,32 @@ pub fn lua_limit_hit(limit: &str) {
     counter!("nest_lua_limit_hits_total", "limit" => limit.to_owned()).increment(1);
 }
 
-/// An HTTP request on `route` (the route's pattern, not the path) was answered with `status`.
-pub fn http_request(route: &str, status: u16) {
+/// An HTTP request on `route` (the route's pattern, not the path) was answered with
+/// `status` after `elapsed`.
+pub fn http_request(route: &str, status: u16, elapsed: Duration) {
     counter!("nest_http_requests_total", "route" => route.to_owned(), "status" => status.to_string()).increment(1);
+    histogram!("nest_http_request_duration_seconds", "route" => route.to_owned()).record(elapsed.as_secs_f64());
 }
 
-/// A device frame was rejected for `reason`.
-pub fn device_frame_rejected(reason: &'static str) {
-    counter!("nest_device_frames_rejected_total", "reason" => reason).increment(1);
+/// A device frame that arrived on radio `radio` passed every check.
+pub fn device_frame_accepted(radio: &str) {
+    counter!("nest_device_frames_accepted_total", "radio" => radio.to_owned()).increment(1);
+}
+
+/// A device frame that arrived on radio `radio` was rejected for `reason`.
+pub fn device_frame_rejected(radio: &str, reason: &'static str) {
+    counter!("nest_device_frames_rejected_total", "radio" => radio.to_owned(), "reason" => reason).increment(1);
+}
+
+/// A gossip message on `topic` (`txs`, `consensus`) got `verdict` (`accept`, `reject`,
+/// `ignore` from the node; `rate_limited`, `oversized` from the network's own checks).
+pub fn gossip_message(topic: &'static str, verdict: &'static str) {
+    counter!("nest_gossip_messages_total", "topic" => topic, "verdict" => verdict).increment(1);
+}
+
+/// An inbound block-sync request ended with `outcome` (`served`, `refused`, `rate_limited`).
+pub fn sync_request(outcome: &'static str) {
+    counter!("nest_sync_requests_total", "outcome" => outcome).increment(1);
 }
 
 /// Radio `radio`'s driver reported `frames` frames it did not deliver, for `reason`.
@@ -152,8 +274,8 @@ mod tests {
     #[test]
     fn installed_recorder_renders_counters_with_labels() {
         let handle = install();
-        block_committed("metrics-test", 3);
-        plugin_called("metrics-test-plugin");
+        block_committed("metrics-test", 3, 1000, 1500);
+        plugin_called("metrics-test-plugin", Duration::from_micros(30));
         lua_limit_hit("instructions");
         let text = handle.render();
         assert!(text.contains("nest_blocks_committed_total{chain=\"metrics-test\"} 1"), "{text}");
@@ -161,5 +283,32 @@ mod tests {
         assert!(text.contains("nest_plugin_calls_total{plugin=\"metrics-test-plugin\"} 1"), "{text}");
         assert!(text.contains("nest_lua_limit_hits_total{limit=\"instructions\"} 1"), "{text}");
         assert!(text.contains("nest_peers 0"), "{text}");
+        assert!(text.contains("nest_block_interval_seconds_bucket{chain=\"metrics-test\",le=\"1\"} 1"), "{text}");
+    }
+
+    /// Every series of a chain, plugin and radio the manifest names is there before its
+    /// first event, histograms included.
+    #[test]
+    fn known_labels_are_rendered_at_zero_before_any_event() {
+        let handle = install();
+        register_known(&KnownLabels {
+            chains: vec!["zero-chain".into()],
+            plugins: vec!["zero-plugin".into()],
+            radios: vec!["zero-radio".into()],
+        });
+        let text = handle.render();
+        for series in [
+            "nest_blocks_committed_total{chain=\"zero-chain\"} 0",
+            "nest_chain_height{chain=\"zero-chain\"} 0",
+            "nest_commit_latency_seconds_count{chain=\"zero-chain\"} 0",
+            "nest_plugin_calls_total{plugin=\"zero-plugin\"} 0",
+            "nest_plugin_call_duration_seconds_count{plugin=\"zero-plugin\"} 0",
+            "nest_device_frames_accepted_total{radio=\"zero-radio\"} 0",
+            "nest_device_frames_rejected_total{radio=\"zero-radio\",reason=\"bad_signature\"} 0",
+            "nest_gossip_messages_total{topic=\"consensus\",verdict=\"reject\"} 0",
+            "nest_sync_requests_total{outcome=\"rate_limited\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
     }
 }

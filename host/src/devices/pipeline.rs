@@ -61,6 +61,21 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Every reason, for metrics that exist at zero from the start.
+    pub const ALL: [Rejection; 11] = [
+        Rejection::BadSignature,
+        Rejection::UnknownDevice,
+        Rejection::Revoked,
+        Rejection::ReplayedCounter,
+        Rejection::Oversized,
+        Rejection::TruncatedFragments,
+        Rejection::Garbage,
+        Rejection::UnsupportedKind,
+        Rejection::BadTransaction,
+        Rejection::VerifyBusy,
+        Rejection::NoChain,
+    ];
+
     /// The snake_case code used in stats, events and metrics.
     pub fn code(self) -> &'static str {
         match self {
@@ -295,7 +310,7 @@ impl DevicePipeline {
         let dropped = stats.timed_out + stats.evicted + stats.inconsistent;
         for _ in link.dropped_partials..dropped {
             link.stats.reject(Rejection::TruncatedFragments);
-            crate::admin::metrics::device_frame_rejected(Rejection::TruncatedFragments.code());
+            crate::admin::metrics::device_frame_rejected(&link.id, Rejection::TruncatedFragments.code());
             let frame = FrameEvent { radio: &link.id, link_address: "", device: None, counter: None };
             frame.publish(&self.events, Some(Rejection::TruncatedFragments));
         }
@@ -388,6 +403,7 @@ impl DevicePipeline {
                     self.highest.insert(uid, counter);
                     let link = &mut self.links[job.radio];
                     link.stats.accepted += 1;
+                    crate::admin::metrics::device_frame_accepted(&link.id);
                     let frame = FrameEvent {
                         radio: &link.id,
                         link_address: &job.link_address,
@@ -455,7 +471,7 @@ impl DevicePipeline {
     ) {
         let Some(link) = self.links.get_mut(index) else { return };
         link.stats.reject(reason);
-        crate::admin::metrics::device_frame_rejected(reason.code());
+        crate::admin::metrics::device_frame_rejected(&link.id, reason.code());
         tracing::debug!(radio = %link.id, from = link_address, reason = reason.code(), "device frame rejected");
         let frame = FrameEvent { radio: &link.id, link_address, device, counter };
         frame.publish(&self.events, Some(reason));

@@ -16,6 +16,11 @@ use std::time::Duration;
 
 /// Protocol version announced through identify.
 const IDENTIFY_PROTOCOL: &str = "/nest/1";
+/// What the node says it runs through identify: `nestd/<version>`.
+pub fn agent_version() -> String {
+    format!("nestd/{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// Kademlia protocol of Nest networks: a private DHT, apart from the public IPFS one.
 const KADEMLIA_PROTOCOL: StreamProtocol = StreamProtocol::new("/nest/kad/1.0.0");
 
@@ -85,7 +90,10 @@ pub fn build_swarm(section: &NetworkSection, keypair: identity::Keypair) -> Resu
             Ok(NestBehaviour {
                 blocked: libp2p::allow_block_list::Behaviour::default(),
                 limits: connection_limits::Behaviour::new(limits),
-                identify: identify::Behaviour::new(identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())),
+                identify: identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())
+                        .with_agent_version(agent_version()),
+                ),
                 gossipsub,
                 sync: request_response::Behaviour::with_codec(
                     codec,

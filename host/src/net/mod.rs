@@ -228,6 +228,11 @@ pub enum Topic {
 }
 
 impl Topic {
+    /// The topic's name in metrics.
+    pub fn label(self) -> &'static str {
+        self.suffix()
+    }
+
     fn suffix(self) -> &'static str {
         match self {
             Topic::Txs => "txs",
@@ -250,6 +255,17 @@ pub enum Verdict {
     Reject,
     /// Not useful (e.g. stale) but not malicious: drop it without penalty.
     Ignore,
+}
+
+impl Verdict {
+    /// The verdict's name in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Accept => "accept",
+            Verdict::Reject => "reject",
+            Verdict::Ignore => "ignore",
+        }
+    }
 }
 
 /// A block sync request: `count` blocks of `chain` from `from_height` up.
@@ -385,6 +401,9 @@ impl Counters {
     }
 }
 
+/// Characters of a peer's agent version kept (it is the peer's text).
+pub const AGENT_CHARS_MAX: usize = 64;
+
 /// State the handle reads without asking the task.
 struct Shared {
     local_peer_id: PeerId,
@@ -392,6 +411,9 @@ struct Shared {
     sync_batch_blocks_max: u32,
     listen_addrs: Mutex<Vec<Multiaddr>>,
     peers: Mutex<HashMap<PeerId, nest_sdk::PublicKey>>,
+    /// What each connected peer said it runs (identify's agent version, cut to
+    /// [`AGENT_CHARS_MAX`]).
+    agents: Mutex<HashMap<PeerId, String>>,
     chains: Mutex<HashMap<String, nest_sdk::Hash32>>,
     counters: Counters,
     shutdown: tokio::sync::Notify,
@@ -438,6 +460,7 @@ impl Net {
             sync_batch_blocks_max: section.sync_batch_blocks_max,
             listen_addrs: Mutex::new(bound),
             peers: Mutex::new(HashMap::new()),
+            agents: Mutex::new(HashMap::new()),
             chains: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             shutdown: tokio::sync::Notify::new(),
@@ -518,6 +541,12 @@ impl NetHandle {
     /// Connected peers and their node keys.
     pub fn peers(&self) -> Vec<(PeerId, nest_sdk::PublicKey)> {
         lock(&self.shared.peers).iter().map(|(peer, key)| (*peer, *key)).collect()
+    }
+
+    /// What each connected peer said it runs (`nestd/<version>` for a Nest node), once
+    /// identify has answered.
+    pub fn agents(&self) -> HashMap<PeerId, String> {
+        lock(&self.shared.agents).clone()
     }
 
     /// The counters.

@@ -155,6 +155,7 @@ impl SwarmTask {
             }
         }
         lock(&shared.peers).clear();
+        lock(&shared.agents).clear();
         tracing::info!("network task stopped");
     }
 
@@ -293,6 +294,7 @@ impl SwarmTask {
     }
 
     fn peer_disconnected(&mut self, peer: PeerId) {
+        lock(&self.shared.agents).remove(&peer);
         if lock(&self.shared.peers).remove(&peer).is_none() {
             return;
         }
@@ -320,6 +322,10 @@ impl SwarmTask {
 
     fn identify_event(&mut self, event: identify::Event) {
         if let identify::Event::Received { peer_id, info, .. } = event {
+            if lock(&self.shared.peers).contains_key(&peer_id) {
+                let agent: String = info.agent_version.chars().take(super::AGENT_CHARS_MAX).collect();
+                lock(&self.shared.agents).insert(peer_id, agent);
+            }
             for addr in info.listen_addrs.into_iter().take(DISCOVERY_ADDRS_PER_PEER_MAX) {
                 self.swarm.behaviour_mut().discovery.add_address(&peer_id, addr.clone());
                 self.swarm.add_peer_address(peer_id, addr);
@@ -362,17 +368,19 @@ impl SwarmTask {
         let gossipsub::Event::Message { propagation_source, message_id, message } = event else {
             return;
         };
+        let Some((chain, topic)) = self.topics.get(&message.topic).cloned() else {
+            return self.drop_message(&message_id, &propagation_source, MessageAcceptance::Ignore);
+        };
         if !self.rate.allow(&propagation_source, Instant::now()) {
             Counters::add(&self.counters().rate_limited);
+            crate::admin::metrics::gossip_message(topic.label(), "rate_limited");
             return self.drop_message(&message_id, &propagation_source, MessageAcceptance::Reject);
         }
         if message.data.len() > self.message_bytes_max {
             Counters::add(&self.counters().oversized);
+            crate::admin::metrics::gossip_message(topic.label(), "oversized");
             return self.drop_message(&message_id, &propagation_source, MessageAcceptance::Reject);
         }
-        let Some((chain, topic)) = self.topics.get(&message.topic).cloned() else {
-            return self.drop_message(&message_id, &propagation_source, MessageAcceptance::Ignore);
-        };
         let from = propagation_source;
         let Some(from_key) = peer_public_key(&from) else {
             Counters::add(&self.counters().rejected);
@@ -437,6 +445,7 @@ impl SwarmTask {
             None
         };
         if let Some(reason) = refusal {
+            crate::admin::metrics::sync_request("refused");
             let _ = self.swarm.behaviour_mut().sync.send_response(channel, Err(reason));
             return;
         }

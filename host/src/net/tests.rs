@@ -125,6 +125,22 @@ async fn peer_id_derives_from_the_node_key_and_is_stable() {
     .await;
 }
 
+/// Peers learn through identify that this is `nestd` and which version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_identify_as_nestd_with_its_version() {
+    bounded(async {
+        let (a, _a_events) = start(21, NetworkSection::default());
+        let (b, _b_events) = start(22, bootstrapping_to(&a));
+        let expected = format!("nestd/{}", env!("CARGO_PKG_VERSION"));
+        wait_until("A hears B's agent", || a.agents().get(&b.local_peer_id()) == Some(&expected)).await;
+        wait_until("B hears A's agent", || b.agents().get(&a.local_peer_id()) == Some(&expected)).await;
+        b.shutdown();
+        wait_until("A forgets B's agent", || a.agents().is_empty()).await;
+        a.shutdown();
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_reaches_all_nodes_after_acceptance_and_rejections_are_counted() {
     bounded(async {

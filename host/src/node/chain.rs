@@ -829,7 +829,9 @@ impl ChainRuntime {
         self.txs_committed += unit.txs.len() as u64;
         self.blocks_committed += 1;
         tracing::info!(chain = %self.id, height = head.height, hash = %head.hash, txs = unit.txs.len(), "block committed");
-        metrics::block_committed(&self.id, unit.txs.len());
+        let interval_ms = head.timestamp_ms.saturating_sub(self.head.timestamp_ms);
+        let latency_ms = super::now_ms().saturating_sub(head.timestamp_ms);
+        metrics::block_committed(&self.id, unit.txs.len(), interval_ms, latency_ms);
         if let Some(events) = &self.events {
             events.block_committed(&self.id, head.height, head.hash, &unit.tx_hashes);
         }

@@ -864,9 +864,12 @@ impl LoopState {
         status.markets =
             self.markets.iter().map(|m| MarketStatus { id: m.id.clone(), plugin: m.slot.status().clone() }).collect();
         let peers = self.net.as_ref().map(NetHandle::peers).unwrap_or_default();
+        let mut agents = self.net.as_ref().map(NetHandle::agents).unwrap_or_default();
         status.peers = peers.len();
-        status.peer_list =
-            peers.into_iter().map(|(peer, key)| status::PeerInfo { peer_id: peer.to_string(), key }).collect();
+        status.peer_list = peers
+            .into_iter()
+            .map(|(peer, key)| status::PeerInfo { peer_id: peer.to_string(), key, agent: agents.remove(&peer) })
+            .collect();
         status.network = self.net.as_ref().map(NetHandle::stats);
         metrics::peers(status.peers);
         for chain in &status.chains {

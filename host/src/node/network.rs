@@ -8,6 +8,7 @@
 //! its consensus engine as `Input::Sync`: synced blocks pass the same checks as gossip.
 
 use super::{LoopState, Request, chain::ChainRuntime};
+use crate::admin::metrics;
 use crate::ledger::tx::SignedTx;
 use crate::net::{NetEvent, NetHandle, PeerId, SyncRequest, SyncResponse, Topic, Verdict};
 use std::{collections::BTreeMap, sync::mpsc, time::Duration};
@@ -101,10 +102,12 @@ impl LoopState {
                         verdict
                     }
                 };
+                metrics::gossip_message(topic.label(), verdict.label());
                 let _ = net.report(id, from, verdict);
             }
             NetEvent::BlocksRequested { request, reply, .. } => {
                 let response = self.serve_blocks(&request);
+                metrics::sync_request("served");
                 let _ = net.answer_blocks(reply, response);
             }
             NetEvent::BlocksReceived { from, request, response } => self.on_blocks(&net, from, request, response),

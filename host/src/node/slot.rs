@@ -80,8 +80,10 @@ impl<T> Slot<T> {
             let (id, state) = (self.status.id.clone(), self.status.state.clone());
             return Err(SlotError::Disabled { id, state, reason: reason.clone() });
         }
-        metrics::plugin_called(&self.status.id);
-        match f(&mut self.instance).into_result() {
+        let started = std::time::Instant::now();
+        let result = f(&mut self.instance).into_result();
+        metrics::plugin_called(&self.status.id, started.elapsed());
+        match result {
             Ok(value) => Ok(value),
             Err(error) => {
                 metrics::plugin_failed(&self.status.id);

@@ -148,6 +148,9 @@ pub struct PeerInfo {
     pub peer_id: String,
     /// Its node key.
     pub key: PublicKey,
+    /// What it said it runs (`nestd/<version>`), once identify has answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// The whole node.
