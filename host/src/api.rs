@@ -11,6 +11,7 @@
 //! `body_bytes_max` (413). Admin routes add the token check (401) and the per-token rate
 //! limit (429).
 
+mod block_cache;
 mod market;
 pub use market::admin_routes as market_admin_routes;
 mod devices;
@@ -69,6 +70,8 @@ pub struct ApiState {
     pub event_streams: Arc<Semaphore>,
     /// The node key (console sessions may sign as the node).
     pub key: Arc<crate::crypto::SecretKey>,
+    /// Block views answered without the node loop.
+    pub blocks: Arc<block_cache::BlockCache>,
 }
 
 impl ApiState {
@@ -83,6 +86,7 @@ impl ApiState {
             manifest: Arc::new(node.manifest.clone()),
             event_streams: Arc::new(Semaphore::new(admin::EVENT_STREAMS_MAX)),
             key: node.key.clone(),
+            blocks: Arc::new(block_cache::BlockCache::default()),
         }
     }
 }
@@ -99,6 +103,10 @@ pub struct ApiLimits {
     pub admin_requests_per_second: u32,
     /// Admin requests per token at once.
     pub admin_burst: u32,
+    /// Public requests per second per client address, on average.
+    pub public_requests_per_second: u32,
+    /// Public requests per client address at once.
+    pub public_burst: u32,
 }
 
 impl ApiLimits {
@@ -111,6 +119,8 @@ impl ApiLimits {
             concurrent_requests_max: api.concurrent_requests_max,
             admin_requests_per_second: api.admin_requests_per_second,
             admin_burst: api.admin_burst,
+            public_requests_per_second: api.public_requests_per_second,
+            public_burst: api.public_burst,
         }
     }
 }
@@ -139,7 +149,9 @@ pub fn router(state: ApiState, limits: &ApiLimits) -> Router {
         semaphore: Semaphore::new(limits.concurrent_requests_max),
         max: limits.concurrent_requests_max,
     });
+    let per_client = Arc::new(RateLimiter::new(limits.public_requests_per_second, limits.public_burst));
     public_routes()
+        .layer(middleware::from_fn_with_state(per_client, rate::limit_per_client))
         .route("/metrics", get(metrics))
         .nest("/v1/admin", admin_router(&state, limits))
         .with_state(state)
@@ -286,11 +298,20 @@ async fn block(
         Some("hashes") => true,
         Some(other) => return Err(bad_request(format!("txs must be \"full\" or \"hashes\", got \"{other}\""))),
     };
-    let mut view = ask(&state, |reply| Request::Block { chain, height, reply }).await?;
+    let view = match state.blocks.get(&chain, height) {
+        Some(view) => view,
+        None => {
+            let view = Arc::new(ask(&state, |reply| Request::Block { chain: chain.clone(), height, reply }).await?);
+            state.blocks.put(&chain, view.clone());
+            view
+        }
+    };
     if hashes_only {
+        let mut view = (*view).clone();
         view.txs.clear();
+        return Ok(Json(view).into_response());
     }
-    Ok(Json(view).into_response())
+    Ok(Json(&*view).into_response())
 }
 
 async fn account(

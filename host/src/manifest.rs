@@ -89,6 +89,12 @@ pub struct ApiSection {
     /// Admin requests per token allowed at once before the rate applies.
     #[serde(default = "default_admin_burst")]
     pub admin_burst: u32,
+    /// Public requests per second per client address, on average; more are answered 429.
+    #[serde(default = "default_public_requests_per_second")]
+    pub public_requests_per_second: u32,
+    /// Public requests per client address allowed at once before the rate applies.
+    #[serde(default = "default_public_burst")]
+    pub public_burst: u32,
 }
 
 impl Default for ApiSection {
@@ -101,6 +107,8 @@ impl Default for ApiSection {
             concurrent_requests_max: default_concurrent_requests_max(),
             admin_requests_per_second: default_admin_requests_per_second(),
             admin_burst: default_admin_burst(),
+            public_requests_per_second: default_public_requests_per_second(),
+            public_burst: default_public_burst(),
         }
     }
 }
@@ -122,6 +130,12 @@ fn default_admin_requests_per_second() -> u32 {
 }
 fn default_admin_burst() -> u32 {
     100
+}
+fn default_public_requests_per_second() -> u32 {
+    500
+}
+fn default_public_burst() -> u32 {
+    1000
 }
 
 /// One trusted vendor key.
@@ -497,6 +511,8 @@ impl Manifest {
             ("concurrent_requests_max", self.api.concurrent_requests_max as u64),
             ("admin_requests_per_second", u64::from(self.api.admin_requests_per_second)),
             ("admin_burst", u64::from(self.api.admin_burst)),
+            ("public_requests_per_second", u64::from(self.api.public_requests_per_second)),
+            ("public_burst", u64::from(self.api.public_burst)),
         ];
         if let Some((key, _)) = limits.iter().find(|(_, value)| *value == 0) {
             return Err(self.error("[api]", *key, "must be at least 1"));

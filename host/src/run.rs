@@ -76,7 +76,9 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
     let router = api::router(ApiState::new(&node, std::sync::Arc::new(token), metrics), &limits);
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = runtime.spawn(async move {
-        let served = axum::serve(listener, router).with_graceful_shutdown(async {
+        // The client's address is what the public routes' rate limit counts by.
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(listener, service).with_graceful_shutdown(async {
             let _ = stop.await;
         });
         if let Err(error) = served.await {

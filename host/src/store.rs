@@ -136,6 +136,7 @@ impl BorshDeserialize for StoredBlock {
 }
 
 /// The node's persistent store.
+#[derive(Clone)]
 pub struct Store {
     dir: PathBuf,
     db: Database,

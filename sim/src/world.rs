@@ -16,7 +16,9 @@ use nest_host::ledger::evidence::{EVIDENCE_PREFIX, EvidenceRecord, evidence_tx};
 use nest_host::ledger::tx::{SignedTx, TRANSFER_GAS, TxBody, UnsignedTx};
 use nest_host::ledger::validators::{Member, ValidatorSet};
 use nest_host::net::SyncBlock;
+use nest_host::net::{SyncRequest, SyncResponse};
 use nest_host::node::chain::{ChainLimits, ChainParts, ChainRuntime};
+use nest_host::node::serve::serve;
 use nest_host::node::slot::Slot;
 use nest_sdk::{Hash32, PublicKey};
 use sha2::{Digest, Sha256};
@@ -542,7 +544,8 @@ impl<'a> World<'a> {
         }
         let node = &self.nodes[peer];
         let Some(runtime) = &node.runtime else { return };
-        let (head_height, blocks) = runtime.serve_blocks(&node.store, from_height, SYNC_BATCH_BLOCKS);
+        let request = SyncRequest { chain: runtime.id().to_string(), from_height, count: SYNC_BATCH_BLOCKS as u32 };
+        let SyncResponse { head_height, blocks } = serve(&node.store, Some(&runtime.serve_view()), &request);
         if blocks.is_empty() {
             return;
         }

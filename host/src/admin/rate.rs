@@ -1,4 +1,5 @@
-//! Limit admin requests per token with token buckets.
+//! Limit admin requests per token, and public requests per client address, with token
+//! buckets.
 //!
 //! tower's `RateLimit` counts per service clone, and axum clones services per request,
 //! so it would not limit anything here: this is a small bucket map keyed by the SHA-256
@@ -6,13 +7,14 @@
 
 use super::{auth::TokenId, json_error};
 use axum::{
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     http::{HeaderValue, StatusCode, header::RETRY_AFTER},
     middleware::Next,
     response::Response,
 };
 use std::{
     collections::HashMap,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -67,6 +69,35 @@ impl RateLimiter {
 /// request's token is over its rate.
 pub async fn limit_per_token(State(limiter): State<Arc<RateLimiter>>, request: Request, next: Next) -> Response {
     let key = request.extensions().get::<TokenId>().map(|id| id.0).unwrap_or_default();
+    limit(&limiter, key, "admin", request, next).await
+}
+
+/// Middleware on the public routes: 429 with `retry-after` when the client's address is
+/// over its rate, so that one client hammering queries cannot crowd out the others or
+/// keep the node loop busy. Requests without a known address (in-process routers in
+/// tests) share one bucket.
+pub async fn limit_per_client(State(limiter): State<Arc<RateLimiter>>, request: Request, next: Next) -> Response {
+    let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    limit(&limiter, client_key(address), "public", request, next).await
+}
+
+/// A client's bucket key: its IP address, padded.
+fn client_key(address: Option<IpAddr>) -> [u8; 32] {
+    let mut key = [0; 32];
+    match address {
+        Some(IpAddr::V4(v4)) => key[..4].copy_from_slice(&v4.octets()),
+        Some(IpAddr::V6(v6)) => key[..16].copy_from_slice(&v6.octets()),
+        None => {}
+    }
+    key[31] = match address {
+        Some(IpAddr::V4(_)) => 4,
+        Some(IpAddr::V6(_)) => 6,
+        None => 0,
+    };
+    key
+}
+
+async fn limit(limiter: &RateLimiter, key: [u8; 32], what: &str, request: Request, next: Next) -> Response {
     match limiter.check(key, Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
@@ -74,7 +105,7 @@ pub async fn limit_per_token(State(limiter): State<Arc<RateLimiter>>, request: R
             let mut response = json_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
-                    "admin rate limit: {} requests per second, burst {}; retry after {seconds} s",
+                    "{what} rate limit: {} requests per second, burst {}; retry after {seconds} s",
                     limiter.per_second, limiter.burst
                 ),
             );

@@ -56,6 +56,11 @@ pub struct NetworkSection {
     /// Most blocks asked for or answered in one sync request.
     #[serde(default = "default_sync_batch_blocks_max")]
     pub sync_batch_blocks_max: u32,
+    /// Block-sync requests a second answered for one peer (token bucket, bursts of as
+    /// many); more are refused with the reason and counted. A node catching up asks one
+    /// batch at a time per chain, so this bounds a hammering peer, not an honest one.
+    #[serde(default = "default_sync_requests_per_peer_per_s")]
+    pub sync_requests_per_peer_per_s: u32,
     /// Find peers beyond the bootstrap list through the Kademlia DHT (on by default; off
     /// keeps a node to the peers it is told of and those that dial it).
     #[serde(default = "default_discovery")]
@@ -71,6 +76,7 @@ impl Default for NetworkSection {
             message_bytes_max: default_message_bytes_max(),
             messages_per_peer_per_s: default_messages_per_peer_per_s(),
             sync_batch_blocks_max: default_sync_batch_blocks_max(),
+            sync_requests_per_peer_per_s: default_sync_requests_per_peer_per_s(),
             discovery: default_discovery(),
         }
     }
@@ -93,6 +99,9 @@ fn default_discovery() -> bool {
 }
 fn default_sync_batch_blocks_max() -> u32 {
     256
+}
+fn default_sync_requests_per_peer_per_s() -> u32 {
+    20
 }
 
 /// Addresses and limits of a [`NetworkSection`], parsed and checked.
@@ -119,6 +128,7 @@ impl NetworkSection {
             ("message_bytes_max", self.message_bytes_max),
             ("messages_per_peer_per_s", self.messages_per_peer_per_s as usize),
             ("sync_batch_blocks_max", self.sync_batch_blocks_max as usize),
+            ("sync_requests_per_peer_per_s", self.sync_requests_per_peer_per_s as usize),
         ];
         if let Some((key, _)) = limits.iter().find(|(_, value)| *value == 0) {
             return Err(NetError::Config { key: (*key).to_string(), reason: "must be at least 1".to_string() });

@@ -84,6 +84,9 @@ pub(super) struct SwarmTask {
     message_bytes_max: usize,
     sync_batch_blocks_max: u32,
     rate: RateLimiter<PeerId>,
+    /// Inbound sync requests per peer (`sync_requests_per_peer_per_s`).
+    sync_rate: RateLimiter<PeerId>,
+    sync_rate_per_s: u32,
     chains: HashMap<String, nest_sdk::Hash32>,
     topics: HashMap<TopicHash, (String, Topic)>,
     /// Propagation source of each message handed to the node, until its verdict.
@@ -124,6 +127,8 @@ impl SwarmTask {
             message_bytes_max: section.message_bytes_max,
             sync_batch_blocks_max: section.sync_batch_blocks_max,
             rate: RateLimiter::new(section.messages_per_peer_per_s),
+            sync_rate: RateLimiter::new(section.sync_requests_per_peer_per_s),
+            sync_rate_per_s: section.sync_requests_per_peer_per_s,
             chains: HashMap::new(),
             topics: HashMap::new(),
             validations: HashMap::new(),
@@ -299,6 +304,7 @@ impl SwarmTask {
             return;
         }
         self.rate.remove(&peer);
+        self.sync_rate.remove(&peer);
         self.emit(NetEvent::PeerDisconnected { peer });
     }
 
@@ -437,6 +443,12 @@ impl SwarmTask {
         channel: request_response::ResponseChannel<WireResponse>,
     ) {
         let max = self.sync_batch_blocks_max;
+        if !self.sync_rate.allow(&peer, Instant::now()) {
+            crate::admin::metrics::sync_request("rate_limited");
+            let reason = format!("over {} sync requests a second (sync_requests_per_peer_per_s)", self.sync_rate_per_s);
+            let _ = self.swarm.behaviour_mut().sync.send_response(channel, Err(reason));
+            return;
+        }
         let refusal = if request.count == 0 || request.count > max {
             Some(format!("count {} is outside 1..={max} (sync_batch_blocks_max)", request.count))
         } else if !self.chains.contains_key(&request.chain) {

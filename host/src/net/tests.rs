@@ -326,6 +326,43 @@ async fn block_sync_answers_bounded_batches_and_survives_garbage() {
     .await;
 }
 
+/// A peer asking for blocks faster than `sync_requests_per_peer_per_s` is refused with
+/// the reason, without reaching the node; within the rate it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_requests_over_the_per_peer_rate_are_refused_before_the_node() {
+    bounded(async {
+        let strict = NetworkSection { sync_requests_per_peer_per_s: 3, ..NetworkSection::default() };
+        let (a, mut a_events) = start(43, strict);
+        a.subscribe("main", &GENESIS).unwrap();
+        let (b, mut b_events) = start(44, bootstrapping_to(&a));
+        wait_until("A and B connect", || b.peers().len() == 1).await;
+        let request = SyncRequest { chain: "main".into(), from_height: 1, count: 1 };
+        for _ in 0..10 {
+            b.request_blocks(a.local_peer_id(), request.clone()).unwrap();
+        }
+        let (mut served, mut refused) = (0, 0);
+        while served + refused < 10 {
+            tokio::select! {
+                Some(NetEvent::BlocksRequested { reply, .. }) = a_events.recv() => {
+                    a.answer_blocks(reply, SyncResponse { head_height: 1, blocks: blocks(1..=1) }).unwrap();
+                }
+                (_, _, response) = next_blocks_received(&mut b_events) => match response {
+                    Ok(_) => served += 1,
+                    Err(error) => {
+                        assert!(error.contains("sync_requests_per_peer_per_s"), "{error}");
+                        refused += 1;
+                    }
+                },
+            }
+        }
+        assert!((3..=4).contains(&served), "a burst of the rate is served, got {served}");
+        assert_eq!(served + refused, 10);
+        a.shutdown();
+        b.shutdown();
+    })
+    .await;
+}
+
 /// Writes raw bytes as a sync request and reads whatever comes back.
 #[derive(Clone, Default)]
 struct RawCodec;

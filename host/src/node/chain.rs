@@ -854,30 +854,19 @@ impl ChainRuntime {
         self.head.state_digest
     }
 
-    /// Blocks for a peer that asked from `from_height` on, at most `count`: committed ones
-    /// from the store, then the agreed branch up to this node's head (the peer may have
-    /// been on another branch). Returns them with this node's head height.
-    pub fn serve_blocks(
-        &self,
-        store: &dyn ChainStore,
-        from_height: u64,
-        count: usize,
-    ) -> (u64, Vec<crate::net::SyncBlock>) {
-        let last = from_height.saturating_add(count as u64);
-        let mut blocks: Vec<crate::net::SyncBlock> = (from_height..last.min(self.head.height.saturating_add(1)))
-            .map_while(|height| match store.block_by_height(&self.id, height) {
-                Ok(Some(block)) => Some(crate::net::SyncBlock {
-                    height,
-                    unit: block.unit,
-                    certificate: block.certificate,
-                    finality: block.finality,
-                }),
-                _ => None,
-            })
-            .collect();
-        let room = count.saturating_sub(blocks.len());
-        blocks.extend(self.tip_branch(from_height).into_iter().take(room));
-        (self.tip.height, blocks)
+    /// What the block server needs beyond the store to answer a peer's sync request:
+    /// the heights and the agreed branch above the committed head.
+    pub fn serve_view(&self) -> super::serve::ServeView {
+        super::serve::ServeView {
+            committed_height: self.head.height,
+            tip_height: self.tip.height,
+            tip_branch: self.tip_branch(self.head.height + 1),
+        }
+    }
+
+    /// The committed head's hash and the tip's: the serve view changes when either does.
+    pub fn head_and_tip(&self) -> (Hash32, Hash32) {
+        (self.head.hash, self.tip.hash)
     }
 
     /// The genesis hash (the chain's identity on the network and in transactions).

@@ -13,6 +13,7 @@ mod evidence;
 mod market;
 mod network;
 mod radios;
+pub mod serve;
 pub mod services;
 pub mod slot;
 pub mod status;
@@ -31,7 +32,7 @@ use services::NodeServices;
 use slot::Slot;
 use status::{MarketStatus, NodeStatus, PackageStatus, RadioStatus, SharedStatus};
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, RwLock, mpsc},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -703,6 +704,10 @@ struct LoopState {
     net: Option<NetHandle>,
     /// Block sync in progress.
     sync: network::SyncState,
+    /// What the block server reads of each chain (see [`serve`]).
+    serve_views: serve::ServeViews,
+    /// Each chain's committed head and tip when its serve view was last published.
+    served_heads: HashMap<String, (Hash32, Hash32)>,
     status: SharedStatus,
     base_status: NodeStatus,
     /// Device frames, readings and anchors.
@@ -742,11 +747,16 @@ impl Node {
             .collect::<Result<Vec<_>, _>>()?;
         market::check_required_policies(&chains).map_err(|e| StartError::Prepare(vec![e]))?;
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
-        let net = net.map(|(handle, net_events)| {
-            network::attach(&handle, &mut chains);
-            network::bridge(net_events, requests.clone());
-            handle
-        });
+        let serve_views = serve::ServeViews::default();
+        let net = net
+            .map(|(handle, net_events)| {
+                network::attach(&handle, &mut chains);
+                let server = serve::BlockServer::start(store.clone(), serve_views.clone(), handle.clone())?;
+                network::bridge(net_events, requests.clone(), server);
+                Ok::<_, std::io::Error>(handle)
+            })
+            .transpose()
+            .map_err(|e| StartError::Prepare(vec![format!("cannot start the block server: {e}")]))?;
         let radio_ids = prepared.radios.iter().map(|radio| radio.id.clone()).collect();
         let devices = devices::DeviceState::start(&store, radio_ids, &requests, events.clone())?;
         let radios = radios::start_radios(prepared.radios, &requests);
@@ -766,6 +776,8 @@ impl Node {
             base_status,
             net,
             sync: network::SyncState::default(),
+            serve_views,
+            served_heads: HashMap::new(),
             market_heights: BTreeMap::new(),
             devices,
         };
@@ -855,7 +867,23 @@ impl LoopState {
         }
     }
 
-    fn publish(&self) {
+    /// Publishes a chain's serve view for the block server when its head or tip moved.
+    fn publish_serve_views(&mut self) {
+        for chain in &self.chains {
+            let heads = chain.head_and_tip();
+            if self.served_heads.get(chain.id()) == Some(&heads) {
+                continue;
+            }
+            let view = Arc::new(chain.serve_view());
+            if let Ok(mut views) = self.serve_views.write() {
+                views.insert(chain.id().to_string(), view);
+                self.served_heads.insert(chain.id().to_string(), heads);
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        self.publish_serve_views();
         let mut status = self.base_status.clone();
         status.plugins = self.packages.iter().map(Package::status).collect();
         status.chains = self.chains.iter().map(ChainRuntime::status).collect();

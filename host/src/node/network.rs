@@ -58,9 +58,21 @@ pub(super) fn flush(net: Option<&NetHandle>, chains: &mut [ChainRuntime]) {
 }
 
 /// Forwards network events to the loop on the current tokio runtime.
-pub(super) fn bridge(mut events: tokio::sync::mpsc::Receiver<NetEvent>, requests: mpsc::SyncSender<Request>) {
+pub(super) fn bridge(
+    mut events: tokio::sync::mpsc::Receiver<NetEvent>,
+    requests: mpsc::SyncSender<Request>,
+    server: super::serve::BlockServer,
+) {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
+            // Peers' sync requests never wait behind consensus: the block server answers.
+            let event = match event {
+                NetEvent::BlocksRequested { request, reply, .. } => {
+                    server.submit(request, reply);
+                    continue;
+                }
+                other => other,
+            };
             let mut request = Request::Net(event);
             for _ in 0..BRIDGE_RETRIES_MAX {
                 match requests.try_send(request) {
@@ -105,11 +117,9 @@ impl LoopState {
                 metrics::gossip_message(topic.label(), verdict.label());
                 let _ = net.report(id, from, verdict);
             }
-            NetEvent::BlocksRequested { request, reply, .. } => {
-                let response = self.serve_blocks(&request);
-                metrics::sync_request("served");
-                let _ = net.answer_blocks(reply, response);
-            }
+            // The bridge hands these to the block server; one that got here is dropped,
+            // which fails it at the peer.
+            NetEvent::BlocksRequested { .. } => metrics::sync_request("refused"),
             NetEvent::BlocksReceived { from, request, response } => self.on_blocks(&net, from, request, response),
             NetEvent::PeerConnected { peer, .. } => {
                 for chain in &self.chains {
@@ -118,17 +128,6 @@ impl LoopState {
             }
             NetEvent::PeerDisconnected { .. } => {}
         }
-    }
-
-    /// Reads blocks for a peer: committed ones from the store, then the agreed branch up
-    /// to this node's head (the peer may have been on another branch).
-    fn serve_blocks(&self, request: &SyncRequest) -> SyncResponse {
-        let Some(chain) = self.chains.iter().find(|c| c.id() == request.chain) else {
-            return SyncResponse { head_height: 0, blocks: Vec::new() };
-        };
-        let count = request.count.min(SYNC_BATCH_BLOCKS) as usize;
-        let (head_height, blocks) = chain.serve_blocks(&self.store, request.from_height, count);
-        SyncResponse { head_height, blocks }
     }
 
     fn on_blocks(
