@@ -929,15 +929,17 @@ impl ChainRuntime {
     /// Admits gossiped transactions (a borsh list of encoded transactions): signatures
     /// are verified once here; a bad one or garbage makes the message rejected.
     pub fn on_tx_gossip(&mut self, bytes: &[u8]) -> crate::net::Verdict {
-        let Ok(encoded) = borsh::from_slice::<Vec<Vec<u8>>>(bytes) else { return crate::net::Verdict::Reject };
-        let Ok(txs) = encoded.iter().map(|tx| SignedTx::decode(tx)).collect::<Result<Vec<_>, _>>() else {
-            return crate::net::Verdict::Reject;
-        };
-        let hashes: Vec<Hash32> = encoded.iter().map(|tx| sha256(tx)).collect();
-        if self.check_signatures(&txs, &hashes).is_err() {
-            return crate::net::Verdict::Reject;
+        match check_tx_gossip(bytes) {
+            Some(txs) => self.admit_gossiped(txs),
+            None => crate::net::Verdict::Reject,
         }
-        let admitted = self.admit(hashes.into_iter().zip(txs).collect());
+    }
+
+    /// Admits gossiped transactions whose signatures [`check_tx_gossip`] verified; the
+    /// verdict: accepted when any entered the mempool, else ignored (already known, or
+    /// late: not the sender's fault).
+    pub fn admit_gossiped(&mut self, txs: Vec<(Hash32, SignedTx)>) -> crate::net::Verdict {
+        let admitted = self.admit(txs);
         if admitted.iter().any(Result::is_ok) { crate::net::Verdict::Accept } else { crate::net::Verdict::Ignore }
     }
 
@@ -1078,6 +1080,18 @@ fn check_expectation(view: &nest_sdk::UnitView, expect: &UnitExpectation) -> Res
         ));
     }
     Ok(())
+}
+
+/// Decodes a gossiped transaction batch and verifies every signature (in a batch, on the
+/// verification pool): the work that needs no chain state, done off the node loop.
+/// `None` when any transaction is malformed or forged (the sender broke the rules).
+pub fn check_tx_gossip(bytes: &[u8]) -> Option<Vec<(Hash32, SignedTx)>> {
+    let encoded = borsh::from_slice::<Vec<Vec<u8>>>(bytes).ok()?;
+    let txs = encoded.iter().map(|tx| SignedTx::decode(tx)).collect::<Result<Vec<_>, _>>().ok()?;
+    if !verify_batch(&txs).into_iter().all(|ok| ok) {
+        return None;
+    }
+    Some(encoded.iter().map(|tx| sha256(tx)).zip(txs).collect())
 }
 
 #[cfg(test)]

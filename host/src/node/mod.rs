@@ -566,6 +566,19 @@ pub type AdmitResults = Vec<Result<(), TxError>>;
 
 /// What the API (or a radio) asks of the node loop.
 pub enum Request {
+    /// Gossiped transactions, decoded and signature-checked off the loop
+    /// ([`chain::check_tx_gossip`]; `None`: malformed or forged): admit them and report
+    /// the verdict to the network.
+    TxGossip {
+        /// Chain id.
+        chain: String,
+        /// The message, for the verdict.
+        id: crate::net::MessageId,
+        /// The peer that delivered it.
+        from: crate::net::PeerId,
+        /// The checked transactions with their hashes.
+        txs: Option<Vec<(Hash32, SignedTx)>>,
+    },
     /// Admit signature-verified transactions into a chain's mempool.
     Submit {
         /// Chain id.
@@ -752,7 +765,7 @@ impl Node {
             .map(|(handle, net_events)| {
                 network::attach(&handle, &mut chains);
                 let server = serve::BlockServer::start(store.clone(), serve_views.clone(), handle.clone())?;
-                network::bridge(net_events, requests.clone(), server);
+                network::bridge(net_events, requests.clone(), server, handle.clone());
                 Ok::<_, std::io::Error>(handle)
             })
             .transpose()
@@ -966,6 +979,7 @@ impl LoopState {
                 let _ = reply.send(result);
             }
             Request::Net(event) => self.on_net(event),
+            Request::TxGossip { chain, id, from, txs } => self.on_tx_gossip(&chain, id, from, txs),
             Request::BlockPeer { peer, blocked, reply } => {
                 let _ = reply.send(self.block_peer(&peer, blocked));
             }

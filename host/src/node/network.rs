@@ -23,6 +23,9 @@ const SYNC_BATCH_BLOCKS: u32 = 128;
 const GOSSIP_TXS_MAX: usize = 2_000;
 /// Retries of a full loop queue before an event is dropped.
 const BRIDGE_RETRIES_MAX: u32 = 50;
+/// Gossiped transaction batches waiting for their signatures to be checked; more are
+/// ignored (not held against their sender: this node is the slow one).
+const TX_BATCHES_VERIFYING_MAX: usize = 64;
 
 /// Block sync bookkeeping per chain.
 #[derive(Default)]
@@ -57,38 +60,89 @@ pub(super) fn flush(net: Option<&NetHandle>, chains: &mut [ChainRuntime]) {
     }
 }
 
-/// Forwards network events to the loop on the current tokio runtime.
+/// Forwards network events to the loop on the current tokio runtime. Peers' sync
+/// requests go to the block server instead, and gossiped transactions to the verifier
+/// first, so that neither waits behind consensus nor makes consensus wait.
 pub(super) fn bridge(
     mut events: tokio::sync::mpsc::Receiver<NetEvent>,
     requests: mpsc::SyncSender<Request>,
     server: super::serve::BlockServer,
+    net: NetHandle,
 ) {
+    let (to_verify, batches) = tokio::sync::mpsc::channel(TX_BATCHES_VERIFYING_MAX);
+    tokio::spawn(verify_tx_gossip(batches, requests.clone()));
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            // Peers' sync requests never wait behind consensus: the block server answers.
-            let event = match event {
-                NetEvent::BlocksRequested { request, reply, .. } => {
-                    server.submit(request, reply);
-                    continue;
-                }
-                other => other,
-            };
-            let mut request = Request::Net(event);
-            for _ in 0..BRIDGE_RETRIES_MAX {
-                match requests.try_send(request) {
-                    Ok(()) => break,
-                    Err(mpsc::TrySendError::Full(back)) => {
-                        request = back;
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+            match event {
+                NetEvent::BlocksRequested { request, reply, .. } => server.submit(request, reply),
+                NetEvent::Message { chain, topic: Topic::Txs, id, from, bytes, .. } => {
+                    if let Err(full) = to_verify.try_send((chain, id, from, bytes)) {
+                        let (_, id, from, _) = full.into_inner();
+                        metrics::gossip_message(Topic::Txs.label(), Verdict::Ignore.label());
+                        let _ = net.report(id, from, Verdict::Ignore);
                     }
-                    Err(mpsc::TrySendError::Disconnected(_)) => return,
+                }
+                other => {
+                    if !forward(&requests, Request::Net(other)).await {
+                        return;
+                    }
                 }
             }
         }
     });
 }
 
+/// A gossiped transaction batch waiting for its signatures to be checked.
+type TxBatch = (String, crate::net::MessageId, PeerId, Vec<u8>);
+
+/// Checks gossiped transaction batches in arrival order (a later nonce must not pass an
+/// earlier one) on the blocking pool, and hands them to the loop.
+async fn verify_tx_gossip(mut batches: tokio::sync::mpsc::Receiver<TxBatch>, requests: mpsc::SyncSender<Request>) {
+    while let Some((chain, id, from, bytes)) = batches.recv().await {
+        let Ok(txs) = tokio::task::spawn_blocking(move || super::chain::check_tx_gossip(&bytes)).await else {
+            return;
+        };
+        if !forward(&requests, Request::TxGossip { chain, id, from, txs }).await {
+            return;
+        }
+    }
+}
+
+/// Hands `request` to the loop, waiting a little while its queue is full; false when the
+/// loop has stopped.
+async fn forward(requests: &mpsc::SyncSender<Request>, mut request: Request) -> bool {
+    for _ in 0..BRIDGE_RETRIES_MAX {
+        match requests.try_send(request) {
+            Ok(()) => return true,
+            Err(mpsc::TrySendError::Full(back)) => {
+                request = back;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return false,
+        }
+    }
+    true
+}
+
 impl LoopState {
+    /// Admits gossiped transactions checked off the loop and reports the verdict.
+    pub(super) fn on_tx_gossip(
+        &mut self,
+        chain: &str,
+        id: crate::net::MessageId,
+        from: PeerId,
+        txs: Option<Vec<(nest_sdk::Hash32, SignedTx)>>,
+    ) {
+        let Some(net) = self.net.clone() else { return };
+        let verdict = match (self.chains.iter_mut().find(|c| c.id() == chain), txs) {
+            (None, _) => Verdict::Ignore,
+            (Some(_), None) => Verdict::Reject,
+            (Some(runtime), Some(txs)) => runtime.admit_gossiped(txs),
+        };
+        metrics::gossip_message(Topic::Txs.label(), verdict.label());
+        let _ = net.report(id, from, verdict);
+    }
+
     /// Handles one network event.
     pub(super) fn on_net(&mut self, event: NetEvent) {
         let Some(net) = self.net.clone() else { return };
