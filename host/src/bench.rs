@@ -7,6 +7,7 @@
 //! the nodes'.
 
 pub mod devices;
+pub mod spam;
 
 use crate::api::SubmitAnswer;
 use crate::client::Client;
@@ -74,6 +75,9 @@ pub struct BenchOptions {
 pub enum BenchTarget {
     /// Device frames verified and accepted per second, and publication-to-anchor latency.
     Devices(devices::DeviceBenchOptions),
+    /// An honest account's transfer latency under a flood of cheap transfers at several
+    /// times the chain's capacity, against a quiet window of the same run.
+    Spam(spam::SpamBenchOptions),
 }
 
 /// The figures of one run.
@@ -131,8 +135,10 @@ pub struct BenchReport {
 
 /// Runs the benchmark and prints the report as text and JSON.
 pub fn run(options: &BenchOptions) -> Result<(), String> {
-    if let Some(BenchTarget::Devices(device_options)) = &options.target {
-        return devices::run(device_options);
+    match &options.target {
+        Some(BenchTarget::Devices(device_options)) => return devices::run(device_options),
+        Some(BenchTarget::Spam(spam_options)) => return spam::run(spam_options),
+        None => {}
     }
     if options.txs == 0 || options.batch == 0 || options.senders == 0 || options.clients == 0 || options.nodes == 0 {
         return Err("--txs, --batch, --senders, --clients and --nodes must be at least 1".into());

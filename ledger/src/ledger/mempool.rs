@@ -13,11 +13,16 @@
 //! transaction per account per turn, so one account's queue never holds back another's
 //! transaction of the same rate for more than a block. A transaction for a nonce already
 //! pending replaces it when it pays at least [`REPLACEMENT_BUMP_PERCENT`] more.
+//!
+//! Against a flood from many accounts: a full pool admits a transaction that pays more
+//! per byte than the cheapest account tail (the last pending nonce of another account)
+//! by evicting that tail, so cheap spam cannot keep a paying transfer out; evicting a
+//! tail keeps every account's nonces contiguous.
 
 use super::state::{ChainParams, Ledger, check_chain_and_fee};
 use super::tx::{SignedTx, TxError};
 use nest_sdk::{Hash32, PublicKey};
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 /// The fewest pending transactions any sender may have, however small the pool.
@@ -43,6 +48,11 @@ struct Pending {
 }
 
 impl Pending {
+    /// This transaction as an account tail in the eviction order.
+    fn tail_key(&self, from: PublicKey) -> TailKey {
+        (rate_key(self.tx.tx.fee, self.size_bytes), Reverse(self.seq), from)
+    }
+
     /// Whether this pays more per byte than `other` (fee × size, crossed: no rounding).
     fn rate_cmp(&self, other: &Pending) -> Ordering {
         let mine = u128::from(self.tx.tx.fee) * u128::from(other.size_bytes);
@@ -51,12 +61,23 @@ impl Pending {
     }
 }
 
+/// An account's last pending transaction in eviction order: fee per byte (in
+/// millionths), then the newest first among equal rates, then the account.
+type TailKey = (u128, Reverse<u64>, PublicKey);
+
+/// A fee per byte, in millionths of a unit, as a sortable key.
+fn rate_key(fee: u64, size_bytes: u64) -> u128 {
+    u128::from(fee) * 1_000_000 / u128::from(size_bytes.max(1))
+}
+
 /// The pending transactions of one account, by nonce (contiguous).
 #[derive(Debug, Default)]
 struct Queue {
     txs: BTreeMap<u64, Pending>,
     /// Sum of the costs of `txs`.
     cost_total: u64,
+    /// This account's entry in [`Mempool::tails`], if any.
+    tail: Option<TailKey>,
 }
 
 impl Queue {
@@ -82,6 +103,8 @@ pub struct Mempool {
     accounts: BTreeMap<PublicKey, Queue>,
     /// Every pending id, with the sender and nonce that locate it in `accounts`.
     by_hash: HashMap<Hash32, (PublicKey, u64)>,
+    /// Every account's last pending transaction, cheapest first: what a full pool evicts.
+    tails: BTreeSet<TailKey>,
     /// Sequence number given to the next admitted transaction.
     next_seq: u64,
 }
@@ -91,7 +114,14 @@ impl Mempool {
     /// least [`SENDER_TXS_MIN`]) from one sender.
     pub fn new(txs_max: usize) -> Mempool {
         let sender_txs_max = (txs_max / SENDER_SHARE_DIVISOR).max(SENDER_TXS_MIN).min(txs_max);
-        Mempool { txs_max, sender_txs_max, accounts: BTreeMap::new(), by_hash: HashMap::new(), next_seq: 0 }
+        Mempool {
+            txs_max,
+            sender_txs_max,
+            accounts: BTreeMap::new(),
+            by_hash: HashMap::new(),
+            tails: BTreeSet::new(),
+            next_seq: 0,
+        }
     }
 
     /// Admits a transaction whose signature is already verified; `hash` is its id.
@@ -120,9 +150,6 @@ impl Mempool {
         if tx.tx.nonce != expected {
             return Err(TxError::WrongNonce { expected, got: tx.tx.nonce });
         }
-        if self.by_hash.len() >= self.txs_max {
-            return Err(TxError::MempoolFull);
-        }
         if pending_count >= self.sender_txs_max {
             return Err(TxError::SenderCapReached { pending: pending_count });
         }
@@ -132,15 +159,55 @@ impl Mempool {
             let (amount, fee) = (tx.tx.amount(), tx.tx.fee);
             return Err(TxError::InsufficientBalance { balance: account.balance, amount, fee, pending: pending_cost });
         }
+        let size_bytes = encoded_size(&tx);
+        if self.by_hash.len() >= self.txs_max && !self.evict_cheaper_than(rate_key(tx.tx.fee, size_bytes), &from) {
+            return Err(TxError::MempoolFull);
+        }
         let seq = self.next_seq;
         self.next_seq = self.next_seq.saturating_add(1);
         let queue = self.accounts.entry(from).or_default();
         queue.cost_total = needed;
-        let size_bytes = encoded_size(&tx);
         let pending = Pending { hash, tx, cost, seq, size_bytes };
         queue.txs.insert(expected, pending);
         self.by_hash.insert(hash, (from, expected));
+        self.sync_tail(&from);
         Ok(())
+    }
+
+    /// Evicts the cheapest tail of an account other than `from` if it pays less per
+    /// byte than `rate`; whether it did.
+    fn evict_cheaper_than(&mut self, rate: u128, from: &PublicKey) -> bool {
+        let Some(&(tail_rate, _, owner)) = self.tails.iter().find(|(_, _, owner)| owner != from) else {
+            return false;
+        };
+        if tail_rate >= rate {
+            return false;
+        }
+        let Some(nonce) = self.accounts.get(&owner).and_then(|queue| queue.txs.last_key_value()).map(|(n, _)| *n)
+        else {
+            return false;
+        };
+        if let Some(hash) = self.accounts.get(&owner).and_then(|queue| queue.txs.get(&nonce)).map(|p| p.hash) {
+            self.by_hash.remove(&hash);
+        }
+        self.remove_entry(&owner, nonce);
+        true
+    }
+
+    /// Puts `from`'s tail entry in step with its queue (after any change to it).
+    fn sync_tail(&mut self, from: &PublicKey) {
+        let Some(queue) = self.accounts.get_mut(from) else { return };
+        let new = queue.txs.last_key_value().map(|(_, pending)| pending.tail_key(*from));
+        if queue.tail == new {
+            return;
+        }
+        if let Some(old) = queue.tail.take() {
+            self.tails.remove(&old);
+        }
+        if let Some(new) = new {
+            self.tails.insert(new);
+        }
+        queue.tail = new;
     }
 
     /// Replaces the pending transaction of the same sender and nonce with `tx`, which
@@ -169,6 +236,7 @@ impl Mempool {
         queue.txs.insert(nonce, Pending { hash, tx, cost, seq, size_bytes });
         self.by_hash.remove(&old_hash);
         self.by_hash.insert(hash, (from, nonce));
+        self.sync_tail(&from);
         Ok(())
     }
 
@@ -255,8 +323,18 @@ impl Mempool {
             return;
         };
         queue.take(nonce);
-        if queue.txs.is_empty() {
-            self.accounts.remove(from);
+        self.forget_if_empty(from);
+    }
+
+    /// Keeps an account's tail entry in step, and drops the account once its queue is
+    /// empty (with its tail entry).
+    fn forget_if_empty(&mut self, from: &PublicKey) {
+        let empty = self.accounts.get(from).is_some_and(|queue| queue.txs.is_empty());
+        if !empty {
+            return self.sync_tail(from);
+        }
+        if let Some(tail) = self.accounts.remove(from).and_then(|queue| queue.tail) {
+            self.tails.remove(&tail);
         }
     }
 
@@ -285,9 +363,7 @@ impl Mempool {
             };
             dropped.extend(queue.take(newest));
         }
-        if queue.txs.is_empty() {
-            self.accounts.remove(key);
-        }
+        self.forget_if_empty(key);
         for pending in dropped {
             self.by_hash.remove(&pending.hash);
         }

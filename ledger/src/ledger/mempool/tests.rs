@@ -228,3 +228,66 @@ fn blocks_take_the_highest_fee_per_byte_first_and_equal_rates_in_turns() {
     assert_eq!(order, vec![(2, 0), (1, 0), (3, 0), (1, 1)], "rate first, then one per account per turn");
     assert_eq!(shape(&pool.select(100)).len(), 8);
 }
+
+/// Every account has exactly one tail entry, its last pending transaction.
+fn assert_tails_in_step(pool: &Mempool) {
+    assert_eq!(pool.tails.len(), pool.accounts.len(), "one tail per account");
+    for (from, queue) in &pool.accounts {
+        let last = queue.txs.last_key_value().map(|(_, pending)| pending.tail_key(*from));
+        assert_eq!(queue.tail, last, "tail of {from}");
+        assert!(last.is_some_and(|tail| pool.tails.contains(&tail)));
+    }
+}
+
+#[test]
+fn a_full_pool_evicts_the_cheapest_newest_tail_for_a_better_paying_transfer() {
+    let senders: Vec<(u8, u64)> = (1..=5).map(|k| (k, 1_000_000)).collect();
+    let ledger = ledger(&senders);
+    let mut pool = Mempool::new(8);
+    // Four spam accounts fill the pool at the minimum fee, two each.
+    for from in 1..=4 {
+        for nonce in 0..2 {
+            admit(&mut pool, transfer(from, 1, nonce), &ledger).unwrap();
+        }
+    }
+    assert_eq!(admit(&mut pool, transfer(5, 1, 0), &ledger), Err(TxError::MempoolFull), "paying the same is refused");
+    let paying_more = paying(5, 1, 0, FEE * 2);
+    admit(&mut pool, paying_more.clone(), &ledger).unwrap();
+    assert_eq!(pool.len(), 8);
+    assert!(pool.contains(&paying_more.hash()));
+    // The newest of the cheapest tails went: account 4's nonce 1; its nonce 0 stays.
+    assert!(!pool.contains(&transfer(4, 1, 1).hash()));
+    assert!(pool.contains(&transfer(4, 1, 0).hash()));
+    assert_eq!(pool.next_nonce(&key(4), &ledger), 1, "nonces stay contiguous");
+    assert_eq!(shape(&pool.select(1)), vec![(5, 0)], "the paying transfer goes first");
+    // An account never evicts its own tail to make room for its next nonce.
+    assert_eq!(admit(&mut pool, paying(5, 1, 1, FEE * 2), &ledger).map(|_| ()), Ok(()));
+    // The newest cheap tail is now account 4's nonce 0, admitted after account 3's nonce 1.
+    assert!(!pool.contains(&transfer(4, 1, 0).hash()), "another account's cheap tail went instead");
+    assert!(pool.contains(&transfer(3, 1, 1).hash()));
+    assert_tails_in_step(&pool);
+}
+
+proptest::proptest! {
+    /// Whatever mix of admissions, replacements and commits, the tails index matches
+    /// the queues and the pool stays within its bound.
+    #[test]
+    fn the_tails_index_follows_every_change(
+        ops in proptest::collection::vec((1u8..=6, 0u64..4, 1u64..4, proptest::bool::ANY), 1..120),
+    ) {
+        let senders: Vec<(u8, u64)> = (1..=6).map(|k| (k, 50_000)).collect();
+        let mut ledger = ledger(&senders);
+        let mut pool = Mempool::new(10);
+        for (step, (from, nonce, fee_factor, commit)) in ops.into_iter().enumerate() {
+            let _ = admit(&mut pool, paying(from, 1 + step as u64, nonce, FEE * fee_factor), &ledger);
+            if commit {
+                let block = pool.select(3);
+                let outcome = ledger.execute(&block, &BlockEnv::proposed_by(key(99)), &PARAMS, true);
+                ledger.commit(&outcome.changes);
+                pool.remove_committed(&block, &ledger);
+            }
+            proptest::prop_assert!(pool.len() <= pool.txs_max());
+            assert_tails_in_step(&pool);
+        }
+    }
+}
