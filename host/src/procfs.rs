@@ -1,7 +1,8 @@
 //! Read a process's CPU time, memory and age from Linux's `/proc`.
 //!
-//! Used by the benchmarks (a node process's figures). A field `/proc` does not give
-//! reads as absent rather than failing: these are observations, never inputs to the node.
+//! Used by the API's `/v1/process` (the node's own figures, for the dashboard) and by
+//! the benchmarks (a node process's figures). A field `/proc` does not give reads as
+//! absent rather than failing: these are observations, never inputs to the node.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,121 @@
+//! The routes an overview of a node reads, on real nodes: recent block summaries agree
+//! with the block route, the process's figures are the node's, and the public block
+//! stream sends committed blocks without a token, within its limit.
+
+use nest_tests::node::{ConsoleNode, NodeProcess, wait_until};
+use serde_json::Value;
+use std::time::Duration;
+
+/// How long a node may take to produce the blocks a test needs.
+const WAIT: Duration = Duration::from_secs(60);
+/// The public block streams one node serves at once (`api::overview::BLOCK_STREAMS_MAX`).
+const BLOCK_STREAMS_MAX: usize = 16;
+
+/// Held by each test while its node runs: several at once overload a small machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A single-node devnet (100 ms blocks) and this file's turn to run.
+fn lone_node() -> (std::sync::MutexGuard<'static, ()>, ConsoleNode) {
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    (turn, ConsoleNode::start())
+}
+
+fn get(node: &NodeProcess, path: &str) -> Value {
+    node.client().get(path).unwrap_or_else(|e| panic!("GET {path}: {e}\nlog:\n{}", node.log_text()))
+}
+
+/// The status code and error message of a GET the node refuses.
+fn refused(node: &NodeProcess, path: &str) -> (u16, String) {
+    match ureq::get(&format!("{}{path}", node.url)).call() {
+        Err(ureq::Error::Status(code, response)) => {
+            let body: Value = response.into_json().unwrap_or_default();
+            (code, body["error"].as_str().unwrap_or_default().to_string())
+        }
+        other => panic!("GET {path} should be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn recent_blocks_summarize_what_the_block_route_serves_with_final_and_best_heights() {
+    let (_turn, console) = lone_node();
+    let node = &console.node;
+    wait_until(WAIT, "height 5", || node.main_chain().height >= 5);
+    let list = get(node, "/v1/chains/main/blocks?limit=3");
+    let blocks = list["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 3, "{list}");
+    let final_height = list["final_height"].as_u64().unwrap();
+    assert_eq!(blocks[0]["height"].as_u64(), Some(final_height), "newest first, from the final height: {list}");
+    assert!(list["best_height"].as_u64().unwrap() >= final_height, "{list}");
+    for summary in blocks {
+        let height = summary["height"].as_u64().unwrap();
+        let block = get(node, &format!("/v1/chains/main/blocks/{height}?txs=hashes"));
+        for field in ["hash", "timestamp_ms", "proposer", "tx_count"] {
+            assert_eq!(summary[field], block[field], "{field} of block {height}");
+        }
+        assert_eq!(
+            summary["certificate_bytes"].as_u64(),
+            Some(block["certificate"].as_str().unwrap().len() as u64 / 2)
+        );
+    }
+    let low = get(node, "/v1/chains/main/blocks?to=2&limit=5");
+    let heights: Vec<u64> = low["blocks"].as_array().unwrap().iter().map(|b| b["height"].as_u64().unwrap()).collect();
+    assert_eq!(heights, vec![2, 1, 0], "down to genesis at most: {low}");
+    let (code, message) = refused(node, "/v1/chains/main/blocks?limit=257");
+    assert_eq!((code, message.as_str()), (400, "limit 257 is above 256, the most blocks one answer holds"));
+    assert_eq!(refused(node, "/v1/chains/side/blocks").0, 404);
+}
+
+#[test]
+fn process_route_reports_the_node_process_uptime_cpu_and_memory() {
+    let (_turn, console) = lone_node();
+    let node = &console.node;
+    wait_until(WAIT, "height 3", || node.main_chain().height >= 3);
+    let process = get(node, "/v1/process");
+    let pid = std::fs::read_to_string(format!("/proc/{}/stat", process["pid"])).expect("the pid is a live process");
+    assert!(pid.contains("(nestd)"), "the pid is nestd's: {pid}");
+    let uptime_ms = process["uptime_ms"].as_u64().unwrap();
+    assert!((1..600_000).contains(&uptime_ms), "{process}");
+    assert!(process["rss_bytes"].as_u64().unwrap() > 1 << 20, "{process}");
+    assert!(process["cpu_time_ms"].as_u64().is_some() && process["threads"].as_u64().unwrap() > 1, "{process}");
+    assert!(process["cores"].as_u64().unwrap() >= 1, "{process}");
+}
+
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Opens the public block stream (no token); `Err(status)` when the node refuses it.
+fn block_stream(node: &NodeProcess) -> Result<Socket, u16> {
+    match tungstenite::connect(format!("{}/v1/events/blocks", node.url.replace("http://", "ws://"))) {
+        Ok((socket, _)) => {
+            if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
+                tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            }
+            Ok(socket)
+        }
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("block stream: {other}"),
+    }
+}
+
+#[test]
+fn public_block_stream_sends_committed_blocks_only_without_a_token_within_its_limit() {
+    let (_turn, console) = lone_node();
+    let node = &console.node;
+    let mut socket = block_stream(node).expect("the block stream opens without a token");
+    let mut heights = Vec::new();
+    while heights.len() < 3 {
+        let text = match socket.read().expect("a block within 10 s") {
+            tungstenite::Message::Text(text) => text.to_string(),
+            _ => continue,
+        };
+        let event: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(event["type"], "block_committed", "only blocks: {event}");
+        assert_eq!(event["hash"].as_str().map(str::len), Some(64), "{event}");
+        heights.push(event["height"].as_u64().unwrap());
+    }
+    assert!(heights.windows(2).all(|pair| pair[1] == pair[0] + 1), "consecutive blocks: {heights:?}");
+    let mut more: Vec<Socket> = (1..BLOCK_STREAMS_MAX).map(|_| block_stream(node).expect("within the limit")).collect();
+    assert_eq!(block_stream(node).err(), Some(503), "one stream over the limit is refused");
+    more.clear();
+    drop(socket);
+    wait_until(WAIT, "a freed stream slot", || block_stream(node).is_ok());
+}
