@@ -1,6 +1,6 @@
-//! The routes an overview of a node reads, on real nodes: recent block summaries agree
-//! with the block route, the process's figures are the node's, and the public block
-//! stream sends committed blocks without a token, within its limit.
+//! The operator's web dashboard on real nodes: the routes it reads (recent blocks, the
+//! process's figures, the public block stream) agree with the rest of the API, and the
+//! page and its assets come with their content types, cache headers and CSP.
 
 use nest_tests::node::{ConsoleNode, NodeProcess, wait_until};
 use serde_json::Value;
@@ -118,4 +118,30 @@ fn public_block_stream_sends_committed_blocks_only_without_a_token_within_its_li
     more.clear();
     drop(socket);
     wait_until(WAIT, "a freed stream slot", || block_stream(node).is_ok());
+}
+
+/// The value of `name` in a raw HTTP answer's headers.
+fn header(response: &ureq::Response, name: &str) -> String {
+    response.header(name).unwrap_or_default().to_string()
+}
+
+#[test]
+fn dashboard_is_served_from_the_binary_with_content_types_cache_headers_and_csp() {
+    let (_turn, console) = lone_node();
+    let page = ureq::get(&format!("{}/", console.node.url)).call().expect("GET /");
+    assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&page, "cache-control"), "no-cache");
+    let policy = header(&page, "content-security-policy");
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"), "{policy}");
+    let html = page.into_string().unwrap();
+    let assets: Vec<&str> = html.split('"').filter(|part| part.starts_with("/dashboard/")).collect();
+    assert_eq!(assets.len(), 4, "icon twice, style sheet, script: {html}");
+    for (suffix, content_type) in
+        [(".js", "text/javascript; charset=utf-8"), (".css", "text/css; charset=utf-8"), (".svg", "image/svg+xml")]
+    {
+        let path = assets.iter().find(|asset| asset.ends_with(suffix)).expect("every kind of asset is linked");
+        let asset = ureq::get(&format!("{}{path}", console.node.url)).call().expect("GET an asset");
+        assert_eq!(header(&asset, "content-type"), content_type, "{path}");
+        assert_eq!(header(&asset, "cache-control"), "public, max-age=31536000, immutable", "{path}");
+    }
 }

@@ -15,6 +15,7 @@ mod market;
 pub use market::admin_routes as market_admin_routes;
 mod devices;
 pub use devices::parse_send;
+pub mod dashboard;
 mod overview;
 
 use crate::admin::{
@@ -137,7 +138,7 @@ pub fn router(state: ApiState, limits: &ApiLimits) -> Router {
         .layer(middleware::from_fn(count_request))
 }
 
-/// The public routes: status, blocks, accounts, transactions, and what an overview needs.
+/// The public routes: status, blocks, accounts, transactions, and the dashboard.
 fn public_routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/status", get(status))
@@ -149,6 +150,7 @@ fn public_routes() -> Router<ApiState> {
         .merge(market::public_routes())
         .merge(devices::routes())
         .merge(overview::routes())
+        .merge(dashboard::routes())
 }
 
 /// The admin routes (relative to `/v1/admin`) behind the token check and the per-token
