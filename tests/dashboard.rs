@@ -1,17 +1,37 @@
 //! The operator's web dashboard on real nodes: the routes it reads (recent blocks, the
-//! process's figures, the public block stream) agree with the rest of the API, and the
-//! page and its assets come with their content types, cache headers and CSP.
+//! process's figures, the public block stream) agree with the rest of the API, the page
+//! and its assets come with their content types, cache headers and CSP, and in a real
+//! headless Chromium (`tests/dashboard/check.py`, Selenium) every view shows what the API
+//! says, a new block appears without a reload, the admin view refuses without the token
+//! and disables and enables a plugin with it, and the token never appears in a URL.
+//!
+//! The browser test needs Debian's `chromium`, `chromium-driver` and `python3-selenium`
+//! (`./test.sh` installs them); without them it fails and says so. Its screenshots land
+//! in `target/dashboard-screenshots/`, and it prints the page-load benchmark
+//! (`scripts/bench-dashboard` runs the same against `nestd up`).
 
-use nest_tests::node::{ConsoleNode, NodeProcess, wait_until};
-use serde_json::Value;
-use std::time::Duration;
+use nest_host::devices::devnet::{add_devnet_radios, node_allocations, register_sim_devices};
+use nest_tests::{
+    devices::nestd,
+    node::{ConsoleNode, NodeProcess, wait_until, write_devnet_nodes},
+    target_dir, workspace_root,
+};
+use serde_json::{Value, json};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
-/// How long a node may take to produce the blocks a test needs.
+/// How long the devnet may take to connect, register its devices and produce blocks.
 const WAIT: Duration = Duration::from_secs(60);
+/// The browser devnet's block interval: `nestd up`'s.
+const BLOCK_INTERVAL_MS: u64 = 1000;
 /// The public block streams one node serves at once (`api::overview::BLOCK_STREAMS_MAX`).
 const BLOCK_STREAMS_MAX: usize = 16;
 
-/// Held by each test while its node runs: several at once overload a small machine.
+/// Held by each test while its nodes run: a browser beside another devnet overloads a
+/// small machine, and neither test is about sharing it.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A single-node devnet (100 ms blocks) and this file's turn to run.
@@ -144,4 +164,98 @@ fn dashboard_is_served_from_the_binary_with_content_types_cache_headers_and_csp(
         assert_eq!(header(&asset, "content-type"), content_type, "{path}");
         assert_eq!(header(&asset, "cache-control"), "public, max-age=31536000, immutable", "{path}");
     }
+}
+
+/// A Python that can import Selenium, Chromium and chromedriver; or what is missing.
+fn browser_tools() -> Result<String, String> {
+    let missing: Vec<&str> =
+        ["/usr/bin/chromium", "/usr/bin/chromedriver"].into_iter().filter(|tool| !Path::new(tool).exists()).collect();
+    let candidates = std::env::var("NEST_PYTHON").map(|python| vec![python]).unwrap_or_else(|_| {
+        // A pyenv `python3` first on PATH does not see Debian's python3-selenium.
+        vec!["python3".into(), "/usr/bin/python3".into()]
+    });
+    let python = candidates.into_iter().find(|python| {
+        Command::new(python).args(["-c", "import selenium"]).output().is_ok_and(|output| output.status.success())
+    });
+    match (python, missing.is_empty()) {
+        (Some(python), true) => Ok(python),
+        (python, _) => Err(format!(
+            "the dashboard test drives a real browser and needs Debian's chromium, chromium-driver and \
+             python3-selenium (missing: {}{}); run ./test.sh, which installs them, or \
+             apt-get install -y chromium chromium-driver python3-selenium",
+            missing.join(", "),
+            if python.is_none() { " python3-selenium" } else { "" },
+        )),
+    }
+}
+
+/// A committed transfer from the faucet to a fresh account: (tx hash, height, account).
+fn committed_transfer(node: &NodeProcess, faucet_key: &Path, dir: &Path) -> (String, u64, String) {
+    let key_file = dir.join("receiver.key");
+    let account = nestd(&["keygen", "--out", &key_file.display().to_string()]).trim().to_string();
+    let faucet = faucet_key.display().to_string();
+    let args =
+        ["tx", "transfer", "--node", &node.url, "--key", &faucet, "--to", &account, "--amount", "5000", "--wait"];
+    let output = nestd(&args);
+    let word_after = |prefix: &str| {
+        let rest = output.split(prefix).nth(1).unwrap_or_else(|| panic!("no {prefix:?} in:\n{output}"));
+        rest.split(|c: char| !c.is_ascii_hexdigit()).next().unwrap_or_default().to_string()
+    };
+    let height = word_after("committed at height ").parse().expect("a height");
+    (word_after("accepted "), height, account)
+}
+
+/// Installs a pricing strategy for SKU `wifi` and shelves it, through the admin eval route.
+fn shelve_sku(node: &NodeProcess, token: &str) {
+    let strategy = std::fs::read_to_string(workspace_root().join("scripts/pricing/surge.lua")).unwrap();
+    let code = format!(
+        "market(\"wifi\"):strategy([==[{strategy}]==])\n\
+         return market(\"wifi\"):shelve{{policy = \"market-metering\", resource = \"network\", unit = \"s\", units = 3600}}"
+    );
+    let answer = ureq::post(&format!("{}/v1/admin/eval", node.url))
+        .set("authorization", &format!("Bearer {token}"))
+        .send_json(json!({ "code": code }));
+    if let Err(ureq::Error::Status(status, response)) = answer {
+        panic!("shelving wifi: {status} {}", response.into_string().unwrap_or_default());
+    }
+    wait_until(WAIT, "SKU wifi on chain", || get(node, "/v1/chains/main/market/skus").to_string().contains("\"wifi\""));
+}
+
+/// A two-node devnet as `nestd up` writes it: node accounts funded (node-1 anchors
+/// readings and shelves SKUs), node-1's radios, the simulated devices registered.
+/// Returns the nodes, the faucet's key file and node-1's token file.
+fn devnet(dir: &Path) -> (Vec<NodeProcess>, PathBuf, PathBuf) {
+    let allocations = node_allocations(dir, 2).expect("node keys");
+    let net = write_devnet_nodes(dir, BLOCK_INTERVAL_MS, allocations, 2, 2);
+    add_devnet_radios(&net.manifest, None).expect("node-1's radios");
+    let nodes: Vec<NodeProcess> = net.manifests.iter().map(|manifest| NodeProcess::start(manifest)).collect();
+    wait_until(WAIT, "the nodes to connect", || nodes.iter().all(|node| node.status().peers >= 1));
+    register_sim_devices(&nodes[0].url, &net.faucet_key).expect("devices registered");
+    let token_file = net.manifest.parent().expect("node dir").join("data/api.token");
+    (nodes, net.faucet_key, token_file)
+}
+
+#[test]
+fn dashboard_in_a_real_browser_shows_the_api_live_and_guards_admin_actions_with_the_token() {
+    let python = browser_tools().unwrap_or_else(|missing| panic!("{missing}"));
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, faucet_key, token_file) = devnet(dir.path());
+    let node = &nodes[0];
+    let (tx_hash, tx_height, account) = committed_transfer(node, &faucet_key, dir.path());
+    shelve_sku(node, std::fs::read_to_string(&token_file).unwrap().trim());
+    wait_until(WAIT, "a reading of a simulated device", || get(node, "/v1/radios")[0]["link"]["accepted"] != 0);
+    let screenshots = target_dir().parent().expect("the build directory's parent").join("dashboard-screenshots");
+    let output = Command::new(&python)
+        .arg(workspace_root().join("tests/dashboard/check.py"))
+        .args(["--url", &node.url, "--token-file", &token_file.display().to_string()])
+        .args(["--screenshots", &screenshots.display().to_string(), "--tx-hash", &tx_hash])
+        .args(["--tx-height", &tx_height.to_string(), "--account", &account, "--sku", "wifi", "--bench", "3"])
+        .output()
+        .expect("run tests/dashboard/check.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(output.status.success(), "the browser checks failed:\n{stdout}\n{stderr}\nnode log:\n{}", node.log_text());
+    assert!(screenshots.join("overview.png").exists(), "no screenshots in {}", screenshots.display());
 }
