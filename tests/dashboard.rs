@@ -166,10 +166,9 @@ fn dashboard_is_served_from_the_binary_with_content_types_cache_headers_and_csp(
     }
 }
 
-/// A Python that can import Selenium, Chromium and chromedriver; or what is missing.
+/// A Python that can import Selenium, once Chromium and chromedriver are there too; or
+/// what is missing, with how to install it.
 fn browser_tools() -> Result<String, String> {
-    let missing: Vec<&str> =
-        ["/usr/bin/chromium", "/usr/bin/chromedriver"].into_iter().filter(|tool| !Path::new(tool).exists()).collect();
     let candidates = std::env::var("NEST_PYTHON").map(|python| vec![python]).unwrap_or_else(|_| {
         // A pyenv `python3` first on PATH does not see Debian's python3-selenium.
         vec!["python3".into(), "/usr/bin/python3".into()]
@@ -177,14 +176,21 @@ fn browser_tools() -> Result<String, String> {
     let python = candidates.into_iter().find(|python| {
         Command::new(python).args(["-c", "import selenium"]).output().is_ok_and(|output| output.status.success())
     });
-    match (python, missing.is_empty()) {
-        (Some(python), true) => Ok(python),
-        (python, _) => Err(format!(
-            "the dashboard test drives a real browser and needs Debian's chromium, chromium-driver and \
-             python3-selenium (missing: {}{}); run ./test.sh, which installs them, or \
+    let mut missing: Vec<&str> = [("/usr/bin/chromium", "chromium"), ("/usr/bin/chromedriver", "chromium-driver")]
+        .into_iter()
+        .filter(|(tool, _)| !Path::new(tool).exists())
+        .map(|(_, package)| package)
+        .collect();
+    if python.is_none() {
+        missing.push("python3-selenium");
+    }
+    match python {
+        Some(python) if missing.is_empty() => Ok(python),
+        _ => Err(format!(
+            "the dashboard test drives a real browser and needs the Debian packages chromium, chromium-driver \
+             and python3-selenium; missing: {}. Run ./test.sh, which installs them, or \
              apt-get install -y chromium chromium-driver python3-selenium",
-            missing.join(", "),
-            if python.is_none() { " python3-selenium" } else { "" },
+            missing.join(", ")
         )),
     }
 }
