@@ -8,6 +8,8 @@
 #   curl                          the README tour test runs the README's curl commands
 #   git                           the document tests list the repository's files
 #   promtool (prometheus)         the metrics test lints /metrics with `promtool check metrics`
+#   chromium, chromium-driver     the dashboard test drives a headless Chromium through chromedriver
+#   python3-selenium              ... from tests/dashboard/check.py
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +20,8 @@ needed=(
     "curl curl"
     "git git"
     "promtool prometheus"
+    "chromium chromium"
+    "chromedriver chromium-driver"
 )
 missing=()
 for pair in "${needed[@]}"; do
@@ -27,6 +31,11 @@ for pair in "${needed[@]}"; do
         missing+=("$package")
     fi
 done
+# Selenium is a Python module, not a command. The dashboard test runs the first python3
+# that imports it: a python3 of pyenv's first on PATH does not see Debian's modules.
+if ! python3 -c 'import selenium' 2>/dev/null && ! /usr/bin/python3 -c 'import selenium' 2>/dev/null; then
+    missing+=("python3-selenium")
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
     if ! command -v apt-get >/dev/null; then
         echo "error: the tests need the Debian packages ${missing[*]} (or their tools on PATH), and there is no apt-get" >&2

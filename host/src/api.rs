@@ -16,6 +16,8 @@ mod market;
 pub use market::admin_routes as market_admin_routes;
 mod devices;
 pub use devices::parse_send;
+pub mod dashboard;
+mod overview;
 
 use crate::admin::{
     self,
@@ -166,7 +168,7 @@ pub fn router(state: ApiState, limits: &ApiLimits) -> Router {
         .layer(middleware::from_fn(count_request))
 }
 
-/// The public routes: status, blocks, accounts, transactions.
+/// The public routes: status, blocks, accounts, transactions, and the dashboard.
 fn public_routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/status", get(status))
@@ -177,6 +179,8 @@ fn public_routes() -> Router<ApiState> {
         .route("/v1/chains/{chain}/txs/{hash}", get(tx_status))
         .merge(market::public_routes())
         .merge(devices::routes())
+        .merge(overview::routes())
+        .merge(dashboard::routes())
 }
 
 /// The admin routes (relative to `/v1/admin`) behind the token check and the per-token

@@ -288,15 +288,11 @@ impl NodeProcess {
         Err(format!("the node did not start within 30 s; see {}", dir.join("node.log").display()))
     }
 
-    fn rss_mb(&self, field: &str) -> f64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let kb: f64 = text
-            .lines()
-            .find(|line| line.starts_with(field))
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        kb / 1024.0
+    /// Resident memory now and at its peak, MiB.
+    fn rss_mb(&self) -> (f64, f64) {
+        let usage = crate::procfs::usage(self.child.id());
+        let mib = |bytes: Option<u64>| bytes.unwrap_or(0) as f64 / (1024.0 * 1024.0);
+        (mib(usage.rss_bytes), mib(usage.rss_peak_bytes))
     }
 
     fn stop(&mut self) {
@@ -371,7 +367,7 @@ fn drive(
     let txs = sign_all(options, senders, chain, fee);
     let batches = client_batches(&txs, options);
     std::thread::sleep(Duration::from_millis(500));
-    let idle_rss: Vec<f64> = nodes.iter().map(|n| n.rss_mb("VmRSS:")).collect();
+    let idle_rss: Vec<f64> = nodes.iter().map(|n| n.rss_mb().0).collect();
     eprintln!(
         "submitting in {} requests of up to {} from {} clients to {} node(s)...",
         batches.iter().map(Vec::len).sum::<usize>(),
@@ -416,7 +412,7 @@ fn drive(
     let elapsed_s = last_commit.map(|t| t.duration_since(started).as_secs_f64()).unwrap_or(f64::NAN);
     let committed = latencies_ms.len();
     let committed_tx_per_s = committed as f64 / elapsed_s;
-    let peak_rss: Vec<f64> = nodes.iter().map(|n| n.rss_mb("VmHWM:")).collect();
+    let peak_rss: Vec<f64> = nodes.iter().map(|n| n.rss_mb().1).collect();
     Ok(BenchReport {
         txs_submitted: options.txs,
         txs_rejected: rejected,

@@ -134,6 +134,7 @@ fn print_summary(
         "  console   nest --data-dir {}",
         net.manifests[0].parent().map(|d| d.join("data")).unwrap_or_default().display()
     );
+    println!("  dashboard {}/ (node-1's; each node serves its own at its API address)", nodes[0].url);
     print_try(&nodes[0].url, &net.faucet_key, udp_radio, mqtt_broker);
     println!("Ctrl-C stops every node.");
 }

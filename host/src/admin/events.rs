@@ -105,6 +105,15 @@ impl Event {
         }
     }
 
+    /// Whether a stream filtered on `chain` (none: every chain) shows this event: events
+    /// about no chain pass every filter.
+    pub fn is_about(&self, chain: Option<&str>) -> bool {
+        match (chain, self.chain()) {
+            (Some(wanted), Some(about)) => wanted == about,
+            _ => true,
+        }
+    }
+
     /// A plugin's current state, from its slot status.
     pub fn plugin_state(status: &SlotStatus) -> Event {
         Event::PluginState { plugin: status.id.clone(), state: status.state.clone(), reason: status.reason.clone() }
@@ -221,6 +230,15 @@ mod tests {
             reason: Some("panicked: boom".into()),
         };
         assert_eq!(next_event(&mut receiver).await, Some(expected));
+    }
+
+    #[test]
+    fn a_chain_filter_keeps_that_chains_events_and_those_about_no_chain() {
+        let block = Event::BlockCommitted { chain: "main".into(), height: 1, hash: Hash32::ZERO, txs: 0 };
+        let lagged = Event::Lagged { missed: 1 };
+        assert!(block.is_about(Some("main")) && block.is_about(None));
+        assert!(!block.is_about(Some("side")));
+        assert!(lagged.is_about(Some("side")) && lagged.is_about(None));
     }
 
     #[test]

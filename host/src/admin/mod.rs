@@ -91,22 +91,23 @@ async fn events(
         );
     };
     let receiver = state.events.subscribe();
-    upgrade.on_upgrade(move |socket| stream_events(socket, receiver, query.chain, permit))
+    let keep = move |event: &events::Event| event.is_about(query.chain.as_deref());
+    upgrade.on_upgrade(move |socket| stream_events(socket, receiver, keep, permit))
 }
 
-async fn stream_events(
+/// Sends the events `keep` accepts to `socket` as JSON text frames until either side
+/// closes; the permit counts the stream against its limit while it lasts.
+pub(crate) async fn stream_events(
     mut socket: WebSocket,
     mut receiver: broadcast::Receiver<events::Event>,
-    chain: Option<String>,
+    keep: impl Fn(&events::Event) -> bool,
     _permit: OwnedSemaphorePermit,
 ) {
     loop {
         tokio::select! {
             event = events::next_event(&mut receiver) => {
                 let Some(event) = event else { break };
-                if let (Some(wanted), Some(about)) = (chain.as_deref(), event.chain())
-                    && wanted != about
-                {
+                if !keep(&event) {
                     continue;
                 }
                 let Ok(text) = serde_json::to_string(&event) else { continue };

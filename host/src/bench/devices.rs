@@ -282,14 +282,7 @@ fn drive(
 
 /// User and system CPU seconds of process `pid` so far (from `/proc/<pid>/stat`).
 fn process_cpu_s(pid: u32) -> f64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> =
-        text.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks: f64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<f64>().ok()).sum();
-    // SAFETY: sysconf only reads a system constant.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks / per_second
+    crate::procfs::usage(pid).cpu_time_ms.unwrap_or(0) as f64 / 1000.0
 }
 
 fn frames_per_device(options: &DeviceBenchOptions) -> u64 {

@@ -13,6 +13,7 @@ mod evidence;
 mod market;
 mod network;
 mod radios;
+pub mod recent;
 pub mod serve;
 pub mod services;
 pub mod slot;
@@ -613,6 +614,17 @@ pub enum Request {
         /// The answer.
         reply: oneshot::Sender<Result<BlockView, QueryError>>,
     },
+    /// Summaries of a chain's newest committed blocks (see [`recent`]).
+    RecentBlocks {
+        /// Chain id.
+        chain: String,
+        /// The newest height wanted (default: the final height).
+        to_height: Option<u64>,
+        /// How many blocks, at most [`recent::BLOCK_SUMMARIES_MAX`].
+        limit: usize,
+        /// The answer.
+        reply: oneshot::Sender<Result<recent::RecentBlocks, QueryError>>,
+    },
     /// Where a transaction is.
     Tx {
         /// Chain id.
@@ -963,6 +975,9 @@ impl LoopState {
             Request::Tx { chain, hash, reply } => {
                 let _ = reply.send(self.tx_status(&chain, hash));
             }
+            Request::RecentBlocks { chain, to_height, limit, reply } => {
+                let _ = reply.send(self.recent_blocks(&chain, to_height, limit));
+            }
             Request::Frame { radio, frame } => {
                 if let Some((_, status)) = self.radios.get_mut(radio) {
                     status.frames_received += 1;
@@ -990,17 +1005,28 @@ impl LoopState {
         }
     }
 
-    fn block(&mut self, chain_id: &str, height: u64) -> Result<BlockView, QueryError> {
+    /// The stored block at `height` and its unit as the chain type decodes it.
+    fn stored_unit(
+        &mut self,
+        chain_id: &str,
+        height: u64,
+    ) -> Result<(crate::store::StoredBlock, nest_sdk::UnitView), QueryError> {
         let stored = self
             .store
             .block_by_height(chain_id, height)
             .map_err(|e| QueryError::Failed(e.to_string()))?
             .ok_or_else(|| QueryError::NotFound(format!("chain \"{chain_id}\" has no block at height {height}")))?;
-        let chain = self.chain(chain_id)?;
-        let view = chain
+        let view = self
+            .chain(chain_id)?
             .chain_type()
             .call(|c| c.decode(stored.unit.as_slice().into()))
             .map_err(|e| QueryError::Failed(e.to_string()))?;
+        Ok((stored, view))
+    }
+
+    fn block(&mut self, chain_id: &str, height: u64) -> Result<BlockView, QueryError> {
+        let (stored, view) = self.stored_unit(chain_id, height)?;
+        let chain = self.chain(chain_id)?;
         let txs = view
             .txs
             .iter()
