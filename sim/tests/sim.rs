@@ -212,8 +212,9 @@ fn bft_declares_every_fault_family_and_decides_finality() {
 /// Seeds that stalled an earlier version of the engine (ADR 0009): a twin's prevote shown
 /// to one side only (twins 24), a node that held the unit it needed to sync (partition
 /// 17), unit times judged against a stale clock (all 10), loss (6), and validators split
-/// between two rounds (all 5392 at 7 nodes), and a laggard that could not find a peer
-/// ahead to sync from (all 9515 at 7 nodes).
+/// between two rounds (all 5392 at 7 nodes), a laggard that could not find a peer
+/// ahead to sync from (all 9515 at 7 nodes), and validators split between a lock and a
+/// proof of lock seen too late (all 1225 at 7 nodes).
 #[test]
 fn the_seeds_that_stalled_bft_stay_clean() {
     let engines = bft();
@@ -234,6 +235,11 @@ fn the_seeds_that_stalled_bft_stay_clean() {
     // asked random peers for blocks, drawing only others as far behind for 16 s; it now
     // syncs from a validator whose signed vote shows it ahead (`Effect::Behind`).
     let report = run_seeds(&spec(7, 100, &engines.tolerated()), &engines, 9515..9516, |_| {});
+    assert_clean(&report);
+    // Two validators locked on a value in round 1 of a height; the other three saw its
+    // 2f+1 prevotes only later and proposed new values the locked two refused, round
+    // after round (27 s), until the proposer re-proposes the proven value (L14 widened).
+    let report = run_seeds(&spec(7, 100, &engines.tolerated()), &engines, 1225..1226, |_| {});
     assert_clean(&report);
 }
 

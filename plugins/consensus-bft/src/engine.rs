@@ -508,14 +508,10 @@ impl BftEngine {
             // Signed before a restart: send that one again, never a second one.
             return self.resend_proposal(&signed, effects);
         }
-        let valid_unit = self
-            .state
-            .valid
-            .and_then(|(valid_round, value)| self.state.log.unit(&value).map(|unit| (valid_round, unit.clone())));
-        match valid_unit {
-            Some((valid_round, unit)) => {
+        match self.value_to_repropose(&set) {
+            Some((valid_round, value, unit)) => {
                 self.propose(unit, Some(valid_round), effects)?;
-                self.relay_proof_of_lock(effects)
+                self.relay_prevotes_for(valid_round, value, effects)
             }
             None => {
                 let head = self.head()?.clone();
@@ -528,6 +524,33 @@ impl BftEngine {
                 Ok(())
             }
         }
+    }
+
+    /// L14–L15, widened: the value a proposer proposes again, with its round. The
+    /// pseudo-code takes validValue_p, which L36 sets only from 2f+1 prevotes of the
+    /// round the node is in; a node that saw such a quorum only later (relayed proofs of
+    /// lock) would propose a new value that validators locked on the old one refuse,
+    /// round after round until one of them proposes (seed 1225 at 7 nodes: 27 s). So
+    /// the value with 2f+1 prevotes in the highest earlier round of this height that
+    /// this node holds and found valid is proposed when that round is above
+    /// validRound_p. Safety does not rest on the proposer's choice: receivers accept a
+    /// re-proposed value only through L28, which checks those 2f+1 prevotes themselves.
+    fn value_to_repropose(&self, set: &ValidatorSet) -> Option<(u32, Hash32, Vec<u8>)> {
+        let round = self.state.round;
+        let log = &self.state.log;
+        let proven = log.voted_rounds().into_iter().rev().filter(|voted| *voted < round).find_map(|voted| {
+            let values: BTreeSet<Hash32> = log.votes(voted, VoteKind::Prevote).filter_map(|vote| vote.value).collect();
+            values.into_iter().find_map(|value| {
+                let quorum = set.is_quorum(log.power_for(set, voted, VoteKind::Prevote, Some(&value)));
+                (quorum && log.validity(&value) == Some(Validity::Valid)).then_some((voted, value))
+            })
+        });
+        let chosen = match (self.state.valid, proven) {
+            (Some(valid), Some(proven)) if proven.0 > valid.0 => Some(proven),
+            (Some(valid), _) => Some(valid),
+            (None, proven) => proven,
+        };
+        chosen.and_then(|(valid_round, value)| log.unit(&value).map(|unit| (valid_round, value, unit.clone())))
     }
 
     fn on_proposal(&mut self, height: u64, unit: Vec<u8>) -> Result<Vec<Effect>, PluginError> {
@@ -693,6 +716,16 @@ impl BftEngine {
     /// that never saw it to accept the value (L28 asks them for those 2f+1 prevotes).
     fn relay_proof_of_lock(&self, effects: &mut Vec<Effect>) -> Result<(), PluginError> {
         let Some((valid_round, value)) = self.state.valid else { return Ok(()) };
+        self.relay_prevotes_for(valid_round, value, effects)
+    }
+
+    /// Relays the prevotes for `value` in `valid_round` this node holds.
+    fn relay_prevotes_for(
+        &self,
+        valid_round: u32,
+        value: Hash32,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), PluginError> {
         let prevotes: Vec<Vote> = self
             .state
             .log

@@ -532,6 +532,46 @@ fn a_signed_vote_far_ahead_asks_for_sync_once_per_interval() {
     assert_eq!(behind(&send(&mut engine, vote_at(6, 1, false))), vec![6], "again after the interval");
 }
 
+/// The proposals this node broadcast: (round, valid round, value).
+fn sent_proposals(effects: &[Effect]) -> Vec<(u32, Option<u32>, Hash32)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Broadcast { bytes } => match borsh::from_slice::<Envelope>(bytes).ok()?.body {
+                Body::Proposal(proposal) => Some((proposal.round, proposal.valid_round, sha256(&proposal.unit))),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// A proposer that saw 2f+1 prevotes for a value of an earlier round only after it
+/// left that round (validValue unset) proposes that value with its round, which
+/// validators locked on it accept (L28), instead of a new value they would refuse.
+#[test]
+fn a_proposer_holding_a_late_proof_of_lock_proposes_that_value_again() {
+    let all = locals();
+    let ((_, proposer_0), (_, me)) = (roles(&all, 0), roles(&all, 2));
+    assert_ne!(proposer_0, me);
+    let unit = b"unit of round 0".to_vec();
+    let mut engine = started_with(&all[me], &all, &[1; 4], Vec::new());
+    deliver_proposal(&mut engine, proposal(&all[proposer_0], 0, None, &unit), &unit, true);
+    skip_to(&mut engine, &all, me, 1);
+    let others: Vec<usize> = (0..4).filter(|index| *index != me).take(2).collect();
+    for index in others {
+        deliver_vote(&mut engine, vote(&all[index], VoteKind::Prevote, 0, Some(sha256(&unit))));
+    }
+    assert_eq!(engine.position().1, 1, "round-0 prevotes do not move a node in round 1");
+    let others: Vec<usize> = (0..4).filter(|index| *index != me).take(2).collect();
+    let mut effects = Vec::new();
+    for index in others {
+        effects.extend(deliver_vote(&mut engine, vote(&all[index], VoteKind::Precommit, 2, None)));
+    }
+    assert_eq!(sent_proposals(&effects), vec![(2, Some(0), sha256(&unit))]);
+    assert!(!effects.iter().any(|effect| matches!(effect, Effect::RequestProposal { .. })), "no new value asked for");
+}
+
 #[test]
 fn a_restarted_validator_sends_what_it_signed_instead_of_signing_anew() {
     let all = locals();
