@@ -18,6 +18,7 @@ pub mod net;
 pub mod node;
 pub mod ops;
 pub mod package;
+pub mod rng;
 pub mod run;
 pub mod script;
 pub mod session;
