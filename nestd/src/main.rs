@@ -246,19 +246,7 @@ fn up(dir: PathBuf, fresh: bool, shape: UpShape, mqtt_broker: Option<&str>) -> R
     if fresh && dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let mut spec = DevnetSpec {
-        dir,
-        consensus,
-        block_interval_ms,
-        api_port: port,
-        allocations: Vec::new(),
-        block_txs_max: 20_000,
-        mempool_txs_max: 200_000,
-        plugin_dir: devnet::library_dir(),
-        nodes: nodes.max(1),
-        authorities: nodes.max(1),
-    };
-    spec.allocations = devices::devnet::node_allocations(&spec.dir, spec.nodes)?;
+    let spec = nest_host::up::devnet_spec(dir, consensus, block_interval_ms, port, nodes)?;
     if spec.nodes > 1 {
         return nest_host::up::up(&spec, mqtt_broker);
     }
