@@ -22,6 +22,7 @@ pub mod rng;
 pub mod run;
 pub mod script;
 pub mod session;
+pub mod soak;
 pub mod store;
 pub mod up;
 pub mod wallet;
