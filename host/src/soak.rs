@@ -190,6 +190,8 @@ struct Stats {
     kills: BTreeMap<Moment, u64>,
     /// Mid-sync kills that struck while the node was still behind the others.
     mid_sync_behind: u64,
+    /// Start-up kills that struck before the node served its API.
+    start_up_before_serving: u64,
     /// Restarts followed by every check: the last of each series of kills.
     restarts_checked: u64,
     /// From a restart to the node's API answering with its chain, per checked restart.
@@ -332,7 +334,10 @@ impl<'a> Soak<'a> {
     fn kill_starting(&mut self, plan: KillPlan, restarted: Instant) -> Result<(), String> {
         let at = restarted + Duration::from_millis(plan.delay_ms);
         self.sleep_watching(at.saturating_duration_since(Instant::now()))?;
-        self.kill(plan, &format!(", {} ms after its restart", plan.delay_ms))
+        let serving = up::api_addr_file(&self.manifest(plan.victim)?).exists();
+        self.stats.start_up_before_serving += u64::from(!serving);
+        let stage = if serving { "serving already" } else { "not serving yet" };
+        self.kill(plan, &format!(", {} ms after its restart ({stage})", plan.delay_ms))
     }
 
     /// Waits until the restarted node's log shows its first commit — most often a block
@@ -718,6 +723,9 @@ fn print_summary(options: &SoakOptions, seed: u64, stats: &Stats, wall: Duration
         .iter()
         .map(|(moment, count)| match moment {
             Moment::MidSync => format!("{} {count} ({} while behind)", moment.describe(), stats.mid_sync_behind),
+            Moment::StartUp => {
+                format!("{} {count} ({} before it served)", moment.describe(), stats.start_up_before_serving)
+            }
             _ => format!("{} {count}", moment.describe()),
         })
         .collect();

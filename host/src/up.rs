@@ -135,7 +135,7 @@ pub(crate) fn spawn_node(manifest: &Path, log: std::fs::File) -> Result<NodeProc
 }
 
 /// Where a node writes its API address once it serves.
-fn api_addr_file(manifest: &Path) -> PathBuf {
+pub(crate) fn api_addr_file(manifest: &Path) -> PathBuf {
     manifest.with_file_name("data").join("api.addr")
 }
 
