@@ -344,13 +344,8 @@ impl<'a> Soak<'a> {
     /// fetched from a peer, as it was down for a while — and kills it `plan.delay_ms`
     /// later, while it is still behind the others unless it caught up that fast.
     fn kill_syncing(&mut self, plan: KillPlan, restarted: Instant) -> Result<(), String> {
-        let log = up::node_log(&self.manifest(plan.victim)?);
         let deadline = restarted + self.timeout();
-        loop {
-            let first = self.commit_logs[plan.victim].read(&log, CHAIN);
-            if first.map_err(|what| format!("node-{}: {what}", plan.victim + 1))?.is_some() {
-                break;
-            }
+        while self.read_commit_log(plan.victim)?.is_none() {
             if Instant::now() >= deadline {
                 return Err(format!(
                     "node-{} committed no block within {} s of its restart",
@@ -361,7 +356,7 @@ impl<'a> Soak<'a> {
             self.sleep_watching(Duration::from_millis(LOG_POLL_MS))?;
         }
         self.sleep_watching(Duration::from_millis(plan.delay_ms))?;
-        self.commit_logs[plan.victim].read(&log, CHAIN).map_err(|what| format!("node-{}: {what}", plan.victim + 1))?;
+        self.read_commit_log(plan.victim)?;
         let height = self.commit_logs[plan.victim].highest();
         let others = self.others_highest(plan.victim)?;
         let behind = height < others;
@@ -398,10 +393,10 @@ impl<'a> Soak<'a> {
     /// Starts the node again, its log appended to the one it had, once the log of the run
     /// that was killed passed the store check.
     fn restart(&mut self, victim: usize) -> Result<Instant, String> {
+        self.read_commit_log(victim)?;
+        self.commit_logs[victim].new_run();
         let manifest = self.manifest(victim)?;
         let log = up::node_log(&manifest);
-        self.commit_logs[victim].read(&log, CHAIN).map_err(|what| format!("node-{}: {what}", victim + 1))?;
-        self.commit_logs[victim].new_run();
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -411,6 +406,13 @@ impl<'a> Soak<'a> {
         let node = up::spawn_node(&manifest, file)?;
         self.nodes[victim] = Some(node);
         Ok(Instant::now())
+    }
+
+    /// Reads what the node logged since the last read: its current run's first commit,
+    /// once; an error when that commit shows the store lost blocks (see [`CommitLog`]).
+    fn read_commit_log(&mut self, index: usize) -> Result<Option<u64>, String> {
+        let log = up::node_log(&self.manifest(index)?);
+        self.commit_logs[index].read(&log, CHAIN).map_err(|what| format!("node-{}: {what}", index + 1))
     }
 
     fn manifest(&self, index: usize) -> Result<PathBuf, String> {
@@ -464,9 +466,7 @@ impl<'a> Soak<'a> {
         self.wait_height(victim, target, restarted)?;
         let catch_up = restarted.elapsed();
         self.wait_all_past(height_before)?;
-        let log = up::node_log(&self.manifest(victim)?);
-        let first_commit =
-            self.commit_logs[victim].read(&log, CHAIN).map_err(|what| format!("node-{}: {what}", victim + 1))?;
+        let first_commit = self.read_commit_log(victim)?;
         let compared = self.check_agreement(victim)?;
         self.stats.restarts_checked += 1;
         self.stats.start_up_ms.push(start_up.as_secs_f64() * 1e3);
