@@ -429,14 +429,23 @@ impl<'a> Soak<'a> {
         loop {
             self.check_alive()?;
             // Not through `try_chain_of`, which would record the new height before the check.
-            if let Some(chain) = self.fetch_status(victim).and_then(main_chain) {
-                self.check_nothing_lost(victim, &chain)?;
-                return Ok(chain);
+            let answer = self
+                .fetch_status(victim)
+                .and_then(|status| main_chain(status).ok_or_else(|| format!("no chain {CHAIN} in its status yet")));
+            match answer {
+                Ok(chain) => {
+                    self.check_nothing_lost(victim, &chain)?;
+                    return Ok(chain);
+                }
+                Err(error) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "node-{} wrote its API address but does not serve its chain within {} s of its restart: {error}",
+                        victim + 1,
+                        self.options.timeout_s
+                    ));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(POLL_MS)),
             }
-            if Instant::now() >= deadline {
-                return Err(format!("node-{} wrote its API address but serves no chain {CHAIN}", victim + 1));
-            }
-            std::thread::sleep(Duration::from_millis(POLL_MS));
         }
     }
 
@@ -614,13 +623,14 @@ impl<'a> Soak<'a> {
     }
 
     fn try_chain_of(&mut self, index: usize) -> Option<ChainStatus> {
-        let chain = self.fetch_status(index).and_then(main_chain)?;
+        let chain = self.fetch_status(index).ok().and_then(main_chain)?;
         self.observe(index, &chain);
         Some(chain)
     }
 
-    fn fetch_status(&self, index: usize) -> Option<NodeStatus> {
-        Client::new(&self.url(index).ok()?).get("/v1/status").ok()
+    /// The node's status; the error says why not, with the URL.
+    fn fetch_status(&self, index: usize) -> Result<NodeStatus, String> {
+        Client::new(&self.url(index)?).get("/v1/status")
     }
 
     /// Remembers the highest final height a node reported, with its block.
@@ -659,7 +669,7 @@ impl<'a> Soak<'a> {
     fn describe_heights(&self) -> String {
         let cells: Vec<String> = (0..self.nodes.len())
             .map(|index| {
-                let status = self.fetch_status(index);
+                let status = self.fetch_status(index).ok();
                 match status.as_ref().and_then(|status| status.chains.iter().find(|chain| chain.id == CHAIN)) {
                     Some(chain) => {
                         format!("node-{} at {} with {} peers", index + 1, chain.height, status_peers(&status))

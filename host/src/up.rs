@@ -145,8 +145,8 @@ pub(crate) fn wait_api(node: &mut NodeProcess, timeout: Duration) -> Result<(), 
     let addr_file = api_addr_file(&node.manifest);
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if let Ok(addr) = std::fs::read_to_string(&addr_file) {
-            node.url = format!("http://{}", addr.trim());
+        if let Some(addr) = read_api_addr(&addr_file) {
+            node.url = format!("http://{addr}");
             return Ok(());
         }
         if let Ok(Some(status)) = node.child.try_wait() {
@@ -157,6 +157,16 @@ pub(crate) fn wait_api(node: &mut NodeProcess, timeout: Duration) -> Result<(), 
     let _ = node.child.kill();
     let _ = node.child.wait();
     Err(format!("{} did not start within {} s; see {}", node.name, timeout.as_secs(), node.log.display()))
+}
+
+/// The address in a node's `api.addr`, once the file is whole. The node creates the file
+/// and then writes the address and a newline into it, so a reader can find it empty or
+/// unfinished: that is "not yet". Taken as the address, an empty file gave the URL
+/// `http://` and a node that stayed unreachable to its caller (the likely cause of the
+/// one failure of a 1000-kill crash soak, where the node itself ran on).
+fn read_api_addr(file: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.strip_suffix('\n')?.parse().ok()
 }
 
 /// Waits until every node has a peer and the chain has a block past genesis.
@@ -272,5 +282,23 @@ pub(crate) fn stop_all(nodes: &mut [NodeProcess]) {
         }
         let _ = node.child.kill();
         let _ = node.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_address_file_counts_once_its_line_is_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("api.addr");
+        assert_eq!(read_api_addr(&file), None);
+        for unfinished in ["", "127.0.0.1:40", "127.0.0.1:40389"] {
+            std::fs::write(&file, unfinished).expect("write");
+            assert_eq!(read_api_addr(&file), None, "{unfinished:?}");
+        }
+        std::fs::write(&file, "127.0.0.1:40389\n").expect("write");
+        assert_eq!(read_api_addr(&file), Some(SocketAddr::from(([127, 0, 0, 1], 40389))));
     }
 }
