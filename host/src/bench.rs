@@ -563,7 +563,8 @@ fn watch_commits(client: &Client, total: usize, shared: &Shared) -> HashMap<Hash
     seen
 }
 
-fn percentile(values: &[f64], quantile: f64) -> f64 {
+/// The value at `quantile` (0 to 1) of `values`, nearest rank; NaN when there are none.
+pub(crate) fn percentile(values: &[f64], quantile: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }

@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use crate::crypto::SecretKey;
-use crate::devnet::{self, DevnetSpec};
+use crate::devnet::{self, Consensus, DevnetSpec};
 use crate::node::status::NodeStatus;
 use std::{
     net::SocketAddr,
@@ -22,11 +22,42 @@ const NODE_START_TIMEOUT_S: u64 = 30;
 const DEVNET_READY_TIMEOUT_S: u64 = 60;
 
 /// One node process of the devnet.
-struct NodeProcess {
-    name: String,
-    child: Child,
-    url: String,
-    log: PathBuf,
+pub(crate) struct NodeProcess {
+    /// The node's name, its directory's (`node-2`).
+    pub(crate) name: String,
+    pub(crate) child: Child,
+    /// The API base URL, once the node wrote its address (empty before).
+    pub(crate) url: String,
+    /// The file that receives the node's stderr.
+    pub(crate) log: PathBuf,
+    /// The manifest it runs.
+    pub(crate) manifest: PathBuf,
+}
+
+/// The devnet `nestd up` writes in `dir`: `nodes` nodes, all of them PoA authorities or
+/// BFT validators, each node's own account funded to pay the anchors of its devices'
+/// readings; node-1's API on `api_port` (0: any free port).
+pub fn devnet_spec(
+    dir: PathBuf,
+    consensus: Consensus,
+    block_interval_ms: u64,
+    api_port: u16,
+    nodes: usize,
+) -> Result<DevnetSpec, String> {
+    let nodes = nodes.max(1);
+    let allocations = crate::devices::devnet::node_allocations(&dir, nodes)?;
+    Ok(DevnetSpec {
+        dir,
+        consensus,
+        block_interval_ms,
+        api_port,
+        allocations,
+        block_txs_max: 20_000,
+        mempool_txs_max: 200_000,
+        plugin_dir: devnet::library_dir(),
+        nodes,
+        authorities: nodes,
+    })
 }
 
 /// Writes the devnet, starts every node, prints a summary and a status line, and
@@ -34,20 +65,7 @@ struct NodeProcess {
 pub fn up(spec: &DevnetSpec, mqtt_broker: Option<&str>) -> Result<(), String> {
     let net = devnet::write(spec)?;
     let udp_radio = crate::devices::devnet::add_devnet_radios(&net.manifest, mqtt_broker)?;
-    let mut nodes = Vec::with_capacity(net.manifests.len());
-    for manifest in &net.manifests {
-        match start_node(manifest) {
-            Ok(node) => nodes.push(node),
-            Err(error) => {
-                stop_all(&mut nodes);
-                return Err(error);
-            }
-        }
-    }
-    if let Err(error) = wait_ready(&nodes) {
-        stop_all(&mut nodes);
-        return Err(error);
-    }
+    let mut nodes = start_nodes(&net.manifests)?;
     print_summary(spec, &net, &nodes, udp_radio, mqtt_broker);
     if let Err(error) = crate::devices::devnet::register_sim_devices(&nodes[0].url, &net.faucet_key) {
         eprintln!("warning: the simulated devices are not registered: {error}");
@@ -66,26 +84,70 @@ pub fn up(spec: &DevnetSpec, mqtt_broker: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+/// Starts a node per manifest, each with a new log, and waits until they are connected
+/// and the chain has a block past genesis; stops them all when any fails.
+pub(crate) fn start_nodes(manifests: &[PathBuf]) -> Result<Vec<NodeProcess>, String> {
+    let mut nodes = Vec::with_capacity(manifests.len());
+    for manifest in manifests {
+        match start_node(manifest) {
+            Ok(node) => nodes.push(node),
+            Err(error) => {
+                stop_all(&mut nodes);
+                return Err(error);
+            }
+        }
+    }
+    if let Err(error) = wait_ready(&nodes) {
+        stop_all(&mut nodes);
+        return Err(error);
+    }
+    Ok(nodes)
+}
+
 fn start_node(manifest: &Path) -> Result<NodeProcess, String> {
+    let log = node_log(manifest);
+    let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut node = spawn_node(manifest, file)?;
+    wait_api(&mut node, Duration::from_secs(NODE_START_TIMEOUT_S))?;
+    Ok(node)
+}
+
+/// The log file of the node whose manifest is `manifest`: `nestd.log` beside it.
+pub(crate) fn node_log(manifest: &Path) -> PathBuf {
+    manifest.with_file_name("nestd.log")
+}
+
+/// Starts `nestd run <manifest>` (this very binary) with its stderr going to `log`,
+/// after removing the node's old `data/api.addr`, so that [`wait_api`] reads the new one.
+pub(crate) fn spawn_node(manifest: &Path, log: std::fs::File) -> Result<NodeProcess, String> {
     let dir = manifest.parent().ok_or("manifest without a directory")?;
     let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let addr_file = dir.join("data").join("api.addr");
-    let _ = std::fs::remove_file(&addr_file);
-    let log = dir.join("nestd.log");
+    let _ = std::fs::remove_file(api_addr_file(manifest));
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = Command::new(exe)
         .arg("run")
         .arg(manifest)
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?)
+        .stderr(log)
         .spawn()
         .map_err(|e| format!("cannot start nestd run: {e}"))?;
-    let mut node = NodeProcess { name, child, url: String::new(), log };
-    let deadline = Instant::now() + Duration::from_secs(NODE_START_TIMEOUT_S);
+    Ok(NodeProcess { name, child, url: String::new(), log: node_log(manifest), manifest: manifest.to_path_buf() })
+}
+
+/// Where a node writes its API address once it serves.
+pub(crate) fn api_addr_file(manifest: &Path) -> PathBuf {
+    manifest.with_file_name("data").join("api.addr")
+}
+
+/// Waits until the node wrote its API address (it serves from then on) and sets its URL;
+/// kills it when it does not within `timeout`.
+pub(crate) fn wait_api(node: &mut NodeProcess, timeout: Duration) -> Result<(), String> {
+    let addr_file = api_addr_file(&node.manifest);
+    let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if let Ok(addr) = std::fs::read_to_string(&addr_file) {
-            node.url = format!("http://{}", addr.trim());
-            return Ok(node);
+        if let Some(addr) = read_api_addr(&addr_file) {
+            node.url = format!("http://{addr}");
+            return Ok(());
         }
         if let Ok(Some(status)) = node.child.try_wait() {
             return Err(format!("{} exited with {status}; see {}", node.name, node.log.display()));
@@ -93,7 +155,18 @@ fn start_node(manifest: &Path) -> Result<NodeProcess, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = node.child.kill();
-    Err(format!("{} did not start within {NODE_START_TIMEOUT_S} s; see {}", node.name, node.log.display()))
+    let _ = node.child.wait();
+    Err(format!("{} did not start within {} s; see {}", node.name, timeout.as_secs(), node.log.display()))
+}
+
+/// The address in a node's `api.addr`, once the file is whole. The node creates the file
+/// and then writes the address and a newline into it, so a reader can find it empty or
+/// unfinished: that is "not yet". Taken as the address, an empty file gave the URL
+/// `http://` and a node that stayed unreachable to its caller (the likely cause of the
+/// one failure of a 1000-kill crash soak, where the node itself ran on).
+fn read_api_addr(file: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.strip_suffix('\n')?.parse().ok()
 }
 
 /// Waits until every node has a peer and the chain has a block past genesis.
@@ -196,7 +269,7 @@ fn wait_for_signal() {
 }
 
 /// Stops every node with SIGTERM, then kills any that do not exit within 10 s.
-fn stop_all(nodes: &mut [NodeProcess]) {
+pub(crate) fn stop_all(nodes: &mut [NodeProcess]) {
     for node in nodes.iter() {
         // SAFETY: signalling our own child processes.
         unsafe {
@@ -210,5 +283,23 @@ fn stop_all(nodes: &mut [NodeProcess]) {
         }
         let _ = node.child.kill();
         let _ = node.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_address_file_counts_once_its_line_is_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("api.addr");
+        assert_eq!(read_api_addr(&file), None);
+        for unfinished in ["", "127.0.0.1:40", "127.0.0.1:40389"] {
+            std::fs::write(&file, unfinished).expect("write");
+            assert_eq!(read_api_addr(&file), None, "{unfinished:?}");
+        }
+        std::fs::write(&file, "127.0.0.1:40389\n").expect("write");
+        assert_eq!(read_api_addr(&file), Some(SocketAddr::from(([127, 0, 0, 1], 40389))));
     }
 }

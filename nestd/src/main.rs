@@ -1,4 +1,5 @@
-//! Run the `nestd` command line: node, devnet, checks, keys, plugin packages, benchmark.
+//! Run the `nestd` command line: node, devnet, checks, keys, plugin packages, benchmark,
+//! simulator, crash soak.
 
 use clap::{Parser, Subcommand};
 use nest_host::{
@@ -91,6 +92,8 @@ enum Command {
     Bench(bench::BenchOptions),
     /// Run many simulated nodes of the real chain runtime under faults and check consensus invariants.
     Sim(nest_sim::cli::SimOptions),
+    /// SIGKILL the nodes of a local devnet at random moments, restart them, and check that no final block is lost.
+    Soak(nest_host::soak::SoakOptions),
 }
 
 /// The chain that `init` and `up` write.
@@ -140,7 +143,8 @@ fn main() -> ExitCode {
     // `up` draws a status line: keep the node's per-block lines out of it by default.
     // The simulator judges runs by their invariants; thousands of nodes' log lines would bury the report.
     init_logging(match cli.command {
-        Command::Up { .. } => "warn",
+        // The soak prints a line per kill; its nodes log to their own files.
+        Command::Up { .. } | Command::Soak(_) => "warn",
         Command::Sim(_) => "off",
         _ => "info",
     });
@@ -206,6 +210,7 @@ fn execute(command: Command) -> Result<(), String> {
         Command::Plugin { command } => package::cli::run(command),
         Command::Bench(options) => bench::run(&options),
         Command::Sim(options) => nest_sim::cli::run(&options),
+        Command::Soak(options) => nest_host::soak::run(&options),
     }
 }
 
@@ -246,19 +251,7 @@ fn up(dir: PathBuf, fresh: bool, shape: UpShape, mqtt_broker: Option<&str>) -> R
     if fresh && dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let mut spec = DevnetSpec {
-        dir,
-        consensus,
-        block_interval_ms,
-        api_port: port,
-        allocations: Vec::new(),
-        block_txs_max: 20_000,
-        mempool_txs_max: 200_000,
-        plugin_dir: devnet::library_dir(),
-        nodes: nodes.max(1),
-        authorities: nodes.max(1),
-    };
-    spec.allocations = devices::devnet::node_allocations(&spec.dir, spec.nodes)?;
+    let spec = nest_host::up::devnet_spec(dir, consensus, block_interval_ms, port, nodes)?;
     if spec.nodes > 1 {
         return nest_host::up::up(&spec, mqtt_broker);
     }
