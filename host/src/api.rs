@@ -18,6 +18,9 @@ mod devices;
 pub use devices::parse_send;
 pub mod dashboard;
 mod overview;
+mod proof;
+pub use crate::node::HeaderView;
+pub use proof::TxProofView;
 
 use crate::admin::{
     self,
@@ -180,6 +183,7 @@ fn public_routes() -> Router<ApiState> {
         .merge(market::public_routes())
         .merge(devices::routes())
         .merge(overview::routes())
+        .merge(proof::routes())
         .merge(dashboard::routes())
 }
 
@@ -302,20 +306,23 @@ async fn block(
         Some("hashes") => true,
         Some(other) => return Err(bad_request(format!("txs must be \"full\" or \"hashes\", got \"{other}\""))),
     };
-    let view = match state.blocks.get(&chain, height) {
-        Some(view) => view,
-        None => {
-            let view = Arc::new(ask(&state, |reply| Request::Block { chain: chain.clone(), height, reply }).await?);
-            state.blocks.put(&chain, view.clone());
-            view
-        }
-    };
+    let view = block_view(&state, &chain, height).await?;
     if hashes_only {
         let mut view = (*view).clone();
         view.txs.clear();
         return Ok(Json(view).into_response());
     }
     Ok(Json(&*view).into_response())
+}
+
+/// The committed block at `height`, from the cache or else from the node loop.
+async fn block_view(state: &ApiState, chain: &str, height: u64) -> Result<Arc<crate::node::BlockView>, ApiError> {
+    if let Some(view) = state.blocks.get(chain, height) {
+        return Ok(view);
+    }
+    let view = Arc::new(ask(state, |reply| Request::Block { chain: chain.to_owned(), height, reply }).await?);
+    state.blocks.put(chain, view.clone());
+    Ok(view)
 }
 
 async fn account(

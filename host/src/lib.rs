@@ -14,6 +14,7 @@ pub mod loader;
 pub mod logring;
 pub mod manifest;
 pub mod market;
+pub mod merkle_cli;
 pub mod net;
 pub mod node;
 pub mod ops;

@@ -90,6 +90,11 @@ enum Command {
     },
     /// Measure committed tx/s and commit latency on a local node against this machine's verify ceiling.
     Bench(bench::BenchOptions),
+    /// Check a transaction's RFC 6962 inclusion proof offline (exit 0 when it holds, 1 when not, 2 on a bad command line).
+    Merkle {
+        #[command(subcommand)]
+        command: nest_host::merkle_cli::MerkleCommand,
+    },
     /// Run many simulated nodes of the real chain runtime under faults and check consensus invariants.
     Sim(nest_sim::cli::SimOptions),
     /// SIGKILL the nodes of a local devnet at random moments, restart them, and check that no final block is lost.
@@ -208,6 +213,7 @@ fn execute(command: Command) -> Result<(), String> {
         }
         Command::Device { command } => devices::cli::run(command),
         Command::Plugin { command } => package::cli::run(command),
+        Command::Merkle { command } => nest_host::merkle_cli::run(command),
         Command::Bench(options) => bench::run(&options),
         Command::Sim(options) => nest_sim::cli::run(&options),
         Command::Soak(options) => nest_host::soak::run(&options),

@@ -59,7 +59,7 @@ impl BlockCache {
         {
             kept.entries.remove(&oldest);
         }
-        kept.entries.insert((chain.to_string(), view.height), Entry { view, used });
+        kept.entries.insert((chain.to_string(), view.header.height), Entry { view, used });
     }
 
     /// Views kept now.
@@ -80,17 +80,19 @@ mod tests {
 
     fn view(height: u64) -> Arc<BlockView> {
         Arc::new(BlockView {
-            height,
-            hash: Hash32([height as u8; 32]),
-            parent: Hash32::ZERO,
-            timestamp_ms: 0,
-            proposer: PublicKey([1; 32]),
-            tx_root: Hash32::ZERO,
-            state_digest: Hash32::ZERO,
-            certificate: String::new(),
-            finality: String::new(),
+            header: crate::node::HeaderView {
+                height,
+                hash: Hash32([height as u8; 32]),
+                parent: Hash32::ZERO,
+                timestamp_ms: 0,
+                proposer: PublicKey([1; 32]),
+                tx_root: Hash32::ZERO,
+                tx_count: 0,
+                state_digest: Hash32::ZERO,
+                certificate: String::new(),
+                finality: String::new(),
+            },
             commit: None,
-            tx_count: 0,
             tx_hashes: Vec::new(),
             txs: Vec::new(),
         })
@@ -107,7 +109,7 @@ mod tests {
         assert_eq!(cache.len(), BLOCK_VIEWS_CACHED_MAX);
         assert!(cache.get("main", 1).is_none(), "the least recently used went");
         assert!(cache.get("main", 0).is_some());
-        assert_eq!(cache.get("main", 1_000).map(|view| view.height), Some(1_000));
+        assert_eq!(cache.get("main", 1_000).map(|view| view.header.height), Some(1_000));
         assert!(cache.get("other", 0).is_none(), "chains are apart");
     }
 }

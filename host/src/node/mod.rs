@@ -505,9 +505,9 @@ pub struct SignerView {
     pub power: u64,
 }
 
-/// A block as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct BlockView {
+/// A block's header as the API shows it: what a light client checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct HeaderView {
     /// Height.
     pub height: u64,
     /// Block hash.
@@ -518,20 +518,28 @@ pub struct BlockView {
     pub timestamp_ms: u64,
     /// Proposer's node key.
     pub proposer: PublicKey,
-    /// Merkle root of the transactions.
+    /// Merkle root of the transactions: the RFC 6962 tree head over their ids.
     pub tx_root: Hash32,
+    /// Number of transactions: the tree size.
+    pub tx_count: u64,
     /// State digest after the block.
     pub state_digest: Hash32,
     /// Consensus certificate, hex.
     pub certificate: String,
     /// The consensus engine's proof that the block is final, hex (empty if none).
     pub finality: String,
+}
+
+/// A block as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockView {
+    /// The header.
+    #[serde(flatten)]
+    pub header: HeaderView,
     /// The certificate read as a commit certificate (BFT), checked against the
     /// validator set of the block's height; absent for other engines' certificates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<CommitView>,
-    /// Number of transactions.
-    pub tx_count: usize,
     /// Hashes of the transactions, in order.
     pub tx_hashes: Vec<Hash32>,
     /// Transactions with their hashes (empty with `?txs=hashes`).
@@ -1034,17 +1042,19 @@ impl LoopState {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| QueryError::Failed(format!("stored block {height}: {e}")))?;
         Ok(BlockView {
-            height: view.height,
-            hash: view.hash,
-            parent: view.parent,
-            timestamp_ms: view.timestamp_ms,
-            proposer: view.proposer,
-            tx_root: view.tx_root,
-            state_digest: view.state_digest,
-            certificate: hex::encode(&stored.certificate),
-            finality: hex::encode(&stored.finality),
+            header: HeaderView {
+                height: view.height,
+                hash: view.hash,
+                parent: view.parent,
+                timestamp_ms: view.timestamp_ms,
+                proposer: view.proposer,
+                tx_root: view.tx_root,
+                tx_count: txs.len() as u64,
+                state_digest: view.state_digest,
+                certificate: hex::encode(&stored.certificate),
+                finality: hex::encode(&stored.finality),
+            },
             commit: commit_view(chain.ledger(), view.height, &stored.certificate),
-            tx_count: txs.len(),
             tx_hashes: txs.iter().map(|t| t.hash).collect(),
             txs,
         })
