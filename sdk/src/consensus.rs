@@ -9,7 +9,7 @@ use crate::{
     error::PluginError,
     export::guard,
     host::Host,
-    types::{Hash32, PublicKey},
+    types::{Hash32, PublicKey, Signature},
 };
 use abi_stable::{
     StableAbi,
@@ -321,6 +321,18 @@ pub enum Effect {
     },
 }
 
+/// One signature a consensus message carries: `signature` by `key` over `message`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct SignedBytes {
+    /// The signer.
+    pub key: PublicKey,
+    /// The bytes it signed.
+    pub message: RVec<u8>,
+    /// Its Ed25519 signature.
+    pub signature: Signature,
+}
+
 /// A consensus engine, as a vendor writes it.
 pub trait ConsensusEngine: Send + Sized + 'static {
     /// The engine's configuration, parsed from its table in the node manifest.
@@ -345,6 +357,19 @@ pub trait ConsensusEngine: Send + Sized + 'static {
     /// Restores state produced by [`ConsensusEngine::snapshot`] of an earlier version.
     fn restore(&mut self, _bytes: &[u8]) -> Result<(), PluginError> {
         Ok(())
+    }
+
+    /// The signatures that [`ConsensusEngine::handle`] would check through
+    /// [`Host::verify`] to accept `message`, a gossiped consensus message, read from its
+    /// bytes alone (no instance, no state; `host` for hashing). The host verifies them off
+    /// the consensus loop, in batches, before it hands the message to the engine; the
+    /// engine's own `host.verify` of those signatures then answers from the host's record
+    /// of verified signatures instead of verifying again. A message with a listed
+    /// signature that does not verify is rejected without reaching the engine, so list
+    /// only signatures every valid message must carry. The default lists none: the engine
+    /// verifies on the loop, as before ABI 9.
+    fn message_signatures(_message: &[u8], _host: &Host) -> Vec<SignedBytes> {
+        Vec::new()
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::{
     chain::{ChainType, ChainTypeAdapter, ChainTypeBox, ChainTypeFfi_TO},
     config::{self, ConfigError},
-    consensus::{ConsensusAdapter, ConsensusBox, ConsensusEngine, ConsensusFfi_TO},
+    consensus::{ConsensusAdapter, ConsensusBox, ConsensusEngine, ConsensusFfi_TO, SignedBytes},
     error::PluginError,
     host::{Host, HostBox},
     market::{MarketAdapter, MarketBox, MarketFfi_TO, MarketPolicy},
@@ -16,7 +16,7 @@ use abi_stable::{
     package_version_strings,
     sabi_trait::TD_Opaque,
     sabi_types::VersionStrings,
-    std_types::{RBox, RResult, RStr, RString},
+    std_types::{RBox, RResult, RSlice, RStr, RString, RVec},
 };
 use std::{any::Any, fmt, panic::AssertUnwindSafe};
 
@@ -115,7 +115,17 @@ pub struct PluginModule {
     /// Builds a market policy from a JSON config.
     #[sabi(last_prefix_field)]
     pub new_market: extern "C" fn(RStr<'_>, HostBox) -> RResult<MarketBox, PluginError>,
+    /// Lists the signatures a consensus message carries
+    /// ([`ConsensusEngine::message_signatures`]); empty for a library without a consensus
+    /// engine. Added in ABI 9: a library of an older SDK lacks it, and its accessor
+    /// answers `None`.
+    #[sabi(missing_field(option))]
+    pub consensus_message_signatures: extern "C" fn(RSlice<'_, u8>, HostBox) -> RVec<SignedBytes>,
 }
+
+/// The type of [`PluginModule::consensus_message_signatures`]: a plain function of the
+/// library, callable from any thread.
+pub type MessageSignatures = extern "C" fn(RSlice<'_, u8>, HostBox) -> RVec<SignedBytes>;
 
 impl RootModule for PluginModuleRef {
     declare_root_module_statics! {PluginModuleRef}
@@ -204,6 +214,23 @@ pub extern "C" fn new_market<M: MarketPolicy>(json: RStr<'_>, host: HostBox) -> 
         let market = M::new(parse_checked(json, M::check_config)?, Host::from_box(host))?;
         Ok(MarketFfi_TO::from_ptr(RBox::new(MarketAdapter(market)), TD_Opaque))
     })
+}
+
+/// Lists the signatures of a consensus message for the host to verify off the loop;
+/// a panic lists none (the engine then verifies on the loop, and judges the message).
+pub extern "C" fn consensus_message_signatures<E: ConsensusEngine>(
+    message: RSlice<'_, u8>,
+    host: HostBox,
+) -> RVec<SignedBytes> {
+    let host = Host::from_box(host);
+    std::panic::catch_unwind(AssertUnwindSafe(|| E::message_signatures(message.as_slice(), &host)))
+        .map(RVec::from)
+        .unwrap_or_default()
+}
+
+/// Lists no signatures: the library has no consensus engine.
+pub extern "C" fn no_message_signatures(_: RSlice<'_, u8>, _: HostBox) -> RVec<SignedBytes> {
+    RVec::new()
 }
 
 /// Answers [`PluginError::WrongKind`] for a kind the library does not provide.
@@ -296,6 +323,7 @@ macro_rules! export_plugin {
                 new_chain_type: $crate::__nest_constructor!(chain_type $(, $chain_type)?),
                 new_radio: $crate::__nest_constructor!(radio $(, $radio)?),
                 new_market: $crate::__nest_constructor!(market $(, $market)?),
+                consensus_message_signatures: $crate::__nest_constructor!(signatures $(, $consensus)?),
             }
             .leak_into_prefix()
         }
@@ -331,6 +359,12 @@ macro_rules! export_plugin {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __nest_constructor {
+    (signatures) => {
+        $crate::export::no_message_signatures
+    };
+    (signatures, $t:ty) => {
+        $crate::export::consensus_message_signatures::<$t>
+    };
     (consensus) => {
         $crate::export::absent_consensus
     };

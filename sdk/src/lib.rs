@@ -39,12 +39,12 @@ pub use borsh;
 pub use chain::{BuildRequest, ChainType, InsertReport, UnitRef, UnitView};
 pub use config::ConfigError;
 pub use consensus::{
-    ConsensusEngine, Counter, Effect, EngineStatus, Input, LastCommit, Persisted, RoundValue, UnitExpectation,
-    Validator,
+    ConsensusEngine, Counter, Effect, EngineStatus, Input, LastCommit, Persisted, RoundValue, SignedBytes,
+    UnitExpectation, Validator,
 };
 pub use device::{DeviceEnvelope, EnvelopeError, device_uid};
 pub use error::PluginError;
-pub use export::{PluginInfo, PluginKind, PluginModule, PluginModuleRef};
+pub use export::{MessageSignatures, PluginInfo, PluginKind, PluginModule, PluginModuleRef};
 pub use fragment::{
     FragmentError, FragmentReject, Reassembler, Reassembly, ReassemblyLimits, ReassemblyStats, fragment,
 };
@@ -61,8 +61,10 @@ pub use types::{Hash32, PublicKey, Signature};
 /// library. Bumped whenever a type that crosses the boundary changes (6 added
 /// [`consensus::Input::Validators`] and [`consensus::Effect::Status`]; 7 added
 /// [`radio::FrameSinkFfi::skipped`], a defaulted method at the end of the sink's vtable;
-/// 8 added [`consensus::Effect::Behind`] and [`consensus::Effect::Ignore`]).
-pub const ABI_VERSION: u32 = 8;
+/// 8 added [`consensus::Effect::Behind`] and [`consensus::Effect::Ignore`]; 9 added
+/// [`PluginModule::consensus_message_signatures`], a field at the end of the root module
+/// that older libraries lack).
+pub const ABI_VERSION: u32 = 9;
 
 /// The oldest plugin ABI this SDK's host still loads: packages declaring an `sdk_abi`
 /// from this up to [`ABI_VERSION`] are accepted. ABI 5 is the first whose boundary enums

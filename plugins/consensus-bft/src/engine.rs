@@ -1331,6 +1331,10 @@ impl ConsensusEngine for BftEngine {
         encode(&Snapshot { version: SNAPSHOT_VERSION, state: self.state.clone() })
     }
 
+    fn message_signatures(message: &[u8], host: &Host) -> Vec<nest_sdk::SignedBytes> {
+        crate::wire::message_signatures(message, host)
+    }
+
     fn restore(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
         let max_bytes = self.max_snapshot_bytes();
         if bytes.len() > max_bytes {

@@ -684,3 +684,42 @@ fn a_validator_set_change_takes_effect_at_its_height() {
     let effects = deliver(&mut engine, envelope(Body::Vote(precommit))).unwrap();
     assert!(effects.iter().any(|effect| matches!(effect, Effect::Commit { .. })), "{effects:?}");
 }
+
+#[test]
+fn each_message_lists_the_signatures_the_engine_checks_and_a_changed_one_fails() {
+    let all = locals();
+    let host = all[0].host();
+    let unit = b"unit".to_vec();
+    let value = sha256(&unit);
+    let prevote = vote(&all[1], VoteKind::Prevote, 0, Some(value));
+    let precommits: Vec<Vote> =
+        all[1..].iter().map(|signer| vote(signer, VoteKind::Precommit, 0, Some(value))).collect();
+    let certificate = CommitCertificate {
+        height: 1,
+        round: 0,
+        value,
+        signatures: precommits.iter().map(|v| (v.validator, v.signature)).collect(),
+    };
+    let decided = envelope(Body::Decided { unit: unit.clone(), certificate: certificate.clone() });
+    let cases = [
+        (envelope(Body::Vote(prevote.clone())), 1),
+        (proposal(&all[2], 0, None, &unit), 1),
+        (proposal_seen(&all[2], 0, &unit), 1),
+        (decided, 3),
+    ];
+    for (bytes, count) in cases {
+        let listed = BftEngine::message_signatures(&bytes, &host);
+        assert_eq!(listed.len(), count);
+        assert!(listed.iter().all(|s| host.verify(&s.key, &s.message, &s.signature)));
+    }
+    let mut forged = prevote;
+    forged.signature.0[0] ^= 1;
+    let listed = BftEngine::message_signatures(&envelope(Body::Vote(forged)), &host);
+    assert_eq!(listed.len(), 1);
+    assert!(!host.verify(&listed[0].key, &listed[0].message, &listed[0].signature));
+    assert!(BftEngine::message_signatures(b"not a message", &host).is_empty());
+    let mut crowded = certificate;
+    crowded.signatures = vec![crowded.signatures[0]; crate::wire::LISTED_SIGNATURES_MAX + 1];
+    let crowded = envelope(Body::Decided { unit, certificate: crowded });
+    assert!(BftEngine::message_signatures(&crowded, &host).is_empty(), "the engine refuses it by its count");
+}

@@ -1,7 +1,7 @@
 //! What the engine puts on the wire, in commit certificates and in evidence (all borsh).
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use nest_sdk::{Hash32, Host, PublicKey, Signature};
+use nest_sdk::{Hash32, Host, PublicKey, RVec, Signature, SignedBytes};
 
 pub use nest_sdk::certificate::{
     DoubleProposal as DoubleProposalProof, DoubleVote as DoubleVoteProof, Offence, PROPOSAL_DOMAIN, SignedProposal,
@@ -73,4 +73,39 @@ pub fn proposal_verifies(proposal: &SignedProposal, host: &Host) -> bool {
 /// Whether a vote's signature verifies, checked by the host.
 pub fn vote_verifies(vote: &Vote, host: &Host) -> bool {
     vote.verifies(|key, message, signature| host.verify(key, message, signature))
+}
+
+/// Most signatures listed for one message. A certificate with more is refused by the
+/// engine's cheap count check before any signature is verified, so listing them would
+/// only let a peer buy verification work with one message.
+pub const LISTED_SIGNATURES_MAX: usize = 256;
+
+/// The signatures the engine verifies to accept `bytes`, for the host to verify off the
+/// loop ([`nest_sdk::ConsensusEngine::message_signatures`]); none for bytes that do not
+/// decode (the engine rejects them without verifying anything).
+pub fn message_signatures(bytes: &[u8], host: &Host) -> Vec<SignedBytes> {
+    let Ok(envelope) = borsh::from_slice::<Envelope>(bytes) else { return Vec::new() };
+    let signed = |key: PublicKey, message: Vec<u8>, signature: Signature| SignedBytes {
+        key,
+        message: RVec::from(message),
+        signature,
+    };
+    match envelope.body {
+        Body::Proposal(proposal) => {
+            let value = host.hash(&proposal.unit);
+            let message = proposal_message(proposal.height, proposal.round, proposal.valid_round, &value);
+            vec![signed(proposal.proposer, message, proposal.signature)]
+        }
+        Body::Vote(vote) => vec![signed(vote.validator, vote.message(), vote.signature)],
+        Body::ProposalSeen(seen) => {
+            let message = proposal_message(seen.height, seen.round, seen.valid_round, &seen.value);
+            vec![signed(seen.proposer, message, seen.signature)]
+        }
+        Body::Decided { certificate, .. } if certificate.signatures.len() <= LISTED_SIGNATURES_MAX => {
+            let message =
+                nest_sdk::certificate::precommit_message(certificate.height, certificate.round, &certificate.value);
+            certificate.signatures.into_iter().map(|(key, signature)| signed(key, message.clone(), signature)).collect()
+        }
+        Body::Decided { .. } => Vec::new(),
+    }
 }

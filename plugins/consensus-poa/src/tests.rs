@@ -846,3 +846,22 @@ fn a_finality_proof_short_of_a_quorum_forged_or_repeating_a_voter_is_refused() {
     let message = rejection(follower.handle(sealed_sync(&locals, b"u", vec![0xFF; 9])));
     assert!(message.contains("malformed finality proof"), "{message}");
 }
+
+#[test]
+fn a_vote_lists_its_signature_for_the_host_and_a_block_lists_none() {
+    let all = locals(2);
+    let host = all[0].host();
+    let listed = PoaEngine::message_signatures(&vote(&all[1], 3, Hash32([7; 32])), &host);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key, all[1].host().public_key());
+    assert!(host.verify(&listed[0].key, &listed[0].message, &listed[0].signature));
+    let mut forged: PoaMessage = borsh::from_slice(&vote(&all[1], 3, Hash32([7; 32]))).unwrap();
+    if let PoaMessage::Vote { signature, .. } = &mut forged {
+        signature.0[0] ^= 1;
+    }
+    let listed = PoaEngine::message_signatures(&borsh::to_vec(&forged).unwrap(), &host);
+    assert!(!host.verify(&listed[0].key, &listed[0].message, &listed[0].signature));
+    let block = PoaMessage::Block { slot: 1, unit: vec![1, 2, 3], signature: Signature([0; 64]) };
+    assert!(PoaEngine::message_signatures(&borsh::to_vec(&block).unwrap(), &host).is_empty());
+    assert!(PoaEngine::message_signatures(b"not a message", &host).is_empty());
+}

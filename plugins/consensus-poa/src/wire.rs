@@ -142,3 +142,21 @@ impl EquivocationProof {
             && self.second.verifies(host)
     }
 }
+
+/// The signatures the engine verifies to accept `bytes`, for the host to verify off the
+/// loop ([`nest_sdk::ConsensusEngine::message_signatures`]): a vote's. A block's seal is
+/// not listed: whose it must be depends on the slot's leader, which only the engine's
+/// configuration knows, and there is one block per slot.
+pub fn message_signatures(bytes: &[u8]) -> Vec<nest_sdk::SignedBytes> {
+    let vote = |height: u64, unit_hash: Hash32, voter: PublicKey, signature: Signature| {
+        let message = nest_sdk::RVec::from(vote_message(height, &unit_hash));
+        vec![nest_sdk::SignedBytes { key: voter, message, signature }]
+    };
+    match borsh::from_slice::<PoaMessage>(bytes) {
+        Ok(PoaMessage::Vote { height, unit_hash, voter, signature }) => vote(height, unit_hash, voter, signature),
+        Ok(PoaMessage::VoteAgain { height, unit_hash, voter, signature, .. }) => {
+            vote(height, unit_hash, voter, signature)
+        }
+        Ok(PoaMessage::Block { .. }) | Err(_) => Vec::new(),
+    }
+}
