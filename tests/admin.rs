@@ -10,7 +10,7 @@ use nest_host::{
     ledger::tx::{TxBody, UnsignedTx},
     wallet,
 };
-use nest_tests::node::{NodeProcess, nestd_binary, wait_until, write_devnet};
+use nest_tests::node::{NodeProcess, metric_value, nestd_binary, wait_until, write_devnet};
 use std::{
     io::{BufRead, BufReader, Write},
     net::TcpStream,
@@ -200,11 +200,6 @@ fn requests_over_concurrent_requests_max_are_shed_with_503_at_once() {
     wait_until(Duration::from_secs(10), "the slot to free up", || get(&node, "/v1/status", None).0 == 200);
 }
 
-/// The value of the metric line starting with `series` (name and labels).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-}
-
 #[test]
 fn metrics_count_committed_blocks_plugin_calls_and_requests() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,21 +208,21 @@ fn metrics_count_committed_blocks_plugin_calls_and_requests() {
     wait_until(Duration::from_secs(15), "two blocks", || node.main_chain().height >= 2);
     let blocks = "nest_blocks_committed_total{chain=\"main\"}";
     let first = get(&node, "/metrics", None).2;
-    let before = metric(&first, blocks).unwrap_or_else(|| panic!("no {blocks} in\n{first}"));
+    let before = metric_value(&first, blocks).unwrap_or_else(|| panic!("no {blocks} in\n{first}"));
     assert!(before >= 1.0, "{first}");
-    assert!(metric(&first, "nest_plugin_calls_total{plugin=\"poa\"}").unwrap_or(0.0) > 0.0, "{first}");
-    assert!(metric(&first, "nest_plugin_calls_total{plugin=\"linear\"}").unwrap_or(0.0) > 0.0, "{first}");
-    assert!(metric(&first, "nest_chain_height{chain=\"main\"}").unwrap_or(0.0) >= 1.0, "{first}");
-    assert_eq!(metric(&first, "nest_peers"), Some(0.0), "{first}");
+    assert!(metric_value(&first, "nest_plugin_calls_total{plugin=\"poa\"}").unwrap_or(0.0) > 0.0, "{first}");
+    assert!(metric_value(&first, "nest_plugin_calls_total{plugin=\"linear\"}").unwrap_or(0.0) > 0.0, "{first}");
+    assert!(metric_value(&first, "nest_chain_height{chain=\"main\"}").unwrap_or(0.0) >= 1.0, "{first}");
+    assert_eq!(metric_value(&first, "nest_peers"), Some(0.0), "{first}");
     assert!(first.contains("nest_mempool_txs{chain=\"main\"}"), "{first}");
     assert!(first.contains("nest_http_requests_total{route=\"/v1/status\",status=\"200\"}"), "{first}");
     get(&node, "/v1/chains/main/accounts/xyz", None);
     let height = node.main_chain().height;
     wait_until(Duration::from_secs(10), "more blocks", || node.main_chain().height >= height + 2);
     let second = get(&node, "/metrics", None).2;
-    assert!(metric(&second, blocks).unwrap() > before, "{blocks} grows\n{second}");
+    assert!(metric_value(&second, blocks).unwrap() > before, "{blocks} grows\n{second}");
     assert!(
-        metric(&second, "nest_inputs_rejected_total{reason=\"malformed_request\"}").unwrap_or(0.0) >= 1.0,
+        metric_value(&second, "nest_inputs_rejected_total{reason=\"malformed_request\"}").unwrap_or(0.0) >= 1.0,
         "{second}"
     );
 }
@@ -275,8 +270,8 @@ fn metrics_exist_at_zero_from_the_start_and_pass_promtool() {
     }
     wait_until(Duration::from_secs(15), "two blocks", || node.main_chain().height >= 2);
     let text = get(&node, "/metrics", None).2;
-    assert!(metric(&text, "nest_commit_latency_seconds_count{chain=\"main\"}").unwrap_or(0.0) >= 1.0, "{text}");
-    assert!(metric(&text, "nest_http_request_duration_seconds_count{route=\"/metrics\"}").unwrap_or(0.0) >= 1.0);
+    assert!(metric_value(&text, "nest_commit_latency_seconds_count{chain=\"main\"}").unwrap_or(0.0) >= 1.0, "{text}");
+    assert!(metric_value(&text, "nest_http_request_duration_seconds_count{route=\"/metrics\"}").unwrap_or(0.0) >= 1.0);
     if let Some(complaints) = promtool_complaints(&text) {
         panic!("promtool check metrics:\n{complaints}\non:\n{text}");
     }

@@ -163,6 +163,16 @@ impl Devnet {
         }
     }
 
+    /// How many signatures node `index`'s engine checked that were verified off the loop,
+    /// and how many it verified on the loop.
+    fn signature_checks(&self, index: usize) -> (f64, f64) {
+        let node = self.node(index);
+        let count = |place: &str| {
+            node.metric(&format!("nest_consensus_signatures_verified_total{{where=\"{place}\"}}")).unwrap_or(0.0)
+        };
+        (count("off_loop"), count("on_loop"))
+    }
+
     /// The validators that signed `certificate`, as node numbers (node-1 is 1).
     fn signers(&self, certificate: &CommitCertificate) -> BTreeSet<usize> {
         let number = |key: &PublicKey| 1 + self.keys.iter().position(|k| k == key).expect("a devnet key");
@@ -230,10 +240,14 @@ fn one_validator_of_four_killed_leaves_three_that_decide_the_same_blocks() {
         assert_eq!(signers, one_based(&survivors).into_iter().collect(), "height {} signers", certificate.height);
     }
     net.assert_no_evidence();
+    let (off_loop, on_loop) = net.signature_checks(survivors[0]);
+    assert!(off_loop > 0.0, "the survivors' engines find gossiped signatures verified before the loop");
     eprintln!(
         "started in {ready:?}; killed node-1 at height {at_kill}; five more heights in {progressed:?}; \
-         survivors agree up to {common}; total {:?}",
-        started.elapsed()
+         survivors agree up to {common}; total {:?}; node-{} checked {off_loop} signatures verified off the \
+         loop and verified {on_loop} on it",
+        started.elapsed(),
+        survivors[0] + 1
     );
 }
 

@@ -367,6 +367,13 @@ impl LoadedLibrary {
         (self.module.new_consensus())(RStr::from(config_json), host.to_box()).into_result()
     }
 
+    /// The library's function listing the signatures of a consensus message (SDK ABI 9);
+    /// `None` for a library without a consensus engine or built with an older SDK.
+    pub fn message_signatures(&self) -> Option<nest_sdk::MessageSignatures> {
+        self.require(PluginKind::Consensus).ok()?;
+        self.module.consensus_message_signatures()
+    }
+
     /// Builds a chain type instance.
     pub fn new_chain_type(&self, config_json: &str, host: &Host) -> Result<ChainTypeBox, PluginError> {
         self.require(PluginKind::ChainType)?;

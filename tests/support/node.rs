@@ -119,6 +119,12 @@ impl NodeProcess {
         &self.manifest
     }
 
+    /// The value of the `/metrics` line whose series (name and labels) is `series`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let text = ureq::get(&format!("{}/metrics", self.url)).call().ok()?.into_string().ok()?;
+        metric_value(&text, series)
+    }
+
     /// The node's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -241,4 +247,9 @@ impl ConsoleNode {
             self.node.main_chain().height >= from + blocks
         });
     }
+}
+
+/// The value of the metric line of `text` whose series (name and labels) is `series`.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }

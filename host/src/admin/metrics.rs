@@ -68,6 +68,10 @@ const COUNTERS: &[(&str, &str)] = &[
     ("nest_gossip_messages_total", "Gossip messages received, by topic and verdict."),
     ("nest_sync_requests_total", "Inbound block-sync requests, by outcome."),
     ("nest_evidence_reports_total", "Offences the consensus engine reported, by chain."),
+    (
+        "nest_consensus_signatures_verified_total",
+        "Signatures consensus engines checked, by where they were verified: off_loop (before the consensus loop, looked up there) or on_loop.",
+    ),
 ];
 const GAUGES: &[(&str, &str)] = &[
     ("nest_mempool_txs", "Transactions waiting in the mempool, by chain."),
@@ -118,6 +122,9 @@ fn register_node_wide() {
         for verdict in GOSSIP_VERDICTS {
             counter!("nest_gossip_messages_total", "topic" => topic, "verdict" => verdict).absolute(0);
         }
+    }
+    for place in SIGNATURE_CHECK_PLACES {
+        counter!("nest_consensus_signatures_verified_total", "where" => place).absolute(0);
     }
     for outcome in SYNC_OUTCOMES {
         counter!("nest_sync_requests_total", "outcome" => outcome).absolute(0);
@@ -244,6 +251,16 @@ pub fn device_frame_rejected(radio: &str, reason: &'static str) {
 /// `ignore` from the node; `rate_limited`, `oversized` from the network's own checks).
 pub fn gossip_message(topic: &'static str, verdict: &'static str) {
     counter!("nest_gossip_messages_total", "topic" => topic, "verdict" => verdict).increment(1);
+}
+
+/// Where a consensus engine's signature checks were verified.
+const SIGNATURE_CHECK_PLACES: [&str; 2] = ["off_loop", "on_loop"];
+
+/// A consensus engine checked a signature that was verified off the loop (`true`) or
+/// that it had verified on the loop.
+pub fn consensus_signature_checked(off_loop: bool) {
+    let place = SIGNATURE_CHECK_PLACES[usize::from(!off_loop)];
+    counter!("nest_consensus_signatures_verified_total", "where" => place).increment(1);
 }
 
 /// An inbound block-sync request ended with `outcome` (`served`, `refused`, `rate_limited`).

@@ -239,7 +239,10 @@ impl LoopState {
             Role::Radio(i) => format!("radio/{}", self.radios[i].0.id),
             Role::Market(i) => format!("market/{}", self.markets[i].id),
         };
-        NodeServices::host(self.key.clone(), &label)
+        match role {
+            Role::Consensus(_) => NodeServices::consensus_host(self.key.clone(), &label, self.prechecker.verified()),
+            _ => NodeServices::host(self.key.clone(), &label),
+        }
     }
 
     fn build(&mut self, library: &LoadedLibrary, role: Role, hand_over: bool) -> Result<Fresh, QueryError> {
@@ -299,7 +302,8 @@ impl LoopState {
         let (name, version) = (library.info.name.as_str(), library.info.version.as_str());
         match (role, fresh) {
             (Role::Consensus(i), Fresh::Consensus(instance)) => {
-                self.chains[i].consensus_slot().replace(instance, name, version)
+                self.chains[i].consensus_slot().replace(instance, name, version);
+                self.prechecker.set_lister(self.chains[i].id(), library.message_signatures());
             }
             (Role::ChainType(i), Fresh::ChainType(instance)) => {
                 self.chains[i].chain_type().replace(instance, name, version)

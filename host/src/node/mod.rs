@@ -12,6 +12,7 @@ mod devices;
 mod evidence;
 mod market;
 mod network;
+pub mod precheck;
 mod radios;
 pub mod recent;
 pub mod serve;
@@ -111,6 +112,11 @@ pub struct Prepared {
     pub markets: Vec<MarketPart>,
     /// The operator's pricing strategies, lent to market policies.
     pub strategies: crate::market::SharedStrategies,
+    /// Signatures verified off the loop, which consensus engines' `verify` looks up.
+    pub verified: Arc<precheck::VerifiedSignatures>,
+    /// Each chain's function listing a consensus message's signatures, where its
+    /// consensus library has one.
+    pub listers: BTreeMap<String, nest_sdk::MessageSignatures>,
 }
 
 /// Loads and verifies every plugin, validates every plugin config through its plugin,
@@ -136,18 +142,24 @@ pub fn prepare_all(manifest: Manifest) -> Result<(Prepared, Vec<String>), String
     let packages = load_packages(&manifest, &mut errors);
     refuse_duplicate_names(&manifest, &packages, &mut errors);
     let libraries: BTreeMap<&str, &Arc<LoadedLibrary>> = packages.iter().map(|p| (p.id.as_str(), &p.library)).collect();
+    let verified = Arc::new(precheck::VerifiedSignatures::default());
     let mut chains = Vec::new();
+    let mut listers = BTreeMap::new();
     for entry in &manifest.chain {
-        match prepare_chain(&manifest, entry, &libraries, &key) {
+        match prepare_chain(&manifest, entry, &libraries, (&key, &verified)) {
             Ok(parts) => chains.push(parts),
             Err(mut chain_errors) => errors.append(&mut chain_errors),
+        }
+        let lister = libraries.get(entry.consensus.plugin.as_str()).and_then(|library| library.message_signatures());
+        if let Some(lister) = lister {
+            listers.insert(entry.id.clone(), lister);
         }
     }
     let radios = prepare_radios(&manifest, &libraries, &key, &mut errors);
     let markets = prepare_markets(&manifest, &libraries, &key, &strategies, &mut errors);
     let rules = market::build_rules(&manifest, &libraries, &key, &mut errors);
     chains.iter_mut().for_each(|chain| chain.markets = rules.clone());
-    Ok((Prepared { manifest, key, packages, chains, radios, markets, strategies }, errors))
+    Ok((Prepared { manifest, key, packages, chains, radios, markets, strategies, verified, listers }, errors))
 }
 
 /// The trust store and unsigned policy the manifest sets.
@@ -230,7 +242,7 @@ fn prepare_chain(
     manifest: &Manifest,
     entry: &ChainEntry,
     libraries: &BTreeMap<&str, &Arc<LoadedLibrary>>,
-    key: &Arc<SecretKey>,
+    (key, verified): (&Arc<SecretKey>, &Arc<precheck::VerifiedSignatures>),
 ) -> Result<ChainParts, Vec<String>> {
     let table = chain_table(entry);
     let chain_type_use = &entry.chain_type;
@@ -265,7 +277,10 @@ fn prepare_chain(
         .new_chain_type(&config_json(&chain_type_use.config), &NodeServices::host(key.clone(), &label("chain_type")))
         .map_err(|e| instance_error("chain_type", e))?;
     let consensus = consensus_lib
-        .new_consensus(&config_json(&consensus_use.config), &NodeServices::host(key.clone(), &label("consensus")))
+        .new_consensus(
+            &config_json(&consensus_use.config),
+            &NodeServices::consensus_host(key.clone(), &label("consensus"), verified.clone()),
+        )
         .map_err(|e| instance_error("consensus", e))?;
     let allocations = entry
         .genesis
@@ -745,6 +760,9 @@ struct LoopState {
     base_status: NodeStatus,
     /// Device frames, readings and anchors.
     devices: devices::DeviceState,
+    /// Consensus messages' signatures checked off the loop (an upgrade changes a
+    /// chain's listing function).
+    prechecker: precheck::Prechecker,
 }
 
 impl Node {
@@ -781,11 +799,17 @@ impl Node {
         market::check_required_policies(&chains).map_err(|e| StartError::Prepare(vec![e]))?;
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
         let serve_views = serve::ServeViews::default();
+        let prechecker = precheck::Prechecker::new(
+            prepared.verified.clone(),
+            NodeServices::host(prepared.key.clone(), "consensus/precheck"),
+        );
+        prepared.listers.iter().for_each(|(chain, lister)| prechecker.set_lister(chain, Some(*lister)));
         let net = net
             .map(|(handle, net_events)| {
                 network::attach(&handle, &mut chains);
                 let server = serve::BlockServer::start(store.clone(), serve_views.clone(), handle.clone())?;
-                network::bridge(net_events, requests.clone(), server, handle.clone());
+                let bridge = network::Bridge { requests: requests.clone(), server, net: handle.clone() };
+                network::bridge(net_events, bridge, prechecker.clone());
                 Ok::<_, std::io::Error>(handle)
             })
             .transpose()
@@ -813,6 +837,7 @@ impl Node {
             served_heads: HashMap::new(),
             market_heights: BTreeMap::new(),
             devices,
+            prechecker,
         };
         let thread = std::thread::Builder::new()
             .name("nest-node-loop".into())

@@ -26,6 +26,10 @@ const BRIDGE_RETRIES_MAX: u32 = 50;
 /// Gossiped transaction batches waiting for their signatures to be checked; more are
 /// ignored (not held against their sender: this node is the slow one).
 const TX_BATCHES_VERIFYING_MAX: usize = 64;
+/// Gossiped consensus messages waiting for their signatures to be checked; more are
+/// ignored (not held against their sender). A height of a 100-validator BFT chain
+/// brings a few hundred.
+const CONSENSUS_MESSAGES_CHECKING_MAX: usize = 1_024;
 
 /// Block sync bookkeeping per chain.
 #[derive(Default)]
@@ -60,17 +64,30 @@ pub(super) fn flush(net: Option<&NetHandle>, chains: &mut [ChainRuntime]) {
     }
 }
 
+/// Where the bridge sends what it receives.
+pub(super) struct Bridge {
+    /// The loop's queue.
+    pub requests: mpsc::SyncSender<Request>,
+    /// Answers peers' sync requests.
+    pub server: super::serve::BlockServer,
+    /// For verdicts on messages judged before the loop.
+    pub net: NetHandle,
+}
+
 /// Forwards network events to the loop on the current tokio runtime. Peers' sync
-/// requests go to the block server instead, and gossiped transactions to the verifier
-/// first, so that neither waits behind consensus nor makes consensus wait.
+/// requests go to the block server instead, and gossiped transactions and consensus
+/// messages to their verifiers first, so that neither waits behind consensus nor makes
+/// consensus wait for signature checks.
 pub(super) fn bridge(
     mut events: tokio::sync::mpsc::Receiver<NetEvent>,
-    requests: mpsc::SyncSender<Request>,
-    server: super::serve::BlockServer,
-    net: NetHandle,
+    bridge: Bridge,
+    prechecker: super::precheck::Prechecker,
 ) {
+    let Bridge { requests, server, net } = bridge;
     let (to_verify, batches) = tokio::sync::mpsc::channel(TX_BATCHES_VERIFYING_MAX);
     tokio::spawn(verify_tx_gossip(batches, requests.clone()));
+    let (to_check, messages) = tokio::sync::mpsc::channel(CONSENSUS_MESSAGES_CHECKING_MAX);
+    tokio::spawn(check_consensus_gossip(messages, requests.clone(), prechecker, net.clone()));
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             match event {
@@ -78,8 +95,14 @@ pub(super) fn bridge(
                 NetEvent::Message { chain, topic: Topic::Txs, id, from, bytes, .. } => {
                     if let Err(full) = to_verify.try_send((chain, id, from, bytes)) {
                         let (_, id, from, _) = full.into_inner();
-                        metrics::gossip_message(Topic::Txs.label(), Verdict::Ignore.label());
-                        let _ = net.report(id, from, Verdict::Ignore);
+                        ignore_unchecked(&net, Topic::Txs, id, from);
+                    }
+                }
+                NetEvent::Message { topic: Topic::Consensus, .. } => {
+                    if let Err(full) = to_check.try_send(event)
+                        && let NetEvent::Message { id, from, .. } = full.into_inner()
+                    {
+                        ignore_unchecked(&net, Topic::Consensus, id, from);
                     }
                 }
                 other => {
@@ -90,6 +113,13 @@ pub(super) fn bridge(
             }
         }
     });
+}
+
+/// Drops a message that found its verifier's queue full, without holding it against
+/// its sender: this node is the slow one.
+fn ignore_unchecked(net: &NetHandle, topic: Topic, id: crate::net::MessageId, from: PeerId) {
+    metrics::gossip_message(topic.label(), Verdict::Ignore.label());
+    let _ = net.report(id, from, Verdict::Ignore);
 }
 
 /// A gossiped transaction batch waiting for its signatures to be checked.
@@ -104,6 +134,40 @@ async fn verify_tx_gossip(mut batches: tokio::sync::mpsc::Receiver<TxBatch>, req
         };
         if !forward(&requests, Request::TxGossip { chain, id, from, txs }).await {
             return;
+        }
+    }
+}
+
+/// Checks the signatures gossiped consensus messages carry, in arrival order, on the
+/// blocking pool ([`super::precheck`]); rejects a message with a forged one and hands
+/// the others to the loop, whose engines then find their signatures verified.
+async fn check_consensus_gossip(
+    mut messages: tokio::sync::mpsc::Receiver<NetEvent>,
+    requests: mpsc::SyncSender<Request>,
+    prechecker: super::precheck::Prechecker,
+    net: NetHandle,
+) {
+    while let Some(event) = messages.recv().await {
+        let checker = prechecker.clone();
+        let checking = tokio::task::spawn_blocking(move || {
+            let checked = match &event {
+                NetEvent::Message { chain, bytes, .. } => checker.check(chain, bytes),
+                _ => Ok(()),
+            };
+            (event, checked)
+        });
+        let Ok((event, checked)) = checking.await else { return };
+        match (event, checked) {
+            (NetEvent::Message { id, from, .. }, Err(reason)) => {
+                tracing::debug!(peer = %from, %reason, "consensus message rejected before the loop");
+                metrics::gossip_message(Topic::Consensus.label(), Verdict::Reject.label());
+                let _ = net.report(id, from, Verdict::Reject);
+            }
+            (event, _) => {
+                if !forward(&requests, Request::Net(event)).await {
+                    return;
+                }
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Lend the node's key, hashing, logging and pricing strategies to plugin instances.
 
+use super::precheck::VerifiedSignatures;
 use crate::crypto::{self, SecretKey};
 use crate::market::SharedStrategies;
 use nest_sdk::{
@@ -15,17 +16,25 @@ pub struct NodeServices {
     label: Arc<str>,
     /// The node's pricing strategies (market policies only).
     strategies: Option<SharedStrategies>,
+    /// Signatures the bridge verified off the loop (consensus engines only).
+    verified: Option<Arc<VerifiedSignatures>>,
 }
 
 impl NodeServices {
     /// Services signing with `key`, logging as `label` (e.g. `main/consensus`).
     pub fn host(key: Arc<SecretKey>, label: &str) -> Host {
-        Host::new(NodeServices { key, label: Arc::from(label), strategies: None })
+        Host::new(NodeServices { key, label: Arc::from(label), strategies: None, verified: None })
+    }
+
+    /// Services for a consensus engine: `verify` answers from `verified` what the
+    /// bridge already verified (see [`super::precheck`]).
+    pub fn consensus_host(key: Arc<SecretKey>, label: &str, verified: Arc<VerifiedSignatures>) -> Host {
+        Host::new(NodeServices { key, label: Arc::from(label), strategies: None, verified: Some(verified) })
     }
 
     /// Services for a market policy: also prices with the node's strategies.
     pub fn market_host(key: Arc<SecretKey>, label: &str, strategies: SharedStrategies) -> Host {
-        Host::new(NodeServices { key, label: Arc::from(label), strategies: Some(strategies) })
+        Host::new(NodeServices { key, label: Arc::from(label), strategies: Some(strategies), verified: None })
     }
 }
 
@@ -39,7 +48,10 @@ impl HostServices for NodeServices {
     }
 
     fn verify(&self, key: &PublicKey, message: RSlice<'_, u8>, signature: &Signature) -> bool {
-        crypto::verify(key, message.as_slice(), signature)
+        match &self.verified {
+            Some(verified) => verified.verify(key, message.as_slice(), signature),
+            None => crypto::verify(key, message.as_slice(), signature),
+        }
     }
 
     fn hash(&self, bytes: RSlice<'_, u8>) -> Hash32 {
