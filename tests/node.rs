@@ -218,7 +218,8 @@ fn api_rejects_bad_requests_with_clear_errors_and_keeps_producing_blocks() {
         ("POST", "/v1/chains/nope/txs", &format!(r#"{{"tx": "{}"}}"#, "00".repeat(200)), 200, ""),
         ("GET", "/v1/chains/main/blocks/minus-one", "", 400, "height must be a non-negative integer"),
         ("GET", "/v1/chains/main/blocks/1?txs=some", "", 400, "txs must be \"full\" or \"hashes\""),
-        ("GET", "/v1/chains/nope/blocks/0", "", 404, "no block at height 0"),
+        ("GET", "/v1/chains/nope/blocks/0", "", 404, "no chain \"nope\" on this node"),
+        ("GET", "/v1/chains/main/blocks/999999", "", 404, "has no block at height 999999"),
         ("GET", "/v1/chains/main/accounts/xyz", "", 400, "account: must be 64 hex characters, got 3"),
         ("GET", "/v1/chains/main/txs/00", "", 400, "transaction hash: must be 64 hex characters, got 2"),
     ];

@@ -2,8 +2,9 @@
 //! and metrics, and the token-guarded admin routes.
 //!
 //! Handlers never touch chain state themselves: reads of the status snapshot are
-//! lock-and-clone, everything else is a [`Request`] to the node loop over its bounded
-//! channel. Signatures of submitted transactions are verified here, spread over the
+//! lock-and-clone, committed blocks come from a cache or the block reader
+//! (`node::reader`, on tokio's blocking pool, off the node loop), everything else is a
+//! [`Request`] to the node loop over its bounded channel. Signatures of submitted transactions are verified here, spread over the
 //! cores, before the loop sees them; the loop then only checks nonces and balances.
 //!
 //! Around every route, outermost first: request counting, load shedding at
@@ -77,6 +78,8 @@ pub struct ApiState {
     pub key: Arc<crate::crypto::SecretKey>,
     /// Block views answered without the node loop.
     pub blocks: Arc<block_cache::BlockCache>,
+    /// Reads and decodes committed blocks off the node loop.
+    pub reader: crate::node::reader::BlockReader,
 }
 
 impl ApiState {
@@ -92,6 +95,7 @@ impl ApiState {
             event_streams: Arc::new(Semaphore::new(admin::EVENT_STREAMS_MAX)),
             key: node.key.clone(),
             blocks: Arc::new(block_cache::BlockCache::default()),
+            reader: node.reader.clone(),
         }
     }
 }
@@ -315,14 +319,26 @@ async fn block(
     Ok(Json(&*view).into_response())
 }
 
-/// The committed block at `height`, from the cache or else from the node loop.
+/// The committed block at `height`, from the cache or else from the block reader, off
+/// the node loop.
 async fn block_view(state: &ApiState, chain: &str, height: u64) -> Result<Arc<crate::node::BlockView>, ApiError> {
     if let Some(view) = state.blocks.get(chain, height) {
         return Ok(view);
     }
-    let view = Arc::new(ask(state, |reply| Request::Block { chain: chain.to_owned(), height, reply }).await?);
+    let (reader, id) = (state.reader.clone(), chain.to_owned());
+    let view = Arc::new(off_loop(move || reader.block(&id, height)).await?);
     state.blocks.put(chain, view.clone());
     Ok(view)
+}
+
+/// Runs a blocking read on tokio's blocking pool.
+async fn off_loop<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, QueryError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let answer = tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the block read failed".into()))?;
+    Ok(answer?)
 }
 
 async fn account(

@@ -1,9 +1,10 @@
-//! Recently asked-for blocks, answered without the node loop.
+//! Recently asked-for blocks, answered without reading them again.
 //!
 //! A committed block never changes, so its API view can be kept once built. A client
 //! that polls the newest blocks (an explorer, the dashboard) or hammers one height is
-//! answered from here, off the node loop; only a height not asked for recently costs the
-//! loop a store read and a decode, and the per-client rate limit bounds those.
+//! answered from here; only a height not asked for recently costs the block reader a
+//! store read, a decode and a certificate check (on the blocking pool, off the node
+//! loop), and the per-client rate limit bounds those.
 
 use crate::node::BlockView;
 use std::{

@@ -12,12 +12,9 @@
 //! behind the token at `/v1/admin/events`. Anyone who reaches the API may open a block
 //! stream, so these have their own limit, [`BLOCK_STREAMS_MAX`], apart from the admin's.
 
-use super::{ApiError, ApiState, ask, bad_request};
+use super::{ApiError, ApiState, bad_request, off_loop};
 use crate::admin::{events::Event, json_error};
-use crate::node::{
-    Request,
-    recent::{BLOCK_SUMMARIES_MAX, RecentBlocks},
-};
+use crate::node::recent::{BLOCK_SUMMARIES_MAX, RecentBlocks};
 use axum::{
     Extension, Json, Router,
     extract::{Path, Query, State, WebSocketUpgrade, rejection::QueryRejection},
@@ -66,7 +63,8 @@ async fn recent_blocks(
         )));
     }
     let to_height = query.to;
-    ask(&state, |reply| Request::RecentBlocks { chain, to_height, limit, reply }).await.map(Json)
+    let reader = state.reader.clone();
+    off_loop(move || reader.recent_blocks(&chain, to_height, limit)).await.map(Json)
 }
 
 /// `GET /v1/process`: this node process's uptime, CPU time and memory (read from `/proc`

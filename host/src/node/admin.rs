@@ -306,7 +306,15 @@ impl LoopState {
                 self.prechecker.set_lister(self.chains[i].id(), library.message_signatures());
             }
             (Role::ChainType(i), Fresh::ChainType(instance)) => {
-                self.chains[i].chain_type().replace(instance, name, version)
+                let config = self.chains[i].chain_type().config_json().to_owned();
+                self.chains[i].chain_type().replace(instance, name, version);
+                let host = NodeServices::host(self.key.clone(), &format!("{}/chain_type/reader", self.chains[i].id()));
+                match library.new_chain_type(&config, &host) {
+                    Ok(decoder) => self.reader.set_decoder(self.chains[i].id(), decoder),
+                    Err(error) => {
+                        tracing::warn!(chain = %self.chains[i].id(), %error, "block reader keeps the old chain type's decoder")
+                    }
+                }
             }
             (Role::Radio(i), Fresh::Radio(instance)) => self.replace_radio(i, instance, name, version),
             (Role::Market(i), Fresh::Market(instance)) => self.markets[i].slot.replace(instance, name, version),

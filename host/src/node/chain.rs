@@ -861,6 +861,7 @@ impl ChainRuntime {
             committed_height: self.head.height,
             tip_height: self.tip.height,
             tip_branch: self.tip_branch(self.head.height + 1),
+            validator_sets: std::sync::Arc::new(self.ledger().validator_sets()),
         }
     }
 

@@ -98,7 +98,7 @@ impl LoopState {
     }
 
     fn publish_block_market_txs(&mut self, chain: &str, height: u64) {
-        let Ok(block) = self.block(chain, height) else { return };
+        let Ok(block) = self.reader.block(chain, height) else { return };
         for view in block.txs {
             if let TxBody::Market(body) = &view.tx.tx.body {
                 let detail = json!({ "tx": view.hash, "chain": chain, "height": height, "from": view.tx.tx.from });

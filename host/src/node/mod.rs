@@ -14,6 +14,7 @@ mod market;
 mod network;
 pub mod precheck;
 mod radios;
+pub mod reader;
 pub mod recent;
 pub mod serve;
 pub mod services;
@@ -117,6 +118,8 @@ pub struct Prepared {
     /// Each chain's function listing a consensus message's signatures, where its
     /// consensus library has one.
     pub listers: BTreeMap<String, nest_sdk::MessageSignatures>,
+    /// Per chain, a chain-type instance of its own for the block reader.
+    pub decoders: BTreeMap<String, nest_sdk::chain::ChainTypeBox>,
 }
 
 /// Loads and verifies every plugin, validates every plugin config through its plugin,
@@ -145,6 +148,7 @@ pub fn prepare_all(manifest: Manifest) -> Result<(Prepared, Vec<String>), String
     let verified = Arc::new(precheck::VerifiedSignatures::default());
     let mut chains = Vec::new();
     let mut listers = BTreeMap::new();
+    let mut decoders = BTreeMap::new();
     for entry in &manifest.chain {
         match prepare_chain(&manifest, entry, &libraries, (&key, &verified)) {
             Ok(parts) => chains.push(parts),
@@ -154,12 +158,27 @@ pub fn prepare_all(manifest: Manifest) -> Result<(Prepared, Vec<String>), String
         if let Some(lister) = lister {
             listers.insert(entry.id.clone(), lister);
         }
+        if let Some(decoder) = reader_decoder(entry, &libraries, &key) {
+            decoders.insert(entry.id.clone(), decoder);
+        }
     }
     let radios = prepare_radios(&manifest, &libraries, &key, &mut errors);
     let markets = prepare_markets(&manifest, &libraries, &key, &strategies, &mut errors);
     let rules = market::build_rules(&manifest, &libraries, &key, &mut errors);
     chains.iter_mut().for_each(|chain| chain.markets = rules.clone());
-    Ok((Prepared { manifest, key, packages, chains, radios, markets, strategies, verified, listers }, errors))
+    Ok((Prepared { manifest, key, packages, chains, radios, markets, strategies, verified, listers, decoders }, errors))
+}
+
+/// A second instance of `entry`'s chain type, for the block reader; `None` when the
+/// chain's own could not be built (its problem is reported there).
+fn reader_decoder(
+    entry: &ChainEntry,
+    libraries: &BTreeMap<&str, &Arc<LoadedLibrary>>,
+    key: &Arc<SecretKey>,
+) -> Option<nest_sdk::chain::ChainTypeBox> {
+    let library = libraries.get(entry.chain_type.plugin.as_str())?;
+    let host = NodeServices::host(key.clone(), &format!("{}/chain_type/reader", entry.id));
+    library.new_chain_type(&config_json(&entry.chain_type.config), &host).ok()
 }
 
 /// The trust store and unsigned policy the manifest sets.
@@ -637,17 +656,6 @@ pub enum Request {
         /// The answer.
         reply: oneshot::Sender<Result<BlockView, QueryError>>,
     },
-    /// Summaries of a chain's newest committed blocks (see [`recent`]).
-    RecentBlocks {
-        /// Chain id.
-        chain: String,
-        /// The newest height wanted (default: the final height).
-        to_height: Option<u64>,
-        /// How many blocks, at most [`recent::BLOCK_SUMMARIES_MAX`].
-        limit: usize,
-        /// The answer.
-        reply: oneshot::Sender<Result<recent::RecentBlocks, QueryError>>,
-    },
     /// Where a transaction is.
     Tx {
         /// Chain id.
@@ -717,6 +725,8 @@ pub struct Node {
     pub key: Arc<SecretKey>,
     /// The node's events (blocks, transactions, plugin states).
     pub events: EventBus,
+    /// Reads committed blocks off the loop (for the API).
+    pub reader: reader::BlockReader,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -763,6 +773,9 @@ struct LoopState {
     /// Consensus messages' signatures checked off the loop (an upgrade changes a
     /// chain's listing function).
     prechecker: precheck::Prechecker,
+    /// Committed blocks read and decoded for queries (an upgrade changes a chain's
+    /// decoder).
+    reader: reader::BlockReader,
 }
 
 impl Node {
@@ -799,6 +812,8 @@ impl Node {
         market::check_required_policies(&chains).map_err(|e| StartError::Prepare(vec![e]))?;
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);
         let serve_views = serve::ServeViews::default();
+        let reader = reader::BlockReader::new(store.clone(), serve_views.clone());
+        prepared.decoders.into_iter().for_each(|(chain, decoder)| reader.set_decoder(&chain, decoder));
         let prechecker = precheck::Prechecker::new(
             prepared.verified.clone(),
             NodeServices::host(prepared.key.clone(), "consensus/precheck"),
@@ -838,12 +853,15 @@ impl Node {
             market_heights: BTreeMap::new(),
             devices,
             prechecker,
+            reader: reader.clone(),
         };
+        // Queries answered off the loop read the chains' views: publish them before any.
+        state.publish_serve_views();
         let thread = std::thread::Builder::new()
             .name("nest-node-loop".into())
             .spawn(move || state.run(receiver))
             .map_err(|e| StartError::Prepare(vec![format!("cannot start the node loop: {e}")]))?;
-        Ok(Node { requests, status, manifest, key: prepared.key, events, thread: Some(thread) })
+        Ok(Node { requests, status, manifest, key: prepared.key, events, reader, thread: Some(thread) })
     }
 
     /// Stops the loop and waits for it (drivers stopped, store closed).
@@ -1003,13 +1021,10 @@ impl LoopState {
                 }));
             }
             Request::Block { chain, height, reply } => {
-                let _ = reply.send(self.block(&chain, height));
+                let _ = reply.send(self.reader.block(&chain, height));
             }
             Request::Tx { chain, hash, reply } => {
                 let _ = reply.send(self.tx_status(&chain, hash));
-            }
-            Request::RecentBlocks { chain, to_height, limit, reply } => {
-                let _ = reply.send(self.recent_blocks(&chain, to_height, limit));
             }
             Request::Frame { radio, frame } => {
                 if let Some((_, status)) = self.radios.get_mut(radio) {
@@ -1039,52 +1054,6 @@ impl LoopState {
     }
 
     /// The stored block at `height` and its unit as the chain type decodes it.
-    fn stored_unit(
-        &mut self,
-        chain_id: &str,
-        height: u64,
-    ) -> Result<(crate::store::StoredBlock, nest_sdk::UnitView), QueryError> {
-        let stored = self
-            .store
-            .block_by_height(chain_id, height)
-            .map_err(|e| QueryError::Failed(e.to_string()))?
-            .ok_or_else(|| QueryError::NotFound(format!("chain \"{chain_id}\" has no block at height {height}")))?;
-        let view = self
-            .chain(chain_id)?
-            .chain_type()
-            .call(|c| c.decode(stored.unit.as_slice().into()))
-            .map_err(|e| QueryError::Failed(e.to_string()))?;
-        Ok((stored, view))
-    }
-
-    fn block(&mut self, chain_id: &str, height: u64) -> Result<BlockView, QueryError> {
-        let (stored, view) = self.stored_unit(chain_id, height)?;
-        let chain = self.chain(chain_id)?;
-        let txs = view
-            .txs
-            .iter()
-            .map(|bytes| SignedTx::decode(bytes).map(|tx| TxView { hash: crate::crypto::sha256(bytes), tx }))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| QueryError::Failed(format!("stored block {height}: {e}")))?;
-        Ok(BlockView {
-            header: HeaderView {
-                height: view.height,
-                hash: view.hash,
-                parent: view.parent,
-                timestamp_ms: view.timestamp_ms,
-                proposer: view.proposer,
-                tx_root: view.tx_root,
-                tx_count: txs.len() as u64,
-                state_digest: view.state_digest,
-                certificate: hex::encode(&stored.certificate),
-                finality: hex::encode(&stored.finality),
-            },
-            commit: commit_view(chain.ledger(), view.height, &stored.certificate),
-            tx_hashes: txs.iter().map(|t| t.hash).collect(),
-            txs,
-        })
-    }
-
     fn tx_status(&mut self, chain_id: &str, hash: Hash32) -> Result<TxStatus, QueryError> {
         if self.chain(chain_id)?.is_pending(&hash) {
             return Ok(TxStatus::Pending);
@@ -1096,26 +1065,4 @@ impl LoopState {
             ))),
         }
     }
-}
-
-/// Reads a block's certificate as a commit certificate and checks it against the
-/// validator set the ledger records for `height`.
-fn commit_view(ledger: &crate::ledger::Ledger, height: u64, certificate: &[u8]) -> Option<CommitView> {
-    let certificate = nest_sdk::certificate::CommitCertificate::decode(certificate)?;
-    let set = ledger.validators_at(height)?;
-    let validators: Vec<nest_sdk::Validator> =
-        set.members.iter().map(|member| nest_sdk::Validator { key: member.key, power: member.power }).collect();
-    let power_of = |key: &PublicKey| validators.iter().find(|v| v.key == *key).map_or(0, |v| v.power);
-    let signers: Vec<SignerView> =
-        certificate.signatures.iter().map(|(key, _)| SignerView { key: *key, power: power_of(key) }).collect();
-    let checked = certificate.check(height, &validators, crate::crypto::verify);
-    Some(CommitView {
-        round: certificate.round,
-        value: certificate.value,
-        power: signers.iter().map(|signer| signer.power).sum(),
-        total_power: validators.iter().map(|v| v.power).sum(),
-        signers,
-        valid: checked.is_ok(),
-        error: checked.err().map(|error| error.to_string()),
-    })
 }

@@ -2,10 +2,9 @@
 //!
 //! The dashboard's block list and its block-time and tx/s charts need many blocks'
 //! heights, times and transaction counts at once; one request for a bounded range
-//! costs the loop one store read and one chain-type `decode` per block, without
-//! decoding the transactions themselves.
+//! costs the block reader (off the loop, `reader`) one store read and one chain-type
+//! `decode` per block, without decoding the transactions themselves.
 
-use super::{LoopState, QueryError};
 use nest_sdk::{Hash32, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -51,36 +50,6 @@ pub fn heights_newest_first(final_height: u64, to_height: Option<u64>, limit: us
     let top = to_height.map_or(final_height, |to| to.min(final_height));
     let count = limit.min(BLOCK_SUMMARIES_MAX) as u64;
     (top.saturating_sub(count.saturating_sub(1))..=top).rev().take(count as usize)
-}
-
-impl LoopState {
-    /// Summaries of up to `limit` committed blocks of `chain_id` ending at `to_height`.
-    pub(super) fn recent_blocks(
-        &mut self,
-        chain_id: &str,
-        to_height: Option<u64>,
-        limit: usize,
-    ) -> Result<RecentBlocks, QueryError> {
-        let chain = self.chain(chain_id)?;
-        let (final_height, best_height) = (chain.committed_height(), chain.tip_height());
-        let blocks = heights_newest_first(final_height, to_height, limit)
-            .map(|height| self.block_summary(chain_id, height))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(RecentBlocks { chain: chain_id.to_string(), final_height, best_height, blocks })
-    }
-
-    fn block_summary(&mut self, chain_id: &str, height: u64) -> Result<BlockSummary, QueryError> {
-        let (stored, view) = self.stored_unit(chain_id, height)?;
-        Ok(BlockSummary {
-            height: view.height,
-            hash: view.hash,
-            timestamp_ms: view.timestamp_ms,
-            proposer: view.proposer,
-            tx_count: view.txs.len(),
-            certificate_bytes: stored.certificate.len(),
-            finality_bytes: stored.finality.len(),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ pub struct ServeView {
     pub tip_height: u64,
     /// The agreed, not final units above the committed head, in height order.
     pub tip_branch: Vec<SyncBlock>,
+    /// The chain's validator sets by first height (for the block reader's certificate
+    /// checks; empty for engines with their own authority list).
+    pub validator_sets: Arc<Vec<crate::ledger::validators::ValidatorSet>>,
 }
 
 /// The views of every chain, published by the node loop and read by the server.

@@ -157,6 +157,20 @@ impl Ledger {
         let (found_key, value) = self.record_at_or_below(&key, VALIDATORS_PREFIX)?;
         ValidatorSet::from_record(found_key, value)
     }
+
+    /// Every validator set the chain records, by first height (malformed records left
+    /// out): what a reader off the node loop needs to answer [`Ledger::validators_at`].
+    pub fn validator_sets(&self) -> Vec<ValidatorSet> {
+        self.records_with_prefix(VALIDATORS_PREFIX)
+            .filter_map(|(key, value)| ValidatorSet::from_record(key, value))
+            .collect()
+    }
+}
+
+/// The set of `sets` (by first height, as [`Ledger::validator_sets`] lists them) in force
+/// at `height`: the one with the greatest first height at or below it.
+pub fn set_at(sets: &[ValidatorSet], height: u64) -> Option<&ValidatorSet> {
+    sets.iter().rev().find(|set| set.from_height <= height)
 }
 
 #[cfg(test)]
@@ -181,6 +195,10 @@ mod tests {
         assert_eq!(ledger.validators_at(9), Some(first));
         assert_eq!(ledger.validators_at(10), Some(second.clone()));
         assert_eq!(ledger.validators_at(u64::MAX), Some(second));
+        let sets = ledger.validator_sets();
+        for height in [0, 1, 9, 10, u64::MAX] {
+            assert_eq!(set_at(&sets, height), ledger.validators_at(height).as_ref(), "height {height}");
+        }
     }
 
     #[test]
