@@ -72,7 +72,7 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
     };
     let signals = Signals::install(&runtime)?;
     let api_addr_file = node.manifest.node.data_dir.join("api.addr");
-    std::fs::write(&api_addr_file, format!("{api_addr}\n")).map_err(|e| format!("{}: {e}", api_addr_file.display()))?;
+    write_whole(&api_addr_file, &format!("{api_addr}\n"))?;
     let router = api::router(ApiState::new(&node, std::sync::Arc::new(token), metrics), &limits);
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = runtime.spawn(async move {
@@ -117,7 +117,7 @@ fn start_network(
     std::fs::create_dir_all(&manifest.node.data_dir)
         .map_err(|e| format!("{}: {e}", manifest.node.data_dir.display()))?;
     let file = manifest.node.data_dir.join("p2p.addr");
-    std::fs::write(&file, lines.join("\n") + "\n").map_err(|e| format!("{}: {e}", file.display()))?;
+    write_whole(&file, &(lines.join("\n") + "\n"))?;
     tracing::info!(peer = %peer, addresses = %lines.join(" "), "network listening");
     Ok(Some(started))
 }
@@ -157,4 +157,13 @@ impl Running {
         let _ = std::fs::remove_file(&self.api_addr_file);
         tracing::info!("node stopped");
     }
+}
+
+/// Writes `text` to `path` so that a reader sees the old file or the whole new one, never
+/// a part: tools poll these files while the node starts (a temporary file, renamed).
+fn write_whole(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
