@@ -177,6 +177,7 @@ pub(super) fn apply_body(ctx: &mut TxContext<'_>) -> Result<(), TxError> {
         TxBody::Market(body) => super::market::apply(ctx, body),
         TxBody::Device(body) => super::device::apply(ctx, body),
         TxBody::Evidence(proof) => super::evidence::apply(ctx, proof),
+        TxBody::Staking(body) => super::staking::apply(ctx, body),
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`merkle`]: transaction roots and inclusion proofs for light clients.
 //! - [`evidence`]: validators' conflicting votes recorded on chain, once per offence.
 //! - [`validators`]: validator sets with voting power, as ledger records per height.
+//! - [`staking`]: stakes, delegates and approval votes weighted by stake (DPoS).
 //!
 //! Everything here is a pure function of its inputs: no I/O, no clock, no randomness.
 
@@ -19,6 +20,7 @@ pub mod exec;
 pub mod market;
 pub mod mempool;
 pub mod merkle;
+pub mod staking;
 pub mod state;
 pub mod tx;
 pub mod validators;

@@ -34,6 +34,8 @@ pub enum TxBody {
     Device(super::device::DeviceTx),
     /// Records a validator's conflicting votes or proposals (see `ledger::evidence`).
     Evidence(nest_sdk::certificate::Offence),
+    /// Stakes, unstakes, registers a delegate or votes (see `ledger::staking`).
+    Staking(super::staking::StakingTx),
 }
 
 /// A transaction before it is signed: the bytes the sender signs.
@@ -142,6 +144,9 @@ pub enum TxError {
     /// An evidence transaction was refused.
     #[error(transparent)]
     Evidence(#[from] super::evidence::EvidenceError),
+    /// A staking transaction was refused.
+    #[error(transparent)]
+    Staking(#[from] super::staking::StakingError),
     /// The sender already has its share of the mempool pending.
     #[error("sender has {pending} transactions pending, the most one sender may have")]
     SenderCapReached {
@@ -181,6 +186,7 @@ impl TxError {
             TxError::Market(_) => "market",
             TxError::Device(error) => error.code(),
             TxError::Evidence(error) => error.code(),
+            TxError::Staking(error) => error.code(),
             TxError::SenderCapReached { .. } => "sender_cap_reached",
             TxError::ReplacementUnderpriced { .. } => "replacement_underpriced",
         }
@@ -210,7 +216,7 @@ impl UnsignedTx {
     pub fn amount(&self) -> u64 {
         match &self.body {
             TxBody::Transfer { amount, .. } => *amount,
-            TxBody::Market(_) | TxBody::Device(_) | TxBody::Evidence(_) => 0,
+            TxBody::Market(_) | TxBody::Device(_) | TxBody::Evidence(_) | TxBody::Staking(_) => 0,
         }
     }
 }
@@ -258,6 +264,7 @@ pub fn gas_of(body: &TxBody) -> u64 {
         TxBody::Market(body) => super::market::gas_of(body),
         TxBody::Device(body) => super::device::gas_of(body),
         TxBody::Evidence(proof) => super::evidence::gas_of(proof),
+        TxBody::Staking(body) => super::staking::gas_of(body),
     }
 }
 
