@@ -203,3 +203,38 @@ fn files_a_console_function_names_are_read_where_the_console_runs() {
         balance["balance"] == serde_json::json!(5000)
     });
 }
+
+#[test]
+fn the_console_registers_a_delegate_stakes_and_votes_and_the_api_ranks_it() {
+    let node = ConsoleNode::start();
+    let faucet = node.devnet.faucet_key.display().to_string();
+    let register = format!(
+        "local f = '{faucet}'\n\
+         assert(dpos.register{{from_key_file = f, node_key = keys.node(), name = 'gateway-1'}}.status == 'accepted')\n\
+         return dpos.stake{{from_key_file = f, amount = 5000}}.status"
+    );
+    let (status, stdout, stderr) = node.nest(&["-e", &register], None);
+    assert_eq!((status, stdout.trim()), (0, "accepted"), "{stderr}");
+    let delegates = || node.node.client().get::<serde_json::Value>("/v1/chains/main/dpos/delegates").unwrap();
+    wait_until(Duration::from_secs(10), "the delegate to be registered", || {
+        delegates()["delegates"].as_array().is_some_and(|list| !list.is_empty())
+    });
+    let delegate = delegates()["delegates"][0].clone();
+    assert_eq!(delegate["name"], "gateway-1");
+    assert_eq!(delegate["node_key"], node.node.status().public_key.to_string());
+
+    let account = delegate["account"].as_str().unwrap().to_string();
+    let vote = format!("return dpos.vote{{from_key_file = '{faucet}', delegates = {{'{account}'}}}}.status");
+    let (status, stdout, stderr) = node.nest(&["-e", &vote], None);
+    assert_eq!((status, stdout.trim()), (0, "accepted"), "{stderr}");
+    wait_until(Duration::from_secs(10), "the vote to count the stake", || delegates()["delegates"][0]["votes"] == 5000);
+    let staker: serde_json::Value =
+        node.node.client().get(&format!("/v1/chains/main/dpos/accounts/{account}")).unwrap();
+    assert_eq!((staker["bonded"].as_u64(), staker["votes"][0].as_str()), (Some(5000), Some(account.as_str())));
+    let (status, stdout, _) = node.nest(&["-e", &format!("return dpos.account('{account}').bonded")], None);
+    assert_eq!((status, stdout.trim()), (0, "5000"));
+
+    let (status, _, stderr) = node.nest(&["-e", "dpos.vote{from = 'node', delegates = {'zz'}}"], None);
+    assert_eq!(status, 1);
+    assert_eq!(stderr.trim(), "error: console:1: dpos.vote: delegates entry 1: must be 64 hex characters, got 2");
+}

@@ -16,6 +16,7 @@ mod block_cache;
 mod market;
 pub use market::admin_routes as market_admin_routes;
 mod devices;
+mod dpos;
 pub use devices::parse_send;
 pub mod dashboard;
 mod overview;
@@ -188,6 +189,7 @@ fn public_routes() -> Router<ApiState> {
         .merge(devices::routes())
         .merge(overview::routes())
         .merge(proof::routes())
+        .merge(dpos::routes())
         .merge(dashboard::routes())
 }
 

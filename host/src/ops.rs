@@ -53,6 +53,14 @@ pub fn devices(requests: &mpsc::SyncSender<Request>, op: DeviceOp) -> Result<ser
     ask_blocking(requests, |reply| Request::Devices { op, reply })
 }
 
+/// A staking query; the answer is JSON.
+pub fn staking(
+    requests: &mpsc::SyncSender<Request>,
+    op: crate::node::StakingOp,
+) -> Result<serde_json::Value, QueryError> {
+    ask_blocking(requests, |reply| Request::Staking { op, reply })
+}
+
 /// Blocks (or unblocks) a peer by its peer id.
 pub fn block_peer(requests: &mpsc::SyncSender<Request>, peer: &str, blocked: bool) -> Result<(), QueryError> {
     ask_blocking(requests, |reply| Request::BlockPeer { peer: peer.to_string(), blocked, reply })

@@ -19,6 +19,7 @@ pub mod recent;
 pub mod serve;
 pub mod services;
 pub mod slot;
+mod staking;
 pub mod status;
 
 use crate::admin::{events::EventBus, metrics};
@@ -706,12 +707,20 @@ pub enum Request {
         /// The answer, as JSON.
         reply: oneshot::Sender<Result<serde_json::Value, QueryError>>,
     },
+    /// A staking query (see [`staking`]).
+    Staking {
+        /// What to answer.
+        op: StakingOp,
+        /// The answer, as JSON.
+        reply: oneshot::Sender<Result<serde_json::Value, QueryError>>,
+    },
     /// Stop the loop.
     Shutdown,
 }
 
 pub use admin::{InstanceEntry, PluginEntry, PluginOp};
 pub use devices::DeviceOp;
+pub use staking::StakingOp;
 
 /// A running node loop.
 pub struct Node {
@@ -1035,6 +1044,9 @@ impl LoopState {
             }
             Request::DeviceVerdicts(verdicts) => self.on_verdicts(verdicts),
             Request::Devices { op, reply } => self.device_op(op, reply),
+            Request::Staking { op, reply } => {
+                let _ = reply.send(self.staking_op(op));
+            }
             Request::Plugin { op, reply } => {
                 let result = self.plugin_op(op);
                 // The caller may read the status next: it must already show the change.

@@ -51,6 +51,7 @@ pub fn install(session: &Session, ctx: Arc<ConsoleContext>) -> mlua::Result<()> 
     globals.set("watch", watch_function(lua, &ctx)?)?;
     super::market::install(lua, &ctx)?;
     super::devices::install(lua, &ctx)?;
+    super::dpos::install(lua, &ctx)?;
     session.register_completion_type("chain", &CHAIN_METHODS);
     session.register_completion_type("market", &super::market::MARKET_METHODS);
     Ok(())

@@ -155,7 +155,13 @@ fn body_of(name: &str, fields: &Fields) -> mlua::Result<DeviceTx> {
 
 /// Signs a device transaction with `from = "node"` or `from_key_file = "path"` and submits it.
 fn owner_tx(lua: &Lua, ctx: &ConsoleContext, name: &str, fields: &Fields) -> mlua::Result<Value> {
-    let body = TxBody::Device(body_of(name, fields)?);
+    submit_signed(lua, ctx, fields, TxBody::Device(body_of(name, fields)?))
+}
+
+/// Signs `body` with `from = "node"` or `from_key_file = "path"` of `fields`, at the
+/// chain's gas price and the account's next nonce, submits it on `fields`' chain and
+/// returns the submission's result.
+pub(super) fn submit_signed(lua: &Lua, ctx: &ConsoleContext, fields: &Fields, body: TxBody) -> mlua::Result<Value> {
     let chain = fields.chain()?;
     let function = fields.function();
     let owned;

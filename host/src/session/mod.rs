@@ -19,6 +19,7 @@
 pub mod args;
 pub mod bindings;
 pub mod devices;
+pub mod dpos;
 pub mod market;
 
 use crate::admin::events::EventBus;

@@ -1,0 +1,40 @@
+//! Serve a chain's staking state: the ranked delegates and one account's stake and votes.
+//!
+//! Routes: `GET /v1/chains/{chain}/dpos/delegates` (every delegate with its node key,
+//! name and votes, most votes first, ties by account key — the order a DPoS round draws
+//! its top N from) and `GET /v1/chains/{chain}/dpos/accounts/{account}` (bonded stake,
+//! unbonding amounts with the height each unlocks at, the delegates it approves).
+
+use super::{ApiError, ApiState, ask, bad_request};
+use crate::node::{Request, StakingOp};
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    routing::get,
+};
+
+/// The staking routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/chains/{chain}/dpos/delegates", get(delegates))
+        .route("/v1/chains/{chain}/dpos/accounts/{account}", get(account))
+}
+
+async fn staking(state: &ApiState, op: StakingOp) -> Result<Json<serde_json::Value>, ApiError> {
+    ask(state, |reply| Request::Staking { op, reply }).await.map(Json)
+}
+
+async fn delegates(
+    State(state): State<ApiState>,
+    Path(chain): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    staking(&state, StakingOp::Delegates { chain }).await
+}
+
+async fn account(
+    State(state): State<ApiState>,
+    Path((chain, account)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let account = crate::crypto::account_from_hex(&account).map_err(|e| bad_request(format!("account: {e}")))?;
+    staking(&state, StakingOp::Account { chain, account }).await
+}
