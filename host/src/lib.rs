@@ -22,13 +22,13 @@ pub mod package;
 pub mod procfs;
 pub mod rng;
 pub mod run;
-pub mod script;
 pub mod session;
 pub mod soak;
-pub mod store;
 pub mod up;
 pub mod wallet;
 
 /// The ledger and the keys and hashes it uses live in `nest-ledger`; they keep their
 /// paths here.
 pub use nest_ledger::{crypto, ledger};
+pub use nest_script as script;
+pub use nest_store as store;

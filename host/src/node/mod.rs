@@ -864,8 +864,9 @@ impl Node {
             prechecker,
             reader: reader.clone(),
         };
-        // Queries answered off the loop read the chains' views: publish them before any.
-        state.publish_serve_views();
+        // The API may answer before the loop's first turn: publish the status and the
+        // chains' views (which the block reader reads) before it can.
+        state.publish();
         let thread = std::thread::Builder::new()
             .name("nest-node-loop".into())
             .spawn(move || state.run(receiver))

@@ -1,6 +1,6 @@
 use super::*;
-use crate::ledger::state::BlockEnv;
-use crate::ledger::{ChainParams, Ledger, SignedTx, TxBody, UnsignedTx};
+use nest_ledger::ledger::state::BlockEnv;
+use nest_ledger::ledger::{ChainParams, Ledger, SignedTx, TxBody, UnsignedTx};
 use nest_sdk::Signature;
 
 fn key(byte: u8) -> PublicKey {

@@ -10,9 +10,9 @@
 //! A committed block is written in one batch synced to disk: after a crash the store
 //! holds all of it or none. Every call blocks on disk I/O: call it off the async workers.
 
-use crate::ledger::{Account, Changes};
 use borsh::{BorshDeserialize, BorshSerialize};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use nest_ledger::ledger::{Account, Changes};
 use nest_sdk::{Hash32, PublicKey};
 use std::path::{Path, PathBuf};
 
