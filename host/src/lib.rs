@@ -10,7 +10,6 @@ pub mod client;
 pub mod devices;
 pub mod devnet;
 pub mod init;
-pub mod loader;
 pub mod logring;
 pub mod manifest;
 pub mod market;
@@ -18,7 +17,6 @@ pub mod merkle_cli;
 pub mod net;
 pub mod node;
 pub mod ops;
-pub mod package;
 pub mod procfs;
 pub mod rng;
 pub mod run;
@@ -30,5 +28,6 @@ pub mod wallet;
 /// The ledger and the keys and hashes it uses live in `nest-ledger`; they keep their
 /// paths here.
 pub use nest_ledger::{crypto, ledger};
+pub use nest_package::{self as package, loader};
 pub use nest_script as script;
 pub use nest_store as store;

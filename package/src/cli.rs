@@ -1,6 +1,8 @@
-//! The `nestd plugin` subcommands: the vendor's tools over [`crate::package`].
+//! The `nestd plugin` subcommands: the vendor's tools over this crate.
 
-use crate::{crypto::SecretKey, loader::TrustStore, package};
+use crate as package;
+use crate::loader::TrustStore;
+use nest_ledger::crypto::{self, SecretKey};
 use std::path::PathBuf;
 
 /// `nestd plugin ...`: make, sign and check plugin packages.
@@ -99,8 +101,8 @@ pub fn parse_trust(entries: &[String]) -> Result<TrustStore, String> {
     let mut trust = TrustStore::new();
     for entry in entries {
         let (name, hex) = entry.split_once('=').unwrap_or((entry, entry));
-        let key = crate::crypto::account_from_hex(hex)
-            .map_err(|reason| format!("--trust {entry}: not a public key: {reason}"))?;
+        let key =
+            crypto::account_from_hex(hex).map_err(|reason| format!("--trust {entry}: not a public key: {reason}"))?;
         trust.add(name, key);
     }
     Ok(trust)

@@ -12,7 +12,8 @@
 //! **Libraries are never unloaded.** Disabling a plugin drops its instances; the code
 //! stays mapped (and its memfd open) until the process exits.
 
-use crate::package::{self, PackageManifest};
+use crate as package;
+use crate::PackageManifest;
 use abi_stable::{
     library::{LibHeader, LibraryError, RootModule, lib_header_from_path},
     std_types::RStr,

@@ -8,16 +8,15 @@
 //! loader ([`crate::loader`]) runs the same checks through [`verify`]'s core.
 
 pub mod cli;
+pub mod loader;
 mod manifest;
 
 pub use manifest::{
     MANIFEST_BYTES_MAX, ManifestError, PackageManifest, SourceManifest, check_library_name, toml_string,
 };
 
-use crate::{
-    crypto::{self, KeyError, SecretKey},
-    loader::{self, LoadError, TrustStore},
-};
+use crate::loader::{LoadError, TrustStore};
+use nest_ledger::crypto::{self, KeyError, SecretKey};
 use nest_sdk::{ABI_COMPATIBLE_MIN, ABI_VERSION, Hash32, PublicKey, Signature};
 use std::{
     fmt::Write as _,
