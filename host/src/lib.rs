@@ -14,7 +14,6 @@ pub mod logring;
 pub mod manifest;
 pub mod market;
 pub mod merkle_cli;
-pub mod net;
 pub mod node;
 pub mod ops;
 pub mod procfs;
@@ -28,6 +27,7 @@ pub mod wallet;
 /// The ledger and the keys and hashes it uses live in `nest-ledger`; they keep their
 /// paths here.
 pub use nest_ledger::{crypto, ledger};
+pub use nest_net as net;
 pub use nest_package::{self as package, loader};
 pub use nest_script as script;
 pub use nest_store as store;

@@ -13,11 +13,8 @@ use std::{sync::OnceLock, time::Duration};
 const SECONDS_BUCKETS: [f64; 16] =
     [0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Gossip topics and verdicts, for `nest_gossip_messages_total` (all exist from the start).
-const GOSSIP_TOPICS: [&str; 2] = ["txs", "consensus"];
-const GOSSIP_VERDICTS: [&str; 5] = ["accept", "reject", "ignore", "rate_limited", "oversized"];
-/// Outcomes of inbound block-sync requests.
-const SYNC_OUTCOMES: [&str; 3] = ["served", "refused", "rate_limited"];
+use crate::net::telemetry::{GOSSIP_TOPICS, GOSSIP_VERDICTS, SYNC_OUTCOMES};
+pub use crate::net::telemetry::{gossip_message, sync_request};
 /// Lua limits that stop an evaluation.
 const LUA_LIMITS: [&str; 3] = ["instructions", "memory", "output"];
 
@@ -247,12 +244,6 @@ pub fn device_frame_rejected(radio: &str, reason: &'static str) {
     counter!("nest_device_frames_rejected_total", "radio" => radio.to_owned(), "reason" => reason).increment(1);
 }
 
-/// A gossip message on `topic` (`txs`, `consensus`) got `verdict` (`accept`, `reject`,
-/// `ignore` from the node; `rate_limited`, `oversized` from the network's own checks).
-pub fn gossip_message(topic: &'static str, verdict: &'static str) {
-    counter!("nest_gossip_messages_total", "topic" => topic, "verdict" => verdict).increment(1);
-}
-
 /// Where a consensus engine's signature checks were verified.
 const SIGNATURE_CHECK_PLACES: [&str; 2] = ["off_loop", "on_loop"];
 
@@ -261,11 +252,6 @@ const SIGNATURE_CHECK_PLACES: [&str; 2] = ["off_loop", "on_loop"];
 pub fn consensus_signature_checked(off_loop: bool) {
     let place = SIGNATURE_CHECK_PLACES[usize::from(!off_loop)];
     counter!("nest_consensus_signatures_verified_total", "where" => place).increment(1);
-}
-
-/// An inbound block-sync request ended with `outcome` (`served`, `refused`, `rate_limited`).
-pub fn sync_request(outcome: &'static str) {
-    counter!("nest_sync_requests_total", "outcome" => outcome).increment(1);
 }
 
 /// Radio `radio`'s driver reported `frames` frames it did not deliver, for `reason`.

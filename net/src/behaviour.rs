@@ -43,7 +43,7 @@ pub struct NestBehaviour {
 }
 
 /// The libp2p identity of a node: its Ed25519 node key, so the peer id survives restarts.
-pub fn keypair_from_node_key(node_key: &crate::crypto::SecretKey) -> Result<identity::Keypair, NetError> {
+pub fn keypair_from_node_key(node_key: &nest_ledger::crypto::SecretKey) -> Result<identity::Keypair, NetError> {
     let seed = node_key.seed().map_err(NetError::Key)?;
     identity::Keypair::ed25519_from_bytes(seed).map_err(|e| NetError::Key(e.to_string()))
 }
@@ -120,7 +120,7 @@ fn gossip_config(section: &NetworkSection) -> Result<gossipsub::Config, NetError
         .validation_mode(gossipsub::ValidationMode::Anonymous)
         .validate_messages()
         .message_id_fn(|message: &gossipsub::Message| {
-            gossipsub::MessageId::new(&crate::crypto::sha256(&message.data).0)
+            gossipsub::MessageId::new(&nest_ledger::crypto::sha256(&message.data).0)
         })
         .max_transmit_size(section.message_bytes_max.saturating_add(GOSSIP_ENVELOPE_BYTES))
         .heartbeat_interval(Duration::from_millis(GOSSIP_HEARTBEAT_MS))

@@ -5,12 +5,12 @@ use super::{
     codec::SYNC_PROTOCOL,
     *,
 };
-use crate::crypto::SecretKey;
 use libp2p::{
     SwarmBuilder,
     futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt},
     gossipsub, noise, request_response, tcp, yamux,
 };
+use nest_ledger::crypto::SecretKey;
 use nest_sdk::Hash32;
 use std::{
     future::Future,

@@ -379,12 +379,12 @@ impl SwarmTask {
         };
         if !self.rate.allow(&propagation_source, Instant::now()) {
             Counters::add(&self.counters().rate_limited);
-            crate::admin::metrics::gossip_message(topic.label(), "rate_limited");
+            crate::telemetry::gossip_message(topic.label(), "rate_limited");
             return self.drop_message(&message_id, &propagation_source, MessageAcceptance::Reject);
         }
         if message.data.len() > self.message_bytes_max {
             Counters::add(&self.counters().oversized);
-            crate::admin::metrics::gossip_message(topic.label(), "oversized");
+            crate::telemetry::gossip_message(topic.label(), "oversized");
             return self.drop_message(&message_id, &propagation_source, MessageAcceptance::Reject);
         }
         let from = propagation_source;
@@ -444,7 +444,7 @@ impl SwarmTask {
     ) {
         let max = self.sync_batch_blocks_max;
         if !self.sync_rate.allow(&peer, Instant::now()) {
-            crate::admin::metrics::sync_request("rate_limited");
+            crate::telemetry::sync_request("rate_limited");
             let reason = format!("over {} sync requests a second (sync_requests_per_peer_per_s)", self.sync_rate_per_s);
             let _ = self.swarm.behaviour_mut().sync.send_response(channel, Err(reason));
             return;
@@ -457,7 +457,7 @@ impl SwarmTask {
             None
         };
         if let Some(reason) = refusal {
-            crate::admin::metrics::sync_request("refused");
+            crate::telemetry::sync_request("refused");
             let _ = self.swarm.behaviour_mut().sync.send_response(channel, Err(reason));
             return;
         }

@@ -15,6 +15,7 @@ mod behaviour;
 mod codec;
 pub mod limits;
 mod task;
+pub mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -440,7 +441,7 @@ enum Command {
 }
 
 /// The peer id a node with `node_key` has on the network (stable across restarts).
-pub fn peer_id_of(node_key: &crate::crypto::SecretKey) -> Result<PeerId, NetError> {
+pub fn peer_id_of(node_key: &nest_ledger::crypto::SecretKey) -> Result<PeerId, NetError> {
     Ok(behaviour::keypair_from_node_key(node_key)?.public().to_peer_id())
 }
 
@@ -453,7 +454,7 @@ impl Net {
     /// (which must be a multi-thread tokio runtime).
     pub fn start(
         section: &NetworkSection,
-        node_key: &crate::crypto::SecretKey,
+        node_key: &nest_ledger::crypto::SecretKey,
     ) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), NetError> {
         let plan = section.plan()?;
         let runtime = tokio::runtime::Handle::try_current()
