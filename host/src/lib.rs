@@ -11,7 +11,6 @@ pub mod devices;
 pub mod devnet;
 pub mod init;
 pub mod logring;
-pub mod manifest;
 pub mod market;
 pub mod merkle_cli;
 pub mod node;
@@ -27,6 +26,7 @@ pub mod wallet;
 /// The ledger and the keys and hashes it uses live in `nest-ledger`; they keep their
 /// paths here.
 pub use nest_ledger::{crypto, ledger};
+pub use nest_manifest as manifest;
 pub use nest_net as net;
 pub use nest_package::{self as package, loader};
 pub use nest_script as script;

@@ -7,9 +7,9 @@
 
 mod locate;
 
-use crate::ledger::validators::{Member, ValidatorSet, check_schedule};
-pub use crate::net::NetworkSection;
 pub use locate::TextPosition;
+use nest_ledger::ledger::validators::{Member, ValidatorSet, check_schedule};
+pub use nest_net::NetworkSection;
 use nest_sdk::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::{
@@ -368,7 +368,7 @@ pub struct Manifest {
     pub market: Vec<MarketEntry>,
     /// `[lua]`: limits of operator Lua (console sessions, pricing strategies).
     #[serde(default)]
-    pub lua: crate::script::LuaLimits,
+    pub lua: nest_script::LuaLimits,
     /// The manifest file, as given.
     #[serde(skip)]
     pub file: PathBuf,
@@ -521,7 +521,7 @@ impl Manifest {
     }
 
     fn check_network(&self) -> Result<(), ManifestError> {
-        use crate::net::NetError;
+        use nest_net::NetError;
         self.network.check().map_err(|error| match error {
             NetError::Listen { addr, reason } => self.error("[network]", "listen", format!("\"{addr}\": {reason}")),
             NetError::Bootstrap { addr, reason } => {
@@ -533,7 +533,7 @@ impl Manifest {
     }
 
     /// Refuses a reference to a plugin id no `[[plugin]]` declares.
-    pub(crate) fn check_reference(&self, table: &str, key: &str, plugin_id: &str) -> Result<(), ManifestError> {
+    pub fn check_reference(&self, table: &str, key: &str, plugin_id: &str) -> Result<(), ManifestError> {
         if self.plugin.iter().any(|p| p.id == plugin_id) {
             return Ok(());
         }
