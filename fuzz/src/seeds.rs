@@ -17,7 +17,7 @@ use nest_host::{
 };
 use nest_ledger::{
     crypto::SecretKey,
-    ledger::{SignedTx, TxBody, UnsignedTx, device::DeviceTx},
+    ledger::{SignedTx, TxBody, UnsignedTx, device::DeviceTx, staking::StakingTx},
 };
 use nest_sdk::{
     BuildRequest, ChainType, Hash32, PluginKind, PublicKey, Signature,
@@ -93,12 +93,19 @@ fn tx() -> Vec<(&'static str, Vec<u8>)> {
         1,
     );
     let evidence = signed(TxBody::Evidence(Offence::DoubleVote(double_vote())), 2);
+    let vote = signed(TxBody::Staking(StakingTx::Vote { delegates: vec![PublicKey([4; 32]), PublicKey([5; 32])] }), 3);
+    let register_delegate = signed(
+        TxBody::Staking(StakingTx::RegisterDelegate { node_key: PublicKey([6; 32]), name: "gateway-1".into() }),
+        4,
+    );
     let mut trailing = transfer.encode();
     trailing.push(0);
     vec![
         ("transfer", transfer.encode()),
         ("device-register", register.encode()),
         ("evidence", evidence.encode()),
+        ("staking-vote", vote.encode()),
+        ("staking-register", register_delegate.encode()),
         ("trailing-byte", trailing),
         ("truncated", transfer.encode()[..40].to_vec()),
         ("empty", Vec::new()),
