@@ -22,8 +22,9 @@
 
 use super::exec::TxContext;
 use super::tx::TxError;
+use crate::crypto;
 use borsh::{BorshDeserialize, BorshSerialize};
-use nest_sdk::PublicKey;
+use nest_sdk::{Hash32, PublicKey};
 use std::collections::BTreeSet;
 
 /// Most delegates one account approves (K).
@@ -369,6 +370,33 @@ pub fn staked_total<'a>(records: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> 
             u128::from(staker.bonded) + staker.unbonding.iter().map(|entry| u128::from(entry.amount)).sum::<u128>();
     }
     Ok(total)
+}
+
+/// Domain prefix of a round seed.
+pub const ROUND_SEED_DOMAIN: &[u8] = b"nest/dpos/round/v1";
+
+/// The seed of DPoS round `round`: `sha256("nest/dpos/round/v1" ++ round (u64 BE) ++
+/// previous)`, where `previous` is the hash of the last block of the round before (the
+/// genesis hash for round 0). Every node that holds that block computes the same seed,
+/// and no delegate can choose it without choosing that block's contents, which it can
+/// only do in its own slot (ADR 0012).
+pub fn round_seed(round: u64, previous: &Hash32) -> Hash32 {
+    crypto::sha256_parts(&[ROUND_SEED_DOMAIN, &round.to_be_bytes(), &previous.0])
+}
+
+/// The order of a round's delegates: the top `count` of `ranked` (as [`delegates`] ranks
+/// them: most votes first, ties by account key), each placed by `sha256(seed ++ node
+/// key)`, ascending, ties (a SHA-256 collision) by node key. A sort by a hash has no
+/// modulo bias and moves every delegate, unlike a swap shuffle driven by `seed mod n`;
+/// anyone can recompute it from the delegate list and the seed (ADR 0012).
+pub fn round_order(ranked: &[DelegateView], count: usize, seed: &Hash32) -> Vec<PublicKey> {
+    let mut chosen: Vec<(Hash32, PublicKey)> = ranked
+        .iter()
+        .take(count)
+        .map(|delegate| (crypto::sha256_parts(&[&seed.0, &delegate.node_key.0]), delegate.node_key))
+        .collect();
+    chosen.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(a.1.0.cmp(&b.1.0)));
+    chosen.into_iter().map(|(_, node_key)| node_key).collect()
 }
 
 #[cfg(test)]
