@@ -22,6 +22,8 @@ pub mod mempool;
 pub mod merkle;
 pub mod staking;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod test_chain;
 pub mod tx;
 pub mod validators;
 pub mod verify;

@@ -1,11 +1,8 @@
 use super::*;
 use crate::device_keys::DeviceKey;
-use crate::ledger::state::{BlockEnv, BlockOutcome, ChainParams, Ledger};
+use crate::ledger::test_chain::{CHAIN, TestChain};
 use crate::ledger::tx::{SignedTx, TxBody, UnsignedTx};
 use nest_sdk::Signature;
-
-const CHAIN: Hash32 = Hash32([7; 32]);
-const PARAMS: ChainParams = ChainParams { chain: CHAIN, gas_price: 1 };
 const OWNER: u8 = 1;
 const OTHER: u8 = 2;
 const GATEWAY: u8 = 3;
@@ -19,42 +16,21 @@ fn uid(n: u8) -> Hash32 {
 }
 
 /// A chain with funded owner, other account and gateway; tracks nonces.
-struct Chain {
-    ledger: Ledger,
-    nonces: [u64; 4],
-    height: u64,
-}
+struct Chain(TestChain);
 
 impl Chain {
     fn new() -> Chain {
-        let ledger =
-            Ledger::genesis(&[(key(OWNER), 1_000_000), (key(OTHER), 1_000_000), (key(GATEWAY), 1_000_000)]).unwrap();
-        Chain { ledger, nonces: [0; 4], height: 0 }
+        let funded = [(key(OWNER), 1_000_000), (key(OTHER), 1_000_000), (key(GATEWAY), 1_000_000)];
+        Chain(TestChain::new(&funded, key(9)))
     }
 
     /// Executes one device transaction from `from` in its own block; the reason if refused.
     fn run(&mut self, from: u8, body: DeviceTx) -> Result<(), TxError> {
-        let body = TxBody::Device(body);
-        let fee = crate::ledger::tx::gas_of(&body);
-        let nonce = self.nonces[from as usize];
-        let tx = UnsignedTx { chain: CHAIN, from: key(from), nonce, fee, body };
-        let tx = SignedTx { tx, signature: Signature::default() };
-        self.height += 1;
-        let env = BlockEnv { height: self.height, time_ms: 1_000 * self.height, proposer: key(9) };
-        let outcome: BlockOutcome = self.ledger.execute(&[tx], &env, &PARAMS, false);
-        self.ledger.commit(&outcome.changes);
-        assert_eq!(self.ledger.state_digest(), outcome.state_digest);
-        match outcome.rejected.into_iter().next() {
-            Some((_, error)) => Err(error),
-            None => {
-                self.nonces[from as usize] += 1;
-                Ok(())
-            }
-        }
+        self.0.run(key(from), TxBody::Device(body))
     }
 
     fn record(&self, device: Hash32) -> Option<DeviceRecord> {
-        self.ledger.record(&device_key(&device)).map(|bytes| borsh::from_slice(bytes).unwrap())
+        self.0.ledger.record(&device_key(&device)).map(|bytes| borsh::from_slice(bytes).unwrap())
     }
 
     fn register(&mut self, from: u8, device: Hash32) -> Result<(), TxError> {
@@ -133,7 +109,7 @@ fn anchors_advance_the_counter_and_refuse_replays() {
     chain.run(GATEWAY, DeviceTx::Anchor { entries: vec![entry(uid(1), 1, 5, 3)] }).unwrap();
     let record = chain.record(uid(1)).unwrap();
     assert_eq!((record.last_counter, record.readings_anchored, record.last_anchor_height), (5, 3, 2));
-    let stored: AnchorRecord = borsh::from_slice(chain.ledger.record(&anchor_key(&uid(1), 5)).unwrap()).unwrap();
+    let stored: AnchorRecord = borsh::from_slice(chain.0.ledger.record(&anchor_key(&uid(1), 5)).unwrap()).unwrap();
     assert_eq!((stored.first_counter, stored.count, stored.gateway, stored.time_ms), (1, 3, key(GATEWAY), 2_000));
     let replay = device_error(chain.run(GATEWAY, DeviceTx::Anchor { entries: vec![entry(uid(1), 5, 6, 2)] }));
     assert_eq!(replay, DeviceError::ReplayedCounter { device: uid(1), counter: 5, last_counter: 5 });

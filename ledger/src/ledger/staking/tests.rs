@@ -1,11 +1,8 @@
 use super::*;
-use crate::ledger::state::{BlockEnv, BlockOutcome, ChainParams, Ledger};
-use crate::ledger::tx::{SignedTx, TxBody, UnsignedTx};
-use nest_sdk::{Hash32, Signature};
+use crate::ledger::test_chain::TestChain;
+use crate::ledger::tx::TxBody;
 use std::collections::BTreeMap;
 
-const CHAIN: Hash32 = Hash32([7; 32]);
-const PARAMS: ChainParams = ChainParams { chain: CHAIN, gas_price: 1 };
 const FUNDS: u64 = 1_000_000;
 const ACCOUNTS: u8 = 5;
 
@@ -17,51 +14,30 @@ fn node_key(byte: u8) -> PublicKey {
     PublicKey([byte + 100; 32])
 }
 
-/// A chain of funded accounts 1..=ACCOUNTS, one block per transaction.
-struct Chain {
-    ledger: Ledger,
-    nonces: BTreeMap<u8, u64>,
-    height: u64,
+/// Funded accounts 1..=ACCOUNTS, one block per transaction.
+struct Chain(TestChain);
+
+impl std::ops::Deref for Chain {
+    type Target = TestChain;
+    fn deref(&self) -> &TestChain {
+        &self.0
+    }
 }
 
 impl Chain {
     fn new() -> Chain {
         let funded: Vec<(PublicKey, u64)> = (1..=ACCOUNTS).map(|a| (key(a), FUNDS)).collect();
-        Chain { ledger: Ledger::genesis(&funded).unwrap(), nonces: BTreeMap::new(), height: 0 }
+        Chain(TestChain::new(&funded, key(ACCOUNTS + 1)))
     }
 
     /// Executes one staking transaction of `from` in a block of its own; the reason if
     /// refused.
     fn run(&mut self, from: u8, body: StakingTx) -> Result<(), TxError> {
-        let body = TxBody::Staking(body);
-        let fee = crate::ledger::tx::gas_of(&body);
-        let nonce = *self.nonces.get(&from).unwrap_or(&0);
-        let tx = SignedTx {
-            tx: UnsignedTx { chain: CHAIN, from: key(from), nonce, fee, body },
-            signature: Signature::default(),
-        };
-        self.height += 1;
-        let env = BlockEnv { height: self.height, time_ms: 1_000 * self.height, proposer: key(ACCOUNTS + 1) };
-        let outcome: BlockOutcome = self.ledger.execute(&[tx], &env, &PARAMS, false);
-        self.ledger.commit(&outcome.changes);
-        assert_eq!(self.ledger.state_digest(), outcome.state_digest);
-        match outcome.rejected.into_iter().next() {
-            Some((_, error)) => Err(error),
-            None => {
-                *self.nonces.entry(from).or_default() += 1;
-                Ok(())
-            }
-        }
+        self.0.run(key(from), TxBody::Staking(body))
     }
 
-    /// Empty blocks until `height`.
     fn advance_to(&mut self, height: u64) {
-        while self.height < height {
-            self.height += 1;
-            let env = BlockEnv { height: self.height, time_ms: 1_000 * self.height, proposer: key(ACCOUNTS + 1) };
-            let outcome = self.ledger.execute(&[], &env, &PARAMS, false);
-            self.ledger.commit(&outcome.changes);
-        }
+        self.0.advance_to(height);
     }
 
     fn register(&mut self, from: u8) -> Result<(), TxError> {

@@ -1,0 +1,61 @@
+//! A ledger that executes one transaction per block, for the body modules' tests.
+
+use super::state::{BlockEnv, BlockOutcome, ChainParams, Ledger};
+use super::tx::{SignedTx, TxBody, TxError, UnsignedTx, gas_of};
+use nest_sdk::{Hash32, PublicKey, Signature};
+use std::collections::BTreeMap;
+
+/// The chain every test chain names.
+pub const CHAIN: Hash32 = Hash32([7; 32]);
+/// One token per unit of gas.
+pub const PARAMS: ChainParams = ChainParams { chain: CHAIN, gas_price: 1 };
+
+/// Funded accounts, their nonces and the height; every block checks that the state
+/// digest it computed is the one the committed state has.
+pub struct TestChain {
+    /// The state.
+    pub ledger: Ledger,
+    /// Height of the last block.
+    pub height: u64,
+    proposer: PublicKey,
+    nonces: BTreeMap<PublicKey, u64>,
+}
+
+impl TestChain {
+    /// A chain whose genesis funds `funded`; `proposer` seals (and earns the fees of) every block.
+    pub fn new(funded: &[(PublicKey, u64)], proposer: PublicKey) -> TestChain {
+        TestChain { ledger: Ledger::genesis(funded).unwrap(), height: 0, proposer, nonces: BTreeMap::new() }
+    }
+
+    /// Executes `body` from `from`, paying its gas, in a block of its own; the reason if
+    /// refused (a refused transaction changes nothing).
+    pub fn run(&mut self, from: PublicKey, body: TxBody) -> Result<(), TxError> {
+        let fee = gas_of(&body);
+        let nonce = *self.nonces.get(&from).unwrap_or(&0);
+        let tx = SignedTx { tx: UnsignedTx { chain: CHAIN, from, nonce, fee, body }, signature: Signature::default() };
+        let outcome = self.block(&[tx]);
+        match outcome.rejected.into_iter().next() {
+            Some((_, error)) => Err(error),
+            None => {
+                *self.nonces.entry(from).or_default() += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Empty blocks until `height`.
+    pub fn advance_to(&mut self, height: u64) {
+        while self.height < height {
+            self.block(&[]);
+        }
+    }
+
+    fn block(&mut self, txs: &[SignedTx]) -> BlockOutcome {
+        self.height += 1;
+        let env = BlockEnv { height: self.height, time_ms: 1_000 * self.height, proposer: self.proposer };
+        let outcome = self.ledger.execute(txs, &env, &PARAMS, false);
+        self.ledger.commit(&outcome.changes);
+        assert_eq!(self.ledger.state_digest(), outcome.state_digest);
+        outcome
+    }
+}
