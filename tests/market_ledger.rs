@@ -86,7 +86,12 @@ impl Chain {
     fn send(&mut self, from: u8, body: MarketTx) -> Result<Hash32, TxError> {
         let tx = self.tx(from, body);
         self.height += 1;
-        let env = BlockEnv { height: self.height, time_ms: self.time_ms, proposer: key(PROPOSER) };
+        let env = BlockEnv {
+            height: self.height,
+            parent: nest_sdk::Hash32::ZERO,
+            time_ms: self.time_ms,
+            proposer: key(PROPOSER),
+        };
         let outcome = self.ledger.execute(std::slice::from_ref(&tx), &env, &PARAMS, true);
         if let Some((_, error)) = outcome.rejected.first() {
             return Err(error.clone());

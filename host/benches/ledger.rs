@@ -37,7 +37,7 @@ fn workload() -> (Ledger, Vec<SignedTx>) {
 
 fn benches(c: &mut Criterion) {
     let (ledger, txs) = workload();
-    let env = BlockEnv { height: 1, time_ms: 0, proposer: PublicKey([255; 32]) };
+    let env = BlockEnv { height: 1, parent: Hash32::ZERO, time_ms: 0, proposer: PublicKey([255; 32]) };
     let mut group = c.benchmark_group("ledger");
     group.throughput(Throughput::Elements(TXS as u64));
     group.bench_function("verify_batch_1000", |b| b.iter(|| verify_batch(black_box(&txs))));

@@ -103,7 +103,7 @@ fn lock_workload(dir: &Path) -> (Ledger, Vec<SignedTx>) {
         units_available: u64::MAX / 2,
         terms: TermsRecord { unit_price: 3, deadline_ms: 60_000, ..Default::default() },
     };
-    let env = BlockEnv { height: 1, time_ms: 0, proposer: provider };
+    let env = BlockEnv { height: 1, parent: Hash32::ZERO, time_ms: 0, proposer: provider };
     let outcome = ledger.execute(&[unsigned(provider, 0, shelve)], &env, &PARAMS, true);
     ledger.commit(&outcome.changes);
     let locks = buyers
@@ -142,7 +142,7 @@ fn market(c: &mut Criterion) {
     let bids: Vec<_> = (0..ROUND_BIDS).map(|i| order(i as u8, 1, 100 + (i as u64 * 7919) % 10_000)).collect();
     let auction_round = round(auction_terms, bids.clone(), 1, 10);
     let (ledger, locks) = lock_workload(&dir.path().join("locks"));
-    let env = BlockEnv { height: 2, time_ms: 10, proposer: PublicKey([1; 32]) };
+    let env = BlockEnv { height: 2, parent: Hash32::ZERO, time_ms: 10, proposer: PublicKey([1; 32]) };
 
     let mut group = c.benchmark_group("market");
     let mut index = 0u64;

@@ -67,7 +67,7 @@ pub fn check(path: &Path) -> CheckReport {
         );
     }
     for parts in &mut prepared.chains {
-        match build_genesis(&mut parts.chain_type, &parts.allocations, &parts.validators, parts.genesis_timestamp_ms) {
+        match build_genesis(parts) {
             Ok((_, view, ledger)) => {
                 let _ = writeln!(
                     text,

@@ -253,6 +253,18 @@ pub struct GenesisSection {
     /// Later sets, each from its height on (a ledger record like the first).
     #[serde(default)]
     pub validator_changes: Vec<ValidatorChange>,
+    /// For a DPoS chain: its rounds (`genesis.validators` are round 0's delegates, in
+    /// slot order; the ledger chooses every later round's).
+    #[serde(default)]
+    pub dpos: Option<DposSection>,
+}
+
+/// `[chain.genesis.dpos]`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DposSection {
+    /// Delegates per round, which is also the number of heights in a round.
+    pub delegates: u32,
 }
 
 impl GenesisSection {
@@ -271,6 +283,14 @@ impl GenesisSection {
             sets.push(ValidatorSet { from_height: change.from_height, members });
         }
         check_schedule(&sets).map_err(|error| ("genesis.validators".to_string(), error.to_string()))?;
+        if let Some(dpos) = self.dpos {
+            let params = nest_ledger::ledger::rounds::DposParams { delegates: dpos.delegates };
+            params.check(self.validators.len()).map_err(|message| ("genesis.dpos.delegates".to_string(), message))?;
+            if !self.validator_changes.is_empty() {
+                let message = "a DPoS chain's ledger chooses its sets: no validator_changes".to_string();
+                return Err(("genesis.validator_changes".into(), message));
+            }
+        }
         Ok(sets)
     }
 }

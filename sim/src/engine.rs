@@ -17,6 +17,8 @@ use std::path::Path;
 /// The built-in PoA's source manifest: its `tolerates` list is the one its signed
 /// package carries.
 const POA_SOURCE_MANIFEST: &str = include_str!("../../plugins/consensus-poa/plugin.toml");
+/// The built-in DPoS engine's source manifest.
+const DPOS_SOURCE_MANIFEST: &str = include_str!("../../plugins/consensus-dpos/plugin.toml");
 /// The built-in BFT engine's source manifest.
 const BFT_SOURCE_MANIFEST: &str = include_str!("../../plugins/consensus-bft/plugin.toml");
 
@@ -56,6 +58,8 @@ pub enum EngineSource {
     Poa,
     /// The BFT engine with chain-linear, linked into the simulator.
     Bft,
+    /// DPoS with chain-linear, linked into the simulator; its rounds come from the ledger.
+    Dpos,
     /// A consensus engine loaded from a signed package (with chain-linear as its chain type).
     Package {
         /// The loaded library (boxed: it is large and the built-in variant is empty).
@@ -85,12 +89,16 @@ impl Engines {
                 let finality = finality.unwrap_or(Finality::Decided);
                 return Ok(Engines { source: EngineSource::Bft, name: "bft".into(), finality });
             }
+            "dpos" => {
+                let finality = finality.unwrap_or(Finality::Decided);
+                return Ok(Engines { source: EngineSource::Dpos, name: "dpos".into(), finality });
+            }
             _ => {}
         }
         let dir = Path::new(consensus);
         if !dir.is_dir() {
             return Err(format!(
-                "--consensus {consensus}: neither a built-in engine (poa, bft) nor a package directory"
+                "--consensus {consensus}: neither a built-in engine (poa, bft, dpos) nor a package directory"
             ));
         }
         let library = loader::load(dir, options).map_err(|error| error.to_string())?;
@@ -112,6 +120,7 @@ impl Engines {
         match &self.source {
             EngineSource::Poa => tolerated_by(POA_SOURCE_MANIFEST),
             EngineSource::Bft => tolerated_by(BFT_SOURCE_MANIFEST),
+            EngineSource::Dpos => tolerated_by(DPOS_SOURCE_MANIFEST),
             EngineSource::Package { tolerated, .. } => tolerated.clone(),
         }
     }
@@ -121,10 +130,21 @@ impl Engines {
         self.finality
     }
 
+    /// Whether the run is DPoS: its genesis records DPoS rounds, and the load registers
+    /// and votes for delegates.
+    pub fn is_dpos(&self) -> bool {
+        matches!(self.source, EngineSource::Dpos)
+    }
+
     /// A consensus instance for one node. A vote-finality engine gets the authorities
     /// in its config (as PoA takes them); a deciding one gets its timeouts scaled to the
     /// interval, and its validators from the ledger.
     pub fn consensus(&self, authorities: &[PublicKey], interval_ms: u64, host: Host) -> Result<ConsensusBox, String> {
+        if self.is_dpos() {
+            let config = serde_json::from_str(&bft_config_json(interval_ms)).map_err(|e| e.to_string())?;
+            let engine = consensus_dpos::DposEngine::new(config, host).map_err(|e| e.to_string())?;
+            return Ok(ConsensusFfi_TO::from_ptr(RBox::new(ConsensusAdapter(engine)), TD_Opaque));
+        }
         let config_json = match self.finality {
             Finality::Votes => {
                 let keys: Vec<String> = authorities.iter().map(|key| format!("\"{key}\"")).collect();
@@ -146,6 +166,7 @@ impl Engines {
             EngineSource::Package { library, .. } => {
                 library.new_consensus(&config_json, &host).map_err(|e| e.to_string())
             }
+            EngineSource::Dpos => Err("DPoS engines are built above".into()),
         }
     }
 

@@ -41,6 +41,7 @@ pub fn run_seed(spec: &RunSpec, engines: &Engines, seed: u64) -> RunOutcome {
             byzantine_offences: 0,
             evidence_delays: Vec::new(),
             recorded_offences: Default::default(),
+            set_changes: 0,
         },
     }
 }

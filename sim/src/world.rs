@@ -13,6 +13,8 @@ use crate::services::{SimServices, VerifyCache};
 use crate::store::MemStore;
 use nest_host::crypto::SecretKey;
 use nest_host::ledger::evidence::{EVIDENCE_PREFIX, EvidenceRecord, evidence_tx};
+use nest_host::ledger::rounds::DposParams;
+use nest_host::ledger::staking::StakingTx;
 use nest_host::ledger::tx::{SignedTx, TRANSFER_GAS, TxBody, UnsignedTx};
 use nest_host::ledger::validators::{Member, ValidatorSet};
 use nest_host::net::SyncBlock;
@@ -97,6 +99,9 @@ pub struct RunOutcome {
     pub evidence_delays: Vec<(PublicKey, u64, Option<u64>)>,
     /// Offences on that ledger by kind (`prevote`, `precommit`, `proposal`).
     pub recorded_offences: std::collections::BTreeMap<&'static str, usize>,
+    /// Validator sets on that ledger whose members or order differ from the set before
+    /// (DPoS rounds re-elected and re-shuffled).
+    pub set_changes: usize,
 }
 
 enum Event {
@@ -226,7 +231,9 @@ impl<'a> World<'a> {
                 timer_at_ms: None,
             });
         }
-        let senders = (0..SENDERS).map(|index| Arc::new(node_key(seed ^ 0x5e4d, 1000 + index))).collect();
+        // DPoS: one sender account per delegate to register, stake and vote.
+        let sender_count = if engines.is_dpos() { SENDERS.max(spec.authorities) } else { SENDERS };
+        let senders = (0..sender_count).map(|index| Arc::new(node_key(seed ^ 0x5e4d, 1000 + index))).collect();
         let honest: Vec<bool> = nodes.iter().map(|node| !node.byzantine).collect();
         let honest_keys = authorities.iter().zip(&nodes).filter(|(_, node)| !node.byzantine).map(|(key, _)| *key);
         let checker = Checker::new(seed, honest, honest_keys.collect());
@@ -302,8 +309,10 @@ impl<'a> World<'a> {
         for record in &recorded {
             *recorded_offences.entry(record.proof.kind().name()).or_insert(0) += 1;
         }
+        let set_changes = self.set_changes();
         RunOutcome {
             seed: self.seed,
+            set_changes,
             byzantine_offences,
             evidence_delays,
             recorded_offences,
@@ -329,6 +338,14 @@ impl<'a> World<'a> {
             .records_with_prefix(EVIDENCE_PREFIX)
             .filter_map(|(_, value)| nest_sdk::borsh::from_slice(value).ok())
             .collect()
+    }
+
+    /// How many validator sets on an honest live node's ledger differ from the one before.
+    fn set_changes(&self) -> usize {
+        let honest = self.nodes.iter().find(|node| !node.byzantine && node.runtime.is_some());
+        let Some(runtime) = honest.and_then(|node| node.runtime.as_ref()) else { return 0 };
+        let sets = runtime.ledger().validator_sets();
+        sets.windows(2).filter(|pair| pair[0].members != pair[1].members).count()
     }
 
     /// Per reported Byzantine key, the smallest inclusion delay in heights of its
@@ -394,6 +411,7 @@ impl<'a> World<'a> {
             },
             allocations,
             validators: self.validators.clone(),
+            dpos: self.engines.is_dpos().then_some(DposParams { delegates: self.authorities.len() as u32 }),
             genesis_timestamp_ms: GENESIS_MS,
             node_key: node.key.public_key(),
             markets: nest_host::ledger::market::MarketRules::new([]),
@@ -585,19 +603,55 @@ impl<'a> World<'a> {
             return;
         }
         let at = live[self.rng.below(live.len() as u64) as usize];
-        let sender = self.senders[self.next_sender % SENDERS].clone();
+        let count = self.senders.len();
+        let index = self.next_sender % count;
+        let sender = self.senders[index].clone();
         self.next_sender += 1;
-        let to = self.senders[self.next_sender % SENDERS].public_key();
+        let to = self.senders[self.next_sender % count].public_key();
+        let body = match self.engines.is_dpos() {
+            true => self.staking_body(index),
+            false => None,
+        };
+        let (body, fee) = match body {
+            Some(body) => {
+                let fee = nest_host::ledger::tx::gas_of(&body);
+                (body, fee)
+            }
+            None => (TxBody::Transfer { to, amount: 1 + self.rng.below(1000) }, TRANSFER_GAS),
+        };
         let Some(runtime) = self.nodes[at].runtime.as_mut() else { return };
         let unsigned = UnsignedTx {
             chain: runtime.genesis_hash(),
             from: sender.public_key(),
             nonce: runtime.pending_nonce(&sender.public_key()),
-            fee: TRANSFER_GAS,
-            body: TxBody::Transfer { to, amount: 1 + self.rng.below(1000) },
+            fee,
+            body,
         };
         let signed: SignedTx = unsigned.sign(&sender);
         self.admit_and_gossip(at, signed);
+    }
+
+    /// DPoS load for sender `index`: during the first rounds of submissions, register the
+    /// delegate of authority `index` (again: a lost registration is retried, a repeated
+    /// one refused); later, one transaction in four stakes or re-votes, so rankings and
+    /// each round's order keep moving.
+    fn staking_body(&mut self, index: usize) -> Option<TxBody> {
+        let delegates = self.authorities.len();
+        if self.next_sender <= 3 * self.senders.len() && index < delegates {
+            let node_key = self.authorities[index];
+            return Some(TxBody::Staking(StakingTx::RegisterDelegate { node_key, name: format!("delegate-{index}") }));
+        }
+        match self.rng.below(8) {
+            0 => Some(TxBody::Staking(StakingTx::Stake { amount: 1 + self.rng.below(10_000) })),
+            1 => {
+                let picked = (0..delegates.min(self.senders.len()))
+                    .filter(|_| self.rng.chance_ppm(500_000))
+                    .map(|delegate| self.senders[delegate].public_key())
+                    .collect();
+                Some(TxBody::Staking(StakingTx::Vote { delegates: picked }))
+            }
+            _ => None,
+        }
     }
 
     /// Admits a transaction at node `at` and gossips it to the others, as a node does.

@@ -62,7 +62,12 @@ fn committed_blocks_survive_reopening() {
         assert_eq!(store.head("main").unwrap(), None);
         for height in 1..=3u64 {
             let txs = [transfer(1, 2, 2 * (height - 1)), transfer(1, 3, 2 * height - 1)];
-            let outcome = ledger.execute(&txs, &BlockEnv { height: 1, time_ms: 0, proposer: key(9) }, &params, true);
+            let outcome = ledger.execute(
+                &txs,
+                &BlockEnv { height: 1, parent: Hash32::ZERO, time_ms: 0, proposer: key(9) },
+                &params,
+                true,
+            );
             assert!(outcome.rejected.is_empty());
             let hashes: Vec<Hash32> = txs.iter().map(SignedTx::hash).collect();
             let block = block(height);

@@ -12,6 +12,7 @@ use crate::crypto::sha256;
 use crate::ledger::{
     mempool::Mempool,
     merkle::merkle_root,
+    rounds::DposParams,
     state::{BlockEnv, BlockOutcome, ChainParams, Changes, Ledger},
     tx::{SignedTx, TxError},
     validators::{ValidatorSet, check_schedule},
@@ -103,7 +104,7 @@ pub struct ChainRuntime {
     /// Inputs to feed the engine after the effect that produced them, in order.
     queued_inputs: VecDeque<Input>,
     /// The validator set last handed to the engine ([`Input::Validators`]).
-    validators_sent: Option<ValidatorSet>,
+    validators_sent: Vec<ValidatorSet>,
     /// Proofs of double votes and proposals not yet handed to the node to report on chain.
     evidence_proofs: VecDeque<nest_sdk::certificate::Offence>,
     /// What the engine last reported with `Effect::Status`.
@@ -138,6 +139,9 @@ pub struct ChainParts {
     /// Validator sets recorded at genesis (checked), for engines that take them from
     /// the ledger; empty for engines with their own authority list.
     pub validators: Vec<ValidatorSet>,
+    /// DPoS parameters recorded at genesis, for a DPoS chain (its rounds' sets are then
+    /// written by the ledger, `ledger::rounds`).
+    pub dpos: Option<DposParams>,
     /// Genesis timestamp.
     pub genesis_timestamp_ms: u64,
     /// This node's key.
@@ -176,18 +180,19 @@ pub enum ChainError {
 }
 
 /// Builds the genesis block of a chain in memory: its bytes, view and ledger.
-pub fn build_genesis(
-    chain_type: &mut Slot<ChainTypeBox>,
-    allocations: &[(PublicKey, u64)],
-    validators: &[ValidatorSet],
-    timestamp_ms: u64,
-) -> Result<(Vec<u8>, nest_sdk::UnitView, Ledger), String> {
-    let ledger = Ledger::genesis(allocations).map_err(|e| format!("genesis allocations: {e}"))?;
-    check_schedule(validators).map_err(|e| format!("genesis validators: {e}"))?;
+pub fn build_genesis(parts: &mut ChainParts) -> Result<(Vec<u8>, nest_sdk::UnitView, Ledger), String> {
+    let timestamp_ms = parts.genesis_timestamp_ms;
+    let ledger = Ledger::genesis(&parts.allocations).map_err(|e| format!("genesis allocations: {e}"))?;
+    check_schedule(&parts.validators).map_err(|e| format!("genesis validators: {e}"))?;
+    let first_set = parts.validators.first().map_or(0, |set| set.members.len());
+    if let Some(dpos) = &parts.dpos {
+        dpos.check(first_set).map_err(|e| format!("genesis dpos: {e}"))?;
+    }
     // Records join the accounts' state digest, so a chain without validator sets keeps
     // the genesis it always had.
     let accounts: Vec<_> = ledger.accounts().map(|(key, account)| (*key, *account)).collect();
-    let ledger = Ledger::from_state(accounts, validators.iter().map(ValidatorSet::record));
+    let records = parts.validators.iter().map(ValidatorSet::record).chain(parts.dpos.iter().map(DposParams::record));
+    let ledger = Ledger::from_state(accounts, records);
     let request = BuildRequest {
         parent: Hash32::ZERO,
         height: 0,
@@ -197,6 +202,7 @@ pub fn build_genesis(
         state_digest: ledger.state_digest(),
         txs: RVec::new(),
     };
+    let chain_type = &mut parts.chain_type;
     let bytes = chain_type.call(|c| c.build(request)).map_err(|e| format!("building genesis: {e}"))?.into_vec();
     let view = chain_type.call(|c| c.decode(bytes.as_slice().into())).map_err(|e| format!("decoding genesis: {e}"))?;
     Ok((bytes, view, ledger))
@@ -207,9 +213,7 @@ impl ChainRuntime {
     pub fn open(mut parts: ChainParts, store: &dyn ChainStore) -> Result<ChainRuntime, ChainError> {
         let chain = parts.id.clone();
         let state = |message: String| ChainError::State { chain: chain.clone(), message };
-        let (genesis_bytes, genesis, genesis_ledger) =
-            build_genesis(&mut parts.chain_type, &parts.allocations, &parts.validators, parts.genesis_timestamp_ms)
-                .map_err(state)?;
+        let (genesis_bytes, genesis, genesis_ledger) = build_genesis(&mut parts).map_err(state)?;
         let store_error = |error| ChainError::Store { chain: chain.clone(), error };
         let (mut ledger, head) = match store.head(&chain).map_err(store_error)? {
             Some(head) => (Self::restore_ledger(store, &chain, &head, &genesis)?, head),
@@ -239,7 +243,7 @@ impl ChainRuntime {
             checked: BTreeMap::new(),
             tip: start,
             queued_inputs: VecDeque::new(),
-            validators_sent: None,
+            validators_sent: Vec::new(),
             engine_status: None,
             evidence_proofs: VecDeque::new(),
             sender_ahead: false,
@@ -344,8 +348,8 @@ impl ChainRuntime {
                 return;
             }
         };
-        self.validators_sent = None;
-        if let Some(validators) = self.validators_input() {
+        self.validators_sent = Vec::new();
+        for validators in self.validators_inputs() {
             let _ = self.drive(store, validators);
         }
         let input = Input::Start { last_commit: self.last_commit(), now_ms, persisted };
@@ -496,7 +500,7 @@ impl ChainRuntime {
             .take(self.limits.block_txs_max)
             .collect();
         let candidates = within_bytes(candidates, self.limits.unit_bytes_max.saturating_sub(UNIT_HEADER_BYTES));
-        let env = BlockEnv { height, time_ms: timestamp_ms, proposer: self.node_key };
+        let env = BlockEnv { height, parent, time_ms: timestamp_ms, proposer: self.node_key };
         let outcome = self.ledger.execute_on(&prior, &candidates, &env, &self.params, false);
         self.drop_invalid(&candidates, &outcome);
         let txs: Vec<SignedTx> = outcome.applied.iter().map(|index| candidates[*index].clone()).collect();
@@ -644,7 +648,8 @@ impl ChainRuntime {
             return Err(format!("unit {}: tx root does not match its transactions", view.hash));
         }
         self.check_signatures(&txs, &tx_hashes)?;
-        let env = BlockEnv { height: view.height, time_ms: view.timestamp_ms, proposer: view.proposer };
+        let env =
+            BlockEnv { height: view.height, parent: view.parent, time_ms: view.timestamp_ms, proposer: view.proposer };
         let outcome = self.ledger.execute_on(&prior, &txs, &env, &self.params, true);
         if let Some((index, error)) = outcome.rejected.first() {
             return Err(format!("unit {}: transaction {index}: {error}", view.hash));
@@ -712,9 +717,8 @@ impl ChainRuntime {
         }
         if committed {
             self.prune_pending();
-            if let Some(validators) = self.validators_input() {
-                self.queued_inputs.push_back(validators);
-            }
+            let validators = self.validators_inputs();
+            self.queued_inputs.extend(validators);
             self.queued_inputs.push_back(Input::Committed { last_commit: self.last_commit() });
         }
         let head = report.head;
@@ -726,18 +730,27 @@ impl ChainRuntime {
         }
     }
 
-    /// The validator set of the height above the committed head, when it is not the one
-    /// the engine last heard of (at start, and when a commit reaches a change).
-    fn validators_input(&mut self) -> Option<Input> {
-        let set = self.ledger.validators_at(self.head.height.saturating_add(1))?;
-        if self.validators_sent.as_ref() == Some(&set) {
-            return None;
+    /// The validator sets from the height above the committed head on — the one in force
+    /// there and those already scheduled for later heights (a DPoS round's set is written
+    /// a round ahead) — that the engine has not heard of (at start, and when a commit
+    /// writes or reaches a set).
+    fn validators_inputs(&mut self) -> Vec<Input> {
+        let next = self.head.height.saturating_add(1);
+        let sets = self.ledger.validator_sets();
+        let in_force = nest_ledger::ledger::validators::set_at(&sets, next).map(|set| set.from_height);
+        let Some(in_force) = in_force else { return Vec::new() };
+        let mut inputs = Vec::new();
+        for set in sets.into_iter().filter(|set| set.from_height >= in_force) {
+            if self.validators_sent.contains(&set) {
+                continue;
+            }
+            let validators =
+                set.members.iter().map(|member| nest_sdk::Validator { key: member.key, power: member.power }).collect();
+            inputs.push(Input::Validators { from_height: set.from_height, validators });
+            self.validators_sent.push(set);
         }
-        let validators =
-            set.members.iter().map(|member| nest_sdk::Validator { key: member.key, power: member.power }).collect();
-        let input = Input::Validators { from_height: set.from_height, validators };
-        self.validators_sent = Some(set);
-        Some(input)
+        self.validators_sent.retain(|set| set.from_height >= in_force);
+        inputs
     }
 
     /// Keeps an engine's finality proof until its unit is written (bounded: a proof for a

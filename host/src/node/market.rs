@@ -122,7 +122,12 @@ impl LoopState {
         let chain = self.chain(chain_id)?;
         let mut trial = tx.clone();
         trial.tx.nonce = chain.ledger().account(&tx.tx.from).nonce;
-        let env = BlockEnv { height: chain.head_ref().height + 1, time_ms: now_ms, proposer: tx.tx.from };
+        let env = BlockEnv {
+            height: chain.head_ref().height + 1,
+            parent: chain.head_ref().hash,
+            time_ms: now_ms,
+            proposer: tx.tx.from,
+        };
         let params = ChainParams { chain: chain.genesis_hash(), gas_price: 0 };
         let outcome = chain.ledger().execute(std::slice::from_ref(&trial), &env, &params, true);
         if let Some((_, error @ TxError::Market(_))) = outcome.rejected.first() {

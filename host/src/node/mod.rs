@@ -339,6 +339,7 @@ fn prepare_chain(
         },
         allocations,
         validators,
+        dpos: entry.genesis.dpos.map(|dpos| crate::ledger::rounds::DposParams { delegates: dpos.delegates }),
         genesis_timestamp_ms: entry.genesis.timestamp_ms,
         node_key: key.public_key(),
         markets: Default::default(),

@@ -183,7 +183,7 @@ mod tests {
     fn run(ledger: &Ledger, proof: Offence, height: u64, nonce: u64) -> Result<Ledger, TxError> {
         let reporter = SecretKey::from_seed([9; 32]);
         let tx = evidence_tx(proof, CHAIN, &reporter, nonce);
-        let env = BlockEnv { height, time_ms: 0, proposer: PublicKey::default() };
+        let env = BlockEnv { height, parent: Hash32::ZERO, time_ms: 0, proposer: PublicKey::default() };
         let outcome = ledger.execute(&[tx], &env, &ChainParams { chain: CHAIN, gas_price: 1 }, true);
         if let Some((_, error)) = outcome.rejected.into_iter().next() {
             return Err(error);

@@ -13,7 +13,6 @@ use super::state::{Account, BlockEnv, Changes, Ledger};
 use super::tx::{SignedTx, TxBody, TxError};
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::{Hash32, PublicKey};
-use std::collections::BTreeMap;
 
 /// Longest record key, in bytes.
 pub const RECORD_KEY_BYTES_MAX: usize = 128;
@@ -151,17 +150,7 @@ impl<'a> TxContext<'a> {
 
     /// Every record whose key starts with `prefix` in this view, in key order.
     pub fn records_with_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.ledger.records_with_prefix(prefix).map(|(key, value)| (key.to_vec(), value.to_vec())).collect();
-        for layer in [self.prior, self.overlay, &self.touched] {
-            for (key, value) in layer.records.range(prefix.to_vec()..).take_while(|(key, _)| key.starts_with(prefix)) {
-                match value {
-                    Some(value) => merged.insert(key.clone(), value.clone()),
-                    None => merged.remove(key),
-                };
-            }
-        }
-        merged.into_iter().collect()
+        super::rounds::records_with_prefix(self.ledger, &[self.prior, self.overlay, &self.touched], prefix)
     }
 
     /// The writes made so far.

@@ -11,6 +11,7 @@
 //! - [`evidence`]: validators' conflicting votes recorded on chain, once per offence.
 //! - [`validators`]: validator sets with voting power, as ledger records per height.
 //! - [`staking`]: stakes, delegates and approval votes weighted by stake (DPoS).
+//! - [`rounds`]: DPoS rounds: each round's delegates, chosen two rounds ahead.
 //!
 //! Everything here is a pure function of its inputs: no I/O, no clock, no randomness.
 
@@ -20,6 +21,7 @@ pub mod exec;
 pub mod market;
 pub mod mempool;
 pub mod merkle;
+pub mod rounds;
 pub mod staking;
 pub mod state;
 #[cfg(test)]

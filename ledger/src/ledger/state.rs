@@ -46,6 +46,8 @@ pub struct ChainParams {
 pub struct BlockEnv {
     /// Height of the block being executed.
     pub height: u64,
+    /// Hash of its parent (what DPoS round seeds are drawn from).
+    pub parent: Hash32,
     /// The block's timestamp, milliseconds since the Unix epoch: the only clock of
     /// execution, the same on every node.
     pub time_ms: u64,
@@ -57,7 +59,7 @@ pub struct BlockEnv {
 impl BlockEnv {
     /// A block at height 1 and time 0 by `proposer`, for tests of execution alone.
     pub(crate) fn proposed_by(proposer: PublicKey) -> BlockEnv {
-        BlockEnv { height: 1, time_ms: 0, proposer }
+        BlockEnv { height: 1, parent: Hash32::ZERO, time_ms: 0, proposer }
     }
 }
 
@@ -276,7 +278,8 @@ impl Ledger {
         params: &ChainParams,
         strict: bool,
     ) -> BlockOutcome {
-        let mut overlay = Changes::new();
+        // A DPoS round's set is written before the block's transactions (see `rounds`).
+        let mut overlay = super::rounds::round_changes(self, prior, env);
         let mut applied = Vec::new();
         let mut rejected = Vec::new();
         let mut fees: u64 = 0;

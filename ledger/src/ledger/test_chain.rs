@@ -19,12 +19,24 @@ pub struct TestChain {
     pub height: u64,
     proposer: PublicKey,
     nonces: BTreeMap<PublicKey, u64>,
+    /// Block hashes by height: SHA-256 of the height and the state digest it reached.
+    hashes: Vec<Hash32>,
 }
 
 impl TestChain {
     /// A chain whose genesis funds `funded`; `proposer` seals (and earns the fees of) every block.
     pub fn new(funded: &[(PublicKey, u64)], proposer: PublicKey) -> TestChain {
-        TestChain { ledger: Ledger::genesis(funded).unwrap(), height: 0, proposer, nonces: BTreeMap::new() }
+        TestChain::from_genesis(Ledger::genesis(funded).unwrap(), proposer)
+    }
+
+    /// A chain from a genesis state built by the test (records of its own).
+    pub fn from_genesis(ledger: Ledger, proposer: PublicKey) -> TestChain {
+        TestChain { ledger, height: 0, proposer, nonces: BTreeMap::new(), hashes: vec![Hash32([0xC0; 32])] }
+    }
+
+    /// The hash the test chain gives block `height` (genesis is 0): every block's differs.
+    pub fn hash_at(&self, height: u64) -> Hash32 {
+        self.hashes[height as usize]
     }
 
     /// Executes `body` from `from`, paying its gas, in a block of its own; the reason if
@@ -52,10 +64,12 @@ impl TestChain {
 
     fn block(&mut self, txs: &[SignedTx]) -> BlockOutcome {
         self.height += 1;
-        let env = BlockEnv { height: self.height, time_ms: 1_000 * self.height, proposer: self.proposer };
+        let parent = *self.hashes.last().expect("genesis hash");
+        let env = BlockEnv { height: self.height, parent, time_ms: 1_000 * self.height, proposer: self.proposer };
         let outcome = self.ledger.execute(txs, &env, &PARAMS, false);
         self.ledger.commit(&outcome.changes);
         assert_eq!(self.ledger.state_digest(), outcome.state_digest);
+        self.hashes.push(crate::crypto::sha256_parts(&[&self.height.to_be_bytes(), &outcome.state_digest.0]));
         outcome
     }
 }

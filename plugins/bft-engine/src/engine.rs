@@ -4,7 +4,7 @@
 
 use crate::config::BftConfig;
 use crate::log::{Added, FUTURE_PROPOSAL_ROUNDS, HeightLog, ProposalAdded, Validity};
-use crate::validators::ValidatorSet;
+use crate::validators::{Rotation, ValidatorSet};
 use crate::wire::*;
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::{
@@ -180,11 +180,22 @@ struct Snapshot {
 /// The BFT engine: one instance per chain on a node.
 pub struct BftEngine {
     config: BftConfig,
+    /// Whose turn it is to propose (weighted for BFT, in the ledger's order for DPoS).
+    rotation: Rotation,
     host: Host,
     me: PublicKey,
     state: EngineState,
     /// When [`Effect::Behind`] was last emitted (not snapshotted: a rate limit only).
     behind_sent_ms: Option<u64>,
+}
+
+impl BftEngine {
+    /// An engine whose proposers take turns by `rotation` (DPoS runs it in order).
+    pub fn with_rotation(config: BftConfig, rotation: Rotation, host: Host) -> Result<Self, PluginError> {
+        config.check()?;
+        let me = host.public_key();
+        Ok(Self { config, rotation, host, me, state: EngineState::default(), behind_sent_ms: None })
+    }
 }
 
 fn rejected(message: impl Into<String>) -> PluginError {
@@ -501,7 +512,7 @@ impl BftEngine {
             BftConfig::timeout_ms(self.config.timeout_propose_ms, self.config.timeout_propose_delta_ms, round);
         self.schedule(TimeoutKind::Propose, timeout, round);
         let set = self.current_set()?;
-        if set.proposer(self.state.height, round) != self.me {
+        if set.proposer_by(self.rotation, self.state.height, round) != self.me {
             return Ok(());
         }
         if let Some(signed) = self.state.signed.proposals.iter().find(|proposal| proposal.round == round).cloned() {
@@ -892,7 +903,7 @@ impl BftEngine {
     fn check_signed_proposal(&self, signed: &SignedProposal) -> Result<bool, PluginError> {
         let set = self.current_set()?;
         let (height, round) = (signed.height, signed.round);
-        let expected = set.proposer(height, round);
+        let expected = set.proposer_by(self.rotation, height, round);
         if signed.proposer != expected {
             return Err(rejected(format!(
                 "proposal for height {height} round {round} from {}, but the round's proposer is {expected}",
@@ -1318,9 +1329,7 @@ impl ConsensusEngine for BftEngine {
     }
 
     fn new(config: BftConfig, host: Host) -> Result<Self, PluginError> {
-        config.check()?;
-        let me = host.public_key();
-        Ok(Self { config, host, me, state: EngineState::default(), behind_sent_ms: None })
+        Self::with_rotation(config, Rotation::Weighted, host)
     }
 
     fn handle(&mut self, input: Input) -> Result<Vec<Effect>, PluginError> {

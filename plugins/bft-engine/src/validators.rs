@@ -11,6 +11,20 @@ pub const VALIDATORS_MAX: usize = 256;
 /// 2^64 / φ, odd: the step of the Weyl sequence that spreads proposer turns.
 const GOLDEN_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// How proposer turns go round a set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rotation {
+    /// In proportion to power ([`ValidatorSet::proposer`]): `consensus-bft`.
+    #[default]
+    Weighted,
+    /// In the ledger's order, one turn per height: turn `k = height − 1 + round` goes to
+    /// member `k mod n`. DPoS (`consensus-dpos`): a round of n heights, whose set the
+    /// ledger lists in its slot order, gives each delegate the height at its position in
+    /// round 0, and a round that fails passes the turn to the next delegate (a missed
+    /// slot is skipped).
+    InOrder,
+}
+
 /// One height's validators, checked: distinct keys, power at least 1, total power
 /// small enough that `3 × total` fits in `u64`.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -88,6 +102,18 @@ impl ValidatorSet {
         u128::from(power) * 3 > u128::from(self.total_power)
     }
 
+    /// The proposer of `round` at `height` under `rotation`.
+    pub fn proposer_by(&self, rotation: Rotation, height: u64, round: u32) -> PublicKey {
+        match rotation {
+            Rotation::Weighted => self.proposer(height, round),
+            Rotation::InOrder => {
+                let turn = height.saturating_sub(1).wrapping_add(u64::from(round));
+                let index = usize::try_from(turn % self.members.len().max(1) as u64).unwrap_or(0);
+                self.members.get(index).map(|(key, _)| *key).unwrap_or_default()
+            }
+        }
+    }
+
     /// The proposer of `round` at `height`. Turn `k = height + round` takes the point
     /// `frac(k / φ)` of `[0, 1)` (a Weyl sequence), scaled to the total power, and picks
     /// the member whose slice of the cumulative power holds it. Over any run of turns
@@ -135,6 +161,17 @@ mod tests {
         assert!(weighted.is_quorum(7));
         assert!(weighted.is_one_third(4));
         assert!(!weighted.is_one_third(3));
+    }
+
+    #[test]
+    fn in_order_turns_follow_the_ledger_order_one_height_each_and_rounds_pass_the_turn() {
+        let equal = set(&[1; 4]);
+        let keys: Vec<PublicKey> = equal.members().iter().map(|(key, _)| *key).collect();
+        let turns: Vec<PublicKey> = (1..=8).map(|height| equal.proposer_by(Rotation::InOrder, height, 0)).collect();
+        assert_eq!(turns, [&keys[..], &keys[..]].concat());
+        assert_eq!(equal.proposer_by(Rotation::InOrder, 2, 1), keys[2]);
+        assert_eq!(equal.proposer_by(Rotation::InOrder, 4, 1), keys[0]);
+        assert_eq!(equal.proposer_by(Rotation::Weighted, 9, 2), equal.proposer(9, 2));
     }
 
     #[test]
