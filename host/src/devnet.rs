@@ -19,9 +19,10 @@ use std::{
 };
 
 /// The workspace's plugins: manifest id, package name, source `plugin.toml`.
-const WORKSPACE_PLUGINS: [(&str, &str, &str); 10] = [
+const WORKSPACE_PLUGINS: [(&str, &str, &str); 11] = [
     ("poa", "consensus-poa", include_str!("../../plugins/consensus-poa/plugin.toml")),
     ("bft", "consensus-bft", include_str!("../../plugins/consensus-bft/plugin.toml")),
+    ("dpos", "consensus-dpos", include_str!("../../plugins/consensus-dpos/plugin.toml")),
     ("linear", "chain-linear", include_str!("../../plugins/chain-linear/plugin.toml")),
     ("sim", "radio-sim", include_str!("../../plugins/radio-sim/plugin.toml")),
     ("udp", "radio-udp", include_str!("../../plugins/radio-udp/plugin.toml")),
@@ -48,6 +49,10 @@ pub enum Consensus {
     /// Tendermint-style BFT (consensus-bft): the validators, from the chain's genesis,
     /// decide each height in rounds; a decided block is final at once.
     Bft,
+    /// Delegated proof of stake (consensus-dpos): the ledger elects each round's
+    /// delegates by staked votes (genesis's validators until enough register); they
+    /// propose in the round's order and decide each height as BFT does.
+    Dpos,
 }
 
 impl Consensus {
@@ -56,6 +61,7 @@ impl Consensus {
         match self {
             Consensus::Poa => "poa",
             Consensus::Bft => "bft",
+            Consensus::Dpos => "dpos",
         }
     }
 
@@ -64,6 +70,7 @@ impl Consensus {
         match self {
             Consensus::Poa => "consensus-poa",
             Consensus::Bft => "consensus-bft",
+            Consensus::Dpos => "consensus-dpos",
         }
     }
 
@@ -72,6 +79,9 @@ impl Consensus {
         match self {
             Consensus::Poa => format!("consensus-poa (block every {block_interval_ms} ms)"),
             Consensus::Bft => format!("consensus-bft (next height {block_interval_ms} ms after each decision)"),
+            Consensus::Dpos => format!(
+                "consensus-dpos (rounds of elected delegates, next height {block_interval_ms} ms after each decision)"
+            ),
         }
     }
 }
@@ -279,7 +289,7 @@ pub fn write(spec: &DevnetSpec) -> Result<Devnet, String> {
 /// never finalizes and forks heal. BFT: a decided block is final at once.
 fn chain_type_config(consensus: Consensus, authorities: usize) -> String {
     match consensus {
-        Consensus::Bft => "{ finality_depth = 0, finality_proposers = 0 }".to_string(),
+        Consensus::Bft | Consensus::Dpos => "{ finality_depth = 0, finality_proposers = 0 }".to_string(),
         Consensus::Poa if authorities <= 1 => "{ finality_depth = 0 }".to_string(),
         Consensus::Poa => format!("{{ finality_proposers = {} }}", authorities * 2 / 3 + 1),
     }
@@ -307,7 +317,7 @@ fn consensus_config(spec: &DevnetSpec, authorities: &[PublicKey]) -> String {
             let keys: Vec<String> = authorities.iter().map(|key| format!("\"{key}\"")).collect();
             format!("{{ block_interval_ms = {}, authorities = [{}] }}", spec.block_interval_ms, keys.join(", "))
         }
-        Consensus::Bft => bft_config(spec.block_interval_ms),
+        Consensus::Bft | Consensus::Dpos => bft_config(spec.block_interval_ms),
     }
 }
 
@@ -366,12 +376,16 @@ fn write_chain(text: &mut String, spec: &DevnetSpec, authorities: &[PublicKey], 
     let _ = writeln!(text, "[chain.consensus]\nplugin = \"{}\"", spec.consensus.id());
     let _ = writeln!(text, "config = {}\n", consensus_config(spec, authorities));
     let _ = writeln!(text, "[chain.genesis]\ntimestamp_ms = 0");
-    if spec.consensus == Consensus::Bft {
+    if matches!(spec.consensus, Consensus::Bft | Consensus::Dpos) {
         text.push_str("validators = [\n");
         for key in authorities {
             let _ = writeln!(text, "  {{ key = \"{key}\", power = 1 }},");
         }
         text.push_str("]\n");
+    }
+    if spec.consensus == Consensus::Dpos {
+        // Rounds of as many heights as delegates; genesis's validators are round 0's.
+        let _ = writeln!(text, "dpos = {{ delegates = {} }}", authorities.len());
     }
     text.push_str("allocations = [\n");
     for (account, balance) in allocations {
@@ -427,7 +441,7 @@ mod tests {
         let packages = manifest
             .plugin
             .iter()
-            .filter(|p| p.package.ends_with("consensus-poa") || p.package.ends_with("consensus-bft"));
+            .filter(|p| p.package.file_name().is_some_and(|name| name.to_string_lossy().starts_with("consensus-")));
         packages.map(|p| p.id.as_str()).collect()
     }
 
@@ -449,6 +463,18 @@ mod tests {
         let members: Vec<(PublicKey, u64)> = sets[0].members.iter().map(|m| (m.key, m.power)).collect();
         assert_eq!(members, keys.iter().map(|key| (*key, 1)).collect::<Vec<_>>());
         assert_eq!(chain.genesis.allocations.len(), 1);
+    }
+
+    #[test]
+    fn a_dpos_devnet_records_rounds_of_its_validators_and_runs_the_dpos_engine() {
+        let (manifest, keys) = node_one(Consensus::Dpos);
+        let chain = main_chain(&manifest);
+        assert_eq!(chain.consensus.plugin, "dpos");
+        assert_eq!(consensus_plugins(&manifest), ["dpos"]);
+        assert_eq!(chain.genesis.dpos.map(|dpos| dpos.delegates), Some(keys.len() as u32));
+        let sets = chain.genesis.validator_sets().expect("validator sets");
+        assert_eq!(sets[0].members.len(), keys.len());
+        assert_eq!(integer(&chain.chain_type.config, "finality_proposers"), Some(0));
     }
 
     #[test]

@@ -104,10 +104,10 @@ enum Command {
 /// The chain that `init` and `up` write.
 #[derive(clap::Args)]
 struct ChainOptions {
-    /// Consensus engine of the chain: PoA authorities, or BFT validators from genesis (every node is one).
+    /// Consensus engine of the chain: PoA authorities, BFT validators from genesis, or DPoS delegates elected on chain (every node is one at genesis).
     #[arg(long, value_enum, default_value_t = Consensus::Poa)]
     consensus: Consensus,
-    /// Block interval of the chain (PoA: the slot; BFT: the wait after each decision).
+    /// Block interval of the chain (PoA: the slot; BFT and DPoS: the wait after each decision).
     #[arg(long, default_value_t = 1000)]
     block_interval_ms: u64,
 }

@@ -3,7 +3,10 @@
 //! Routes: `GET /v1/chains/{chain}/dpos/delegates` (every delegate with its node key,
 //! name and votes, most votes first, ties by account key — the order a DPoS round draws
 //! its top N from) and `GET /v1/chains/{chain}/dpos/accounts/{account}` (bonded stake,
-//! unbonding amounts with the height each unlocks at, the delegates it approves).
+//! unbonding amounts with the height each unlocks at, the delegates it approves) and
+//! `GET /v1/chains/{chain}/dpos/rounds/{round}` (a round's heights, seed, elected
+//! delegates with their votes, slot order, genesis time and pace: enough to recompute
+//! the order, ADR 0013).
 
 use super::{ApiError, ApiState, ask, bad_request};
 use crate::node::{Request, StakingOp};
@@ -18,6 +21,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/chains/{chain}/dpos/delegates", get(delegates))
         .route("/v1/chains/{chain}/dpos/accounts/{account}", get(account))
+        .route("/v1/chains/{chain}/dpos/rounds/{round}", get(round))
 }
 
 async fn staking(state: &ApiState, op: StakingOp) -> Result<Json<serde_json::Value>, ApiError> {
@@ -37,4 +41,12 @@ async fn account(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let account = crate::crypto::account_from_hex(&account).map_err(|e| bad_request(format!("account: {e}")))?;
     staking(&state, StakingOp::Account { chain, account }).await
+}
+
+async fn round(
+    State(state): State<ApiState>,
+    Path((chain, round)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let round: u64 = round.parse().map_err(|_| bad_request(format!("round: {round:?} is not a round number")))?;
+    staking(&state, StakingOp::Round { chain, round }).await
 }

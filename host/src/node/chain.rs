@@ -15,7 +15,7 @@ use crate::ledger::{
     rounds::DposParams,
     state::{BlockEnv, BlockOutcome, ChainParams, Changes, Ledger},
     tx::{SignedTx, TxError},
-    validators::{ValidatorSet, check_schedule},
+    validators::{VALIDATORS_PREFIX, ValidatorSet, check_schedule},
     verify::{VerifiedCache, verify_batch},
 };
 use crate::store::{ChainHead, ChainStore, StoredBlock};
@@ -103,8 +103,14 @@ pub struct ChainRuntime {
     tip: UnitRef,
     /// Inputs to feed the engine after the effect that produced them, in order.
     queued_inputs: VecDeque<Input>,
-    /// The validator set last handed to the engine ([`Input::Validators`]).
+    /// The validator sets handed to the engine ([`Input::Validators`]) from the one in
+    /// force at the next height on.
     validators_sent: Vec<ValidatorSet>,
+    /// Every validator set the ledger records, by first height; read again only when a
+    /// committed block writes one (a DPoS chain writes one a round).
+    validator_sets: std::sync::Arc<Vec<ValidatorSet>>,
+    /// The genesis block's timestamp.
+    genesis_timestamp_ms: u64,
     /// Proofs of double votes and proposals not yet handed to the node to report on chain.
     evidence_proofs: VecDeque<nest_sdk::certificate::Offence>,
     /// What the engine last reported with `Effect::Status`.
@@ -226,6 +232,7 @@ impl ChainRuntime {
             .chain_type
             .call(|c| c.start(start))
             .map_err(|error| ChainError::Plugin { chain: chain.clone(), error })?;
+        let ledger_sets = ledger.validator_sets();
         Ok(ChainRuntime {
             mempool: Mempool::new(parts.limits.mempool_txs_max),
             id: parts.id,
@@ -244,6 +251,8 @@ impl ChainRuntime {
             tip: start,
             queued_inputs: VecDeque::new(),
             validators_sent: Vec::new(),
+            validator_sets: std::sync::Arc::new(ledger_sets),
+            genesis_timestamp_ms: genesis.timestamp_ms,
             engine_status: None,
             evidence_proofs: VecDeque::new(),
             sender_ahead: false,
@@ -736,18 +745,18 @@ impl ChainRuntime {
     /// writes or reaches a set).
     fn validators_inputs(&mut self) -> Vec<Input> {
         let next = self.head.height.saturating_add(1);
-        let sets = self.ledger.validator_sets();
+        let sets = self.validator_sets.clone();
         let in_force = nest_ledger::ledger::validators::set_at(&sets, next).map(|set| set.from_height);
         let Some(in_force) = in_force else { return Vec::new() };
         let mut inputs = Vec::new();
-        for set in sets.into_iter().filter(|set| set.from_height >= in_force) {
-            if self.validators_sent.contains(&set) {
+        for set in sets.iter().filter(|set| set.from_height >= in_force) {
+            if self.validators_sent.contains(set) {
                 continue;
             }
             let validators =
                 set.members.iter().map(|member| nest_sdk::Validator { key: member.key, power: member.power }).collect();
             inputs.push(Input::Validators { from_height: set.from_height, validators });
-            self.validators_sent.push(set);
+            self.validators_sent.push(set.clone());
         }
         self.validators_sent.retain(|set| set.from_height >= in_force);
         inputs
@@ -838,6 +847,10 @@ impl ChainRuntime {
             return false;
         }
         self.ledger.commit(&unit.outcome.changes);
+        let writes_a_set = unit.outcome.changes.records.keys().any(|key| key.starts_with(VALIDATORS_PREFIX));
+        if writes_a_set {
+            self.validator_sets = std::sync::Arc::new(self.ledger.validator_sets());
+        }
         self.mempool.remove_committed(&unit.txs, &self.ledger);
         self.txs_committed += unit.txs.len() as u64;
         self.blocks_committed += 1;
@@ -874,7 +887,8 @@ impl ChainRuntime {
             committed_height: self.head.height,
             tip_height: self.tip.height,
             tip_branch: self.tip_branch(self.head.height + 1),
-            validator_sets: std::sync::Arc::new(self.ledger().validator_sets()),
+            validator_sets: self.validator_sets.clone(),
+            dpos: self.ledger.dpos_params(),
         }
     }
 
@@ -886,6 +900,11 @@ impl ChainRuntime {
     /// The genesis hash (the chain's identity on the network and in transactions).
     pub fn genesis_hash(&self) -> Hash32 {
         self.genesis_hash
+    }
+
+    /// The genesis block's timestamp, milliseconds since the Unix epoch.
+    pub fn genesis_timestamp_ms(&self) -> u64 {
+        self.genesis_timestamp_ms
     }
 
     /// Height of the newest final block.

@@ -576,6 +576,9 @@ pub struct BlockView {
     /// validator set of the block's height; absent for other engines' certificates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<CommitView>,
+    /// The DPoS round the block belongs to (`(height − 1) / N`); absent on other chains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<u64>,
     /// Hashes of the transactions, in order.
     pub tx_hashes: Vec<Hash32>,
     /// Transactions with their hashes (empty with `?txs=hashes`).

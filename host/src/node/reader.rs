@@ -67,6 +67,7 @@ impl BlockReader {
                 finality: hex::encode(&stored.finality),
             },
             commit: commit_view(validators, unit.height, &stored.certificate),
+            round: view.dpos.map(|dpos| dpos.round_of(unit.height)),
             tx_hashes: txs.iter().map(|t| t.hash).collect(),
             txs,
         })

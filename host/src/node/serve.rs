@@ -33,6 +33,8 @@ pub struct ServeView {
     /// The chain's validator sets by first height (for the block reader's certificate
     /// checks; empty for engines with their own authority list).
     pub validator_sets: Arc<Vec<crate::ledger::validators::ValidatorSet>>,
+    /// A DPoS chain's parameters (the block reader shows each block's round).
+    pub dpos: Option<crate::ledger::rounds::DposParams>,
 }
 
 /// The views of every chain, published by the node loop and read by the server.

@@ -25,10 +25,44 @@ use super::staking;
 use super::state::{BlockEnv, Changes, Ledger};
 use super::validators::{Member, ValidatorSet};
 use borsh::{BorshDeserialize, BorshSerialize};
+use nest_sdk::{Hash32, PublicKey};
 use std::collections::BTreeMap;
 
 /// Key of the DPoS parameters record (absent on chains that are not DPoS).
 pub const DPOS_PARAMS_KEY: &[u8] = b"dpos/params";
+/// Prefix of the round records: `dpos/round/<round, u64 big endian>` → [`RoundRecord`].
+pub const ROUND_PREFIX: &[u8] = b"dpos/round/";
+
+/// How a round's delegates were chosen, kept so that anyone can recompute its order.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct RoundRecord {
+    /// Height of the block that wrote it (the first of the round before).
+    pub chosen_at: u64,
+    /// The round's seed, `None` when too few delegates were registered and the set before
+    /// went on unchanged.
+    pub seed: Option<Hash32>,
+    /// The elected delegates in ranking order (most votes first), with the votes they
+    /// had in the state the election read; empty when the set before went on.
+    pub elected: Vec<ElectedDelegate>,
+}
+
+/// One elected delegate of a round.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct ElectedDelegate {
+    /// Its account.
+    pub account: PublicKey,
+    /// The key that proposes and votes for it.
+    pub node_key: PublicKey,
+    /// The bonded stake that approved it.
+    pub votes: u128,
+}
+
+/// The key of round `round`'s record.
+pub fn round_key(round: u64) -> Vec<u8> {
+    let mut key = ROUND_PREFIX.to_vec();
+    key.extend_from_slice(&round.to_be_bytes());
+    key
+}
 /// Most delegates per round (a validator set's bound).
 pub const DELEGATES_MAX: u32 = super::validators::VALIDATORS_MAX as u32;
 
@@ -86,6 +120,11 @@ impl Ledger {
     pub fn dpos_params(&self) -> Option<DposParams> {
         self.record(DPOS_PARAMS_KEY).and_then(|bytes| borsh::from_slice(bytes).ok())
     }
+
+    /// How round `round` was chosen (none for round 0, which is genesis's).
+    pub fn dpos_round(&self, round: u64) -> Option<RoundRecord> {
+        self.record(&round_key(round)).and_then(|bytes| borsh::from_slice(bytes).ok())
+    }
 }
 
 /// What a block at `env.height` writes before its transactions: the set of the round two
@@ -96,25 +135,43 @@ pub fn round_changes(ledger: &Ledger, prior: &Changes, env: &BlockEnv) -> Change
     let Some(params) = ledger.dpos_params() else { return changes };
     let Some(round) = params.round_chosen_at(env.height) else { return changes };
     let from_height = params.first_height(round);
-    let members = round_members(ledger, prior, &params, round, env);
+    let (members, record) = round_members(ledger, prior, &params, round, env);
     let set = ValidatorSet { from_height, members };
     if set.check().is_ok() {
         let (key, value) = set.record();
         changes.records.insert(key, Some(value));
+        changes.records.insert(round_key(round), Some(borsh::to_vec(&record).unwrap_or_default()));
     }
     changes
 }
 
-fn round_members(ledger: &Ledger, prior: &Changes, params: &DposParams, round: u64, env: &BlockEnv) -> Vec<Member> {
+fn round_members(
+    ledger: &Ledger,
+    prior: &Changes,
+    params: &DposParams,
+    round: u64,
+    env: &BlockEnv,
+) -> (Vec<Member>, RoundRecord) {
     let ranked = staking::delegates(|prefix| records_with_prefix(ledger, &[prior], prefix));
     let count = params.delegates as usize;
     if ranked.len() < count {
         // Too few delegates: the set in force before the round goes on, as it is.
         let previous = params.first_height(round).saturating_sub(1).max(1);
-        return validators_at(ledger, prior, previous).map(|set| set.members).unwrap_or_default();
+        let members = validators_at(ledger, prior, previous).map(|set| set.members).unwrap_or_default();
+        return (members, RoundRecord { chosen_at: env.height, seed: None, elected: Vec::new() });
     }
     let seed = staking::round_seed(round, &env.parent);
-    staking::round_order(&ranked, count, &seed).into_iter().map(|key| Member { key, power: 1 }).collect()
+    let elected = ranked
+        .iter()
+        .take(count)
+        .map(|delegate| ElectedDelegate {
+            account: delegate.account,
+            node_key: delegate.node_key,
+            votes: delegate.votes,
+        })
+        .collect();
+    let members = staking::round_order(&ranked, count, &seed).into_iter().map(|key| Member { key, power: 1 }).collect();
+    (members, RoundRecord { chosen_at: env.height, seed: Some(seed), elected })
 }
 
 /// The set in force at `height`, reading the ledger under `prior`.

@@ -96,6 +96,12 @@ fn votes_change_the_delegates_two_rounds_later_and_never_mid_round() {
     assert_eq!(sorted(round_3.clone()), sorted(vec![node_key(2), node_key(3), node_key(4)]));
     let seed = staking::round_seed(3, &chain.hash_at(6));
     assert_eq!(round_3, staking::round_order(&ranked(&chain.ledger), N as usize, &seed));
+    // The round's record keeps what the order was computed from.
+    let record = chain.ledger.dpos_round(3).unwrap();
+    assert_eq!((record.chosen_at, record.seed), (7, Some(seed)));
+    let elected: Vec<(PublicKey, u128)> = record.elected.iter().map(|d| (d.node_key, d.votes)).collect();
+    assert_eq!(elected, vec![(node_key(2), 500), (node_key(3), 500), (node_key(4), 500)]);
+    assert_eq!(chain.ledger.dpos_round(1).unwrap().seed, None);
     // A set starts only at a round's first height.
     for set in chain.ledger.validator_sets() {
         assert_eq!((set.from_height - 1) % u64::from(N), 0, "set from {}", set.from_height);

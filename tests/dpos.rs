@@ -1,0 +1,133 @@
+//! Real `nestd run` processes on consensus-dpos: four nodes start with genesis's
+//! delegates; four accounts register the nodes' keys as delegates, stake and vote; the
+//! ledger elects a round from those votes, and `GET /v1/chains/main/dpos/rounds/{n}`
+//! gives what anyone needs to recompute it: the seed from a block hash, the elected
+//! delegates with their votes, and the order, ascending by `sha256(seed ‖ node key)`.
+//! Every block of the round is proposed by the delegate whose turn it was, and every
+//! node holds the same blocks.
+
+use nest_host::{
+    api::SubmitAnswer,
+    crypto::{SecretKey, sha256},
+    devnet::Consensus,
+    ledger::{
+        staking::StakingTx,
+        tx::{TxBody, UnsignedTx, gas_of},
+    },
+    wallet,
+};
+use nest_sdk::PublicKey;
+use nest_tests::node::{NodeProcess, wait_until, write_devnet_engine};
+use serde_json::Value;
+use std::{path::Path, time::Duration};
+
+const DELEGATES: usize = 4;
+const BLOCK_INTERVAL_MS: u64 = 300;
+const FUNDS: u64 = 1_000_000;
+
+fn node_key(manifest: &Path) -> PublicKey {
+    let path = manifest.parent().expect("node directory").join("node.key");
+    SecretKey::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).public_key()
+}
+
+fn key_of(value: &Value) -> PublicKey {
+    PublicKey::from_hex(value.as_str().expect("a key")).expect("hex key")
+}
+
+/// `account` registers `node_key` as its delegate, stakes `stake` and votes for itself.
+fn become_delegate(node: &NodeProcess, account: &SecretKey, node_key: PublicKey, stake: u64) {
+    let (chain, _) = wallet::chain_terms(&node.client(), "main").unwrap();
+    let bodies = [
+        StakingTx::RegisterDelegate { node_key, name: format!("delegate-{}", &node_key.to_string()[..8]) },
+        StakingTx::Stake { amount: stake },
+        StakingTx::Vote { delegates: vec![account.public_key()] },
+    ];
+    let txs: Vec<String> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(nonce, body)| {
+            let body = TxBody::Staking(body);
+            let fee = gas_of(&body);
+            let tx = UnsignedTx { chain, from: account.public_key(), nonce: nonce as u64, fee, body };
+            hex::encode(tx.sign(account).encode())
+        })
+        .collect();
+    let answer: SubmitAnswer = node.client().post("/v1/chains/main/txs", &serde_json::json!({ "txs": txs })).unwrap();
+    assert_eq!(answer.accepted, 3, "{answer:?}");
+}
+
+fn round(node: &NodeProcess, round: u64) -> Option<Value> {
+    node.client().get(&format!("/v1/chains/main/dpos/rounds/{round}")).ok()
+}
+
+fn block(node: &NodeProcess, height: u64) -> Value {
+    node.client().get(&format!("/v1/chains/main/blocks/{height}?txs=hashes")).unwrap()
+}
+
+#[test]
+fn delegates_elected_by_staked_votes_take_their_turns_in_an_order_anyone_can_recompute() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts: Vec<SecretKey> = (1..=DELEGATES as u8).map(|seed| SecretKey::from_seed([seed; 32])).collect();
+    let allocations = accounts.iter().map(|account| (account.public_key(), FUNDS)).collect();
+    let devnet = write_devnet_engine(dir.path(), Consensus::Dpos, BLOCK_INTERVAL_MS, allocations, DELEGATES, DELEGATES);
+    let nodes: Vec<NodeProcess> = devnet.manifests.iter().map(|manifest| NodeProcess::start(manifest)).collect();
+    let keys: Vec<PublicKey> = devnet.manifests.iter().map(|manifest| node_key(manifest)).collect();
+    wait_until(Duration::from_secs(30), "the first blocks", || nodes[0].main_chain().height >= 2);
+    let genesis_round = round(&nodes[0], 0).expect("round 0");
+    assert_eq!(genesis_round["seed"], Value::Null, "round 0 is genesis's order");
+    assert_eq!(genesis_round["delegates_per_round"], DELEGATES);
+
+    for (index, account) in accounts.iter().enumerate() {
+        become_delegate(&nodes[0], account, keys[index], 1_000 * (index as u64 + 1));
+    }
+    // The first round whose seed exists was elected from the registered delegates.
+    let mut elected = None;
+    wait_until(Duration::from_secs(60), "a round elected from staked votes", || {
+        let last = nodes[0].main_chain().height / DELEGATES as u64 + 2;
+        elected = (1..=last).filter_map(|n| round(&nodes[0], n)).find(|view| !view["seed"].is_null());
+        elected.is_some()
+    });
+    let elected = elected.unwrap();
+    let number = elected["round"].as_u64().unwrap();
+
+    // The seed: sha256("nest/dpos/round/v1" ‖ round (u64 BE) ‖ hash of the seed block).
+    let seed_block = block(&nodes[0], elected["seed_block"].as_u64().unwrap());
+    let seed_block_hash = hex::decode(seed_block["hash"].as_str().unwrap()).unwrap();
+    let seed = sha256(&[b"nest/dpos/round/v1".as_slice(), &number.to_be_bytes(), &seed_block_hash].concat());
+    assert_eq!(elected["seed"], serde_json::to_value(seed).unwrap());
+    // The delegates, most votes first, with the stake that voted for them.
+    let votes: Vec<(PublicKey, u64)> = elected["delegates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|delegate| (key_of(&delegate["node_key"]), delegate["votes"].as_u64().unwrap()))
+        .collect();
+    let expected: Vec<(PublicKey, u64)> = (0..DELEGATES).rev().map(|i| (keys[i], 1_000 * (i as u64 + 1))).collect();
+    assert_eq!(votes, expected);
+    // The order: ascending by sha256(seed ‖ node key).
+    let mut recomputed: Vec<PublicKey> = keys.clone();
+    recomputed.sort_by_key(|key| sha256(&[seed.0.as_slice(), &key.0].concat()).0);
+    let order: Vec<PublicKey> = elected["order"].as_array().unwrap().iter().map(key_of).collect();
+    assert_eq!(order, recomputed);
+
+    // Each height of the round is proposed by the delegate at its turn: position
+    // (h − 1 + agreement round) mod N of the order.
+    let last_height = elected["last_height"].as_u64().unwrap();
+    wait_until(Duration::from_secs(60), "the elected round to be final", || {
+        nodes.iter().all(|node| node.main_chain().height >= last_height)
+    });
+    for height in elected["first_height"].as_u64().unwrap()..=last_height {
+        let view = block(&nodes[0], height);
+        assert_eq!(view["round"], number, "block {height}");
+        let agreement_round = view["commit"]["round"].as_u64().expect("a commit certificate");
+        assert_eq!(view["commit"]["valid"], true, "block {height}: {}", view["commit"]);
+        let turn = ((height - 1 + agreement_round) % DELEGATES as u64) as usize;
+        assert_eq!(key_of(&view["proposer"]), order[turn], "block {height}");
+        for other in &nodes[1..] {
+            assert_eq!(block(other, height)["hash"], view["hash"], "block {height} on every node");
+        }
+    }
+    // A round not chosen yet, and a chain that is not DPoS, are named as such.
+    let error = nodes[0].client().get::<Value>("/v1/chains/main/dpos/rounds/1000000").unwrap_err();
+    assert!(error.contains("not chosen yet"), "{error}");
+}
