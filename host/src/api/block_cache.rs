@@ -94,6 +94,7 @@ mod tests {
                 finality: String::new(),
             },
             commit: None,
+            round: None,
             tx_hashes: Vec::new(),
             txs: Vec::new(),
         })
