@@ -12,7 +12,7 @@ use std::path::PathBuf;
 /// Options of `nestd sim`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimOptions {
-    /// The consensus engine: `poa` or `bft` (built in), or a signed package directory.
+    /// The consensus engine: `poa`, `bft` or `dpos` (built in), or a signed package directory.
     #[arg(long, default_value = "poa")]
     pub consensus: String,
     /// How units become final: `votes` (the engine attests; PoA) or `decided` (the engine
