@@ -106,6 +106,14 @@ impl DoubleVote {
     }
 }
 
+/// The position in a set of `members` whose turn it is to propose agreement round
+/// `round` at `height` when turns go in the ledger's order (DPoS, ADR 0013):
+/// `(height − 1 + round) mod members`.
+pub fn in_order_turn(height: u64, round: u32, members: usize) -> usize {
+    let turn = height.saturating_sub(1).wrapping_add(u64::from(round)) % (members.max(1) as u64);
+    turn as usize
+}
+
 /// Domain prefix of the message a proposer signs.
 pub const PROPOSAL_DOMAIN: &[u8] = b"nest/bft/proposal/v1";
 
@@ -167,6 +175,9 @@ pub enum Offence {
     DoubleVote(DoubleVote),
     /// Two proposals.
     DoubleProposal(DoubleProposal),
+    /// A proposal signed by a validator whose turn it was not. Only a schedule the
+    /// ledger knows can judge it: DPoS's turns in round order (ADR 0013).
+    OutOfTurn(SignedProposal),
 }
 
 /// What kind of offence, in evidence record keys and for operators.
@@ -178,6 +189,8 @@ pub enum OffenceKind {
     Precommit,
     /// Two proposals.
     Proposal,
+    /// A proposal out of turn.
+    OutOfTurn,
 }
 
 impl OffenceKind {
@@ -187,6 +200,7 @@ impl OffenceKind {
             OffenceKind::Prevote => 0,
             OffenceKind::Precommit => 1,
             OffenceKind::Proposal => 2,
+            OffenceKind::OutOfTurn => 3,
         }
     }
 
@@ -196,6 +210,7 @@ impl OffenceKind {
             OffenceKind::Prevote => "prevote",
             OffenceKind::Precommit => "precommit",
             OffenceKind::Proposal => "proposal",
+            OffenceKind::OutOfTurn => "out_of_turn",
         }
     }
 }
@@ -213,6 +228,7 @@ impl Offence {
         match self {
             Offence::DoubleVote(proof) => proof.first.validator,
             Offence::DoubleProposal(proof) => proof.first.proposer,
+            Offence::OutOfTurn(proposal) => proposal.proposer,
         }
     }
 
@@ -221,6 +237,7 @@ impl Offence {
         match self {
             Offence::DoubleVote(proof) => (proof.first.height, proof.first.round),
             Offence::DoubleProposal(proof) => (proof.first.height, proof.first.round),
+            Offence::OutOfTurn(proposal) => (proposal.height, proposal.round),
         }
     }
 
@@ -230,6 +247,7 @@ impl Offence {
             Offence::DoubleVote(proof) if proof.first.kind == VoteKind::Prevote => OffenceKind::Prevote,
             Offence::DoubleVote(_) => OffenceKind::Precommit,
             Offence::DoubleProposal(_) => OffenceKind::Proposal,
+            Offence::OutOfTurn(_) => OffenceKind::OutOfTurn,
         }
     }
 
@@ -238,14 +256,18 @@ impl Offence {
         match self {
             Offence::DoubleVote(proof) => [proof.first.value, proof.second.value],
             Offence::DoubleProposal(proof) => [Some(proof.first.value), Some(proof.second.value)],
+            Offence::OutOfTurn(proposal) => [Some(proposal.value), None],
         }
     }
 
-    /// Whether the proof holds (one signer, height and round; two messages; both signed).
+    /// Whether the proof's signatures hold (one signer, height and round; two messages;
+    /// both signed — or, out of turn, the one proposal signed; whose turn it was is the
+    /// ledger's to check).
     pub fn verifies(&self, verify: impl Fn(&PublicKey, &[u8], &Signature) -> bool) -> bool {
         match self {
             Offence::DoubleVote(proof) => proof.verifies(verify),
             Offence::DoubleProposal(proof) => proof.verifies(verify),
+            Offence::OutOfTurn(proposal) => proposal.verifies(verify),
         }
     }
 }

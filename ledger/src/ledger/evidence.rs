@@ -12,10 +12,11 @@
 //! precommit, 2 proposal) and holds the block height it was included at and the proof.
 
 use super::exec::TxContext;
+use super::rounds::{DPOS_PARAMS_KEY, DposParams};
 use super::tx::TxError;
 use borsh::{BorshDeserialize, BorshSerialize};
 use nest_sdk::PublicKey;
-use nest_sdk::certificate::Offence;
+use nest_sdk::certificate::{Offence, SignedProposal};
 
 /// Prefix of the evidence records.
 pub const EVIDENCE_PREFIX: &[u8] = b"consensus/evidence/";
@@ -46,6 +47,19 @@ pub enum EvidenceError {
         /// The block's height.
         block_height: u64,
     },
+    /// A proposal out of turn on a chain whose turns the ledger does not know.
+    #[error("a proposal out of turn can only be judged on a DPoS chain, whose turns the ledger knows")]
+    NoTurns,
+    /// The proposal was its proposer's turn.
+    #[error("height {height} round {round} was {proposer}'s turn: the proposal is not out of turn")]
+    InTurn {
+        /// The height.
+        height: u64,
+        /// The agreement round.
+        round: u32,
+        /// Its proposer.
+        proposer: PublicKey,
+    },
 }
 
 impl EvidenceError {
@@ -56,6 +70,8 @@ impl EvidenceError {
             EvidenceError::BadSignature => "evidence_bad_signature",
             EvidenceError::NotValidator { .. } => "evidence_not_validator",
             EvidenceError::FromTheFuture { .. } => "evidence_from_the_future",
+            EvidenceError::NoTurns => "evidence_no_turns",
+            EvidenceError::InTurn { .. } => "evidence_in_turn",
         }
     }
 }
@@ -113,6 +129,9 @@ pub fn apply(ctx: &mut TxContext<'_>, proof: &Offence) -> Result<(), TxError> {
     if !member {
         return Err(EvidenceError::NotValidator { key: offender, height }.into());
     }
+    if let Offence::OutOfTurn(proposal) = proof {
+        check_out_of_turn(ctx, proposal)?;
+    }
     if !proof.verifies(crate::crypto::verify) {
         return Err(EvidenceError::BadSignature.into());
     }
@@ -124,6 +143,23 @@ pub fn apply(ctx: &mut TxContext<'_>, proof: &Offence) -> Result<(), TxError> {
         return Ok(());
     }
     ctx.put_record(key, &EvidenceRecord { included_at: block_height, proof: proof.clone() })
+}
+
+/// On a DPoS chain, whether a proposal was out of its proposer's turn: height h's
+/// agreement round k is the turn of position `(h − 1 + k) mod N` of the round's order
+/// (ADR 0013).
+fn check_out_of_turn(ctx: &TxContext<'_>, proposal: &SignedProposal) -> Result<(), TxError> {
+    if ctx.record::<DposParams>(DPOS_PARAMS_KEY)?.is_none() {
+        return Err(EvidenceError::NoTurns.into());
+    }
+    let (height, round) = (proposal.height, proposal.round);
+    let set = ctx.validators_at(height).ok_or(EvidenceError::NotValidator { key: proposal.proposer, height })?;
+    let turn = nest_sdk::certificate::in_order_turn(height, round, set.members.len());
+    let in_turn = set.members.get(turn).map(|member| member.key);
+    if in_turn == Some(proposal.proposer) {
+        return Err(EvidenceError::InTurn { height, round, proposer: proposal.proposer }.into());
+    }
+    Ok(())
 }
 
 /// Whether the two messages are one signer's, at one height and round (and step), with
@@ -142,6 +178,8 @@ fn conflicting(proof: &Offence) -> bool {
                 && (a.height, a.round) == (b.height, b.round)
                 && (a.value, a.valid_round) != (b.value, b.valid_round)
         }
+        // Whose turn it was is checked against the ledger's rounds.
+        Offence::OutOfTurn(_) => true,
     }
 }
 
@@ -248,5 +286,31 @@ mod tests {
         forged.second.signature = SecretKey::from_seed([2; 32]).sign(b"not the proposal");
         let error = run(&ledger, Offence::DoubleProposal(forged), 8, 0).unwrap_err();
         assert_eq!(error, TxError::Evidence(EvidenceError::BadSignature));
+    }
+
+    #[test]
+    fn a_proposal_out_of_turn_is_recorded_on_a_dpos_chain_and_only_there() {
+        let delegates: Vec<SecretKey> = (1..=4).map(|seed| SecretKey::from_seed([seed; 32])).collect();
+        let members = delegates.iter().map(|key| Member { key: key.public_key(), power: 1 }).collect();
+        let set = ValidatorSet { from_height: 1, members };
+        let dpos = DposParams { delegates: 4 };
+        let ledger = Ledger::from_state([], [set.record(), dpos.record()]);
+        // Height 6, round 0: position (6 − 1) mod 4 = 1 has the turn.
+        let in_turn = Offence::OutOfTurn(signed_proposal(&delegates[1], 6, 1));
+        let error = run(&ledger, in_turn, 8, 0).unwrap_err();
+        assert!(matches!(error, TxError::Evidence(EvidenceError::InTurn { height: 6, round: 0, .. })), "{error}");
+        let out_of_turn = Offence::OutOfTurn(signed_proposal(&delegates[2], 6, 1));
+        let after = run(&ledger, out_of_turn.clone(), 8, 0).expect("recorded");
+        let key = evidence_key(&out_of_turn);
+        assert_eq!(key.last(), Some(&3), "kind 3: out of turn");
+        assert!(after.record(&key).is_some());
+        let mut forged = signed_proposal(&delegates[2], 6, 1);
+        forged.signature = delegates[0].sign(b"not the proposal");
+        let error = run(&ledger, Offence::OutOfTurn(forged), 8, 0).unwrap_err();
+        assert_eq!(error, TxError::Evidence(EvidenceError::BadSignature));
+        // Without DPoS rounds the ledger cannot tell whose turn it was.
+        let bft = Ledger::from_state([], [set.record()]);
+        let error = run(&bft, out_of_turn, 8, 0).unwrap_err();
+        assert_eq!(error, TxError::Evidence(EvidenceError::NoTurns));
     }
 }

@@ -210,6 +210,7 @@ fn encode<T: BorshSerialize>(value: &T) -> Result<Vec<u8>, PluginError> {
 const OFFENCE_PREVOTE: u8 = 0;
 const OFFENCE_PRECOMMIT: u8 = 1;
 const OFFENCE_PROPOSAL: u8 = 2;
+const OFFENCE_OUT_OF_TURN: u8 = 3;
 
 impl BftEngine {
     /// The height being decided, its round and step.
@@ -869,7 +870,7 @@ impl BftEngine {
             proposer: proposal.proposer,
             signature: proposal.signature,
         };
-        if !self.check_signed_proposal(&signed)? {
+        if !self.check_signed_proposal(&signed, effects)? {
             return Ok(());
         }
         let (value, unit) = (signed.value, proposal.unit);
@@ -899,11 +900,26 @@ impl BftEngine {
 
     /// Whether a proposal's signed facts are acceptable at this height: from the round's
     /// proposer, with a valid round below its round, signed. `Ok(false)`: a round too
-    /// far ahead to keep.
-    fn check_signed_proposal(&self, signed: &SignedProposal) -> Result<bool, PluginError> {
+    /// far ahead to keep, or (turns in order) a member's signed proposal out of its
+    /// turn, which is reported as evidence rather than refused.
+    fn check_signed_proposal(
+        &mut self,
+        signed: &SignedProposal,
+        effects: &mut Vec<Effect>,
+    ) -> Result<bool, PluginError> {
         let set = self.current_set()?;
         let (height, round) = (signed.height, signed.round);
         let expected = set.proposer_by(self.rotation, height, round);
+        let member = set.power_of(&signed.proposer).is_some();
+        if signed.proposer != expected && self.rotation == Rotation::InOrder && member {
+            if !proposal_verifies(signed, &self.host) {
+                return Err(rejected(format!("proposal for height {height} round {round} does not verify")));
+            }
+            let what = format!("a proposal out of turn (the turn of {expected})");
+            let proof = encode(&Offence::OutOfTurn(signed.clone()))?;
+            self.report(signed.proposer, round, OFFENCE_OUT_OF_TURN, &what, proof, effects);
+            return Ok(false);
+        }
         if signed.proposer != expected {
             return Err(rejected(format!(
                 "proposal for height {height} round {round} from {}, but the round's proposer is {expected}",
@@ -927,7 +943,7 @@ impl BftEngine {
     /// Another validator's word that it received a proposal: evidence when it differs
     /// from one this node holds or heard of; otherwise remembered for comparison.
     fn receive_proposal_seen(&mut self, signed: SignedProposal, effects: &mut Vec<Effect>) -> Result<(), PluginError> {
-        if !self.check_signed_proposal(&signed)? {
+        if !self.check_signed_proposal(&signed, effects)? {
             return Ok(());
         }
         self.report_double_proposal(&signed, effects)?;

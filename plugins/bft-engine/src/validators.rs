@@ -107,8 +107,7 @@ impl ValidatorSet {
         match rotation {
             Rotation::Weighted => self.proposer(height, round),
             Rotation::InOrder => {
-                let turn = height.saturating_sub(1).wrapping_add(u64::from(round));
-                let index = usize::try_from(turn % self.members.len().max(1) as u64).unwrap_or(0);
+                let index = nest_sdk::certificate::in_order_turn(height, round, self.members.len());
                 self.members.get(index).map(|(key, _)| *key).unwrap_or_default()
             }
         }

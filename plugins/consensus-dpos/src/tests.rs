@@ -58,12 +58,22 @@ fn the_delegate_at_the_heights_position_in_the_round_order_proposes_round_zero()
 }
 
 #[test]
-fn a_proposal_from_a_delegate_out_of_turn_is_refused_and_the_turns_one_is_checked() {
+fn a_delegates_proposal_out_of_turn_is_not_taken_and_is_evidence_and_the_turns_one_is_checked() {
     let locals = locals(4);
     let order: Vec<PublicKey> = locals.iter().map(key).collect();
     let (mut engine, _) = started(&locals[3], &[(1, order)]);
     let out_of_turn = proposal(&locals[1], 1, 0, b"unit");
-    let refused = engine.handle(Input::Message { from: PublicKey([0; 32]), bytes: out_of_turn.into() });
+    let effects = engine.handle(Input::Message { from: PublicKey([0; 32]), bytes: out_of_turn.into() }).unwrap();
+    let evidence: Vec<&Effect> = effects.iter().filter(|effect| matches!(effect, Effect::Evidence { .. })).collect();
+    let [Effect::Evidence { offender, bytes, .. }] = evidence.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(*offender, key(&locals[1]));
+    let proof = nest_sdk::certificate::Offence::decode(bytes).expect("an offence");
+    assert!(matches!(proof, nest_sdk::certificate::Offence::OutOfTurn(ref p) if p.height == 1 && p.round == 0));
+    assert!(!effects.iter().any(|effect| matches!(effect, Effect::Verify { .. })), "not taken: {effects:?}");
+    // A stranger's proposal is refused outright (nothing to record against it).
+    let stranger = LocalHost::from_seed([9; 32]);
+    let refused =
+        engine.handle(Input::Message { from: PublicKey([0; 32]), bytes: proposal(&stranger, 1, 0, b"x").into() });
     assert!(refused.is_err(), "{refused:?}");
     let in_turn = proposal(&locals[0], 1, 0, b"unit");
     let effects = engine.handle(Input::Message { from: PublicKey([0; 32]), bytes: in_turn.into() }).unwrap();
@@ -77,10 +87,11 @@ fn a_missed_turn_passes_to_the_next_delegate_in_the_next_round() {
     let (mut engine, _) = started(&locals[3], &[(1, order)]);
     // Round 1 of height 1 is the second delegate's turn, not the first's.
     let deliver = |engine: &mut DposEngine, bytes: Vec<u8>| {
-        engine.handle(Input::Message { from: PublicKey([0; 32]), bytes: bytes.into() })
+        engine.handle(Input::Message { from: PublicKey([0; 32]), bytes: bytes.into() }).unwrap()
     };
-    assert!(deliver(&mut engine, proposal(&locals[0], 1, 1, b"unit")).is_err());
-    assert!(deliver(&mut engine, proposal(&locals[1], 1, 1, b"unit")).is_ok());
+    let is_evidence = |effects: &[Effect]| effects.iter().any(|effect| matches!(effect, Effect::Evidence { .. }));
+    assert!(is_evidence(&deliver(&mut engine, proposal(&locals[0], 1, 1, b"unit"))));
+    assert!(!is_evidence(&deliver(&mut engine, proposal(&locals[1], 1, 1, b"unit"))));
 }
 
 #[test]
