@@ -131,3 +131,37 @@ fn delegates_elected_by_staked_votes_take_their_turns_in_an_order_anyone_can_rec
     let error = nodes[0].client().get::<Value>("/v1/chains/main/dpos/rounds/1000000").unwrap_err();
     assert!(error.contains("not chosen yet"), "{error}");
 }
+
+/// A delegate that is down misses its turns: each height whose first turn was its own
+/// is decided in a later agreement round, proposed by the next delegate in the order,
+/// and the chain goes on.
+#[test]
+fn a_delegate_that_is_down_is_skipped_at_its_turns_and_the_chain_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = write_devnet_engine(dir.path(), Consensus::Dpos, BLOCK_INTERVAL_MS, Vec::new(), DELEGATES, DELEGATES);
+    let mut nodes: Vec<NodeProcess> = devnet.manifests.iter().map(|manifest| NodeProcess::start(manifest)).collect();
+    wait_until(Duration::from_secs(30), "the first blocks", || nodes[0].main_chain().height >= 2);
+    let order: Vec<PublicKey> =
+        round(&nodes[0], 0).expect("round 0")["order"].as_array().unwrap().iter().map(key_of).collect();
+    let down = node_key(&devnet.manifests[DELEGATES - 1]);
+    nodes.pop().expect("the last node").kill9();
+    let killed_at = nodes[0].main_chain().height;
+    let until = killed_at + 3 * DELEGATES as u64;
+    wait_until(Duration::from_secs(90), "three more rounds without the delegate", || {
+        nodes.iter().all(|node| node.main_chain().height >= until)
+    });
+    let mut skipped = 0;
+    for height in killed_at + 2..=until {
+        let view = block(&nodes[0], height);
+        let agreement_round = view["commit"]["round"].as_u64().expect("a commit certificate");
+        let proposer = key_of(&view["proposer"]);
+        assert_ne!(proposer, down, "block {height} was proposed by the delegate that is down");
+        let turn = ((height - 1 + agreement_round) % DELEGATES as u64) as usize;
+        assert_eq!(proposer, order[turn], "block {height}: the proposer of agreement round {agreement_round}");
+        if order[((height - 1) % DELEGATES as u64) as usize] == down {
+            assert!(agreement_round >= 1, "block {height}: its first turn was the missing delegate's");
+            skipped += 1;
+        }
+    }
+    assert!(skipped >= 2, "the missing delegate's turns came up: {skipped}");
+}

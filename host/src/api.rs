@@ -181,6 +181,7 @@ fn public_routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/chains/{chain}/blocks/{height}", get(block))
+        .route("/v1/chains/{chain}/blocks/{height}/unit", get(raw_unit))
         .route("/v1/chains/{chain}/accounts/{account}", get(account))
         .route("/v1/chains/{chain}/evidence", get(evidence))
         .route("/v1/chains/{chain}/txs", post(submit))
@@ -319,6 +320,37 @@ async fn block(
         return Ok(Json(view).into_response());
     }
     Ok(Json(&*view).into_response())
+}
+
+/// The stored bytes of a committed unit, its certificate and finality proof, in hex:
+/// what a light client checks a certificate over.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct RawUnitView {
+    /// The unit's height.
+    pub height: u64,
+    /// The unit in the chain type's encoding.
+    pub unit: String,
+    /// The engine's certificate.
+    pub certificate: String,
+    /// The engine's finality proof (empty when it has none).
+    pub finality: String,
+}
+
+async fn raw_unit(
+    State(state): State<ApiState>,
+    Path((chain, height)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let height: u64 =
+        height.parse().map_err(|_| bad_request(format!("height must be a non-negative integer, got \"{height}\"")))?;
+    let reader = state.reader.clone();
+    let stored = off_loop(move || reader.raw_unit(&chain, height)).await?;
+    Ok(Json(RawUnitView {
+        height,
+        unit: hex::encode(&stored.unit),
+        certificate: hex::encode(&stored.certificate),
+        finality: hex::encode(&stored.finality),
+    })
+    .into_response())
 }
 
 /// The committed block at `height`, from the cache or else from the block reader, off

@@ -106,6 +106,13 @@ impl BlockReader {
         views.get(chain_id).cloned().ok_or_else(|| no_chain(chain_id))
     }
 
+    /// The committed unit of `chain_id` at `height` exactly as stored (the chain type's
+    /// encoding), with its certificate and finality proof: what a light client checks a
+    /// commit certificate over (BFT signs the digest of the whole unit).
+    pub fn raw_unit(&self, chain_id: &str, height: u64) -> Result<StoredBlock, QueryError> {
+        self.stored_unit(chain_id, height).map(|(stored, _)| stored)
+    }
+
     fn stored_unit(&self, chain_id: &str, height: u64) -> Result<(StoredBlock, UnitView), QueryError> {
         let decoder = self.decoders.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(chain_id).cloned();
         let decoder = decoder.ok_or_else(|| no_chain(chain_id))?;
