@@ -95,6 +95,8 @@ enum Command {
         #[command(subcommand)]
         command: nest_host::merkle_cli::MerkleCommand,
     },
+    /// Follow a chain as a light client: headers only, each batch proven by a finality proof of the trusted validators.
+    Light(nest_light::cli::LightOptions),
     /// Run many simulated nodes of the real chain runtime under faults and check consensus invariants.
     Sim(nest_sim::cli::SimOptions),
     /// SIGKILL the nodes of a local devnet at random moments, restart them, and check that no final block is lost.
@@ -216,6 +218,7 @@ fn execute(command: Command) -> Result<(), String> {
         Command::Merkle { command } => nest_host::merkle_cli::run(command),
         Command::Bench(options) => bench::run(&options),
         Command::Sim(options) => nest_sim::cli::run(&options),
+        Command::Light(options) => nest_light::cli::run(&options),
         Command::Soak(options) => nest_host::soak::run(&options),
     }
 }

@@ -135,6 +135,11 @@ impl NodeProcess {
         Client::new(&self.url)
     }
 
+    /// The node's API base URL (`http://127.0.0.1:port`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The node's status.
     pub fn status(&self) -> NodeStatus {
         self.client().get("/v1/status").unwrap_or_else(|e| panic!("status: {e}\nlog:\n{}", self.log_text()))
