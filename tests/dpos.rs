@@ -165,3 +165,39 @@ fn a_delegate_that_is_down_is_skipped_at_its_turns_and_the_chain_goes_on() {
     }
     assert!(skipped >= 2, "the missing delegate's turns came up: {skipped}");
 }
+
+/// A fifth node, no delegate at genesis, registers and gets more votes than one of the
+/// four: from the round elected after that, it proposes at its turns and the delegate
+/// it displaced proposes no more.
+#[test]
+fn a_fifth_node_registers_gets_votes_and_proposes_in_a_later_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts: Vec<SecretKey> = (1..=5u8).map(|seed| SecretKey::from_seed([seed; 32])).collect();
+    let allocations = accounts.iter().map(|account| (account.public_key(), FUNDS)).collect();
+    let devnet = write_devnet_engine(dir.path(), Consensus::Dpos, BLOCK_INTERVAL_MS, allocations, 5, DELEGATES);
+    let nodes: Vec<NodeProcess> = devnet.manifests.iter().map(|manifest| NodeProcess::start(manifest)).collect();
+    let keys: Vec<PublicKey> = devnet.manifests.iter().map(|manifest| node_key(manifest)).collect();
+    wait_until(Duration::from_secs(30), "the first blocks", || nodes[4].main_chain().height >= 2);
+    let genesis_order: Vec<PublicKey> =
+        round(&nodes[0], 0).expect("round 0")["order"].as_array().unwrap().iter().map(key_of).collect();
+    assert!(!genesis_order.contains(&keys[4]), "the fifth node is no delegate at genesis");
+    // Node 4's delegate gets the least stake: the fifth takes its seat.
+    for (index, stake) in [5_000, 4_000, 3_000, 1_000, 6_000].into_iter().enumerate() {
+        become_delegate(&nodes[0], &accounts[index], keys[index], stake);
+    }
+    let mut elected = None;
+    wait_until(Duration::from_secs(60), "a round elected from staked votes", || {
+        let last = nodes[0].main_chain().height / DELEGATES as u64 + 2;
+        elected = (1..=last).filter_map(|n| round(&nodes[0], n)).find(|view| !view["seed"].is_null());
+        elected.is_some()
+    });
+    let elected = elected.unwrap();
+    let order: Vec<PublicKey> = elected["order"].as_array().unwrap().iter().map(key_of).collect();
+    assert!(order.contains(&keys[4]) && !order.contains(&keys[3]), "order {order:?}");
+    let (first, last) = (elected["first_height"].as_u64().unwrap(), elected["last_height"].as_u64().unwrap());
+    wait_until(Duration::from_secs(60), "the elected round to be final", || nodes[4].main_chain().height >= last);
+    let proposers: Vec<PublicKey> =
+        (first..=last).map(|height| key_of(&block(&nodes[4], height)["proposer"])).collect();
+    assert!(proposers.contains(&keys[4]), "the fifth node proposed in its round: {proposers:?}");
+    assert!(!proposers.contains(&keys[3]), "the displaced delegate proposed: {proposers:?}");
+}
