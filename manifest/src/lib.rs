@@ -743,6 +743,22 @@ genesis = { allocations = [{ account = "0101010101010101010101010101010101010101
     }
 
     #[test]
+    fn a_dpos_genesis_lists_exactly_its_delegates_and_no_changes() {
+        let one = "0101010101010101010101010101010101010101010101010101010101010101";
+        let with = |rest: &str| GOOD.replace("balance = 5 }] }", &format!("balance = 5 }}], {rest} }}"));
+        let good = with(&format!(r#"validators = [{{ key = "{one}" }}], dpos = {{ delegates = 1 }}"#));
+        assert_eq!(parse(&good).unwrap().chain[0].genesis.dpos.map(|dpos| dpos.delegates), Some(1));
+        let short = with(&format!(r#"validators = [{{ key = "{one}" }}], dpos = {{ delegates = 3 }}"#));
+        let error = parse(&short).unwrap_err().to_string();
+        assert!(error.contains("genesis.dpos.delegates: a DPoS genesis lists exactly its 3 delegates"), "{error}");
+        let changes = with(&format!(
+            r#"validators = [{{ key = "{one}" }}], validator_changes = [{{ from_height = 5, validators = [{{ key = "{one}" }}] }}], dpos = {{ delegates = 1 }}"#
+        ));
+        let error = parse(&changes).unwrap_err().to_string();
+        assert!(error.contains("genesis.validator_changes: a DPoS chain's ledger chooses its sets"), "{error}");
+    }
+
+    #[test]
     fn non_loopback_api_needs_explicit_consent() {
         let text = format!("{GOOD}\n[api]\nlisten = \"0.0.0.0:7300\"\n");
         let error = parse(&text).unwrap_err().to_string();
