@@ -576,6 +576,10 @@ pub(crate) fn percentile(values: &[f64], quantile: f64) -> f64 {
 fn print_report(report: &BenchReport) {
     let engine = match report.consensus {
         "bft" => format!("BFT node(s) on 127.0.0.1 (next height {} ms after each decision)", report.block_interval_ms),
+        "dpos" => format!(
+            "DPoS node(s) on 127.0.0.1 (rounds of elected delegates, next height {} ms after each decision)",
+            report.block_interval_ms
+        ),
         _ => format!("PoA node(s) on 127.0.0.1 (block interval {} ms)", report.block_interval_ms),
     };
     println!("nestd bench: {} {engine}", report.nodes);
@@ -618,8 +622,9 @@ fn print_report(report: &BenchReport) {
     // A PoA slot is the block interval; a BFT height takes its rounds plus the interval.
     let latency_target = if report.consensus == "poa" { "; target < 2" } else { "" };
     println!(
-        "  latency          p50 = {:.1} block intervals (commit = final on every node{latency_target})",
-        report.commit_latency_p50_ms / report.block_interval_ms as f64
+        "  latency          p50 = {:.1}, p99 = {:.1} block intervals (commit = final on every node{latency_target})",
+        report.commit_latency_p50_ms / report.block_interval_ms as f64,
+        report.commit_latency_p99_ms / report.block_interval_ms as f64
     );
     println!("{}", serde_json::to_string(report).unwrap_or_default());
 }
