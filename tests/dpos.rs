@@ -127,6 +127,10 @@ fn delegates_elected_by_staked_votes_take_their_turns_in_an_order_anyone_can_rec
             assert_eq!(block(other, height)["hash"], view["hash"], "block {height} on every node");
         }
     }
+    // The console reads the same round.
+    let code = format!("return dpos.round({number}).seed");
+    let (status, stdout, stderr) = nest_tests::devices::console(&devnet.manifests[0], &code);
+    assert_eq!((status, stdout.trim()), (0, elected["seed"].as_str().unwrap()), "{stderr}");
     // A round not chosen yet, and a chain that is not DPoS, are named as such.
     let error = nodes[0].client().get::<Value>("/v1/chains/main/dpos/rounds/1000000").unwrap_err();
     assert!(error.contains("not chosen yet"), "{error}");

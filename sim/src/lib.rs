@@ -42,6 +42,7 @@ pub fn run_seed(spec: &RunSpec, engines: &Engines, seed: u64) -> RunOutcome {
             evidence_delays: Vec::new(),
             recorded_offences: Default::default(),
             set_changes: 0,
+            membership_changes: 0,
         },
     }
 }

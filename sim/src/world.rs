@@ -102,6 +102,8 @@ pub struct RunOutcome {
     /// Validator sets on that ledger whose members or order differ from the set before
     /// (DPoS rounds re-elected and re-shuffled).
     pub set_changes: usize,
+    /// Of those, the sets whose members differ (a delegate voted in or out).
+    pub membership_changes: usize,
 }
 
 enum Event {
@@ -246,7 +248,10 @@ impl<'a> World<'a> {
             sequence: 0,
             queue: BinaryHeap::new(),
             nodes,
-            validators: validator_sets(&authorities, spec.validator_change.as_ref()),
+            validators: match engines.is_dpos() {
+                true => validator_sets(&authorities[..dpos_delegates(authorities.len())], None),
+                false => validator_sets(&authorities, spec.validator_change.as_ref()),
+            },
             authorities,
             links: Links::default(),
             cache: VerifyCache::default(),
@@ -309,10 +314,11 @@ impl<'a> World<'a> {
         for record in &recorded {
             *recorded_offences.entry(record.proof.kind().name()).or_insert(0) += 1;
         }
-        let set_changes = self.set_changes();
+        let (set_changes, membership_changes) = self.set_changes();
         RunOutcome {
             seed: self.seed,
             set_changes,
+            membership_changes,
             byzantine_offences,
             evidence_delays,
             recorded_offences,
@@ -340,12 +346,20 @@ impl<'a> World<'a> {
             .collect()
     }
 
-    /// How many validator sets on an honest live node's ledger differ from the one before.
-    fn set_changes(&self) -> usize {
+    /// How many validator sets on an honest live node's ledger differ from the one before:
+    /// in members or order, and in members.
+    fn set_changes(&self) -> (usize, usize) {
         let honest = self.nodes.iter().find(|node| !node.byzantine && node.runtime.is_some());
-        let Some(runtime) = honest.and_then(|node| node.runtime.as_ref()) else { return 0 };
+        let Some(runtime) = honest.and_then(|node| node.runtime.as_ref()) else { return (0, 0) };
         let sets = runtime.ledger().validator_sets();
-        sets.windows(2).filter(|pair| pair[0].members != pair[1].members).count()
+        let keys = |set: &ValidatorSet| {
+            let mut keys: Vec<PublicKey> = set.members.iter().map(|member| member.key).collect();
+            keys.sort_by_key(|key| key.0);
+            keys
+        };
+        let changed = sets.windows(2).filter(|pair| pair[0].members != pair[1].members).count();
+        let moved = sets.windows(2).filter(|pair| keys(&pair[0]) != keys(&pair[1])).count();
+        (changed, moved)
     }
 
     /// Per reported Byzantine key, the smallest inclusion delay in heights of its
@@ -411,7 +425,10 @@ impl<'a> World<'a> {
             },
             allocations,
             validators: self.validators.clone(),
-            dpos: self.engines.is_dpos().then_some(DposParams { delegates: self.authorities.len() as u32 }),
+            dpos: self
+                .engines
+                .is_dpos()
+                .then_some(DposParams { delegates: dpos_delegates(self.authorities.len()) as u32 }),
             genesis_timestamp_ms: GENESIS_MS,
             node_key: node.key.public_key(),
             markets: nest_host::ledger::market::MarketRules::new([]),
@@ -716,6 +733,15 @@ fn node_key(seed: u64, index: usize) -> SecretKey {
     material[8..16].copy_from_slice(&(index as u64).to_le_bytes());
     material[16..].copy_from_slice(b"nest/sim/key/v1\0");
     SecretKey::from_seed(material)
+}
+
+/// Delegates per DPoS round among `nodes` nodes: one node stands by (so that votes
+/// move delegates in and out of the rounds) when the rest still hold the fault budget
+/// the run draws for `nodes` (f = (nodes − 1) / 3 down or Byzantine: 3f + 1 delegates);
+/// otherwise every node is a delegate.
+pub fn dpos_delegates(nodes: usize) -> usize {
+    let faults = nodes.saturating_sub(1) / 3;
+    if 3 * faults < nodes.saturating_sub(1) { nodes - 1 } else { nodes }
 }
 
 /// The validator sets every node records at genesis: each authority with power 1, and

@@ -388,3 +388,21 @@ fn dpos_survives_every_fault_it_declares_over_200_seeds_at_4_nodes() {
     let median = set_changes[set_changes.len() / 2];
     assert!(median >= 3, "rounds re-shuffled their delegates: median {median} set changes per run");
 }
+
+/// Five nodes, four delegates a round: the staking load votes delegates in and out, and
+/// every seed stays clean through the changes of membership.
+#[test]
+fn dpos_survives_delegates_voted_in_and_out_over_100_seeds_at_5_nodes() {
+    let engines = dpos();
+    assert_eq!(nest_sim::world::dpos_delegates(5), 4);
+    let membership_changes = std::sync::Mutex::new(Vec::new());
+    let report =
+        nest_sim::run_seeds_parallel(&spec(5, 60, &engines.tolerated()), dpos_result, 3500..3600, 2, |outcome| {
+            membership_changes.lock().expect("not poisoned").push(outcome.membership_changes);
+        })
+        .expect("runs");
+    assert_clean(&report);
+    let changes = membership_changes.into_inner().expect("not poisoned");
+    let with_changes = changes.iter().filter(|count| **count > 0).count();
+    assert!(with_changes >= 50, "delegates moved in and out in {with_changes} of 100 runs");
+}

@@ -1,7 +1,8 @@
 //! Give a console session's Lua the chain's staking: `dpos`.
 //!
 //! `dpos.delegates(chain)` (ranked, with votes), `dpos.account(key, chain)` (bonded,
-//! unbonding, votes), and the staking transactions `dpos.register{node_key, name}`,
+//! unbonding, votes), `dpos.round(n, chain)` (a DPoS round's seed, elected delegates and
+//! order, as `GET /v1/chains/{id}/dpos/rounds/{n}` gives them), and the staking transactions `dpos.register{node_key, name}`,
 //! `dpos.stake{amount}`, `dpos.unstake{amount}`, `dpos.unlock{}` and
 //! `dpos.vote{delegates = {key, ...}}`, each signed with `from = "node"` or
 //! `from_key_file = "path"` (and `chain = ...`, default `main`). Thin adapters over
@@ -37,6 +38,15 @@ pub fn install(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<()> {
             let account = args.account(0, "account")?;
             let chain = args.optional_string(1, "chain")?.unwrap_or_else(|| "main".into());
             query(lua, &c, StakingOp::Account { chain, account })
+        })?,
+    )?;
+    let c = ctx.clone();
+    table.set(
+        "round",
+        function(lua, "dpos.round", move |lua, args| {
+            let round = args.integer(0, "round")?;
+            let chain = args.optional_string(1, "chain")?.unwrap_or_else(|| "main".into());
+            query(lua, &c, StakingOp::Round { chain, round })
         })?,
     )?;
     let transactions = [
