@@ -13,6 +13,7 @@ pub mod consensus_bft;
 pub mod consensus_poa;
 pub mod device_envelope;
 pub mod engine;
+pub mod light_block;
 pub mod manifest;
 pub mod net_codec;
 pub mod plugin_toml;
@@ -38,6 +39,7 @@ pub const TARGETS: &[Target] = &[
     ("plugin_toml", plugin_toml::run),
     ("manifest", manifest::run),
     ("api_json", api_json::run),
+    ("light_block", light_block::run),
 ];
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ pub fn all() -> Vec<Seed> {
     add("plugin_toml", plugin_toml());
     add("manifest", manifest());
     add("api_json", api_json());
+    add("light_block", light_block());
     seeds
 }
 
@@ -289,6 +290,54 @@ fn certificate() -> Vec<(&'static str, Vec<u8>)> {
         ("certificate", borsh::to_vec(&certificate).expect("encode")),
         ("offence-double-vote", borsh::to_vec(&Offence::DoubleVote(double_vote.clone())).expect("encode")),
         ("double-vote", borsh::to_vec(&double_vote).expect("encode")),
+        ("offence-out-of-turn", borsh::to_vec(&Offence::OutOfTurn(out_of_turn())).expect("encode")),
+        ("empty", Vec::new()),
+    ]
+}
+
+/// A proposal signed by validator 2 of the four (whose turn it need not be).
+fn out_of_turn() -> SignedProposal {
+    let value = Hash32([4; 32]);
+    let signer = LocalHost::from_seed([2; 32]).host();
+    let signature = signer.sign(&nest_sdk::certificate::proposal_message(5, 0, None, &value));
+    SignedProposal { height: 5, round: 0, valid_round: None, value, proposer: signer.public_key(), signature }
+}
+
+/// A block view as the API serves it, with a finality proof of three of the four
+/// authorities; and the same with a field changed under the old hash.
+fn light_block() -> Vec<(&'static str, Vec<u8>)> {
+    let header = chain_linear::Header {
+        version: chain_linear::UNIT_VERSION,
+        parent: Hash32([1; 32]),
+        height: 3,
+        timestamp_ms: 3_000,
+        proposer: picks(1),
+        tx_root: Hash32([2; 32]),
+        state_digest: Hash32([3; 32]),
+        tx_count: 0,
+    };
+    let bytes = borsh::to_vec(&header).expect("header");
+    let hash = sha256(&[chain_linear::UNIT_HASH_DOMAIN, &bytes].concat());
+    let message = consensus_poa::vote_message(3, &hash);
+    let votes = (1..=3u8)
+        .map(|seed| {
+            let host = LocalHost::from_seed([seed; 32]).host();
+            (host.public_key(), host.sign(&message))
+        })
+        .collect();
+    let proof = FinalityProof { height: 3, unit_hash: hash, votes };
+    let view = |state_digest: Hash32| {
+        serde_json::json!({
+            "height": 3, "hash": hash, "parent": header.parent, "timestamp_ms": 3_000,
+            "proposer": header.proposer, "tx_root": header.tx_root, "tx_count": 0,
+            "state_digest": state_digest, "certificate": "", "finality": hex::encode(borsh::to_vec(&proof).expect("proof")),
+        })
+        .to_string()
+        .into_bytes()
+    };
+    vec![
+        ("block-with-proof", view(header.state_digest)),
+        ("forged-field", view(Hash32([9; 32]))),
         ("empty", Vec::new()),
     ]
 }

@@ -262,8 +262,9 @@ impl LightClient {
     }
 }
 
-/// PoA: a finality proof of the header, from enough distinct authorities.
-fn check_votes(held: &VerifiedHeader, block: &Value, authorities: &[PublicKey]) -> Result<(), LightError> {
+/// PoA: a finality proof of the header, from enough distinct authorities (public for
+/// the fuzz target `light_block`).
+pub fn check_votes(held: &VerifiedHeader, block: &Value, authorities: &[PublicKey]) -> Result<(), LightError> {
     let height = held.header.height;
     let unproven = |reason: String| LightError::Unproven { height, reason };
     let bytes = hex_field(block, "finality").map_err(unproven)?;
@@ -290,8 +291,8 @@ fn check_votes(held: &VerifiedHeader, block: &Value, authorities: &[PublicKey]) 
 }
 
 /// The header a block view describes, its hash recomputed and compared with the one
-/// served.
-fn checked_header(block: &Value, height: u64) -> Result<VerifiedHeader, LightError> {
+/// served (public for the fuzz target `light_block`).
+pub fn checked_header(block: &Value, height: u64) -> Result<VerifiedHeader, LightError> {
     let forged = |reason: String| LightError::Forged { height, reason };
     let number = |key: &str| block[key].as_u64().ok_or_else(|| forged(format!("no {key}")));
     let header = Header {
