@@ -60,6 +60,22 @@ fn round(node: &NodeProcess, round: u64) -> Option<Value> {
     node.client().get(&format!("/v1/chains/main/dpos/rounds/{round}")).ok()
 }
 
+/// The first round with a seed: the first elected from the registered delegates.
+fn first_elected_round(node: &NodeProcess) -> Value {
+    let mut elected = None;
+    wait_until(Duration::from_secs(60), "a round elected from staked votes", || {
+        let last = node.main_chain().height / DELEGATES as u64 + 2;
+        elected = (1..=last).filter_map(|n| round(node, n)).find(|view| !view["seed"].is_null());
+        elected.is_some()
+    });
+    elected.expect("an elected round")
+}
+
+/// A round's slot order.
+fn order_of(view: &Value) -> Vec<PublicKey> {
+    view["order"].as_array().expect("an order").iter().map(key_of).collect()
+}
+
 fn block(node: &NodeProcess, height: u64) -> Value {
     node.client().get(&format!("/v1/chains/main/blocks/{height}?txs=hashes")).unwrap()
 }
@@ -80,14 +96,7 @@ fn delegates_elected_by_staked_votes_take_their_turns_in_an_order_anyone_can_rec
     for (index, account) in accounts.iter().enumerate() {
         become_delegate(&nodes[0], account, keys[index], 1_000 * (index as u64 + 1));
     }
-    // The first round whose seed exists was elected from the registered delegates.
-    let mut elected = None;
-    wait_until(Duration::from_secs(60), "a round elected from staked votes", || {
-        let last = nodes[0].main_chain().height / DELEGATES as u64 + 2;
-        elected = (1..=last).filter_map(|n| round(&nodes[0], n)).find(|view| !view["seed"].is_null());
-        elected.is_some()
-    });
-    let elected = elected.unwrap();
+    let elected = first_elected_round(&nodes[0]);
     let number = elected["round"].as_u64().unwrap();
 
     // The seed: sha256("nest/dpos/round/v1" ‖ round (u64 BE) ‖ hash of the seed block).
@@ -107,7 +116,7 @@ fn delegates_elected_by_staked_votes_take_their_turns_in_an_order_anyone_can_rec
     // The order: ascending by sha256(seed ‖ node key).
     let mut recomputed: Vec<PublicKey> = keys.clone();
     recomputed.sort_by_key(|key| sha256(&[seed.0.as_slice(), &key.0].concat()).0);
-    let order: Vec<PublicKey> = elected["order"].as_array().unwrap().iter().map(key_of).collect();
+    let order = order_of(&elected);
     assert_eq!(order, recomputed);
 
     // Each height of the round is proposed by the delegate at its turn: position
@@ -145,8 +154,7 @@ fn a_delegate_that_is_down_is_skipped_at_its_turns_and_the_chain_goes_on() {
     let devnet = write_devnet_engine(dir.path(), Consensus::Dpos, BLOCK_INTERVAL_MS, Vec::new(), DELEGATES, DELEGATES);
     let mut nodes: Vec<NodeProcess> = devnet.manifests.iter().map(|manifest| NodeProcess::start(manifest)).collect();
     wait_until(Duration::from_secs(30), "the first blocks", || nodes[0].main_chain().height >= 2);
-    let order: Vec<PublicKey> =
-        round(&nodes[0], 0).expect("round 0")["order"].as_array().unwrap().iter().map(key_of).collect();
+    let order = order_of(&round(&nodes[0], 0).expect("round 0"));
     let down = node_key(&devnet.manifests[DELEGATES - 1]);
     nodes.pop().expect("the last node").kill9();
     let killed_at = nodes[0].main_chain().height;
@@ -182,21 +190,14 @@ fn a_fifth_node_registers_gets_votes_and_proposes_in_a_later_round() {
     let nodes: Vec<NodeProcess> = devnet.manifests.iter().map(|manifest| NodeProcess::start(manifest)).collect();
     let keys: Vec<PublicKey> = devnet.manifests.iter().map(|manifest| node_key(manifest)).collect();
     wait_until(Duration::from_secs(30), "the first blocks", || nodes[4].main_chain().height >= 2);
-    let genesis_order: Vec<PublicKey> =
-        round(&nodes[0], 0).expect("round 0")["order"].as_array().unwrap().iter().map(key_of).collect();
+    let genesis_order = order_of(&round(&nodes[0], 0).expect("round 0"));
     assert!(!genesis_order.contains(&keys[4]), "the fifth node is no delegate at genesis");
     // Node 4's delegate gets the least stake: the fifth takes its seat.
     for (index, stake) in [5_000, 4_000, 3_000, 1_000, 6_000].into_iter().enumerate() {
         become_delegate(&nodes[0], &accounts[index], keys[index], stake);
     }
-    let mut elected = None;
-    wait_until(Duration::from_secs(60), "a round elected from staked votes", || {
-        let last = nodes[0].main_chain().height / DELEGATES as u64 + 2;
-        elected = (1..=last).filter_map(|n| round(&nodes[0], n)).find(|view| !view["seed"].is_null());
-        elected.is_some()
-    });
-    let elected = elected.unwrap();
-    let order: Vec<PublicKey> = elected["order"].as_array().unwrap().iter().map(key_of).collect();
+    let elected = first_elected_round(&nodes[0]);
+    let order = order_of(&elected);
     assert!(order.contains(&keys[4]) && !order.contains(&keys[3]), "order {order:?}");
     let (first, last) = (elected["first_height"].as_u64().unwrap(), elected["last_height"].as_u64().unwrap());
     wait_until(Duration::from_secs(60), "the elected round to be final", || nodes[4].main_chain().height >= last);

@@ -359,6 +359,20 @@ fn dpos_result() -> Result<Engines, String> {
     Ok(dpos())
 }
 
+/// Seeds that failed DPoS's first design (PoA's locked votes with a set per round, ADR
+/// 0013): honest delegates reported as equivocating (16), and a permanent stall at a
+/// round boundary after a 2|2 partition (26).
+#[test]
+fn the_seeds_that_refuted_dposs_first_design_stay_clean() {
+    let engines = dpos();
+    // The faults that design declared (PoA's), so that each seed draws the same plan.
+    let faults = [FaultFamily::Delay, FaultFamily::Loss, FaultFamily::Partition, FaultFamily::Crash];
+    for seed in [16, 26] {
+        let report = run_seeds(&spec(4, 100, &faults), &engines, seed..seed + 1, |_| {});
+        assert_clean(&report);
+    }
+}
+
 /// DPoS is BFT agreement among the ledger's rounds of delegates: it declares BFT's
 /// faults, twins included, and decides finality.
 #[test]
