@@ -487,7 +487,8 @@ fn the_readme_tour_runs_as_written_against_nestd_up_and_prints_what_the_readme_s
     tour.bindings.bind("faucet's account", banner_field(&banner, "faucet"));
     for step in &steps {
         if let Err(error) = tour.run(step) {
-            panic!("README tour, `{}`: {error}\n{}", step.command, up.logs());
+            // The error last: a log's tail is what a CI report keeps.
+            panic!("{}\nREADME tour, `{}`: {error}", up.logs(), step.command);
         }
     }
     let missed = not_ignored(&up.cwd(), &["target", "scripts"]);

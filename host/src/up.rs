@@ -63,20 +63,25 @@ pub fn devnet_spec(
 /// Writes the devnet, starts every node, prints a summary and a status line, and
 /// stops them all (SIGTERM) on Ctrl-C or SIGTERM.
 pub fn up(spec: &DevnetSpec, mqtt_broker: Option<&str>) -> Result<(), String> {
+    // Listening before any node starts: a SIGTERM that came before the listener would
+    // end `nestd up` by the default action and leave its nodes running.
+    let signals = StopSignals::listen()?;
     let net = devnet::write(spec)?;
     let udp_radio = crate::devices::devnet::add_devnet_radios(&net.manifest, mqtt_broker)?;
     let mut nodes = start_nodes(&net.manifests)?;
-    print_summary(spec, &net, &nodes, udp_radio, mqtt_broker);
+    // Registered before the banner: the banner's transfer uses the faucet's key too, and
+    // two senders reading one next nonce would refuse one another's transaction.
     if let Err(error) = crate::devices::devnet::register_sim_devices(&nodes[0].url, &net.faucet_key) {
         eprintln!("warning: the simulated devices are not registered: {error}");
     }
+    print_summary(spec, &net, &nodes, udp_radio, mqtt_broker);
     let stop = Arc::new(AtomicBool::new(false));
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
     let status_line = {
         let stop = stop.clone();
         std::thread::spawn(move || status_line(&urls, &stop))
     };
-    wait_for_signal();
+    signals.wait();
     stop.store(true, Ordering::Relaxed);
     let _ = status_line.join();
     eprintln!();
@@ -124,13 +129,23 @@ pub(crate) fn spawn_node(manifest: &Path, log: std::fs::File) -> Result<NodeProc
     let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let _ = std::fs::remove_file(api_addr_file(manifest));
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let child = Command::new(exe)
-        .arg("run")
-        .arg(manifest)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start nestd run: {e}"))?;
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(exe);
+    command.arg("run").arg(manifest).stdout(Stdio::null()).stderr(log);
+    // SAFETY: `prctl` is async-signal-safe, the only kind of call allowed between fork
+    // and exec. A node gets SIGTERM when the process that started it dies, even by
+    // SIGKILL, so that no devnet node outlives its `nestd up` or `nestd soak`. (Linux
+    // sends it when the *thread* that spawned the node ends: both spawn from their main
+    // thread.)
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().map_err(|e| format!("cannot start nestd run: {e}"))?;
     Ok(NodeProcess { name, child, url: String::new(), log: node_log(manifest), manifest: manifest.to_path_buf() })
 }
 
@@ -254,18 +269,36 @@ fn status_line(urls: &[String], stop: &AtomicBool) {
     }
 }
 
-fn wait_for_signal() {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-    runtime.block_on(async {
-        let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-    });
+/// Ctrl-C and SIGTERM, caught from [`StopSignals::listen`] on: one that arrives while the
+/// nodes start is kept and ends [`StopSignals::wait`] at once.
+struct StopSignals {
+    runtime: tokio::runtime::Runtime,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<StopSignals, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("signal runtime: {e}"))?;
+        let _entered = runtime.enter();
+        let terminate = signal(SignalKind::terminate()).map_err(|e| format!("listening for SIGTERM: {e}"))?;
+        let interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("listening for Ctrl-C: {e}"))?;
+        drop(_entered);
+        Ok(StopSignals { runtime, terminate, interrupt })
+    }
+
+    fn wait(mut self) {
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+        });
+    }
 }
 
 /// Stops every node with SIGTERM, then kills any that do not exit within 10 s.
