@@ -167,6 +167,7 @@ pub(super) fn apply_body(ctx: &mut TxContext<'_>) -> Result<(), TxError> {
         TxBody::Device(body) => super::device::apply(ctx, body),
         TxBody::Evidence(proof) => super::evidence::apply(ctx, proof),
         TxBody::Staking(body) => super::staking::apply(ctx, body),
+        TxBody::Poio(body) => super::poio::apply(ctx, body),
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`validators`]: validator sets with voting power, as ledger records per height.
 //! - [`staking`]: stakes, delegates and approval votes weighted by stake (DPoS).
 //! - [`rounds`]: DPoS rounds: each round's delegates, chosen two rounds ahead.
+//! - [`poio`]: Proof-of-i/o: proven uptime, verification and storage, paid from a cap.
 //!
 //! Everything here is a pure function of its inputs: no I/O, no clock, no randomness.
 
@@ -21,6 +22,7 @@ pub mod exec;
 pub mod market;
 pub mod mempool;
 pub mod merkle;
+pub mod poio;
 pub mod rounds;
 pub mod staking;
 pub mod state;

@@ -280,6 +280,8 @@ impl Ledger {
     ) -> BlockOutcome {
         // A DPoS round's set is written before the block's transactions (see `rounds`).
         let mut overlay = super::rounds::round_changes(self, prior, env);
+        // Proof-of-i/o opens its round and settles the one two rounds back.
+        overlay.merge(&super::poio::round_start_changes(self, prior, &overlay, env));
         let mut applied = Vec::new();
         let mut rejected = Vec::new();
         let mut fees: u64 = 0;
@@ -302,6 +304,8 @@ impl Ledger {
                 }
             }
         }
+        let applied_txs: Vec<&SignedTx> = applied.iter().map(|index| &txs[*index]).collect();
+        overlay.merge(&super::poio::block_end_changes(self, prior, &overlay, env, &applied_txs));
         let mut whole = prior.clone();
         whole.merge(&overlay);
         let state_digest = self.digest_after(&whole).digest();

@@ -36,6 +36,9 @@ pub enum TxBody {
     Evidence(nest_sdk::certificate::Offence),
     /// Stakes, unstakes, registers a delegate or votes (see `ledger::staking`).
     Staking(super::staking::StakingTx),
+    /// A node's proof of uptime or storage, or its approval of reward weights (see
+    /// `ledger::poio`).
+    Poio(super::poio::PoioTx),
 }
 
 /// A transaction before it is signed: the bytes the sender signs.
@@ -147,6 +150,9 @@ pub enum TxError {
     /// A staking transaction was refused.
     #[error(transparent)]
     Staking(#[from] super::staking::StakingError),
+    /// A Proof-of-i/o transaction was refused.
+    #[error(transparent)]
+    Poio(#[from] super::poio::PoioError),
     /// The sender already has its share of the mempool pending.
     #[error("sender has {pending} transactions pending, the most one sender may have")]
     SenderCapReached {
@@ -187,6 +193,7 @@ impl TxError {
             TxError::Device(error) => error.code(),
             TxError::Evidence(error) => error.code(),
             TxError::Staking(error) => error.code(),
+            TxError::Poio(error) => error.code(),
             TxError::SenderCapReached { .. } => "sender_cap_reached",
             TxError::ReplacementUnderpriced { .. } => "replacement_underpriced",
         }
@@ -216,7 +223,7 @@ impl UnsignedTx {
     pub fn amount(&self) -> u64 {
         match &self.body {
             TxBody::Transfer { amount, .. } => *amount,
-            TxBody::Market(_) | TxBody::Device(_) | TxBody::Evidence(_) | TxBody::Staking(_) => 0,
+            TxBody::Market(_) | TxBody::Device(_) | TxBody::Evidence(_) | TxBody::Staking(_) | TxBody::Poio(_) => 0,
         }
     }
 }
@@ -265,6 +272,7 @@ pub fn gas_of(body: &TxBody) -> u64 {
         TxBody::Device(body) => super::device::gas_of(body),
         TxBody::Evidence(proof) => super::evidence::gas_of(proof),
         TxBody::Staking(body) => super::staking::gas_of(body),
+        TxBody::Poio(body) => super::poio::gas_of(body),
     }
 }
 
