@@ -206,3 +206,56 @@ fn a_fifth_node_registers_gets_votes_and_proposes_in_a_later_round() {
     assert!(proposers.contains(&keys[4]), "the fifth node proposed in its round: {proposers:?}");
     assert!(!proposers.contains(&keys[3]), "the displaced delegate proposed: {proposers:?}");
 }
+
+/// Proof-of-i/o on real nodes: every node attests liveness and answers its storage
+/// challenge from its own store each round, except the fourth, whose manifest says it
+/// keeps no history (`[chain.prove] storage = false`): it earns for its uptime and the
+/// blocks it proposes, never for storage, and less than a node that proposed as much.
+/// What the API shows as minted is what the settled rounds paid, within the cap.
+#[test]
+fn proof_of_io_pays_proven_contributions_and_no_storage_reward_to_a_node_that_keeps_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = write_devnet_engine(dir.path(), Consensus::Dpos, BLOCK_INTERVAL_MS, Vec::new(), DELEGATES, DELEGATES);
+    let keeper_of_nothing = &devnet.manifests[DELEGATES - 1];
+    let mut text = std::fs::read_to_string(keeper_of_nothing).unwrap();
+    text.push_str("\n[chain.prove]\nstorage = false\n");
+    std::fs::write(keeper_of_nothing, text).unwrap();
+    let no_storage = node_key(keeper_of_nothing);
+    let nodes: Vec<NodeProcess> = devnet.manifests.iter().map(|manifest| NodeProcess::start(manifest)).collect();
+    // Round 1's attestations are the first transactions, so round 2 is the first with a
+    // storage challenge; it is settled by the first block of round 4.
+    let settled = |round: u64| -> Option<Value> {
+        let view: Value = nodes[0].client().get(&format!("/v1/chains/main/poio/rounds/{round}")).ok()?;
+        (!view["settled"].is_null()).then(|| view["settled"].clone())
+    };
+    wait_until(Duration::from_secs(90), "rounds 2 to 7 settled", || settled(7).is_some());
+    let mut compared = 0;
+    for round in 2..=7 {
+        let rewards = settled(round).expect("settled")["rewards"].as_array().cloned().unwrap_or_default();
+        let of = |node: &PublicKey| rewards.iter().find(|r| key_of(&r["node"]) == *node).cloned();
+        let lacking = of(&no_storage).unwrap_or_else(|| panic!("round {round}: no reward for the fourth node"));
+        assert_eq!(lacking["contribution"]["storage_bytes"], 0, "round {round}: {lacking}");
+        assert_eq!(lacking["contribution"]["alive"], true, "round {round}: {lacking}");
+        for manifest in &devnet.manifests[..DELEGATES - 1] {
+            let reward = of(&node_key(manifest)).unwrap_or_else(|| panic!("round {round}: a node unpaid: {rewards:?}"));
+            let contribution = &reward["contribution"];
+            assert!(contribution["storage_bytes"].as_u64() > Some(0), "round {round}: {reward}");
+            assert_eq!(contribution["alive"], true, "round {round}: {reward}");
+            if contribution["txs_verified"].as_u64() <= lacking["contribution"]["txs_verified"].as_u64() {
+                assert!(reward["amount"].as_u64() > lacking["amount"].as_u64(), "round {round}: {reward} vs {lacking}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 0, "no round had a storing node that proposed no more than the fourth");
+    let poio: Value = nodes[0].client().get("/v1/chains/main/poio").unwrap();
+    let (height, issued) = (poio["height"].as_u64().unwrap(), poio["issued"].as_u64().unwrap());
+    assert!(issued <= poio["params"]["cap"].as_u64().unwrap(), "{poio}");
+    let paid: u64 = (0..=height / DELEGATES as u64)
+        .filter_map(settled)
+        .filter(|round| round["settled_at"].as_u64() <= Some(height))
+        .flat_map(|round| round["rewards"].as_array().cloned().unwrap_or_default())
+        .map(|reward| reward["amount"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(paid, issued, "minted as the API shows it at height {height}");
+}

@@ -367,6 +367,26 @@ fn write_network(text: &mut String, p2p_port: Option<u16>, bootstrap: &[String])
     let _ = writeln!(text, "bootstrap = [{}]\n", quoted.join(", "));
 }
 
+/// What a DPoS devnet's node keys hold at genesis, for their Proof-of-i/o fees.
+pub const NODE_BALANCE: u64 = 10_000_000;
+/// The share of the genesis supply a DPoS devnet mints as Proof-of-i/o rewards, in
+/// percent, and over how many years.
+const POIO_SUPPLY_PERCENT: u64 = 5;
+const POIO_YEARS: u64 = 3;
+
+/// A DPoS devnet's `poio` table: 5 % of the genesis supply, minted evenly over three
+/// years of rounds of `delegates` block intervals.
+fn devnet_poio(spec: &DevnetSpec, delegates: usize, allocations: &[(PublicKey, u64)]) -> String {
+    let supply: u64 = allocations.iter().fold(0u64, |sum, (_, balance)| sum.saturating_add(*balance));
+    let cap = supply / 100 * POIO_SUPPLY_PERCENT;
+    let round_ms = spec.block_interval_ms.max(1).saturating_mul(delegates.max(1) as u64);
+    let rounds = (POIO_YEARS * 365 * 24 * 3_600_000 / round_ms).max(1);
+    let per_round = cap / rounds;
+    format!(
+        "{{ cap = {cap}, per_round = {per_round}, uptime_per_minute = 100, per_tx_verified = 1, storage_per_mib = 1000 }}"
+    )
+}
+
 /// The `[[chain]]` table `main` with its consensus and genesis.
 fn write_chain(text: &mut String, spec: &DevnetSpec, authorities: &[PublicKey], allocations: &[(PublicKey, u64)]) {
     let _ = writeln!(text, "[[chain]]\nid = \"main\"\ngas_price = {GAS_PRICE}");
@@ -383,12 +403,19 @@ fn write_chain(text: &mut String, spec: &DevnetSpec, authorities: &[PublicKey], 
         }
         text.push_str("]\n");
     }
+    let mut allocations = allocations.to_vec();
     if spec.consensus == Consensus::Dpos {
         // Rounds of as many heights as delegates; genesis's validators are round 0's.
-        let _ = writeln!(text, "dpos = {{ delegates = {} }}", authorities.len());
+        let poio = devnet_poio(spec, authorities.len(), &allocations);
+        let _ = writeln!(text, "dpos = {{ delegates = {}, poio = {poio} }}", authorities.len());
+        // Node keys pay the fees of their Proof-of-i/o transactions: the devnet funds
+        // the ones it does not fund already.
+        let unfunded: Vec<PublicKey> =
+            authorities.iter().filter(|key| !allocations.iter().any(|(account, _)| account == *key)).copied().collect();
+        allocations.extend(unfunded.into_iter().map(|key| (key, NODE_BALANCE)));
     }
     text.push_str("allocations = [\n");
-    for (account, balance) in allocations {
+    for (account, balance) in &allocations {
         let _ = writeln!(text, "  {{ account = \"{account}\", balance = {balance} }},");
     }
     text.push_str("]\n");

@@ -265,6 +265,61 @@ pub struct GenesisSection {
 pub struct DposSection {
     /// Delegates per round, which is also the number of heights in a round.
     pub delegates: u32,
+    /// Proof-of-i/o rewards for the nodes that carry the chain (none when absent).
+    #[serde(default)]
+    pub poio: Option<PoioSection>,
+}
+
+/// `[chain.genesis.dpos.poio]`: the reward pool and the weights of each contribution.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoioSection {
+    /// Most tokens ever minted as rewards.
+    pub cap: u64,
+    /// Most tokens minted per round.
+    pub per_round: u64,
+    /// Weight per minute of attested uptime.
+    pub uptime_per_minute: u64,
+    /// Weight per transaction verified.
+    pub per_tx_verified: u64,
+    /// Weight per MiB of chain data proven.
+    pub storage_per_mib: u64,
+}
+
+impl PoioSection {
+    /// The ledger's parameters.
+    pub fn params(&self) -> nest_ledger::ledger::poio::PoioParams {
+        use nest_ledger::ledger::poio::{PoioParams, Weights};
+        let weights = Weights {
+            uptime_per_minute: self.uptime_per_minute,
+            per_tx_verified: self.per_tx_verified,
+            storage_per_mib: self.storage_per_mib,
+        };
+        PoioParams { cap: self.cap, per_round: self.per_round, weights }
+    }
+}
+
+/// `[chain.prove]`: which Proof-of-i/o contributions this node proves on the chain.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProveSection {
+    /// Attest liveness each round.
+    #[serde(default = "yes")]
+    pub uptime: bool,
+    /// Answer each round's storage challenge from this node's store (a node that does
+    /// not keep the chain's history sets it to false, and earns no storage reward).
+    #[serde(default = "yes")]
+    pub storage: bool,
+}
+
+impl Default for ProveSection {
+    fn default() -> Self {
+        ProveSection { uptime: true, storage: true }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl GenesisSection {
@@ -289,6 +344,9 @@ impl GenesisSection {
             if !self.validator_changes.is_empty() {
                 let message = "a DPoS chain's ledger chooses its sets: no validator_changes".to_string();
                 return Err(("genesis.validator_changes".into(), message));
+            }
+            if let Some(poio) = dpos.poio {
+                poio.params().check().map_err(|message| ("genesis.dpos.poio".to_string(), message))?;
             }
         }
         Ok(sets)
@@ -328,6 +386,9 @@ pub struct ChainEntry {
     pub mempool_txs_max: usize,
     /// Genesis state.
     pub genesis: GenesisSection,
+    /// What this node proves for Proof-of-i/o rewards, on a chain that has them.
+    #[serde(default)]
+    pub prove: ProveSection,
 }
 
 fn default_gas_price() -> u64 {

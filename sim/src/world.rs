@@ -13,7 +13,16 @@ use crate::services::{SimServices, VerifyCache};
 use crate::store::MemStore;
 use nest_host::crypto::SecretKey;
 use nest_host::ledger::evidence::{EVIDENCE_PREFIX, EvidenceRecord, evidence_tx};
+use nest_host::ledger::poio::{PoioParams, Weights};
 use nest_host::ledger::rounds::DposParams;
+
+/// A DPoS chain's Proof-of-i/o in the simulator: proposers earn per transaction, and
+/// every round settles while faults strike.
+const SIM_POIO: PoioParams = PoioParams {
+    cap: 1_000_000,
+    per_round: 1_000,
+    weights: Weights { uptime_per_minute: 100, per_tx_verified: 10, storage_per_mib: 1_000 },
+};
 use nest_host::ledger::staking::StakingTx;
 use nest_host::ledger::tx::{SignedTx, TRANSFER_GAS, TxBody, UnsignedTx};
 use nest_host::ledger::validators::{Member, ValidatorSet};
@@ -429,6 +438,8 @@ impl<'a> World<'a> {
                 .engines
                 .is_dpos()
                 .then_some(DposParams { delegates: dpos_delegates(self.authorities.len()) as u32 }),
+            // DPoS runs with Proof-of-i/o: its settlements change every node's state.
+            poio: self.engines.is_dpos().then_some(SIM_POIO),
             genesis_timestamp_ms: GENESIS_MS,
             node_key: node.key.public_key(),
             markets: nest_host::ledger::market::MarketRules::new([]),

@@ -6,7 +6,10 @@
 //! unbonding amounts with the height each unlocks at, the delegates it approves) and
 //! `GET /v1/chains/{chain}/dpos/rounds/{round}` (a round's heights, seed, elected
 //! delegates with their votes, slot order, genesis time and pace: enough to recompute
-//! the order, ADR 0013).
+//! the order, ADR 0013). `GET /v1/chains/{chain}/poio` gives the Proof-of-i/o cap,
+//! pool, weights and minted total; `GET /v1/chains/{chain}/poio/rounds/{round}` a
+//! round's start and, once settled, each node's proven contributions and reward
+//! (ADR 0014).
 
 use super::{ApiError, ApiState, ask, bad_request};
 use crate::node::{Request, StakingOp};
@@ -22,6 +25,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/chains/{chain}/dpos/delegates", get(delegates))
         .route("/v1/chains/{chain}/dpos/accounts/{account}", get(account))
         .route("/v1/chains/{chain}/dpos/rounds/{round}", get(round))
+        .route("/v1/chains/{chain}/poio", get(poio))
+        .route("/v1/chains/{chain}/poio/rounds/{round}", get(poio_round))
 }
 
 async fn staking(state: &ApiState, op: StakingOp) -> Result<Json<serde_json::Value>, ApiError> {
@@ -47,6 +52,22 @@ async fn round(
     State(state): State<ApiState>,
     Path((chain, round)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let round: u64 = round.parse().map_err(|_| bad_request(format!("round: {round:?} is not a round number")))?;
+    let round = round_number(&round)?;
     staking(&state, StakingOp::Round { chain, round }).await
+}
+
+async fn poio(State(state): State<ApiState>, Path(chain): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    staking(&state, StakingOp::Poio { chain }).await
+}
+
+async fn poio_round(
+    State(state): State<ApiState>,
+    Path((chain, round)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let round = round_number(&round)?;
+    staking(&state, StakingOp::PoioRound { chain, round }).await
+}
+
+fn round_number(text: &str) -> Result<u64, ApiError> {
+    text.parse().map_err(|_| bad_request(format!("round: {text:?} is not a round number")))
 }

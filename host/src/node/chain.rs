@@ -148,6 +148,8 @@ pub struct ChainParts {
     /// DPoS parameters recorded at genesis, for a DPoS chain (its rounds' sets are then
     /// written by the ledger, `ledger::rounds`).
     pub dpos: Option<DposParams>,
+    /// Proof-of-i/o parameters recorded at genesis, for a DPoS chain that rewards them.
+    pub poio: Option<crate::ledger::poio::PoioParams>,
     /// Genesis timestamp.
     pub genesis_timestamp_ms: u64,
     /// This node's key.
@@ -197,7 +199,15 @@ pub fn build_genesis(parts: &mut ChainParts) -> Result<(Vec<u8>, nest_sdk::UnitV
     // Records join the accounts' state digest, so a chain without validator sets keeps
     // the genesis it always had.
     let accounts: Vec<_> = ledger.accounts().map(|(key, account)| (*key, *account)).collect();
-    let records = parts.validators.iter().map(ValidatorSet::record).chain(parts.dpos.iter().map(DposParams::record));
+    if let Some(poio) = &parts.poio {
+        poio.check().map_err(|e| format!("genesis poio: {e}"))?;
+    }
+    let records = parts
+        .validators
+        .iter()
+        .map(ValidatorSet::record)
+        .chain(parts.dpos.iter().map(DposParams::record))
+        .chain(parts.poio.iter().map(crate::ledger::poio::PoioParams::record));
     let ledger = Ledger::from_state(accounts, records);
     let request = BuildRequest {
         parent: Hash32::ZERO,

@@ -12,6 +12,7 @@ mod devices;
 mod evidence;
 mod market;
 mod network;
+mod poio;
 pub mod precheck;
 mod radios;
 pub mod reader;
@@ -340,6 +341,7 @@ fn prepare_chain(
         allocations,
         validators,
         dpos: entry.genesis.dpos.map(|dpos| crate::ledger::rounds::DposParams { delegates: dpos.delegates }),
+        poio: entry.genesis.dpos.and_then(|dpos| dpos.poio).map(|poio| poio.params()),
         genesis_timestamp_ms: entry.genesis.timestamp_ms,
         node_key: key.public_key(),
         markets: Default::default(),
@@ -783,6 +785,8 @@ struct LoopState {
     base_status: NodeStatus,
     /// Device frames, readings and anchors.
     devices: devices::DeviceState,
+    /// The Proof-of-i/o rounds this node has proven.
+    poio: poio::Prover,
     /// Consensus messages' signatures checked off the loop (an upgrade changes a
     /// chain's listing function).
     prechecker: precheck::Prechecker,
@@ -865,6 +869,7 @@ impl Node {
             served_heads: HashMap::new(),
             market_heights: BTreeMap::new(),
             devices,
+            poio: poio::Prover::default(),
             prechecker,
             reader: reader.clone(),
         };
@@ -942,6 +947,7 @@ impl LoopState {
             network::flush(self.net.as_ref(), &mut self.chains);
             self.sync_tick(now);
             self.devices_tick(now);
+            self.poio_tick();
             self.report_evidence();
             self.publish();
             self.publish_committed_market_txs();

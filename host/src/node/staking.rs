@@ -28,6 +28,18 @@ pub enum StakingOp {
         /// The round.
         round: u64,
     },
+    /// The chain's Proof-of-i/o parameters and what was minted so far.
+    Poio {
+        /// Chain id.
+        chain: String,
+    },
+    /// A round's Proof-of-i/o: its start, its challenges' basis and its settlement.
+    PoioRound {
+        /// Chain id.
+        chain: String,
+        /// The round.
+        round: u64,
+    },
 }
 
 /// A DPoS round: everything needed to recompute its order (ADR 0012, 0013).
@@ -121,6 +133,10 @@ impl LoopState {
                 let runtime = self.chain(&chain)?;
                 let view = round_view(runtime, chain, round)?;
                 to_json(&view)
+            }
+            StakingOp::Poio { chain } => to_json(&super::poio::poio_view(self.chain(&chain)?, chain)?),
+            StakingOp::PoioRound { chain, round } => {
+                to_json(&super::poio::poio_round_view(self.chain(&chain)?, chain, round)?)
             }
         }
     }

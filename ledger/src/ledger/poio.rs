@@ -524,7 +524,7 @@ fn open_round(
     let round_start =
         ctx.record::<RoundStart>(&round_key(ROUND_PREFIX, round))?.ok_or(PoioError::RoundClosed { round, current })?;
     let in_set = ctx.validators_at(ctx.env().height).is_some_and(|set| set.members.iter().any(|m| m.key == sender));
-    let delegate = ctx.record_bytes(&[b"staking/n/".as_slice(), &sender.0].concat()).is_some();
+    let delegate = ctx.record_bytes(&super::staking::node_key_record(&sender)).is_some();
     if !in_set && !delegate {
         return Err(PoioError::NotANode(sender).into());
     }

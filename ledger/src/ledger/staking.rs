@@ -184,6 +184,12 @@ pub fn gas_of(body: &StakingTx) -> u64 {
     }
 }
 
+/// The key of the record naming the delegate that `node_key` seals for: present exactly
+/// when `node_key` belongs to a registered delegate.
+pub fn node_key_record(node_key: &PublicKey) -> Vec<u8> {
+    key(NODE_KEY_PREFIX, node_key)
+}
+
 fn key(prefix: &[u8], account: &PublicKey) -> Vec<u8> {
     [prefix, &account.0[..]].concat()
 }
