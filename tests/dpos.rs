@@ -258,4 +258,30 @@ fn proof_of_io_pays_proven_contributions_and_no_storage_reward_to_a_node_that_ke
         .map(|reward| reward["amount"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(paid, issued, "minted as the API shows it at height {height}");
+
+    // Three of the four delegates (floor(2·4/3) + 1) approve new weights from their
+    // consoles; the weights change once the third approval is committed.
+    let code =
+        "return dpos.weights{uptime_per_minute = 7, per_tx_verified = 8, storage_per_mib = 9, from = \"node\"}.status";
+    for manifest in &devnet.manifests[..3] {
+        // The node's own proofs take nonces too: a refusal for a nonce race is retried.
+        let mut answered = String::new();
+        for _ in 0..5 {
+            let (status, stdout, stderr) = nest_tests::devices::console(manifest, code);
+            answered = format!("{status} {stdout} {stderr}");
+            if status == 0 && stdout.trim() == "accepted" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(BLOCK_INTERVAL_MS));
+        }
+        assert!(answered.starts_with("0 accepted"), "{answered}");
+    }
+    wait_until(Duration::from_secs(30), "the approved weights in force", || {
+        let poio: Value = nodes[0].client().get("/v1/chains/main/poio").unwrap();
+        poio["params"]["weights"]
+            == serde_json::json!({"uptime_per_minute": 7, "per_tx_verified": 8, "storage_per_mib": 9})
+    });
+    let (status, stdout, stderr) = nest_tests::devices::console(&devnet.manifests[0], "return dpos.rewards().issued");
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.trim().parse::<u64>().unwrap() >= issued, "{stdout}");
 }

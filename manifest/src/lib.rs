@@ -817,6 +817,15 @@ genesis = { allocations = [{ account = "0101010101010101010101010101010101010101
         ));
         let error = parse(&changes).unwrap_err().to_string();
         assert!(error.contains("genesis.validator_changes: a DPoS chain's ledger chooses its sets"), "{error}");
+        let poio = |per_round: u64| {
+            with(&format!(
+                r#"validators = [{{ key = "{one}" }}], dpos = {{ delegates = 1, poio = {{ cap = 100, per_round = {per_round}, uptime_per_minute = 1, per_tx_verified = 1, storage_per_mib = 1 }} }}"#
+            ))
+        };
+        let params = parse(&poio(10)).unwrap().chain[0].genesis.dpos.and_then(|dpos| dpos.poio).map(|p| p.params());
+        assert_eq!(params.map(|p| (p.cap, p.per_round)), Some((100, 10)));
+        let error = parse(&poio(101)).unwrap_err().to_string();
+        assert!(error.contains("genesis.dpos.poio: per_round 101 is above the cap 100"), "{error}");
     }
 
     #[test]

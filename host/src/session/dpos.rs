@@ -2,7 +2,10 @@
 //!
 //! `dpos.delegates(chain)` (ranked, with votes), `dpos.account(key, chain)` (bonded,
 //! unbonding, votes), `dpos.round(n, chain)` (a DPoS round's seed, elected delegates and
-//! order, as `GET /v1/chains/{id}/dpos/rounds/{n}` gives them), and the staking transactions `dpos.register{node_key, name}`,
+//! order, as `GET /v1/chains/{id}/dpos/rounds/{n}` gives them), `dpos.rewards(chain)` and
+//! `dpos.rewards(n, chain)` (Proof-of-i/o: cap, pool, weights, minted; a round's start
+//! and settlement), `dpos.weights{uptime_per_minute, per_tx_verified, storage_per_mib}`
+//! (a validator's approval of new weights), and the staking transactions `dpos.register{node_key, name}`,
 //! `dpos.stake{amount}`, `dpos.unstake{amount}`, `dpos.unlock{}` and
 //! `dpos.vote{delegates = {key, ...}}`, each signed with `from = "node"` or
 //! `from_key_file = "path"` (and `chain = ...`, default `main`). Thin adapters over
@@ -47,6 +50,32 @@ pub fn install(lua: &Lua, ctx: &Arc<ConsoleContext>) -> mlua::Result<()> {
             let round = args.integer(0, "round")?;
             let chain = args.optional_string(1, "chain")?.unwrap_or_else(|| "main".into());
             query(lua, &c, StakingOp::Round { chain, round })
+        })?,
+    )?;
+    let c = ctx.clone();
+    table.set(
+        "rewards",
+        function(lua, "dpos.rewards", move |lua, args| {
+            let round = args.optional_integer(0, "round")?;
+            let chain = args.optional_string(1, "chain")?.unwrap_or_else(|| "main".into());
+            let op = match round {
+                Some(round) => StakingOp::PoioRound { chain, round },
+                None => StakingOp::Poio { chain },
+            };
+            query(lua, &c, op)
+        })?,
+    )?;
+    let c = ctx.clone();
+    table.set(
+        "weights",
+        function(lua, "dpos.weights", move |lua, args| {
+            let fields = args.required_fields(0, "the weights")?;
+            let weights = crate::ledger::poio::Weights {
+                uptime_per_minute: fields.integer("uptime_per_minute")?,
+                per_tx_verified: fields.integer("per_tx_verified")?,
+                storage_per_mib: fields.integer("storage_per_mib")?,
+            };
+            submit_signed(lua, &c, &fields, TxBody::Poio(crate::ledger::poio::PoioTx::Weights(weights)))
         })?,
     )?;
     let transactions = [
