@@ -208,19 +208,26 @@ fn a_fifth_node_registers_gets_votes_and_proposes_in_a_later_round() {
 }
 
 /// Proof-of-i/o on real nodes: every node attests liveness and answers its storage
-/// challenge from its own store each round, except the fourth, whose manifest says it
-/// keeps no history (`[chain.prove] storage = false`): it earns for its uptime and the
-/// blocks it proposes, never for storage, and less than a node that proposed as much.
+/// challenge from its own store each round. The third node keeps only its two newest
+/// blocks (`keep_blocks = 2`): the challenged block is usually gone from its store, and
+/// those rounds earn it no storage reward. The fourth says it keeps no history
+/// (`[chain.prove] storage = false`): it earns for its uptime and the blocks it
+/// proposes, never for storage, and less than a storing node that proposed as much.
 /// What the API shows as minted is what the settled rounds paid, within the cap.
 #[test]
 fn proof_of_io_pays_proven_contributions_and_no_storage_reward_to_a_node_that_keeps_none() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = write_devnet_engine(dir.path(), Consensus::Dpos, BLOCK_INTERVAL_MS, Vec::new(), DELEGATES, DELEGATES);
+    let pruning = &devnet.manifests[DELEGATES - 2];
+    let text =
+        std::fs::read_to_string(pruning).unwrap().replacen("id = \"main\"\n", "id = \"main\"\nkeep_blocks = 2\n", 1);
+    assert!(text.contains("keep_blocks = 2"));
+    std::fs::write(pruning, text).unwrap();
     let keeper_of_nothing = &devnet.manifests[DELEGATES - 1];
     let mut text = std::fs::read_to_string(keeper_of_nothing).unwrap();
     text.push_str("\n[chain.prove]\nstorage = false\n");
     std::fs::write(keeper_of_nothing, text).unwrap();
-    let no_storage = node_key(keeper_of_nothing);
+    let (pruner, no_storage) = (node_key(pruning), node_key(keeper_of_nothing));
     let nodes: Vec<NodeProcess> = devnet.manifests.iter().map(|manifest| NodeProcess::start(manifest)).collect();
     // Round 1's attestations are the first transactions, so round 2 is the first with a
     // storage challenge; it is settled by the first block of round 4.
@@ -229,6 +236,7 @@ fn proof_of_io_pays_proven_contributions_and_no_storage_reward_to_a_node_that_ke
         (!view["settled"].is_null()).then(|| view["settled"].clone())
     };
     wait_until(Duration::from_secs(90), "rounds 2 to 7 settled", || settled(7).is_some());
+    let mut pruner_answered = 0;
     let mut compared = 0;
     for round in 2..=7 {
         let rewards = settled(round).expect("settled")["rewards"].as_array().cloned().unwrap_or_default();
@@ -236,7 +244,11 @@ fn proof_of_io_pays_proven_contributions_and_no_storage_reward_to_a_node_that_ke
         let lacking = of(&no_storage).unwrap_or_else(|| panic!("round {round}: no reward for the fourth node"));
         assert_eq!(lacking["contribution"]["storage_bytes"], 0, "round {round}: {lacking}");
         assert_eq!(lacking["contribution"]["alive"], true, "round {round}: {lacking}");
-        for manifest in &devnet.manifests[..DELEGATES - 1] {
+        let pruned = of(&pruner).unwrap_or_else(|| panic!("round {round}: no reward for the pruning node"));
+        if pruned["contribution"]["storage_bytes"].as_u64() > Some(0) {
+            pruner_answered += 1;
+        }
+        for manifest in &devnet.manifests[..DELEGATES - 2] {
             let reward = of(&node_key(manifest)).unwrap_or_else(|| panic!("round {round}: a node unpaid: {rewards:?}"));
             let contribution = &reward["contribution"];
             assert!(contribution["storage_bytes"].as_u64() > Some(0), "round {round}: {reward}");
@@ -248,6 +260,13 @@ fn proof_of_io_pays_proven_contributions_and_no_storage_reward_to_a_node_that_ke
         }
     }
     assert!(compared > 0, "no round had a storing node that proposed no more than the fourth");
+    // The challenge draws among every earlier block with transactions; the pruning node
+    // holds the last two, so it answers about one round in six here, not six of six.
+    assert!(pruner_answered <= 3, "the pruning node answered {pruner_answered} of 6 challenges");
+    let log = nodes[DELEGATES - 2].log_text();
+    assert!(log.contains("is not in this node's store"), "the pruning node never missed a challenged block");
+    let gone = nodes[DELEGATES - 2].client().get::<Value>("/v1/chains/main/blocks/1").unwrap_err();
+    assert!(gone.contains("no block at height 1"), "{gone}");
     let poio: Value = nodes[0].client().get("/v1/chains/main/poio").unwrap();
     let (height, issued) = (poio["height"].as_u64().unwrap(), poio["issued"].as_u64().unwrap());
     assert!(issued <= poio["params"]["cap"].as_u64().unwrap(), "{poio}");

@@ -389,7 +389,15 @@ pub struct ChainEntry {
     /// What this node proves for Proof-of-i/o rewards, on a chain that has them.
     #[serde(default)]
     pub prove: ProveSection,
+    /// Committed blocks this node keeps, newest first: older ones (all but genesis) are
+    /// deleted from its store. 0 keeps every block. A pruning node cannot serve the
+    /// blocks it dropped to a peer that syncs, nor answer a storage challenge for them.
+    #[serde(default)]
+    pub keep_blocks: u64,
 }
+
+/// The fewest blocks a pruning node keeps: its head and the one before.
+pub const KEEP_BLOCKS_MIN: u64 = 2;
 
 fn default_gas_price() -> u64 {
     1
@@ -630,6 +638,10 @@ impl Manifest {
         if chain.block_txs_max == 0 || chain.mempool_txs_max == 0 {
             problems.push(self.error(&table, "block_txs_max", "block_txs_max and mempool_txs_max must be at least 1"));
         }
+        if chain.keep_blocks != 0 && chain.keep_blocks < KEEP_BLOCKS_MIN {
+            let message = format!("keep at least {KEEP_BLOCKS_MIN} blocks, or 0 to keep every block");
+            problems.push(self.error(&table, "keep_blocks", message));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (index, allocation) in chain.genesis.allocations.iter().enumerate() {
             let key = format!("genesis.allocations[{index}].account");
@@ -826,6 +838,12 @@ genesis = { allocations = [{ account = "0101010101010101010101010101010101010101
         assert_eq!(params.map(|p| (p.cap, p.per_round)), Some((100, 10)));
         let error = parse(&poio(101)).unwrap_err().to_string();
         assert!(error.contains("genesis.dpos.poio: per_round 101 is above the cap 100"), "{error}");
+        let keep =
+            |blocks: u64| GOOD.replacen("id = \"main\"\n", &format!("id = \"main\"\nkeep_blocks = {blocks}\n"), 1);
+        assert!(keep(1).contains("keep_blocks = 1"));
+        let error = parse(&keep(1)).unwrap_err().to_string();
+        assert!(error.contains("keep_blocks: keep at least 2 blocks, or 0 to keep every block"), "{error}");
+        assert_eq!(parse(&keep(2)).unwrap().chain[0].keep_blocks, 2);
     }
 
     #[test]

@@ -216,6 +216,23 @@ impl Store {
         batch.commit().map_err(|source| self.io("commit block", source))
     }
 
+    /// Deletes the committed blocks at heights `from..below` (those still stored) with
+    /// their hash index entries, in one batch; how many it deleted. The transaction
+    /// index keeps pointing at their heights: a lookup finds the block gone.
+    pub fn prune_blocks(&self, chain: &str, from: u64, below: u64) -> Result<u64, StoreError> {
+        let prefix = chain_prefix(chain)?;
+        let mut batch = self.db.batch();
+        let mut deleted = 0;
+        for height in from..below {
+            let Some(block) = self.block_by_height(chain, height)? else { continue };
+            batch.remove(&self.blocks, block_key(&prefix, height));
+            batch.remove(&self.blocks, tagged(&prefix, TAG_BLOCK_HASH, &block.hash.0));
+            deleted += 1;
+        }
+        batch.commit().map_err(|source| self.io("prune blocks", source))?;
+        Ok(deleted)
+    }
+
     /// The chain's latest committed block, if any.
     pub fn head(&self, chain: &str) -> Result<Option<ChainHead>, StoreError> {
         let key = tagged(&chain_prefix(chain)?, TAG_HEAD, &[]);

@@ -194,3 +194,24 @@ fn records_are_written_deleted_and_read_back_per_chain() {
     assert_eq!(store.records("main").unwrap(), vec![(b"device/a".to_vec(), vec![3])]);
     assert!(store.records("other").unwrap().is_empty());
 }
+
+#[test]
+fn pruned_blocks_are_gone_by_height_and_hash_and_the_rest_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for height in 0..=5u64 {
+        let block = block(height);
+        store.commit_block("main", &block, &[], &Changes::new(), &head_of(&block, Hash32::ZERO)).unwrap();
+    }
+    assert_eq!(store.prune_blocks("main", 1, 4).unwrap(), 3);
+    for height in 1..4u64 {
+        assert_eq!(store.block_by_height("main", height).unwrap(), None, "height {height}");
+        assert_eq!(store.block_by_hash("main", &block(height).hash).unwrap(), None, "height {height}");
+    }
+    for height in [0, 4, 5] {
+        assert_eq!(store.block_by_height("main", height).unwrap(), Some(block(height)));
+    }
+    // Pruning again finds nothing left to delete, and the head is untouched.
+    assert_eq!(store.prune_blocks("main", 1, 4).unwrap(), 0);
+    assert_eq!(store.head("main").unwrap().map(|head| head.height), Some(5));
+}

@@ -14,6 +14,7 @@ mod market;
 mod network;
 mod poio;
 pub mod precheck;
+mod prune;
 mod radios;
 pub mod reader;
 pub mod recent;
@@ -787,6 +788,8 @@ struct LoopState {
     devices: devices::DeviceState,
     /// The Proof-of-i/o rounds this node has proven.
     poio: poio::Prover,
+    /// How far each chain's old blocks are pruned (`keep_blocks`).
+    pruner: prune::Pruner,
     /// Consensus messages' signatures checked off the loop (an upgrade changes a
     /// chain's listing function).
     prechecker: precheck::Prechecker,
@@ -870,6 +873,7 @@ impl Node {
             market_heights: BTreeMap::new(),
             devices,
             poio: poio::Prover::default(),
+            pruner: prune::Pruner::default(),
             prechecker,
             reader: reader.clone(),
         };
@@ -948,6 +952,7 @@ impl LoopState {
             self.sync_tick(now);
             self.devices_tick(now);
             self.poio_tick();
+            self.prune_tick();
             self.report_evidence();
             self.publish();
             self.publish_committed_market_txs();

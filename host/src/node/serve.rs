@@ -90,7 +90,58 @@ pub fn serve(store: &dyn ChainStore, view: Option<&ServeView>, request: &SyncReq
     // The store may have moved past the view: skip branch units it now holds as final.
     let next_height = blocks.last().map_or(request.from_height, |block| block.height + 1);
     let room = count.saturating_sub(blocks.len());
-    blocks.extend(view.tip_branch.iter().filter(|block| block.height >= next_height).take(room).cloned());
+    // A node that pruned the blocks asked for has a gap below its branch: it serves
+    // nothing rather than blocks whose parents the peer cannot have.
+    let contiguous = view.tip_branch.first().is_none_or(|block| block.height <= next_height);
+    if contiguous {
+        blocks.extend(view.tip_branch.iter().filter(|block| block.height >= next_height).take(room).cloned());
+    }
     let head_height = view.tip_height.max(blocks.last().map_or(0, |block| block.height));
     SyncResponse { head_height, blocks }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Changes;
+    use crate::store::{ChainHead, StoredBlock};
+    use nest_sdk::Hash32;
+
+    fn sync_block(height: u64) -> SyncBlock {
+        SyncBlock { height, unit: vec![height as u8], certificate: Vec::new(), finality: Vec::new() }
+    }
+
+    /// A store with blocks 0..=4 committed, blocks 1 and 2 pruned, and a branch of 5, 6.
+    fn pruned_store() -> (tempfile::TempDir, Store, ServeView) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for height in 0..=4u64 {
+            let hash = Hash32([height as u8 + 1; 32]);
+            let block =
+                StoredBlock { height, hash, unit: vec![height as u8], certificate: Vec::new(), finality: Vec::new() };
+            let head = ChainHead { height, hash, timestamp_ms: 0, state_digest: Hash32::ZERO };
+            store.commit_block("main", &block, &[], &Changes::new(), &head).unwrap();
+        }
+        store.prune_blocks("main", 1, 3).unwrap();
+        let view = ServeView {
+            committed_height: 4,
+            tip_height: 6,
+            tip_branch: vec![sync_block(5), sync_block(6)],
+            ..ServeView::default()
+        };
+        (dir, store, view)
+    }
+
+    fn heights(store: &Store, view: &ServeView, from_height: u64) -> Vec<u64> {
+        let request = SyncRequest { chain: "main".into(), from_height, count: 10 };
+        serve(store, Some(view), &request).blocks.iter().map(|block| block.height).collect()
+    }
+
+    #[test]
+    fn a_pruned_node_serves_no_branch_above_a_gap() {
+        let (_dir, store, view) = pruned_store();
+        assert_eq!(heights(&store, &view, 3), vec![3, 4, 5, 6], "what it keeps, then its branch");
+        assert_eq!(heights(&store, &view, 5), vec![5, 6]);
+        assert_eq!(heights(&store, &view, 1), Vec::<u64>::new(), "block 1 is gone: nothing, not 5 and 6");
+    }
 }
