@@ -24,6 +24,7 @@ pub use libp2p::{Multiaddr, PeerId, gossipsub::MessageId};
 
 use libp2p::{multiaddr::Protocol, request_response::ResponseChannel};
 use limits::{CHAIN_ID_BYTES_MAX, CHAINS_MAX, COMMANDS_QUEUED_MAX, EVENTS_QUEUED_MAX};
+pub use nest_chain::wire::{SyncBlock, Verdict};
 use serde::{Deserialize, Serialize};
 use std::{
     collections::HashMap,
@@ -257,28 +258,6 @@ impl Topic {
     }
 }
 
-/// What the node decided about a gossip message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Valid: forward it to other peers.
-    Accept,
-    /// Invalid: drop it and lower the sender's score.
-    Reject,
-    /// Not useful (e.g. stale) but not malicious: drop it without penalty.
-    Ignore,
-}
-
-impl Verdict {
-    /// The verdict's name in metrics.
-    pub fn label(self) -> &'static str {
-        match self {
-            Verdict::Accept => "accept",
-            Verdict::Reject => "reject",
-            Verdict::Ignore => "ignore",
-        }
-    }
-}
-
 /// A block sync request: `count` blocks of `chain` from `from_height` up.
 #[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SyncRequest {
@@ -297,20 +276,6 @@ pub struct SyncResponse {
     pub head_height: u64,
     /// Blocks in height order, at most the count asked for (fewer if the frame would be too large).
     pub blocks: Vec<SyncBlock>,
-}
-
-/// One committed block as sync carries it.
-#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Clone, Debug, PartialEq, Eq)]
-pub struct SyncBlock {
-    /// Height.
-    pub height: u64,
-    /// The unit bytes as the chain type encodes them.
-    pub unit: Vec<u8>,
-    /// The commit certificate as the consensus engine encodes it.
-    pub certificate: Vec<u8>,
-    /// The proof that the block is final, as the consensus engine encodes it (empty
-    /// when the serving node has none).
-    pub finality: Vec<u8>,
 }
 
 /// Where the answer to one inbound sync request goes; pass it to [`NetHandle::answer_blocks`].

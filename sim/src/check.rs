@@ -9,7 +9,7 @@
 //!   its last new final unit is within [`LIVENESS_SLOTS`] block intervals of the end.
 
 use crate::store::MemStore;
-use nest_host::node::chain::ChainRuntime;
+use nest_chain::runtime::ChainRuntime;
 use nest_host::store::ChainStore;
 use nest_sdk::{Hash32, PublicKey};
 use serde::Serialize;

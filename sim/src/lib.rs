@@ -1,7 +1,7 @@
 //! Run many nodes of the real chain runtime in one process, under virtual time and
 //! faults, and check consensus invariants as they run (`nestd sim`).
 //!
-//! Each node is a [`nest_host::node::chain::ChainRuntime`] — the code `nestd run`
+//! Each node is a [`nest_chain::runtime::ChainRuntime`] — the code `nestd run`
 //! drives — with its consensus engine and chain type (linked as rlibs, or loaded from a
 //! signed package), an in-memory store with crash semantics ([`store::MemStore`]) and
 //! host services with real Ed25519 keys ([`services`]). The [`world::World`] of a seed

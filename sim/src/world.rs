@@ -28,9 +28,9 @@ use nest_host::ledger::tx::{SignedTx, TRANSFER_GAS, TxBody, UnsignedTx};
 use nest_host::ledger::validators::{Member, ValidatorSet};
 use nest_host::net::SyncBlock;
 use nest_host::net::{SyncRequest, SyncResponse};
-use nest_host::node::chain::{ChainLimits, ChainParts, ChainRuntime};
+use nest_chain::runtime::{ChainLimits, ChainParts, ChainRuntime};
 use nest_host::node::serve::serve;
-use nest_host::node::slot::Slot;
+use nest_chain::slot::Slot;
 use nest_sdk::{Hash32, PublicKey};
 use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
@@ -57,7 +57,7 @@ const SENDERS: usize = 4;
 /// Tokens each sender starts with.
 const SENDER_TOKENS: u64 = 1_000_000_000;
 /// Largest unit built: the node's default network message bound less the envelope.
-const UNIT_BYTES_MAX: usize = 4 * 1024 * 1024 - nest_host::node::chain::UNIT_ENVELOPE_BYTES;
+const UNIT_BYTES_MAX: usize = 4 * 1024 * 1024 - nest_chain::runtime::UNIT_ENVELOPE_BYTES;
 /// Events one run may process before it is stopped as runaway.
 const EVENTS_MAX: u64 = 20_000_000;
 

@@ -180,6 +180,17 @@ pub async fn next_event(receiver: &mut broadcast::Receiver<Event>) -> Option<Eve
     }
 }
 
+/// The chain runtime and plugin slots publish on the bus.
+impl nest_chain::telemetry::Events for EventBus {
+    fn block_committed(&self, chain: &str, height: u64, hash: Hash32, tx_hashes: &[Hash32]) {
+        EventBus::block_committed(self, chain, height, hash, tx_hashes);
+    }
+
+    fn plugin_state(&self, status: &SlotStatus) {
+        self.publish(Event::plugin_state(status));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,7 +233,7 @@ mod tests {
         let bus = EventBus::new();
         let mut receiver = bus.subscribe();
         let mut slot = crate::node::slot::Slot::new((), "poa", "consensus-poa", "0.1.0", "{}");
-        slot.attach_events(&bus);
+        slot.attach_events(&(std::sync::Arc::new(bus.clone()) as nest_chain::telemetry::EventSink));
         slot.disable("panicked: boom".into());
         let expected = Event::PluginState {
             plugin: "poa".into(),

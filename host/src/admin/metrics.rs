@@ -270,6 +270,37 @@ pub fn radio_start_failed(radio: &str) {
     counter!("nest_radio_start_failures_total", "radio" => radio.to_owned()).increment(1);
 }
 
+/// The chain runtime's and plugin slots' reports, as this module's series.
+struct ChainMetrics;
+
+impl nest_chain::telemetry::Metrics for ChainMetrics {
+    fn block_committed(&self, chain: &str, txs: usize, interval_ms: u64, timestamp_ms: u64) {
+        let latency_ms = crate::node::now_ms().saturating_sub(timestamp_ms);
+        block_committed(chain, txs, interval_ms, latency_ms);
+    }
+
+    fn consensus_status(&self, chain: &str, status: &crate::node::status::ConsensusStatus) {
+        consensus_status(chain, status);
+    }
+
+    fn evidence(&self, chain: &str, offender: &nest_sdk::PublicKey) {
+        evidence(chain, offender);
+    }
+
+    fn plugin_called(&self, plugin: &str, elapsed: Duration) {
+        plugin_called(plugin, elapsed);
+    }
+
+    fn plugin_failed(&self, plugin: &str) {
+        plugin_failed(plugin);
+    }
+}
+
+/// Routes the chain runtime's and plugin slots' reports to this module (once per process).
+pub fn install_chain_metrics() {
+    nest_chain::telemetry::install_metrics(Box::new(ChainMetrics));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

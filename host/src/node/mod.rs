@@ -7,7 +7,8 @@
 //! never re-enter. The HTTP API talks to the loop through a bounded channel.
 
 mod admin;
-pub mod chain;
+/// The chain runtime, in its own crate (ADR 0011).
+pub use nest_chain::runtime as chain;
 mod devices;
 mod evidence;
 mod market;
@@ -20,7 +21,7 @@ pub mod reader;
 pub mod recent;
 pub mod serve;
 pub mod services;
-pub mod slot;
+pub use nest_chain::slot;
 mod staking;
 pub mod status;
 
@@ -814,9 +815,11 @@ impl Node {
             tracing::warn!(manifest = %manifest.file.display(), "allow_unsigned = true: plugins are loaded without signature checks");
         }
         let mut prepared = prepare(manifest).map_err(StartError::Prepare)?;
+        crate::admin::metrics::install_chain_metrics();
         let events = EventBus::new();
-        prepared.radios.iter_mut().for_each(|radio| radio.slot.attach_events(&events));
-        prepared.markets.iter_mut().for_each(|market| market.slot.attach_events(&events));
+        let sink: nest_chain::telemetry::EventSink = Arc::new(events.clone());
+        prepared.radios.iter_mut().for_each(|radio| radio.slot.attach_events(&sink));
+        prepared.markets.iter_mut().for_each(|market| market.slot.attach_events(&sink));
         std::fs::create_dir_all(&prepared.manifest.node.data_dir).map_err(|e| {
             StartError::Prepare(vec![prepared.manifest.error("[node]", "data_dir", e.to_string()).to_string()])
         })?;
@@ -827,7 +830,7 @@ impl Node {
         let mut chains = prepared
             .chains
             .into_iter()
-            .map(|parts| ChainRuntime::open(parts, &store).map(|chain| chain.with_events(&events)).map_err(Box::new))
+            .map(|parts| ChainRuntime::open(parts, &store).map(|chain| chain.with_events(&sink)).map_err(Box::new))
             .collect::<Result<Vec<_>, _>>()?;
         market::check_required_policies(&chains).map_err(|e| StartError::Prepare(vec![e]))?;
         let (requests, receiver) = mpsc::sync_channel(REQUESTS_QUEUED_MAX);

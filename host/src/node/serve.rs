@@ -10,6 +10,7 @@
 use crate::admin::metrics;
 use crate::net::{NetHandle, ResponseToken, SyncBlock, SyncRequest, SyncResponse};
 use crate::store::{ChainStore, Store};
+pub use nest_chain::serve_view::ServeView;
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock, mpsc},
@@ -19,23 +20,6 @@ use std::{
 pub const SYNC_SERVE_QUEUE_MAX: usize = 32;
 /// Blocks one answer carries at most (the asker and the network bound it too).
 const SERVE_BATCH_BLOCKS_MAX: usize = 128;
-
-/// What the server needs of one chain beyond the store: its heads and the agreed branch
-/// above the committed head (a peer that was partitioned away needs it to see this one).
-#[derive(Clone, Debug, Default)]
-pub struct ServeView {
-    /// Height of the newest final block.
-    pub committed_height: u64,
-    /// Height of the head fork choice picked (final or not).
-    pub tip_height: u64,
-    /// The agreed, not final units above the committed head, in height order.
-    pub tip_branch: Vec<SyncBlock>,
-    /// The chain's validator sets by first height (for the block reader's certificate
-    /// checks; empty for engines with their own authority list).
-    pub validator_sets: Arc<Vec<crate::ledger::validators::ValidatorSet>>,
-    /// A DPoS chain's parameters (the block reader shows each block's round).
-    pub dpos: Option<crate::ledger::rounds::DposParams>,
-}
 
 /// The views of every chain, published by the node loop and read by the server.
 pub type ServeViews = Arc<RwLock<HashMap<String, Arc<ServeView>>>>;

@@ -4,10 +4,7 @@
 //! `PluginError::Panicked`; the slot then refuses every later call, so the node keeps
 //! running without the plugin instead of aborting.
 
-use crate::admin::{
-    events::{Event, EventBus},
-    metrics,
-};
+use crate::telemetry::{self, EventSink};
 use nest_sdk::{PluginError, RResult};
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +55,7 @@ pub struct Slot<T> {
     config_json: String,
     /// Whether it was disabled by a panic (its state can no longer be trusted).
     panicked: bool,
-    events: Option<EventBus>,
+    events: Option<EventSink>,
 }
 
 impl<T> Slot<T> {
@@ -82,11 +79,15 @@ impl<T> Slot<T> {
         }
         let started = std::time::Instant::now();
         let result = f(&mut self.instance).into_result();
-        metrics::plugin_called(&self.status.id, started.elapsed());
+        if let Some(metrics) = telemetry::metrics() {
+            metrics.plugin_called(&self.status.id, started.elapsed());
+        }
         match result {
             Ok(value) => Ok(value),
             Err(error) => {
-                metrics::plugin_failed(&self.status.id);
+                if let Some(metrics) = telemetry::metrics() {
+                    metrics.plugin_failed(&self.status.id);
+                }
                 if error.is_fatal() {
                     self.panicked = true;
                     self.disable(error.to_string());
@@ -116,12 +117,12 @@ impl<T> Slot<T> {
 
     fn publish_state(&self) {
         if let Some(events) = &self.events {
-            events.publish(Event::plugin_state(&self.status));
+            events.plugin_state(&self.status);
         }
     }
 
     /// Publishes this instance's state changes on `events`.
-    pub fn attach_events(&mut self, events: &EventBus) {
+    pub fn attach_events(&mut self, events: &EventSink) {
         self.events = Some(events.clone());
     }
 

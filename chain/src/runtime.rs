@@ -5,11 +5,12 @@
 //! written to the store (one batch, fsync) before the ledger in memory moves and before
 //! any later effect (such as a broadcast) is executed.
 
-use super::slot::{Slot, SlotError};
-use super::status::{ChainPlugins, ChainStatus};
-use crate::admin::{events::EventBus, metrics};
-use crate::crypto::sha256;
-use crate::ledger::{
+use crate::slot::{Slot, SlotError};
+use crate::status::{ChainPlugins, ChainStatus};
+use crate::telemetry::{self, EventSink};
+use crate::wire::{SyncBlock, Verdict};
+use nest_ledger::crypto::sha256;
+use nest_ledger::ledger::{
     mempool::Mempool,
     merkle::merkle_root,
     rounds::DposParams,
@@ -18,11 +19,11 @@ use crate::ledger::{
     validators::{VALIDATORS_PREFIX, ValidatorSet, check_schedule},
     verify::{VerifiedCache, verify_batch},
 };
-use crate::store::{ChainHead, ChainStore, StoredBlock};
 use nest_sdk::{
     BuildRequest, Effect, Hash32, Input, LastCommit, Persisted, PublicKey, RVec, UnitExpectation, UnitRef,
     chain::ChainTypeBox, consensus::ConsensusBox,
 };
+use nest_store::{ChainHead, ChainStore, StoredBlock};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Inputs processed in one drive of the engine before the rest is dropped (a loop guard).
@@ -114,7 +115,7 @@ pub struct ChainRuntime {
     /// Proofs of double votes and proposals not yet handed to the node to report on chain.
     evidence_proofs: VecDeque<nest_sdk::certificate::Offence>,
     /// What the engine last reported with `Effect::Status`.
-    engine_status: Option<super::status::ConsensusStatus>,
+    engine_status: Option<crate::status::ConsensusStatus>,
     /// A received message showed its sender ahead of this node (see
     /// [`ChainRuntime::take_sender_ahead`]).
     sender_ahead: bool,
@@ -127,7 +128,7 @@ pub struct ChainRuntime {
     txs_committed: u64,
     blocks_committed: u64,
     evidence: VecDeque<(PublicKey, String)>,
-    events: Option<EventBus>,
+    events: Option<EventSink>,
 }
 
 /// What the node loop needs to open a chain.
@@ -149,13 +150,13 @@ pub struct ChainParts {
     /// written by the ledger, `ledger::rounds`).
     pub dpos: Option<DposParams>,
     /// Proof-of-i/o parameters recorded at genesis, for a DPoS chain that rewards them.
-    pub poio: Option<crate::ledger::poio::PoioParams>,
+    pub poio: Option<nest_ledger::ledger::poio::PoioParams>,
     /// Genesis timestamp.
     pub genesis_timestamp_ms: u64,
     /// This node's key.
     pub node_key: PublicKey,
     /// The market policies market transactions call.
-    pub markets: crate::ledger::market::MarketRules,
+    pub markets: nest_ledger::ledger::market::MarketRules,
 }
 
 /// Opening a chain failed.
@@ -175,7 +176,7 @@ pub enum ChainError {
         /// Chain id.
         chain: String,
         /// The failure.
-        error: crate::store::StoreError,
+        error: nest_store::StoreError,
     },
     /// Genesis or stored state is inconsistent.
     #[error("chain {chain}: {message}")]
@@ -207,7 +208,7 @@ pub fn build_genesis(parts: &mut ChainParts) -> Result<(Vec<u8>, nest_sdk::UnitV
         .iter()
         .map(ValidatorSet::record)
         .chain(parts.dpos.iter().map(DposParams::record))
-        .chain(parts.poio.iter().map(crate::ledger::poio::PoioParams::record));
+        .chain(parts.poio.iter().map(nest_ledger::ledger::poio::PoioParams::record));
     let ledger = Ledger::from_state(accounts, records);
     let request = BuildRequest {
         parent: Hash32::ZERO,
@@ -332,7 +333,7 @@ impl ChainRuntime {
     }
 
     /// Publishes committed blocks and plugin state changes on `events`.
-    pub fn with_events(mut self, events: &EventBus) -> Self {
+    pub fn with_events(mut self, events: &EventSink) -> Self {
         self.consensus.attach_events(events);
         self.chain_type.attach_events(events);
         self.events = Some(events.clone());
@@ -456,14 +457,18 @@ impl ChainRuntime {
                 None
             }
             Effect::Status { status } => {
-                let status = super::status::ConsensusStatus::from(&*status);
-                metrics::consensus_status(&self.id, &status);
+                let status = crate::status::ConsensusStatus::from(&*status);
+                if let Some(metrics) = telemetry::metrics() {
+                    metrics.consensus_status(&self.id, &status);
+                }
                 self.engine_status = Some(status);
                 None
             }
             Effect::Evidence { offender, reason, bytes } => {
                 tracing::warn!(chain = %self.id, %offender, %reason, "consensus evidence");
-                metrics::evidence(&self.id, &offender);
+                if let Some(metrics) = telemetry::metrics() {
+                    metrics.evidence(&self.id, &offender);
+                }
                 // A proof the ledger can check goes on chain (the node reports it).
                 if let Some(proof) = nest_sdk::certificate::Offence::decode(&bytes)
                     && self.evidence_proofs.len() < EVIDENCE_KEPT_MAX
@@ -866,8 +871,9 @@ impl ChainRuntime {
         self.blocks_committed += 1;
         tracing::info!(chain = %self.id, height = head.height, hash = %head.hash, txs = unit.txs.len(), "block committed");
         let interval_ms = head.timestamp_ms.saturating_sub(self.head.timestamp_ms);
-        let latency_ms = super::now_ms().saturating_sub(head.timestamp_ms);
-        metrics::block_committed(&self.id, unit.txs.len(), interval_ms, latency_ms);
+        if let Some(metrics) = telemetry::metrics() {
+            metrics.block_committed(&self.id, unit.txs.len(), interval_ms, head.timestamp_ms);
+        }
         if let Some(events) = &self.events {
             events.block_committed(&self.id, head.height, head.hash, &unit.tx_hashes);
         }
@@ -892,8 +898,8 @@ impl ChainRuntime {
 
     /// What the block server needs beyond the store to answer a peer's sync request:
     /// the heights and the agreed branch above the committed head.
-    pub fn serve_view(&self) -> super::serve::ServeView {
-        super::serve::ServeView {
+    pub fn serve_view(&self) -> crate::serve_view::ServeView {
+        crate::serve_view::ServeView {
             committed_height: self.head.height,
             tip_height: self.tip.height,
             tip_branch: self.tip_branch(self.head.height + 1),
@@ -930,14 +936,14 @@ impl ChainRuntime {
     /// The agreed, not yet final units from above the committed head up to the tip, in
     /// height order, from `from_height` on: a peer that was partitioned away needs them
     /// to see this branch.
-    pub fn tip_branch(&self, from_height: u64) -> Vec<crate::net::SyncBlock> {
+    pub fn tip_branch(&self, from_height: u64) -> Vec<SyncBlock> {
         let Ok(branch) = self.branch_to(&self.tip.hash) else { return Vec::new() };
         branch
             .iter()
             .rev()
             .filter(|view| view.height >= from_height)
             .filter_map(|view| self.pending.get(&view.hash))
-            .map(|unit| crate::net::SyncBlock {
+            .map(|unit| SyncBlock {
                 height: unit.view.height,
                 unit: unit.bytes.clone(),
                 certificate: unit.certificate.clone(),
@@ -956,8 +962,8 @@ impl ChainRuntime {
         store: &dyn ChainStore,
         from: PublicKey,
         bytes: Vec<u8>,
-    ) -> (crate::net::Verdict, Option<String>) {
-        use crate::net::Verdict;
+    ) -> (Verdict, Option<String>) {
+        use Verdict;
         self.ignored = false;
         match self.drive(store, Input::Message { from, bytes: bytes.into() }) {
             Ok(()) if std::mem::take(&mut self.ignored) => (Verdict::Ignore, None),
@@ -971,26 +977,26 @@ impl ChainRuntime {
 
     /// Admits gossiped transactions (a borsh list of encoded transactions): signatures
     /// are verified once here; a bad one or garbage makes the message rejected.
-    pub fn on_tx_gossip(&mut self, bytes: &[u8]) -> crate::net::Verdict {
+    pub fn on_tx_gossip(&mut self, bytes: &[u8]) -> Verdict {
         match check_tx_gossip(bytes) {
             Some(txs) => self.admit_gossiped(txs),
-            None => crate::net::Verdict::Reject,
+            None => Verdict::Reject,
         }
     }
 
     /// Admits gossiped transactions whose signatures [`check_tx_gossip`] verified; the
     /// verdict: accepted when any entered the mempool, else ignored (already known, or
     /// late: not the sender's fault).
-    pub fn admit_gossiped(&mut self, txs: Vec<(Hash32, SignedTx)>) -> crate::net::Verdict {
+    pub fn admit_gossiped(&mut self, txs: Vec<(Hash32, SignedTx)>) -> Verdict {
         let admitted = self.admit(txs);
-        if admitted.iter().any(Result::is_ok) { crate::net::Verdict::Accept } else { crate::net::Verdict::Ignore }
+        if admitted.iter().any(Result::is_ok) { Verdict::Accept } else { Verdict::Ignore }
     }
 
     /// Hands blocks fetched by sync to the engine in height order; returns how many new
     /// ones this node now holds (blocks already held are skipped). A block the engine
     /// took but the checks refused does not count, so a node that cannot use a peer's
     /// branch does not ask that peer again at once, forever.
-    pub fn apply_synced(&mut self, store: &dyn ChainStore, blocks: Vec<crate::net::SyncBlock>) -> usize {
+    pub fn apply_synced(&mut self, store: &dyn ChainStore, blocks: Vec<SyncBlock>) -> usize {
         let mut applied = 0;
         for block in blocks {
             if block.height <= self.head.height {
@@ -1047,7 +1053,7 @@ impl ChainRuntime {
     }
 
     /// Identity and state of the consensus and chain-type instances.
-    pub fn slot_statuses(&self) -> (&super::slot::SlotStatus, &super::slot::SlotStatus) {
+    pub fn slot_statuses(&self) -> (&crate::slot::SlotStatus, &crate::slot::SlotStatus) {
         (self.consensus.status(), self.chain_type.status())
     }
 
@@ -1140,8 +1146,8 @@ pub fn check_tx_gossip(bytes: &[u8]) -> Option<Vec<(Hash32, SignedTx)>> {
 #[cfg(test)]
 mod tests {
     use super::within_bytes;
-    use crate::crypto::SecretKey;
-    use crate::ledger::tx::{SignedTx, TxBody, UnsignedTx};
+    use nest_ledger::crypto::SecretKey;
+    use nest_ledger::ledger::tx::{SignedTx, TxBody, UnsignedTx};
     use nest_sdk::{Hash32, PublicKey};
 
     fn transfer(nonce: u64) -> SignedTx {
