@@ -23,14 +23,14 @@ const SIM_POIO: PoioParams = PoioParams {
     per_round: 1_000,
     weights: Weights { uptime_per_minute: 100, per_tx_verified: 10, storage_per_mib: 1_000 },
 };
+use nest_chain::runtime::{ChainLimits, ChainParts, ChainRuntime};
+use nest_chain::slot::Slot;
 use nest_host::ledger::staking::StakingTx;
 use nest_host::ledger::tx::{SignedTx, TRANSFER_GAS, TxBody, UnsignedTx};
 use nest_host::ledger::validators::{Member, ValidatorSet};
 use nest_host::net::SyncBlock;
 use nest_host::net::{SyncRequest, SyncResponse};
-use nest_chain::runtime::{ChainLimits, ChainParts, ChainRuntime};
 use nest_host::node::serve::serve;
-use nest_chain::slot::Slot;
 use nest_sdk::{Hash32, PublicKey};
 use sha2::{Digest, Sha256};
 use std::cmp::Reverse;

@@ -426,7 +426,7 @@ pub fn score(contribution: &Contribution, duration_ms: u64, weights: &Weights) -
 pub fn split(pool: u64, scores: &[u128]) -> Vec<u64> {
     let mut shift = 0;
     let total = loop {
-        let total = scores.iter().fold(0u128, |sum, score| sum.saturating_add(score >> shift));
+        let total = scores.iter().fold(0u128, |sum, score| sum.saturating_add(shifted(*score, shift)));
         if total <= u128::from(u64::MAX) {
             break total;
         }
@@ -438,10 +438,15 @@ pub fn split(pool: u64, scores: &[u128]) -> Vec<u64> {
             if total == 0 {
                 return 0;
             }
-            let share = u128::from(pool) * (score >> shift) / total;
+            let share = u128::from(pool) * shifted(*score, shift) / total;
             u64::try_from(share).unwrap_or(0)
         })
         .collect()
+}
+
+/// `score >> shift`, 0 once the shift passes the width.
+fn shifted(score: u128, shift: u32) -> u128 {
+    score.checked_shr(shift).unwrap_or(0)
 }
 
 /// What a block of a Proof-of-i/o chain writes after its transactions: its proposer's
