@@ -1,7 +1,7 @@
 //! The JSON bodies the API and the console socket deserialize, and what the routes do
 //! with them before the node loop (hex, transaction decoding, signature checks).
 
-use nest_host::{
+use nest_api::{
     api::{decode_and_verify, parse_send, parse_submission},
     market::PricingContext,
     session::{ClientMessage, EvalRequest, PluginActionBody},

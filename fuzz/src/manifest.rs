@@ -1,6 +1,6 @@
 //! Node manifests (TOML): parsing and the structural checks of `nestd check`.
 
-use nest_host::manifest::{Manifest, config_json};
+use nest_api::manifest::{Manifest, config_json};
 use std::path::Path;
 
 /// Parses `data` as a manifest, runs its structural checks and what reads the result:

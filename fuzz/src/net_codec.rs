@@ -1,6 +1,6 @@
-//! The block sync codec (`nest_host::net`): length-prefixed borsh frames from a peer.
+//! The block sync codec (`nest_api::net`): length-prefixed borsh frames from a peer.
 
-use nest_host::net::{decode_request_frame, decode_response_frame};
+use nest_api::net::{decode_request_frame, decode_response_frame};
 
 /// Largest response frame: the network's default `message_bytes_max` (4 MiB).
 pub const RESPONSE_BYTES_MAX: usize = 4 * 1024 * 1024;

@@ -1,6 +1,6 @@
 //! A package's `plugin.toml` (and a crate's source `plugin.toml`), as the loader reads it.
 
-use nest_host::package::{MANIFEST_BYTES_MAX, PackageManifest, SourceManifest};
+use nest_api::package::{MANIFEST_BYTES_MAX, PackageManifest, SourceManifest};
 
 /// Parses `data` as both manifests. A package manifest that parses must parse again,
 /// unchanged, from its canonical text: that text is what the vendor signs.

@@ -2,7 +2,7 @@
 //! limits, then the device envelope decoder, as the host's device pipeline runs them.
 
 use crate::steps::{steps, u64_of};
-use nest_host::devices::pipeline::{FRAME_BYTES_MAX, reassembly_limits};
+use nest_api::devices::pipeline::{FRAME_BYTES_MAX, reassembly_limits};
 use nest_sdk::{
     device::{DeviceEnvelope, ENVELOPE_BYTES_MAX},
     fragment::{Reassembler, Reassembly, fragment},

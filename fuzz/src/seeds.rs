@@ -11,7 +11,7 @@ use crate::{
 };
 use consensus_bft::{Body, Envelope, Proposal, SignedProposal, Vote, VoteKind};
 use consensus_poa::{FinalityProof, PoaMessage, Seal};
-use nest_host::{
+use nest_api::{
     net::{SyncBlock, SyncRequest, SyncResponse, WireResponse},
     package::PackageManifest,
 };

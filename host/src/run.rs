@@ -1,9 +1,10 @@
 //! Run a node with its HTTP API until SIGINT or SIGTERM.
 
-use crate::admin::{auth::Token, metrics};
-use crate::api::{self, ApiLimits, ApiState};
+use crate::api::{ApiLimits, ApiState};
+use crate::auth::Token;
 use crate::manifest::Manifest;
 use crate::node::Node;
+use crate::telemetry::metrics;
 use std::{net::SocketAddr, path::PathBuf};
 use tokio::sync::oneshot;
 
@@ -47,11 +48,7 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
     let token = Token::ensure(&manifest.node.data_dir)
         .map_err(|e| format!("{}: [api]: cannot use the admin token: {e}", manifest.file.display()))?;
     let metrics = metrics::install();
-    metrics::register_known(&metrics::KnownLabels {
-        chains: manifest.chain.iter().map(|chain| chain.id.clone()).collect(),
-        plugins: manifest.plugin.iter().map(|plugin| plugin.id.clone()).collect(),
-        radios: manifest.radio.iter().map(|radio| radio.id.clone()).collect(),
-    });
+    metrics::register_known(&crate::node::known_labels(&manifest));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -73,7 +70,7 @@ pub fn start(manifest: Manifest) -> Result<Running, String> {
     let signals = Signals::install(&runtime)?;
     let api_addr_file = node.manifest.node.data_dir.join("api.addr");
     write_whole(&api_addr_file, &format!("{api_addr}\n"))?;
-    let router = api::router(ApiState::new(&node, std::sync::Arc::new(token), metrics), &limits);
+    let router = nest_api::server::router(ApiState::new(&node, std::sync::Arc::new(token), metrics), &limits);
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = runtime.spawn(async move {
         // The client's address is what the public routes' rate limit counts by.

@@ -10,7 +10,7 @@
 
 use crate::store::MemStore;
 use nest_chain::runtime::ChainRuntime;
-use nest_host::store::ChainStore;
+use nest_node::store::ChainStore;
 use nest_sdk::{Hash32, PublicKey};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};

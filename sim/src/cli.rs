@@ -5,8 +5,8 @@ use crate::{
     Engines, FaultFamily, Finality, Report, RunSpec, faults::parse_families, replay_command, run_seeds,
     run_seeds_parallel,
 };
-use nest_host::loader::LoadOptions;
-use nest_host::package::cli::parse_trust;
+use nest_node::loader::LoadOptions;
+use nest_node::package::cli::parse_trust;
 use std::path::PathBuf;
 
 /// Options of `nestd sim`.

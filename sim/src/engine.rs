@@ -5,7 +5,7 @@
 //! engine comes from a signed package through the node's own loader.
 
 use crate::faults::FaultFamily;
-use nest_host::loader::{self, LoadOptions, LoadedLibrary};
+use nest_node::loader::{self, LoadOptions, LoadedLibrary};
 use nest_sdk::{
     ChainType, ConsensusEngine, Host, PublicKey,
     abi_stable::{sabi_trait::TD_Opaque, std_types::RBox},
@@ -186,7 +186,7 @@ impl Engines {
 }
 
 fn tolerated_by(source_manifest: &str) -> Vec<FaultFamily> {
-    nest_host::package::SourceManifest::parse(source_manifest)
+    nest_node::package::SourceManifest::parse(source_manifest)
         .map(|manifest| manifest.tolerates.iter().filter_map(|name| name.parse().ok()).collect())
         .unwrap_or_default()
 }

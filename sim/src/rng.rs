@@ -1,4 +1,4 @@
-//! The simulator's only source of randomness: the host's SplitMix64 ([`nest_host::rng`]),
+//! The simulator's only source of randomness: the node's SplitMix64 ([`nest_node::rng`]),
 //! seeded per run.
 
-pub use nest_host::rng::Rng;
+pub use nest_node::rng::Rng;

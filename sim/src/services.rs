@@ -7,7 +7,7 @@
 //! them, which is what makes thousands of seeds affordable and changes no outcome
 //! (verification is a pure function).
 
-use nest_host::crypto::{self, SecretKey};
+use nest_node::crypto::{self, SecretKey};
 use nest_sdk::{
     Hash32, Host, HostServices, LogLevel, PublicKey, Signature,
     abi_stable::std_types::{RResult, RSlice, RStr, RString},

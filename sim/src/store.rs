@@ -4,8 +4,8 @@
 //! syncs each one), so a simulated crash keeps this store and loses everything else the
 //! node held: the runtime, its pending units, mempool and engine state.
 
-use nest_host::ledger::{Account, Changes};
-use nest_host::store::{ChainHead, ChainStore, RecordEntry, StoreError, StoredBlock};
+use nest_node::ledger::{Account, Changes};
+use nest_node::store::{ChainHead, ChainStore, RecordEntry, StoreError, StoredBlock};
 use nest_sdk::{Hash32, PublicKey};
 use std::cell::RefCell;
 use std::collections::BTreeMap;

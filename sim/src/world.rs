@@ -11,10 +11,10 @@ use crate::faults::{FaultAction, FaultFamily, FaultPlan, draw_plan};
 use crate::rng::Rng;
 use crate::services::{SimServices, VerifyCache};
 use crate::store::MemStore;
-use nest_host::crypto::SecretKey;
-use nest_host::ledger::evidence::{EVIDENCE_PREFIX, EvidenceRecord, evidence_tx};
-use nest_host::ledger::poio::{PoioParams, Weights};
-use nest_host::ledger::rounds::DposParams;
+use nest_node::crypto::SecretKey;
+use nest_node::ledger::evidence::{EVIDENCE_PREFIX, EvidenceRecord, evidence_tx};
+use nest_node::ledger::poio::{PoioParams, Weights};
+use nest_node::ledger::rounds::DposParams;
 
 /// A DPoS chain's Proof-of-i/o in the simulator: proposers earn per transaction, and
 /// every round settles while faults strike.
@@ -25,12 +25,12 @@ const SIM_POIO: PoioParams = PoioParams {
 };
 use nest_chain::runtime::{ChainLimits, ChainParts, ChainRuntime};
 use nest_chain::slot::Slot;
-use nest_host::ledger::staking::StakingTx;
-use nest_host::ledger::tx::{SignedTx, TRANSFER_GAS, TxBody, UnsignedTx};
-use nest_host::ledger::validators::{Member, ValidatorSet};
-use nest_host::net::SyncBlock;
-use nest_host::net::{SyncRequest, SyncResponse};
-use nest_host::node::serve::serve;
+use nest_node::ledger::staking::StakingTx;
+use nest_node::ledger::tx::{SignedTx, TRANSFER_GAS, TxBody, UnsignedTx};
+use nest_node::ledger::validators::{Member, ValidatorSet};
+use nest_node::net::SyncBlock;
+use nest_node::net::{SyncRequest, SyncResponse};
+use nest_node::node::serve::serve;
 use nest_sdk::{Hash32, PublicKey};
 use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
@@ -442,7 +442,7 @@ impl<'a> World<'a> {
             poio: self.engines.is_dpos().then_some(SIM_POIO),
             genesis_timestamp_ms: GENESIS_MS,
             node_key: node.key.public_key(),
-            markets: nest_host::ledger::market::MarketRules::new([]),
+            markets: nest_node::ledger::market::MarketRules::new([]),
         };
         let mut runtime = ChainRuntime::open(parts, &node.store).map_err(|error| error.to_string())?;
         runtime.start(&node.store, self.now_ms);
@@ -536,7 +536,7 @@ impl<'a> World<'a> {
         let sender_ahead = runtime.take_sender_ahead();
         // Gossip lowers the score of a peer whose message is rejected: an honest node
         // must never earn that from another, however far ahead or behind either is.
-        if verdict == nest_host::net::Verdict::Reject && !self.nodes[from].byzantine && !self.nodes[to].byzantine {
+        if verdict == nest_node::net::Verdict::Reject && !self.nodes[from].byzantine && !self.nodes[to].byzantine {
             let detail = format!(
                 "at {} ms node {to} rejected a message of honest node {from}: {}",
                 self.now_ms - GENESIS_MS,
@@ -642,7 +642,7 @@ impl<'a> World<'a> {
         };
         let (body, fee) = match body {
             Some(body) => {
-                let fee = nest_host::ledger::tx::gas_of(&body);
+                let fee = nest_node::ledger::tx::gas_of(&body);
                 (body, fee)
             }
             None => (TxBody::Transfer { to, amount: 1 + self.rng.below(1000) }, TRANSFER_GAS),

@@ -2,7 +2,7 @@
 //! stay fixed, the declared faults are survived over hundreds of seeds per size, runs are
 //! deterministic, and an unsafe setting is caught (so a pass means something).
 
-use nest_host::loader::LoadOptions;
+use nest_node::loader::LoadOptions;
 use nest_sim::{Engines, FaultFamily, RunSpec, run_seed, run_seeds};
 
 fn poa() -> Engines {

@@ -1,42 +1,22 @@
 //! Serve the node's admin API under `/v1/admin`: configuration, event stream, and the
 //! guards every admin route sits behind.
 //!
-//! Every admin route needs `Authorization: Bearer <token>` ([`auth`]) and is rate
-//! limited per token ([`rate`]); `api::admin_router` puts these layers around
-//! [`admin_routes`]. [`events`] is the node's event bus, [`metrics`] names every metric
-//! the node exports.
+//! Every admin route needs `Authorization: Bearer <token>` (`crate::auth`) and is rate
+//! limited per token (`crate::rate`); `server::admin_router` puts these layers around
+//! [`admin_routes`]. The event bus and the metrics are the node's (`nest_node::telemetry`).
 
-pub mod auth;
-pub mod events;
-pub mod metrics;
-pub mod rate;
+use crate::telemetry::events;
 
 use crate::api::ApiState;
+use crate::http::{EVENT_STREAMS_MAX, json_error, stream_events};
 use axum::{
     Json, Router,
-    extract::{
-        Query, State,
-        ws::{Message, WebSocket, WebSocketUpgrade},
-    },
+    extract::{Query, State, ws::WebSocketUpgrade},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
 use serde::Deserialize;
-use tokio::sync::{OwnedSemaphorePermit, broadcast};
-
-/// Event streams (`/v1/admin/events`) open at once; more are answered 503.
-pub const EVENT_STREAMS_MAX: usize = 64;
-
-/// An error answer: `{"error": "..."}` with `status`.
-pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
-}
-
-/// The answer to a missing or wrong token (the same for both).
-pub fn unauthorized() -> Response {
-    json_error(StatusCode::UNAUTHORIZED, "admin routes need the node's token: Authorization: Bearer <token>")
-}
 
 /// The admin routes, relative to `/v1/admin`, before the auth and rate-limit layers.
 ///
@@ -93,33 +73,4 @@ async fn events(
     let receiver = state.events.subscribe();
     let keep = move |event: &events::Event| event.is_about(query.chain.as_deref());
     upgrade.on_upgrade(move |socket| stream_events(socket, receiver, keep, permit))
-}
-
-/// Sends the events `keep` accepts to `socket` as JSON text frames until either side
-/// closes; the permit counts the stream against its limit while it lasts.
-pub(crate) async fn stream_events(
-    mut socket: WebSocket,
-    mut receiver: broadcast::Receiver<events::Event>,
-    keep: impl Fn(&events::Event) -> bool,
-    _permit: OwnedSemaphorePermit,
-) {
-    loop {
-        tokio::select! {
-            event = events::next_event(&mut receiver) => {
-                let Some(event) = event else { break };
-                if !keep(&event) {
-                    continue;
-                }
-                let Ok(text) = serde_json::to_string(&event) else { continue };
-                if socket.send(Message::Text(text.into())).await.is_err() {
-                    break;
-                }
-            }
-            incoming = socket.recv() => match incoming {
-                // Pings are answered by the socket itself; other frames are ignored.
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
 }

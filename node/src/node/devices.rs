@@ -76,7 +76,7 @@ impl DeviceState {
         store: &crate::store::Store,
         radio_ids: Vec<String>,
         requests: &mpsc::SyncSender<Request>,
-        events: crate::admin::events::EventBus,
+        events: crate::telemetry::events::EventBus,
     ) -> Result<DeviceState, crate::store::StoreError> {
         let readings = Readings::open(store)?;
         let sender = requests.clone();

@@ -8,9 +8,9 @@
 //! its consensus engine as `Input::Sync`: synced blocks pass the same checks as gossip.
 
 use super::{LoopState, Request, chain::ChainRuntime};
-use crate::admin::metrics;
 use crate::ledger::tx::SignedTx;
 use crate::net::{NetEvent, NetHandle, PeerId, SyncRequest, SyncResponse, Topic, Verdict};
+use crate::telemetry::metrics;
 use std::{collections::BTreeMap, sync::mpsc, time::Duration};
 
 /// How often a node asks a peer whether it is behind.

@@ -1,5 +1,5 @@
 //! Draw seeded random numbers (SplitMix64) for runs that must replay from their seed: the
-//! simulator's worlds (`nest-sim`) and the crash soak's kill schedule ([`crate::soak`]).
+//! simulator's worlds (`nest-sim`) and the crash soak's kill schedule (`nestd soak`, in `nest-host`).
 //!
 //! Written out rather than taken from a crate so that a seed means the same run on every
 //! version of every dependency: a replay command printed today must replay next year.

@@ -4,7 +4,7 @@
 //! waits: a subscriber that falls behind loses the oldest events and is told how many
 //! with a [`Event::Lagged`] event. Publishing with nobody listening costs one atomic load.
 
-use crate::node::slot::SlotStatus;
+use nest_chain::slot::SlotStatus;
 use nest_sdk::Hash32;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -232,7 +232,7 @@ mod tests {
     async fn disabled_slot_publishes_its_new_state() {
         let bus = EventBus::new();
         let mut receiver = bus.subscribe();
-        let mut slot = crate::node::slot::Slot::new((), "poa", "consensus-poa", "0.1.0", "{}");
+        let mut slot = nest_chain::slot::Slot::new((), "poa", "consensus-poa", "0.1.0", "{}");
         slot.attach_events(&(std::sync::Arc::new(bus.clone()) as nest_chain::telemetry::EventSink));
         slot.disable("panicked: boom".into());
         let expected = Event::PluginState {

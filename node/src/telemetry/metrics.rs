@@ -15,6 +15,24 @@ const SECONDS_BUCKETS: [f64; 16] =
 
 use crate::net::telemetry::{GOSSIP_TOPICS, GOSSIP_VERDICTS, SYNC_OUTCOMES};
 pub use crate::net::telemetry::{gossip_message, sync_request};
+/// Codes `nest_inputs_rejected_total` counts from the start (at zero): the request's
+/// own and the common transaction ones; rarer codes appear at their first use.
+pub const INPUT_REJECTION_CODES: &[&str] = &[
+    "malformed_request",
+    "too_many_txs",
+    "malformed",
+    "too_large",
+    "bad_signature",
+    "wrong_chain",
+    "wrong_nonce",
+    "insufficient_balance",
+    "fee_too_low",
+    "mempool_full",
+    "duplicate",
+    "sender_cap_reached",
+    "replacement_underpriced",
+];
+
 /// Lua limits that stop an evaluation.
 const LUA_LIMITS: [&str; 3] = ["instructions", "memory", "output"];
 
@@ -110,6 +128,8 @@ pub struct KnownLabels {
     pub plugins: Vec<String>,
     /// Radio ids.
     pub radios: Vec<String>,
+    /// Every reason a device frame is rejected for (`devices::pipeline::Rejection`).
+    pub device_rejections: Vec<&'static str>,
 }
 
 /// Series whose labels are fixed sets: at zero from the recorder's installation.
@@ -126,7 +146,7 @@ fn register_node_wide() {
     for outcome in SYNC_OUTCOMES {
         counter!("nest_sync_requests_total", "outcome" => outcome).absolute(0);
     }
-    for code in crate::api::INPUT_REJECTION_CODES {
+    for code in INPUT_REJECTION_CODES {
         counter!("nest_inputs_rejected_total", "reason" => *code).absolute(0);
     }
     counter!("nest_lua_evaluations_total").absolute(0);
@@ -157,9 +177,8 @@ pub fn register_known(known: &KnownLabels) {
     for radio in &known.radios {
         counter!("nest_device_frames_accepted_total", "radio" => radio.clone()).absolute(0);
         counter!("nest_radio_start_failures_total", "radio" => radio.clone()).absolute(0);
-        for reason in crate::devices::pipeline::Rejection::ALL {
-            counter!("nest_device_frames_rejected_total", "radio" => radio.clone(), "reason" => reason.code())
-                .absolute(0);
+        for reason in &known.device_rejections {
+            counter!("nest_device_frames_rejected_total", "radio" => radio.clone(), "reason" => *reason).absolute(0);
         }
     }
 }
@@ -175,7 +194,7 @@ pub fn block_committed(chain: &str, txs: usize, interval_ms: u64, latency_ms: u6
 
 /// What a chain's consensus engine last reported: its height and round as gauges, its
 /// counters as `nest_consensus_events_total{chain, event}`.
-pub fn consensus_status(chain: &str, status: &crate::node::status::ConsensusStatus) {
+pub fn consensus_status(chain: &str, status: &nest_chain::status::ConsensusStatus) {
     gauge!("nest_consensus_height", "chain" => chain.to_owned()).set(status.height as f64);
     gauge!("nest_consensus_round", "chain" => chain.to_owned()).set(f64::from(status.round));
     for (event, value) in &status.counters {
@@ -275,11 +294,11 @@ struct ChainMetrics;
 
 impl nest_chain::telemetry::Metrics for ChainMetrics {
     fn block_committed(&self, chain: &str, txs: usize, interval_ms: u64, timestamp_ms: u64) {
-        let latency_ms = crate::node::now_ms().saturating_sub(timestamp_ms);
+        let latency_ms = crate::clock::now_ms().saturating_sub(timestamp_ms);
         block_committed(chain, txs, interval_ms, latency_ms);
     }
 
-    fn consensus_status(&self, chain: &str, status: &crate::node::status::ConsensusStatus) {
+    fn consensus_status(&self, chain: &str, status: &nest_chain::status::ConsensusStatus) {
         consensus_status(chain, status);
     }
 
@@ -329,6 +348,7 @@ mod tests {
             chains: vec!["zero-chain".into()],
             plugins: vec!["zero-plugin".into()],
             radios: vec!["zero-radio".into()],
+            device_rejections: vec!["bad_signature"],
         });
         let text = handle.render();
         for series in [

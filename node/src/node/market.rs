@@ -1,12 +1,12 @@
 //! Perform market operations on the node loop: strategies (with the store) and quotes.
 
 use super::{LoopState, QueryError};
-use crate::admin::events::Event;
 use crate::ledger::market::MarketTx;
 use crate::ledger::market::{self, MarketRules};
 use crate::ledger::{BlockEnv, ChainParams, SignedTx, TxBody, TxError};
 use crate::market::{CHART_POINTS_MAX, MarketOp, PricingContext, SharedStrategies, StrategyError};
 use crate::store::Store;
+use crate::telemetry::events::Event;
 use borsh::BorshDeserialize;
 use serde_json::{Value, json};
 

@@ -13,8 +13,9 @@
 //! stream, so these have their own limit, [`BLOCK_STREAMS_MAX`], apart from the admin's.
 
 use super::{ApiError, ApiState, bad_request, off_loop};
-use crate::admin::{events::Event, json_error};
+use crate::http::json_error;
 use crate::node::recent::{BLOCK_SUMMARIES_MAX, RecentBlocks};
+use crate::telemetry::events::Event;
 use axum::{
     Extension, Json, Router,
     extract::{Path, Query, State, WebSocketUpgrade, rejection::QueryRejection},
@@ -102,7 +103,7 @@ async fn block_stream(
     };
     let receiver = state.events.subscribe();
     let keep = move |event: &Event| is_public(event) && event.is_about(query.chain.as_deref());
-    upgrade.on_upgrade(move |socket| crate::admin::stream_events(socket, receiver, keep, permit))
+    upgrade.on_upgrade(move |socket| crate::http::stream_events(socket, receiver, keep, permit))
 }
 
 /// Whether the public block stream carries `event`: committed blocks, and the notice

@@ -25,13 +25,13 @@ pub use nest_chain::slot;
 mod staking;
 pub mod status;
 
-use crate::admin::{events::EventBus, metrics};
 use crate::crypto::SecretKey;
 use crate::ledger::tx::{SignedTx, TxError};
 use crate::loader::{self, LoadOptions, LoadedLibrary, TrustStore};
 use crate::manifest::{ChainEntry, Manifest, chain_table, config_json};
 use crate::net::{NetEvent, NetHandle};
 use crate::store::Store;
+use crate::telemetry::{events::EventBus, metrics};
 use chain::{ChainLimits, ChainParts, ChainRuntime};
 use nest_sdk::{Hash32, PluginKind, PublicKey, RadioFrame, market::MarketBox, radio::RadioBox};
 use serde::Serialize;
@@ -41,7 +41,7 @@ use status::{MarketStatus, NodeStatus, PackageStatus, RadioStatus, SharedStatus}
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, RwLock, mpsc},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 use tokio::sync::oneshot;
 
@@ -50,9 +50,17 @@ pub const REQUESTS_QUEUED_MAX: usize = 1024;
 /// Longest the loop sleeps without ticking its chains.
 const TICK_FALLBACK_MS: u64 = 1000;
 
-/// Wall-clock milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+pub use crate::clock::now_ms;
+
+/// What the metrics of a node running `manifest` are labelled with: its chains, plugins
+/// and radios, and every reason the device pipeline rejects a frame for.
+pub fn known_labels(manifest: &Manifest) -> metrics::KnownLabels {
+    metrics::KnownLabels {
+        chains: manifest.chain.iter().map(|chain| chain.id.clone()).collect(),
+        plugins: manifest.plugin.iter().map(|plugin| plugin.id.clone()).collect(),
+        radios: manifest.radio.iter().map(|radio| radio.id.clone()).collect(),
+        device_rejections: crate::devices::pipeline::Rejection::ALL.iter().map(|reason| reason.code()).collect(),
+    }
 }
 
 /// A plugin package loaded under its manifest id.
@@ -815,7 +823,7 @@ impl Node {
             tracing::warn!(manifest = %manifest.file.display(), "allow_unsigned = true: plugins are loaded without signature checks");
         }
         let mut prepared = prepare(manifest).map_err(StartError::Prepare)?;
-        crate::admin::metrics::install_chain_metrics();
+        crate::telemetry::metrics::install_chain_metrics();
         let events = EventBus::new();
         let sink: nest_chain::telemetry::EventSink = Arc::new(events.clone());
         prepared.radios.iter_mut().for_each(|radio| radio.slot.attach_events(&sink));

@@ -22,12 +22,12 @@ pub mod devices;
 pub mod dpos;
 pub mod market;
 
-use crate::admin::events::EventBus;
 use crate::api::ApiState;
 use crate::crypto::SecretKey;
 use crate::node::{PluginOp, QueryError};
 use crate::node::{Request, status::SharedStatus};
 use crate::script::{EvalOutput, LuaLimits, ScriptError, Session};
+use crate::telemetry::events::EventBus;
 use axum::{
     Json,
     extract::{
@@ -153,12 +153,12 @@ pub fn evaluate(session: &Session, code: &str, cancel: &AtomicBool) -> Result<Ev
     // `market(sku):strategy(function ... end)` reads the function's source from here.
     session.lua().set_app_data(market::ChunkText(code.to_string()));
     let result = session.eval("console", code, cancel);
-    crate::admin::metrics::lua_evaluated();
+    crate::telemetry::metrics::lua_evaluated();
     match &result {
-        Err(ScriptError::InstructionLimit { .. }) => crate::admin::metrics::lua_limit_hit("instructions"),
-        Err(ScriptError::MemoryLimit { .. }) => crate::admin::metrics::lua_limit_hit("memory"),
-        Err(ScriptError::Output { .. }) => crate::admin::metrics::lua_limit_hit("output"),
-        Err(ScriptError::PatternSteps { .. }) => crate::admin::metrics::lua_limit_hit("pattern_steps"),
+        Err(ScriptError::InstructionLimit { .. }) => crate::telemetry::metrics::lua_limit_hit("instructions"),
+        Err(ScriptError::MemoryLimit { .. }) => crate::telemetry::metrics::lua_limit_hit("memory"),
+        Err(ScriptError::Output { .. }) => crate::telemetry::metrics::lua_limit_hit("output"),
+        Err(ScriptError::PatternSteps { .. }) => crate::telemetry::metrics::lua_limit_hit("pattern_steps"),
         _ => {}
     }
     result

@@ -5,7 +5,8 @@
 //! so it would not limit anything here: this is a small bucket map keyed by the SHA-256
 //! of the token a request authenticated with, bounded by [`RATE_BUCKETS_MAX`].
 
-use super::{auth::TokenId, json_error};
+use crate::auth::TokenId;
+use crate::http::json_error;
 use axum::{
     extract::{ConnectInfo, Request, State},
     http::{HeaderValue, StatusCode, header::RETRY_AFTER},
@@ -65,7 +66,7 @@ impl RateLimiter {
     }
 }
 
-/// Middleware (inside [`super::auth::require_token`]): 429 with `retry-after` when the
+/// Middleware (inside [`crate::auth::require_token`]): 429 with `retry-after` when the
 /// request's token is over its rate.
 pub async fn limit_per_token(State(limiter): State<Arc<RateLimiter>>, request: Request, next: Next) -> Response {
     let key = request.extensions().get::<TokenId>().map(|id| id.0).unwrap_or_default();

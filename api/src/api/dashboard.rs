@@ -1,5 +1,5 @@
 //! Serve the operator's web dashboard: one page and its script, style sheet and icon,
-//! compiled into the binary (`host/dashboard/`), so a node needs no files and no network
+//! compiled into the binary (`api/dashboard/`), so a node needs no files and no network
 //! to show it.
 //!
 //! `GET /` is the page; its assets live under `/dashboard/<version>/<file>`, where the
@@ -90,7 +90,7 @@ async fn index(headers: HeaderMap) -> Response {
 /// that kept the page of an earlier binary) still gets today's file, but not to keep.
 async fn asset(Path((version, file)): Path<(String, String)>) -> Response {
     let Some(asset) = ASSETS.iter().find(|asset| asset.name == file) else {
-        return crate::admin::json_error(StatusCode::NOT_FOUND, format!("no dashboard file \"{file}\""));
+        return crate::http::json_error(StatusCode::NOT_FOUND, format!("no dashboard file \"{file}\""));
     };
     let cache_control = if version == *VERSION { ASSET_CACHE_CONTROL } else { "no-cache" };
     let mut response = asset.bytes.into_response();

@@ -14,6 +14,7 @@
 
 mod block_cache;
 mod market;
+pub use devices::admin_routes as devices_admin_routes;
 pub use market::admin_routes as market_admin_routes;
 mod devices;
 mod dpos;
@@ -24,36 +25,27 @@ mod proof;
 pub use crate::node::HeaderView;
 pub use proof::TxProofView;
 
-use crate::admin::{
-    self,
-    auth::{self, Token},
-    events::EventBus,
-    json_error,
-    rate::{self, RateLimiter},
-};
+use crate::auth::Token;
+use crate::http::EVENT_STREAMS_MAX;
 use crate::ledger::{
     tx::{SignedTx, TxError},
     verify::verify_batch,
 };
 use crate::manifest::Manifest;
 use crate::node::{QueryError, Request, status::SharedStatus};
+use crate::telemetry::events::EventBus;
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, MatchedPath, Path, Query, State},
-    http::{StatusCode, header::CONTENT_TYPE},
-    middleware::{self, Next},
+    extract::{Path, Query, State},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use nest_sdk::Hash32;
 use serde::{Deserialize, Serialize};
-use std::{
-    sync::{Arc, mpsc},
-    time::Duration,
-};
+use std::sync::{Arc, mpsc};
 use tokio::sync::{Semaphore, oneshot};
-use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
 /// Most transactions in one submission.
 pub const TXS_PER_REQUEST_MAX: usize = 20_000;
@@ -73,7 +65,7 @@ pub struct ApiState {
     pub metrics: PrometheusHandle,
     /// The running manifest.
     pub manifest: Arc<Manifest>,
-    /// Open event streams, at most [`admin::EVENT_STREAMS_MAX`].
+    /// Open event streams, at most [`EVENT_STREAMS_MAX`].
     pub event_streams: Arc<Semaphore>,
     /// The node key (console sessions may sign as the node).
     pub key: Arc<crate::crypto::SecretKey>,
@@ -93,7 +85,7 @@ impl ApiState {
             token,
             metrics,
             manifest: Arc::new(node.manifest.clone()),
-            event_streams: Arc::new(Semaphore::new(admin::EVENT_STREAMS_MAX)),
+            event_streams: Arc::new(Semaphore::new(EVENT_STREAMS_MAX)),
             key: node.key.clone(),
             blocks: Arc::new(block_cache::BlockCache::default()),
             reader: node.reader.clone(),
@@ -135,49 +127,12 @@ impl ApiLimits {
     }
 }
 
-/// Codes `nest_inputs_rejected_total` counts from the start (at zero): the request's
-/// own and the common transaction ones; rarer codes appear at their first use.
-pub const INPUT_REJECTION_CODES: &[&str] = &[
-    "malformed_request",
-    "too_many_txs",
-    "malformed",
-    "too_large",
-    "bad_signature",
-    "wrong_chain",
-    "wrong_nonce",
-    "insufficient_balance",
-    "fee_too_low",
-    "mempool_full",
-    "duplicate",
-    "sender_cap_reached",
-    "replacement_underpriced",
-];
-
-/// The whole API: public routes, `/metrics`, admin routes, and the limits around them.
-pub fn router(state: ApiState, limits: &ApiLimits) -> Router {
-    let slots = Arc::new(RequestSlots {
-        semaphore: Semaphore::new(limits.concurrent_requests_max),
-        max: limits.concurrent_requests_max,
-    });
-    let per_client = Arc::new(RateLimiter::new(limits.public_requests_per_second, limits.public_burst));
-    public_routes()
-        .layer(middleware::from_fn_with_state(per_client, rate::limit_per_client))
-        .route("/metrics", get(metrics))
-        .nest("/v1/admin", admin_router(&state, limits))
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(limits.body_bytes_max))
-        // Refuses a declared Content-Length over the limit before reading any of the body.
-        .layer(RequestBodyLimitLayer::new(limits.body_bytes_max))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(limits.request_timeout_ms),
-        ))
-        .layer(middleware::from_fn_with_state(slots, shed_load))
-        .layer(middleware::from_fn(count_request))
-}
+/// The rejection codes `nest_inputs_rejected_total` counts from the start (named with the
+/// node's metrics).
+pub use crate::telemetry::metrics::INPUT_REJECTION_CODES;
 
 /// The public routes: status, blocks, accounts, transactions, and the dashboard.
-fn public_routes() -> Router<ApiState> {
+pub fn public_routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/chains/{chain}/blocks/{height}", get(block))
@@ -192,53 +147,6 @@ fn public_routes() -> Router<ApiState> {
         .merge(proof::routes())
         .merge(dpos::routes())
         .merge(dashboard::routes())
-}
-
-/// The admin routes (relative to `/v1/admin`) behind the token check and the per-token
-/// rate limit. Unknown admin paths answer 404 only to a valid token.
-pub fn admin_router(state: &ApiState, limits: &ApiLimits) -> Router<ApiState> {
-    let limiter = Arc::new(RateLimiter::new(limits.admin_requests_per_second, limits.admin_burst));
-    admin::admin_routes()
-        .merge(devices::admin_routes())
-        .fallback(admin::not_found)
-        .layer(middleware::from_fn_with_state(limiter, rate::limit_per_token))
-        .layer(middleware::from_fn_with_state(state.token.clone(), auth::require_token))
-}
-
-/// Request slots shared by every route.
-struct RequestSlots {
-    semaphore: Semaphore,
-    max: usize,
-}
-
-/// Middleware: answers 503 at once when `concurrent_requests_max` requests are in progress.
-async fn shed_load(State(slots): State<Arc<RequestSlots>>, request: axum::extract::Request, next: Next) -> Response {
-    let Ok(_permit) = slots.semaphore.try_acquire() else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("node busy: {} requests in progress, the limit; retry later", slots.max),
-        );
-    };
-    next.run(request).await
-}
-
-/// Middleware: counts each answer by route pattern and status.
-async fn count_request(request: axum::extract::Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    admin::metrics::http_request(
-        route.as_deref().unwrap_or("unmatched"),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
-
-/// `GET /metrics`: Prometheus text format.
-async fn metrics(State(state): State<ApiState>) -> Response {
-    state.metrics.run_upkeep();
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }
 
 /// An error answer: a status code and one line saying why.
@@ -262,7 +170,7 @@ impl From<QueryError> for ApiError {
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
-    admin::metrics::input_rejected("malformed_request");
+    crate::telemetry::metrics::input_rejected("malformed_request");
     ApiError(StatusCode::BAD_REQUEST, message.into())
 }
 
@@ -465,7 +373,7 @@ pub fn parse_submission(body: &[u8]) -> Result<Vec<String>, ApiError> {
         return Err(bad_request("body: give \"tx\" (one hex transaction) or \"txs\" (a list)"));
     }
     if texts.len() > TXS_PER_REQUEST_MAX {
-        admin::metrics::input_rejected("too_many_txs");
+        crate::telemetry::metrics::input_rejected("too_many_txs");
         return Err(ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("{} transactions in one request; the limit is {TXS_PER_REQUEST_MAX}", texts.len()),
@@ -514,7 +422,7 @@ pub(crate) fn merge_results(checked: Vec<Checked>, admitted: Vec<Result<(), TxEr
             match outcome {
                 Ok(()) => TxResult { index, hash, status: "accepted".into(), code: None, reason: None },
                 Err(error) => {
-                    admin::metrics::input_rejected(error.code());
+                    crate::telemetry::metrics::input_rejected(error.code());
                     TxResult {
                         index,
                         hash,

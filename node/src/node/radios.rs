@@ -6,7 +6,7 @@
 //! be lost when the queue is full).
 
 use super::{LoopState, RadioPart, Request, status::RadioStatus};
-use crate::admin::metrics;
+use crate::telemetry::metrics;
 use nest_sdk::{
     RStr, RadioFrame, SinkStatus,
     radio::{FrameSinkFfi, SKIP_REASON_BYTES_MAX, SKIP_REASONS_MAX},

@@ -60,7 +60,7 @@ impl VerifiedSignatures {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .contains(&digest(key, message, signature));
-        crate::admin::metrics::consensus_signature_checked(known);
+        crate::telemetry::metrics::consensus_signature_checked(known);
         known || crypto::verify(key, message, signature)
     }
 }

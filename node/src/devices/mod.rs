@@ -1,18 +1,15 @@
 //! Serve the node's devices: P-256 keys, the frame pipeline from radio to anchored
-//! reading, the verification pool, and the `nestd device` tools.
+//! reading, and the verification pool. The `nestd device` tools and the devnet's
+//! simulated devices are in `nest-host` (`devices::cli`, `devices::devnet`).
 //!
 //! - [`keys`]: device key files, signing as a device does, verification, key checks.
 //! - [`pipeline`]: reassembly, decoding, lookup on chain, counter checks, link stats,
 //!   reading storage and anchor batches.
 //! - [`pool`]: signature verification on worker threads, off the node loop.
-//! - [`cli`]: `nestd device keygen | uid | register | transfer | revoke | frame`.
-//! - [`devnet`]: the simulated radio and devices of `nestd up`.
 //!
 //! The device transactions themselves (register, transfer, revoke, anchor) are in
 //! `ledger::device`; the node loop's side is `node::devices`.
 
-pub mod cli;
-pub mod devnet;
 pub use nest_ledger::device_keys as keys;
 pub mod pipeline;
 pub mod pool;

@@ -5,7 +5,7 @@
 //! can read is refused. Presented tokens are compared in constant time, and a missing
 //! token gets the same answer as a wrong one.
 
-use super::unauthorized;
+use crate::http::unauthorized;
 use axum::{
     extract::{Request, State},
     http::{HeaderMap, header::AUTHORIZATION},

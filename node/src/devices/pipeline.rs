@@ -8,11 +8,11 @@
 //! accepted or rejected with one [`Rejection`] reason, counted per radio.
 
 use super::pool::{VerifyJob, VerifyPool};
-use crate::admin::events::{Event, EventBus};
 use crate::crypto::sha256;
 use crate::ledger::device::{ANCHOR_ENTRIES_MAX, AnchorEntry, DeviceRecord, device_key};
 use crate::ledger::{Ledger, merkle::merkle_root};
 use crate::store::readings::{AnchorRef, Readings, StoredReading};
+use crate::telemetry::events::{Event, EventBus};
 use nest_sdk::{
     Hash32, RadioFrame,
     device::{DeviceEnvelope, ENVELOPE_BYTES_MAX, EnvelopeError, KIND_MARKET_OFFER, KIND_READING, KIND_TRANSACTION},
@@ -310,7 +310,7 @@ impl DevicePipeline {
         let dropped = stats.timed_out + stats.evicted + stats.inconsistent;
         for _ in link.dropped_partials..dropped {
             link.stats.reject(Rejection::TruncatedFragments);
-            crate::admin::metrics::device_frame_rejected(&link.id, Rejection::TruncatedFragments.code());
+            crate::telemetry::metrics::device_frame_rejected(&link.id, Rejection::TruncatedFragments.code());
             let frame = FrameEvent { radio: &link.id, link_address: "", device: None, counter: None };
             frame.publish(&self.events, Some(Rejection::TruncatedFragments));
         }
@@ -403,7 +403,7 @@ impl DevicePipeline {
                     self.highest.insert(uid, counter);
                     let link = &mut self.links[job.radio];
                     link.stats.accepted += 1;
-                    crate::admin::metrics::device_frame_accepted(&link.id);
+                    crate::telemetry::metrics::device_frame_accepted(&link.id);
                     let frame = FrameEvent {
                         radio: &link.id,
                         link_address: &job.link_address,
@@ -471,7 +471,7 @@ impl DevicePipeline {
     ) {
         let Some(link) = self.links.get_mut(index) else { return };
         link.stats.reject(reason);
-        crate::admin::metrics::device_frame_rejected(&link.id, reason.code());
+        crate::telemetry::metrics::device_frame_rejected(&link.id, reason.code());
         tracing::debug!(radio = %link.id, from = link_address, reason = reason.code(), "device frame rejected");
         let frame = FrameEvent { radio: &link.id, link_address, device, counter };
         frame.publish(&self.events, Some(reason));

@@ -7,9 +7,9 @@
 //! request that finds it full is dropped (the peer's request fails and it asks another
 //! peer), and the network task limits each peer's request rate before that.
 
-use crate::admin::metrics;
 use crate::net::{NetHandle, ResponseToken, SyncBlock, SyncRequest, SyncResponse};
 use crate::store::{ChainStore, Store};
+use crate::telemetry::metrics;
 pub use nest_chain::serve_view::ServeView;
 use std::{
     collections::HashMap,
