@@ -418,6 +418,62 @@ fn chain_type_builds_decodes_and_inserts_units() {
     assert_eq!(chain.head().unwrap().height, 3);
 }
 
+/// The DAG chain type's package.
+const CHAIN_DAG: PluginCrate = PluginCrate { dir: "plugins/chain-dag", lib_name: "chain_dag" };
+
+/// ABI 10 across the boundary: the signed DAG chain type approves tips and makes a
+/// checkpoint's cone final in order; a chain type that keeps the SDK's defaults answers
+/// as a linear chain (one parent, its head its only tip) and refuses checkpoints.
+#[test]
+fn dag_chain_type_approves_tips_and_finalizes_a_checkpoint_across_the_boundary() {
+    let key = vendor_key(20);
+    let (_temp, dir) = packed(CHAIN_DAG, &key);
+    let library = load_ok(&dir, &key);
+    let local = host();
+    let mut chain = library.new_chain_type(r#"{"pow_bits": 8}"#, &local.host()).unwrap();
+    let request = |height: u64, proposer: PublicKey, tx: u8| BuildRequest {
+        parent: Hash32::ZERO,
+        height,
+        timestamp_ms: 1_000 + u64::from(tx),
+        proposer,
+        tx_root: Hash32([tx; 32]),
+        state_digest: Hash32::ZERO,
+        txs: vec![vec![tx].into()].into(),
+    };
+    let genesis = chain.build(request(0, PublicKey([0; 32]), 0)).unwrap();
+    let genesis = chain.decode(genesis.as_slice().into()).unwrap().to_ref();
+    chain.start(genesis).unwrap();
+    let me = local.host().public_key();
+    let mut units = Vec::new();
+    for tx in 1..=3u8 {
+        let unit = chain.build(request(1, me, tx)).unwrap();
+        chain.insert(unit.as_slice().into(), b""[..].into()).unwrap();
+        let view = chain.decode(unit.as_slice().into()).unwrap();
+        assert_eq!(chain.parents(unit.as_slice().into()).unwrap().to_vec(), vec![view.parent]);
+        units.push(view);
+    }
+    assert_eq!(chain.tips().unwrap().to_vec(), vec![units[2].hash]);
+    assert_eq!(chain.weight(genesis.hash).unwrap().into_option(), Some(4));
+    let report = chain.checkpoint(vec![units[1].hash].as_slice().into()).unwrap();
+    let order: Vec<Hash32> = report.finalized.iter().map(|unit| unit.hash).collect();
+    assert_eq!(order, vec![units[0].hash, units[1].hash]);
+    let refused = chain.checkpoint(vec![Hash32([3; 32])].as_slice().into()).into_result().unwrap_err();
+    assert!(refused.to_string().contains("does not hold"), "{refused}");
+
+    let (_fixture_temp, fixture_dir) = packed(CONSENSUS_PANIC, &key);
+    let fixture = load_ok(&fixture_dir, &key);
+    let mut linear = fixture.new_chain_type("{}", &local.host()).unwrap();
+    let start = UnitRef { height: 0, hash: Hash32::ZERO, timestamp_ms: 0 };
+    linear.start(start).unwrap();
+    let mut step = request(1, me, 1);
+    step.parent = start.hash;
+    let unit = linear.build(step).unwrap();
+    assert_eq!(linear.parents(unit.as_slice().into()).unwrap().to_vec(), vec![start.hash]);
+    assert_eq!(linear.tips().unwrap().to_vec(), vec![linear.head().unwrap().hash]);
+    assert!(linear.checkpoint(vec![start.hash].as_slice().into()).is_err());
+    assert_eq!(linear.weight(start.hash).unwrap().into_option(), None);
+}
+
 #[test]
 fn libraries_loaded_side_by_side_keep_their_own_root_modules() {
     let key = vendor_key(18);

@@ -15,7 +15,7 @@ use crate::{
 };
 use abi_stable::{
     StableAbi, sabi_trait,
-    std_types::{RBox, RResult, RSlice, RVec},
+    std_types::{RBox, ROption, RResult, RSlice, RVec},
 };
 use serde::de::DeserializeOwned;
 
@@ -137,7 +137,36 @@ pub trait ChainType: Send + Sized + 'static {
     fn attest(&mut self, _unit_hash: Hash32, _authority: PublicKey) -> Result<InsertReport, PluginError> {
         Ok(InsertReport { head: self.head(), finalized: RVec::new() })
     }
+
+    /// The units `unit` approves, its [`UnitView::parent`] first, at most
+    /// [`PARENTS_MAX`]. A linear chain's unit has one parent: the default decodes the
+    /// unit and answers that one. (ABI 10.)
+    fn parents(&self, unit: &[u8]) -> Result<Vec<Hash32>, PluginError> {
+        Ok(vec![self.decode(unit)?.parent])
+    }
+
+    /// The units no held unit approves yet: what a new unit approves, and what a
+    /// checkpoint of this chain names. A linear chain's only tip is its head. (ABI 10.)
+    fn tips(&self) -> Vec<Hash32> {
+        vec![self.head().hash]
+    }
+
+    /// A checkpoint that names `tips` was finalized by the main chain: reports the units
+    /// that became final under it, in the order the host must execute them. Only a chain
+    /// type confirmed by checkpoints (a DAG) implements it; the default refuses. (ABI 10.)
+    fn checkpoint(&mut self, _tips: &[Hash32]) -> Result<InsertReport, PluginError> {
+        Err(PluginError::rejected("this chain type is not confirmed by checkpoints"))
+    }
+
+    /// A held unit's cumulative weight (1 + the units that approve it directly or
+    /// indirectly), or `None` where the chain type does not weigh units. (ABI 10.)
+    fn weight(&self, _unit: Hash32) -> Option<u64> {
+        None
+    }
 }
+
+/// Most parents one unit may approve, in every chain type (ABI 10).
+pub const PARENTS_MAX: usize = 8;
 
 /// The FFI face of a chain type instance.
 #[sabi_trait]
@@ -161,6 +190,27 @@ pub trait ChainTypeFfi: Send {
     /// See [`ChainType::attest`].
     #[sabi(last_prefix_field)]
     fn attest(&mut self, unit_hash: Hash32, authority: PublicKey) -> RResult<InsertReport, PluginError>;
+    // ABI 10: the methods below are optional in the vtable. A plugin built before them
+    // lacks them, and a call falls back to the body here, which answers as a linear
+    // chain does.
+    /// See [`ChainType::parents`].
+    fn parents(&self, unit: RSlice<'_, u8>) -> RResult<RVec<Hash32>, PluginError> {
+        self.decode(unit).map(|view| RVec::from(vec![view.parent]))
+    }
+    /// See [`ChainType::tips`].
+    fn tips(&self) -> RResult<RVec<Hash32>, PluginError> {
+        self.head().map(|head| RVec::from(vec![head.hash]))
+    }
+    /// See [`ChainType::checkpoint`].
+    fn checkpoint(&mut self, tips: RSlice<'_, Hash32>) -> RResult<InsertReport, PluginError> {
+        let _ = tips;
+        RResult::RErr(PluginError::rejected("this chain type is not confirmed by checkpoints"))
+    }
+    /// See [`ChainType::weight`].
+    fn weight(&self, unit: Hash32) -> RResult<ROption<u64>, PluginError> {
+        let _ = unit;
+        RResult::ROk(ROption::RNone)
+    }
 }
 
 /// An owned chain type instance behind the boundary.
@@ -196,5 +246,26 @@ impl<C: ChainType> ChainTypeFfi for ChainTypeAdapter<C> {
     }
     fn attest(&mut self, unit_hash: Hash32, authority: PublicKey) -> RResult<InsertReport, PluginError> {
         guard(|| self.0.attest(unit_hash, authority))
+    }
+    fn parents(&self, unit: RSlice<'_, u8>) -> RResult<RVec<Hash32>, PluginError> {
+        guard(|| {
+            let parents = self.0.parents(unit.as_slice())?;
+            if parents.is_empty() || parents.len() > PARENTS_MAX {
+                return Err(PluginError::failed(format!(
+                    "the chain type named {} parents for a unit; 1 to {PARENTS_MAX} are allowed",
+                    parents.len()
+                )));
+            }
+            Ok(RVec::from(parents))
+        })
+    }
+    fn tips(&self) -> RResult<RVec<Hash32>, PluginError> {
+        guard(|| Ok(RVec::from(self.0.tips())))
+    }
+    fn checkpoint(&mut self, tips: RSlice<'_, Hash32>) -> RResult<InsertReport, PluginError> {
+        guard(|| self.0.checkpoint(tips.as_slice()))
+    }
+    fn weight(&self, unit: Hash32) -> RResult<ROption<u64>, PluginError> {
+        guard(|| Ok(self.0.weight(unit).into()))
     }
 }

@@ -36,7 +36,7 @@ pub mod types;
 pub use abi_stable;
 pub use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 pub use borsh;
-pub use chain::{BuildRequest, ChainType, InsertReport, UnitRef, UnitView};
+pub use chain::{BuildRequest, ChainType, InsertReport, PARENTS_MAX, UnitRef, UnitView};
 pub use config::ConfigError;
 pub use consensus::{
     ConsensusEngine, Counter, Effect, EngineStatus, Input, LastCommit, Persisted, RoundValue, SignedBytes,
@@ -63,8 +63,10 @@ pub use types::{Hash32, PublicKey, Signature};
 /// [`radio::FrameSinkFfi::skipped`], a defaulted method at the end of the sink's vtable;
 /// 8 added [`consensus::Effect::Behind`] and [`consensus::Effect::Ignore`]; 9 added
 /// [`PluginModule::consensus_message_signatures`], a field at the end of the root module
-/// that older libraries lack).
-pub const ABI_VERSION: u32 = 9;
+/// that older libraries lack; 10 added the chain type's [`chain::ChainTypeFfi::parents`],
+/// `tips`, `checkpoint` and `weight` for chains of several parents, optional methods at
+/// the end of its vtable that answer as a linear chain when a plugin lacks them).
+pub const ABI_VERSION: u32 = 10;
 
 /// The oldest plugin ABI this SDK's host still loads: packages declaring an `sdk_abi`
 /// from this up to [`ABI_VERSION`] are accepted. ABI 5 is the first whose boundary enums

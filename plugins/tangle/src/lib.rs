@@ -17,8 +17,8 @@
 use nest_sdk::Hash32;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-/// Most parents one unit approves.
-pub const PARENTS_MAX: usize = 8;
+/// Most parents one unit approves: the SDK's bound for every chain type.
+pub const PARENTS_MAX: usize = nest_sdk::PARENTS_MAX;
 /// Most units one tangle holds (the units above the last final checkpoint are bounded
 /// by the chain type well below this).
 pub const UNITS_MAX: usize = 1_000_000;
