@@ -12,6 +12,11 @@ use std::path::PathBuf;
 /// Options of `nestd sim`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimOptions {
+    /// The chain type: `linear` (a main chain under `--consensus`) or `dag` (the
+    /// chain-dag tangle, confirmed by checkpoints; `--heights` counts checkpoints and
+    /// `--interval-ms` is the time between them).
+    #[arg(long, default_value = "linear")]
+    pub chain: String,
     /// The consensus engine: `poa`, `bft` or `dpos` (built in), or a signed package directory.
     #[arg(long, default_value = "poa")]
     pub consensus: String,
@@ -109,6 +114,11 @@ pub fn prepare(options: &SimOptions) -> Result<(RunSpec, Engines), String> {
 /// Runs `nestd sim`; an error (or a violation) makes the exit status non-zero.
 pub fn run(options: &SimOptions) -> Result<(), String> {
     let seeds = parse_seeds(&options.seeds)?;
+    match options.chain.as_str() {
+        "linear" => {}
+        "dag" => return run_dag(options, seeds),
+        other => return Err(format!("--chain {other}: expected linear or dag")),
+    }
     let (spec, engines) = prepare(options)?;
     let untolerated: Vec<&FaultFamily> =
         spec.faults.iter().filter(|family| !engines.tolerated().contains(family)).collect();
@@ -131,9 +141,58 @@ pub fn run(options: &SimOptions) -> Result<(), String> {
     } else {
         run_seeds(&spec, &engines, seeds, progress)
     };
-    print_summary(&report);
-    if let Some(path) = &options.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    finish(&report, options.json.as_deref())
+}
+
+/// `nestd sim --chain dag`.
+fn run_dag(options: &SimOptions, seeds: std::ops::Range<u64>) -> Result<(), String> {
+    if !(1..=64).contains(&options.nodes) {
+        return Err(format!("--nodes {}: between 1 and 64", options.nodes));
+    }
+    if !(4..=10_000).contains(&options.heights) {
+        return Err(format!("--heights {}: between 4 and 10000 checkpoints", options.heights));
+    }
+    if !(50..=60_000).contains(&options.interval_ms) {
+        return Err(format!("--interval-ms {}: between 50 and 60000", options.interval_ms));
+    }
+    let faults = parse_families(&options.faults, &crate::dag::DAG_FAULTS)?;
+    let spec = crate::dag::DagSpec {
+        nodes: options.nodes,
+        checkpoints: options.heights,
+        interval_ms: options.interval_ms,
+        faults,
+    };
+    let families: Vec<&str> = spec.faults.iter().map(|family| family.name()).collect();
+    let replay = |seed: u64| {
+        format!(
+            "nestd sim --chain dag --nodes {} --heights {} --interval-ms {} --faults {} --seeds {seed}..{}",
+            spec.nodes,
+            spec.checkpoints,
+            spec.interval_ms,
+            if families.is_empty() { "none".to_string() } else { families.join(",") },
+            seed + 1
+        )
+    };
+    let progress = |outcome: &crate::dag::DagOutcome| {
+        if let Some(first) = outcome.violations.first() {
+            println!(
+                "seed {} FAILED {}: {}\n  replay: {}",
+                outcome.seed,
+                first.kind,
+                first.detail,
+                replay(outcome.seed)
+            );
+        }
+    };
+    let report = crate::dag::run_seeds(&spec, seeds, options.jobs, progress);
+    finish(&report, options.json.as_deref())
+}
+
+/// Prints the summary, writes the JSON report when asked, and fails on a violation.
+fn finish(report: &Report, json: Option<&std::path::Path>) -> Result<(), String> {
+    print_summary(report);
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }
     if report.violations.is_empty() {

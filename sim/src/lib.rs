@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod dag;
 pub mod engine;
 pub mod faults;
 pub mod rng;

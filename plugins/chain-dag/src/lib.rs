@@ -43,6 +43,9 @@ nest_sdk::export_plugin! {
 /// Format version of [`DagChain::snapshot`].
 pub const SNAPSHOT_VERSION: u8 = 1;
 
+/// Most tips one checkpoint names: a main-chain transaction's worth (2 KiB of hashes).
+pub const CHECKPOINT_TIPS_MAX: usize = 64;
+
 /// Walks tried per approval before a unit settles for fewer distinct parents.
 const WALKS_PER_APPROVAL: u32 = 4;
 
@@ -237,14 +240,28 @@ impl DagChain {
         Ok((unit, hash))
     }
 
-    /// The tips a new unit approves: up to `approvals` distinct ends of weighted walks
-    /// from the entry unit, the entry itself when no walk ends elsewhere.
+    /// The tips a new unit approves. The first (its trunk) is the end of IOTA's weighted
+    /// walk from the entry unit; with two or more approvals, the next is the oldest tip
+    /// (lowest height, then smallest hash), so that no tip is left behind: a walk from the
+    /// entry never reaches a tip that does not approve the entry, and such tips would
+    /// otherwise wait for a checkpoint to name them. Further approvals are more walks.
     fn select_parents(&self, state: &State, seed: u64) -> Vec<Hash32> {
         let mut random = SplitMix64(seed);
         let wanted = self.config.approvals as usize;
         let mut parents: Vec<Hash32> = Vec::with_capacity(wanted);
+        let trunk = state.tangle.walk(&state.entry, self.config.alpha, || random.next()).unwrap_or(state.entry);
+        parents.push(trunk);
+        let oldest = state.tangle.tips().into_iter().filter(|tip| *tip != trunk).min_by_key(|tip| {
+            let height = state.held.get(tip).map_or(0, |held| held.height);
+            (height, tip.0)
+        });
+        if wanted > 1
+            && let Some(oldest) = oldest
+        {
+            parents.push(oldest);
+        }
         for _ in 0..self.config.approvals.saturating_mul(WALKS_PER_APPROVAL) {
-            if parents.len() == wanted {
+            if parents.len() >= wanted {
                 break;
             }
             if let Some(tip) = state.tangle.walk(&state.entry, self.config.alpha, || random.next())
@@ -252,9 +269,6 @@ impl DagChain {
             {
                 parents.push(tip);
             }
-        }
-        if parents.is_empty() {
-            parents.push(state.entry);
         }
         parents
     }
@@ -445,9 +459,9 @@ impl ChainType for DagChain {
     }
 
     fn checkpoint(&mut self, tips: &[Hash32]) -> Result<InsertReport, PluginError> {
-        if tips.is_empty() || tips.len() > PARENTS_MAX {
+        if tips.is_empty() || tips.len() > CHECKPOINT_TIPS_MAX {
             return Err(PluginError::rejected(format!(
-                "a checkpoint names 1 to {PARENTS_MAX} tips, not {}",
+                "a checkpoint names 1 to {CHECKPOINT_TIPS_MAX} tips, not {}",
                 tips.len()
             )));
         }

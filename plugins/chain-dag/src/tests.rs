@@ -253,7 +253,7 @@ fn a_checkpoint_makes_its_cone_final_once_in_one_order() {
     assert!(again.finalized.is_empty(), "nothing is final twice");
     let message = rejection(chain.checkpoint(&[Hash32([7; 32])]));
     assert!(message.contains("does not hold"), "{message}");
-    assert!(rejection(chain.checkpoint(&[])).contains("1 to 8 tips"));
+    assert!(rejection(chain.checkpoint(&[])).contains("1 to 64 tips"));
 }
 
 #[test]
