@@ -21,6 +21,7 @@ pub mod reassembler;
 pub mod seeds;
 pub mod steps;
 pub mod tx;
+pub mod unit_dag;
 pub mod unit_linear;
 
 /// A target: its name and the function its binary calls.
@@ -30,6 +31,7 @@ pub type Target = (&'static str, fn(&[u8]));
 pub const TARGETS: &[Target] = &[
     ("tx", tx::run),
     ("unit_linear", unit_linear::run),
+    ("unit_dag", unit_dag::run),
     ("consensus_poa", consensus_poa::run),
     ("consensus_bft", consensus_bft::run),
     ("certificate", certificate::run),

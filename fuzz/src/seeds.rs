@@ -7,7 +7,7 @@ use crate::{
     engine::{self, Fixture},
     reassembler,
     steps::step,
-    unit_linear,
+    unit_dag, unit_linear,
 };
 use consensus_bft::{Body, Envelope, Proposal, SignedProposal, Vote, VoteKind};
 use consensus_poa::{FinalityProof, PoaMessage, Seal};
@@ -38,6 +38,7 @@ pub fn all() -> Vec<Seed> {
     };
     add("tx", tx());
     add("unit_linear", unit_linear());
+    add("unit_dag", unit_dag());
     add("consensus_poa", consensus_poa());
     add("consensus_bft", consensus_bft());
     add("certificate", certificate());
@@ -164,6 +165,51 @@ fn unit_linear() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         ("orphan-and-garbage", chain(0, vec![step(INSERT, two), step(DECODE, &[0xFF; 16]), step(RESTORE, &[3, 1])])),
+    ]
+}
+
+/// Three units on the fuzzed DAG's genesis, each approving the one before, as the fuzzed
+/// node built them.
+fn dag_units() -> Vec<Vec<u8>> {
+    let host = unit_dag::host();
+    let mut chain = chain_dag::DagChain::new(unit_dag::config(), host.host()).expect("config");
+    chain.start(unit_dag::genesis()).expect("start");
+    (1..=3u64)
+        .map(|i| {
+            let request = BuildRequest {
+                parent: Hash32::ZERO,
+                height: 1,
+                timestamp_ms: 1_000 + i,
+                proposer: host.host().public_key(),
+                tx_root: Hash32([i as u8; 32]),
+                state_digest: Hash32::ZERO,
+                txs: vec![signed(TxBody::Transfer { to: PublicKey([9; 32]), amount: i }, i).encode().into()].into(),
+            };
+            let bytes = chain.build(request).expect("build");
+            chain.insert(&bytes, &[]).expect("insert");
+            bytes
+        })
+        .collect()
+}
+
+fn unit_dag() -> Vec<(&'static str, Vec<u8>)> {
+    use unit_dag::{CHECKPOINT, DECODE, INSERT, RESTORE, SNAPSHOT, VALIDATE};
+    let units = dag_units();
+    vec![
+        (
+            "three-units-and-a-checkpoint",
+            [
+                step(VALIDATE, &units[0]),
+                step(INSERT, &units[0]),
+                step(INSERT, &units[1]),
+                step(INSERT, &units[2]),
+                step(CHECKPOINT, &[2]),
+                step(SNAPSHOT, &[]),
+                step(CHECKPOINT, &[3]),
+            ]
+            .concat(),
+        ),
+        ("orphan-and-garbage", [step(INSERT, &units[1]), step(DECODE, &[0xFF; 16]), step(RESTORE, &[1, 0])].concat()),
     ]
 }
 

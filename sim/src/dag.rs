@@ -40,6 +40,8 @@ const BALANCE: u64 = 1_000_000;
 const POW_BITS: u32 = 6;
 /// Checkpoints after the last fault with no faults, so that every node's tips get named.
 const DRAIN_EXTRA: u64 = 3;
+/// Intervals after the last checkpoint in which nodes may still fetch what it names.
+const RECOVERY_INTERVALS: u64 = 3;
 
 /// What one DAG run is.
 #[derive(Clone, Debug)]
@@ -195,7 +197,7 @@ impl DagWorld {
     /// Runs to the end and checks what must hold there.
     pub fn run(mut self) -> DagOutcome {
         while let Some(Reverse((at_ms, _, event))) = self.queue.pop() {
-            if at_ms > self.end_ms + self.spec.interval_ms {
+            if at_ms > self.stop_ms() {
                 break;
             }
             self.now_ms = at_ms;
@@ -229,7 +231,8 @@ impl DagWorld {
             Event::Decide { number } => self.decide(number),
             Event::Learn { node, number, tips } => {
                 self.nodes[node].learnt.insert(number, tips);
-                self.execute_learnt(node);
+                let missing = self.execute_learnt(node);
+                self.fetch_from_all(node, missing);
             }
             Event::Retry { node } => self.retry(node),
         }
@@ -363,19 +366,23 @@ impl DagWorld {
         }
     }
 
-    /// Executes the learnt checkpoints in order while their units are held.
-    fn execute_learnt(&mut self, node: usize) {
+    /// Executes the learnt checkpoints in order while their units are held; returns the
+    /// units the next one names that are not held.
+    fn execute_learnt(&mut self, node: usize) -> Vec<Hash32> {
         loop {
             let next = self.nodes[node].executed + 1;
-            let Some(tips) = self.nodes[node].learnt.get(&next).cloned() else { return };
+            let Some(tips) = self.nodes[node].learnt.get(&next).cloned() else { return Vec::new() };
             match self.nodes[node].runtime.checkpoint(&tips) {
                 Ok(outcome) => {
                     self.nodes[node].learnt.remove(&next);
                     self.nodes[node].executed = next;
                     self.compare(node, outcome);
                 }
-                Err(DagError::Missing(_)) => return,
-                Err(error) => return self.fail("checkpoint", format!("node {node}, checkpoint {next}: {error}")),
+                Err(DagError::Missing(missing)) => return missing,
+                Err(error) => {
+                    self.fail("checkpoint", format!("node {node}, checkpoint {next}: {error}"));
+                    return Vec::new();
+                }
             }
         }
     }
@@ -406,8 +413,11 @@ impl DagWorld {
 
     /// Asks a peer again for what this node lacks: the units its next checkpoint names,
     /// and its orphans' parents.
+    /// Asks every peer again for what this node lacks: the units its next checkpoint
+    /// names, and its orphans' parents. (Asking one random peer let a node that lacked a
+    /// chain of units only one peer held fall behind for good: seed 2513.)
     fn retry(&mut self, node: usize) {
-        if self.now_ms < self.end_ms {
+        if self.now_ms < self.stop_ms() {
             self.schedule(self.now_ms + self.spec.interval_ms / 2, Event::Retry { node });
         }
         let next = self.nodes[node].executed + 1;
@@ -415,11 +425,22 @@ impl DagWorld {
         if let Some(tips) = self.nodes[node].learnt.get(&next) {
             wanted.extend(tips.iter().filter(|tip| !self.nodes[node].runtime.holds(tip)));
         }
-        if wanted.is_empty() || self.nodes.len() < 2 {
+        self.fetch_from_all(node, wanted);
+    }
+
+    fn fetch_from_all(&mut self, node: usize, wanted: Vec<Hash32>) {
+        if wanted.is_empty() {
             return;
         }
-        let holder = (node + 1 + self.rng.below(self.nodes.len() as u64 - 1) as usize) % self.nodes.len();
-        self.send(node, holder, Event::Fetch { holder, asker: node, wanted });
+        for holder in (0..self.nodes.len()).filter(|holder| *holder != node) {
+            self.send(node, holder, Event::Fetch { holder, asker: node, wanted: wanted.clone() });
+        }
+    }
+
+    /// When the run stops: time after the last checkpoint for the slowest node to fetch
+    /// what it names.
+    fn stop_ms(&self) -> u64 {
+        self.end_ms + RECOVERY_INTERVALS * self.spec.interval_ms
     }
 
     fn check_end(&mut self) {

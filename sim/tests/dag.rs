@@ -49,3 +49,12 @@ fn the_seeds_that_left_tips_behind_stay_clean() {
     run_clean(&spec(4), 1..2);
     run_clean(&spec(7), 1_001..1_002);
 }
+
+/// Seed 2513 (4 nodes, 50 checkpoints) found a node that asked one random peer for the
+/// units a checkpoint named, and fell behind for good when only another peer held them:
+/// a node now asks every peer, at once when it learns the checkpoint and on each retry.
+#[test]
+fn the_seed_that_starved_a_fetching_node_stays_clean() {
+    let spec = DagSpec { checkpoints: 50, ..spec(4) };
+    run_clean(&spec, 2_513..2_514);
+}
