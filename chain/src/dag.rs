@@ -108,19 +108,7 @@ pub struct CheckpointOutcome {
     pub state_digest: Hash32,
 }
 
-/// What a DAG chain's genesis unit is built from: no parent, no transactions, the genesis
-/// ledger's digest and time. Every node builds it alike from the manifest.
-pub fn genesis_request(ledger: &Ledger, timestamp_ms: u64) -> BuildRequest {
-    BuildRequest {
-        parent: Hash32::ZERO,
-        height: 0,
-        timestamp_ms,
-        proposer: PublicKey::default(),
-        tx_root: merkle_root(&[]),
-        state_digest: ledger.state_digest(),
-        txs: RVec::new(),
-    }
-}
+pub use crate::runtime::genesis_request;
 
 /// A DAG chain's units, its ledger and its checkpoints.
 pub struct DagRuntime {

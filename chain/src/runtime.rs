@@ -188,6 +188,21 @@ pub enum ChainError {
     },
 }
 
+/// What a chain's genesis unit is built from: no parent, no transactions, the genesis
+/// ledger's digest and time. Every node builds it alike from the manifest, for a linear
+/// chain and a DAG alike.
+pub fn genesis_request(ledger: &Ledger, timestamp_ms: u64) -> BuildRequest {
+    BuildRequest {
+        parent: Hash32::ZERO,
+        height: 0,
+        timestamp_ms,
+        proposer: PublicKey::default(),
+        tx_root: merkle_root(&[]),
+        state_digest: ledger.state_digest(),
+        txs: RVec::new(),
+    }
+}
+
 /// Builds the genesis block of a chain in memory: its bytes, view and ledger.
 pub fn build_genesis(parts: &mut ChainParts) -> Result<(Vec<u8>, nest_sdk::UnitView, Ledger), String> {
     let timestamp_ms = parts.genesis_timestamp_ms;
@@ -210,15 +225,7 @@ pub fn build_genesis(parts: &mut ChainParts) -> Result<(Vec<u8>, nest_sdk::UnitV
         .chain(parts.dpos.iter().map(DposParams::record))
         .chain(parts.poio.iter().map(nest_ledger::ledger::poio::PoioParams::record));
     let ledger = Ledger::from_state(accounts, records);
-    let request = BuildRequest {
-        parent: Hash32::ZERO,
-        height: 0,
-        timestamp_ms,
-        proposer: PublicKey::default(),
-        tx_root: merkle_root(&[]),
-        state_digest: ledger.state_digest(),
-        txs: RVec::new(),
-    };
+    let request = genesis_request(&ledger, timestamp_ms);
     let chain_type = &mut parts.chain_type;
     let bytes = chain_type.call(|c| c.build(request)).map_err(|e| format!("building genesis: {e}"))?.into_vec();
     let view = chain_type.call(|c| c.decode(bytes.as_slice().into())).map_err(|e| format!("decoding genesis: {e}"))?;
